@@ -1,0 +1,135 @@
+package dev.headroom.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.tiling.TileGrid;
+import dev.headroom.models.Model;
+import dev.headroom.models.image.ImageFiles;
+import dev.headroom.runtime.GraphRunner;
+import dev.headroom.runtime.ImageUpscaler;
+import dev.headroom.runtime.TiledUpscaler;
+import dev.headroom.runtime.cpu.CpuOps;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "upscale", mixinStandardHelpOptions = true,
+        description = "Upscales images tile by tile. Without --model, uses idealo's RDN psnr-small x2 (fetched with npm on first use).")
+final class UpscaleCommand implements Callable<Integer> {
+
+    enum Device { auto, cpu, cuda }
+
+    @Parameters(paramLabel = "IN", arity = "1..*", description = "PNG or JPEG images")
+    List<Path> inputs;
+
+    @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT",
+            description = "Output PNG, or a folder (required for several inputs): IN's name with -xN.png")
+    Path output;
+
+    @Option(names = "--model", paramLabel = "FILE", description = "Model file (.safetensors, .pth/.pt, .h5, TF.js model.json)")
+    Path model;
+
+    @Option(names = "--tile", paramLabel = "N", defaultValue = "256", description = "Tile size in input pixels (default: ${DEFAULT-VALUE})")
+    int tile;
+
+    @Option(names = "--overlap", paramLabel = "N", defaultValue = "16", description = "Pixels neighbouring tiles share, blended (default: ${DEFAULT-VALUE})")
+    int overlap;
+
+    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
+    Device device;
+
+    @Option(names = "--max-pixels", paramLabel = "N", defaultValue = "100000000", description = "Refuse inputs with more pixels (default: ${DEFAULT-VALUE})")
+    long maxPixels;
+
+    @Option(names = {"-q", "--quiet"}, description = "No progress bar")
+    boolean quiet;
+
+    @Option(names = "--json", description = "Print a machine-readable summary on stdout")
+    boolean json;
+
+    @Option(names = {"-v", "--verbose"}, description = "Stack traces on errors")
+    boolean verbose;
+
+    @Override
+    public Integer call() throws IOException {
+        if (device == Device.cuda) {
+            throw new Main.UsageError("--device cuda: the CUDA backend is not built yet; use --device cpu (or auto)");
+        }
+        if (tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
+        if (overlap < 0 || overlap >= tile) throw new Main.UsageError("--overlap " + overlap + " must be at least 0 and less than --tile (" + tile + ")");
+        boolean toFolder = Files.isDirectory(output) || inputs.size() > 1;
+        if (toFolder && !Files.isDirectory(output)) {
+            throw new Main.UsageError(inputs.size() + " inputs need -o to be an existing folder; " + output + " is not one");
+        }
+        Path outDir = toFolder ? output : output.toAbsolutePath().getParent();
+        if (outDir == null || !Files.isDirectory(outDir) || !Files.isWritable(outDir)) {
+            throw new Main.UsageError("cannot write " + output + ": folder " + outDir + " does not exist or is not writable");
+        }
+        for (Path in : inputs) {
+            if (!Files.isRegularFile(in)) throw new Main.UsageError(in + ": no such file");
+        }
+
+        long t0 = System.nanoTime();
+        Model m = ModelOption.load(model);
+        double loadSeconds = (System.nanoTime() - t0) / 1e9;
+        ImageUpscaler up = new ImageUpscaler(
+                new TiledUpscaler(new GraphRunner(m.graph(), m.weights(), new CpuOps()), m.valueRange()), m.graph().inputChannels());
+        boolean bar = !quiet && !json && ProgressBar.terminal();
+
+        List<Map<String, Object>> results = new ArrayList<>();
+        for (Path in : inputs) {
+            Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + ".png") : output;
+            long t1 = System.nanoTime();
+            FloatImage img = ImageFiles.read(in, maxPixels);
+            int tiles = TileGrid.count(img.width(), img.height(), tile, overlap);
+            FloatImage result = up.upscale(img, tile, overlap, bar ? new ProgressBar(System.err, in.getFileName().toString()) : null);
+            ImageFiles.writePng(result, out);
+            double secs = (System.nanoTime() - t1) / 1e9;
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("input", in.toString());
+            r.put("output", out.toString());
+            r.put("width", img.width());
+            r.put("height", img.height());
+            r.put("channels", img.channels());
+            r.put("out_width", result.width());
+            r.put("out_height", result.height());
+            r.put("tiles", tiles);
+            r.put("seconds", Math.round(secs * 1000) / 1000.0);
+            results.add(r);
+            if (!json && !quiet) {
+                System.err.printf("%s -> %s (%dx%d -> %dx%d, %d tiles, %.2f s)%n", in, out, img.width(), img.height(),
+                        result.width(), result.height(), tiles, secs);
+            }
+        }
+        if (json) {
+            Map<String, Object> summary = new LinkedHashMap<>();
+            summary.put("model", m.file().toString());
+            summary.put("architecture", m.family());
+            summary.put("scale", m.scale());
+            summary.put("device", "cpu");
+            summary.put("tile", tile);
+            summary.put("overlap", overlap);
+            summary.put("model_load_seconds", Math.round(loadSeconds * 1000) / 1000.0);
+            summary.put("peak_activation_bytes", up.peakActivationBytes());
+            summary.put("weight_bytes", m.parameters() * 4);
+            summary.put("images", results);
+            System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(summary));
+        }
+        return 0;
+    }
+
+    private static String stem(Path p) {
+        String n = p.getFileName().toString();
+        int dot = n.lastIndexOf('.');
+        return dot > 0 ? n.substring(0, dot) : n;
+    }
+}

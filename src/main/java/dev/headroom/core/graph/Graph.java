@@ -1,0 +1,158 @@
+package dev.headroom.core.graph;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * A static image-model graph: nodes in topological order (node i reads only nodes before i),
+ * node 0 is the input, one output. Channel counts are checked and known at build time; spatial
+ * sizes follow from the input's at run time. Immutable.
+ */
+public final class Graph {
+    private final List<Node> nodes;
+    private final int[] channels;
+    private final int output;
+
+    Graph(List<Node> nodes, int[] channels, int output) {
+        this.nodes = List.copyOf(nodes);
+        this.channels = channels.clone();
+        this.output = output;
+    }
+
+    public List<Node> nodes() {
+        return nodes;
+    }
+
+    public Node node(int id) {
+        return nodes.get(id);
+    }
+
+    public int size() {
+        return nodes.size();
+    }
+
+    public int output() {
+        return output;
+    }
+
+    public int inputChannels() {
+        return channels[0];
+    }
+
+    public int outputChannels() {
+        return channels[output];
+    }
+
+    /** Channel count of node {@code id}'s output. */
+    public int channels(int id) {
+        return channels[id];
+    }
+
+    /** Output height of every node for an input of height h (index = node id). */
+    public int[] heights(int h) {
+        int[] out = new int[nodes.size()];
+        for (Node n : nodes) {
+            out[n.id()] = n.id() == 0 ? h : n.op().outHeight(out[n.input(0)]);
+        }
+        return out;
+    }
+
+    /** Output width of every node for an input of width w. */
+    public int[] widths(int w) {
+        int[] out = new int[nodes.size()];
+        for (Node n : nodes) {
+            out[n.id()] = n.id() == 0 ? w : n.op().outWidth(out[n.input(0)]);
+        }
+        return out;
+    }
+
+    /** Spatial scale from input to output (2 for an x2 upscaler). */
+    public int scale() {
+        int probe = 96;
+        return heights(probe)[output] / probe;
+    }
+
+    /** Ids of the nodes that read each node's output. */
+    public List<List<Integer>> consumers() {
+        List<List<Integer>> c = new ArrayList<>();
+        for (int i = 0; i < nodes.size(); i++) c.add(new ArrayList<>());
+        for (Node n : nodes) {
+            for (int in : n.inputs()) c.get(in).add(n.id());
+        }
+        c.replaceAll(Collections::unmodifiableList);
+        return Collections.unmodifiableList(c);
+    }
+
+    /** All weight names the graph needs bound. */
+    public Set<String> weightNames() {
+        Set<String> names = new LinkedHashSet<>();
+        for (Node n : nodes) {
+            if (n.op() instanceof Op.Conv2d c) {
+                names.add(c.weight());
+                if (c.bias() != null) names.add(c.bias());
+                if (c.act().preluWeight() != null) names.add(c.act().preluWeight());
+            } else if (n.op() instanceof Op.Activation a && a.act().preluWeight() != null) {
+                names.add(a.act().preluWeight());
+            }
+        }
+        return names;
+    }
+
+    /**
+     * How far, in input pixels, an output pixel can see: the sum of convolution radii along the
+     * deepest path, each divided by the upsampling applied before it. Tiles need at least this much
+     * overlap to be exact away from the image border.
+     */
+    public double receptiveRadius() {
+        double[] radius = new double[nodes.size()];
+        double[] scale = new double[nodes.size()];
+        for (Node n : nodes) {
+            int id = n.id();
+            if (id == 0) {
+                scale[0] = 1;
+                continue;
+            }
+            double r = 0;
+            for (int in : n.inputs()) r = Math.max(r, radius[in]);
+            double s = scale[n.input(0)];
+            switch (n.op()) {
+                case Op.Conv2d c -> r += (Math.max(c.kh(), c.kw()) - 1) / 2.0 / s;
+                case Op.UpsampleNearest u -> s *= u.factor();
+                case Op.PixelShuffle p -> s *= p.factor();
+                case Op.PixelUnshuffle p -> s /= p.factor();
+                default -> { }
+            }
+            radius[id] = r;
+            scale[id] = s;
+        }
+        return radius[output];
+    }
+
+    public long convCount() {
+        return nodes.stream().filter(n -> n.op() instanceof Op.Conv2d).count();
+    }
+
+    /** Multiply-adds per input pixel, times two: the FLOPs of one input pixel. */
+    public double flopsPerInputPixel() {
+        int probe = 96;
+        int[] h = heights(probe);
+        int[] w = widths(probe);
+        double flops = 0;
+        for (Node n : nodes) {
+            if (n.op() instanceof Op.Conv2d c) {
+                flops += 2.0 * h[n.id()] * w[n.id()] * c.kh() * c.kw() * c.cin() * c.cout();
+            }
+        }
+        return flops / ((double) probe * probe);
+    }
+
+    @Override
+    public String toString() {
+        StringBuilder sb = new StringBuilder();
+        for (Node n : nodes) sb.append(n).append(" -> ").append(channels[n.id()]).append("ch\n");
+        return sb.toString();
+    }
+}

@@ -1,0 +1,91 @@
+package dev.headroom.core.graph;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Builds a {@link Graph} node by node, checking channel counts as it goes, so that a model file
+ * whose weights do not fit its graph fails here with the layer's name rather than inside an op.
+ */
+public final class GraphBuilder {
+    private final List<Node> nodes = new ArrayList<>();
+    private final List<Integer> channels = new ArrayList<>();
+
+    public GraphBuilder(int inputChannels) {
+        add(new Op.Input(inputChannels), "input", new int[0], inputChannels);
+    }
+
+    public int input() {
+        return 0;
+    }
+
+    public int channels(int id) {
+        return channels.get(id);
+    }
+
+    public int conv(String name, int in, String weight, String bias, int kh, int kw, int cout, Padding padding, Act act) {
+        int cin = channels(in);
+        return add(new Op.Conv2d(weight, bias, kh, kw, cin, cout, padding, act), name, new int[] {in}, cout);
+    }
+
+    /** A same-padded k x k convolution named like PyTorch modules: {@code name.weight}, {@code name.bias}. */
+    public int conv(String name, int in, int k, int cout, Act act) {
+        return conv(name, in, name + ".weight", name + ".bias", k, k, cout, Padding.SAME, act);
+    }
+
+    public int act(String name, int in, Act act) {
+        return add(new Op.Activation(act), name, new int[] {in}, channels(in));
+    }
+
+    public int concat(String name, int... in) {
+        int c = 0;
+        for (int i : in) c += channels(i);
+        return add(new Op.Concat(), name, in, c);
+    }
+
+    public int add(String name, int... in) {
+        for (int i : in) {
+            if (channels(i) != channels(in[0])) {
+                throw new IllegalArgumentException("add " + name + ": inputs have " + channels(in[0]) + " and " + channels(i) + " channels");
+            }
+        }
+        return add(new Op.Add(), name, in, channels(in[0]));
+    }
+
+    public int scale(String name, int in, float factor) {
+        return add(new Op.Scale(factor), name, new int[] {in}, channels(in));
+    }
+
+    public int upsample(String name, int in, int factor) {
+        return add(new Op.UpsampleNearest(factor), name, new int[] {in}, channels(in));
+    }
+
+    public int pixelShuffle(String name, int in, int factor, ChannelOrder order) {
+        int c = channels(in);
+        if (c % (factor * factor) != 0) {
+            throw new IllegalArgumentException("pixel shuffle " + name + ": " + c + " channels is not a multiple of " + factor + "^2");
+        }
+        return add(new Op.PixelShuffle(factor, order), name, new int[] {in}, c / (factor * factor));
+    }
+
+    public int pixelUnshuffle(String name, int in, int factor, ChannelOrder order) {
+        return add(new Op.PixelUnshuffle(factor, order), name, new int[] {in}, channels(in) * factor * factor);
+    }
+
+    /** Finishes with {@code output} as the graph's output; activations that follow a convolution are fused into it. */
+    public Graph build(int output) {
+        return Fusion.fuseActivations(new Graph(nodes, channels.stream().mapToInt(Integer::intValue).toArray(), output));
+    }
+
+    /** Finishes without fusion (used by tests that compare fused and unfused graphs). */
+    public Graph buildUnfused(int output) {
+        return new Graph(nodes, channels.stream().mapToInt(Integer::intValue).toArray(), output);
+    }
+
+    private int add(Op op, String name, int[] inputs, int outChannels) {
+        int id = nodes.size();
+        nodes.add(new Node(id, op, inputs, name));
+        channels.add(outChannels);
+        return id;
+    }
+}

@@ -1,0 +1,82 @@
+package dev.headroom.core.graph;
+
+/**
+ * The operations an image model graph is made of. Every tensor is NHWC; an op says how its output
+ * channel count follows from its inputs' (see {@link Graph#channels(int)}) and how its spatial size
+ * follows from its input's ({@link #outHeight}, {@link #outWidth}).
+ *
+ * <p>Weights are named, not held: a graph is pure structure, and the runtime binds the names to
+ * tensors from a model file. Convolution kernels are always HWIO, (kh, kw, cin, cout), whatever
+ * layout the file used; loaders transpose.
+ */
+public sealed interface Op {
+
+    /** The image entering the graph. */
+    record Input(int channels) implements Op {}
+
+    /** 2-D convolution, stride 1, with an optional fused activation. Kernel is (kh, kw, cin, cout). */
+    record Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act)
+            implements Op {
+        public Conv2d {
+            if (kh < 1 || kw < 1 || cin < 1 || cout < 1) {
+                throw new IllegalArgumentException("conv " + weight + ": bad kernel " + kh + "x" + kw + " " + cin + "->" + cout);
+            }
+        }
+    }
+
+    /** Elementwise activation. */
+    record Activation(Act act) implements Op {}
+
+    /** Channel concatenation; the runtime lets producers write straight into channel slices. */
+    record Concat() implements Op {}
+
+    /** Elementwise sum of two or more inputs of equal shape. */
+    record Add() implements Op {}
+
+    /** y = factor * x. */
+    record Scale(float factor) implements Op {}
+
+    /** Nearest-neighbour upsampling by an integer factor. */
+    record UpsampleNearest(int factor) implements Op {}
+
+    /** Depth to space: (H, W, C*r*r) to (H*r, W*r, C), in the given channel order. */
+    record PixelShuffle(int factor, ChannelOrder order) implements Op {}
+
+    /** Space to depth: (H*r, W*r, C) to (H, W, C*r*r), in the given channel order. */
+    record PixelUnshuffle(int factor, ChannelOrder order) implements Op {}
+
+    default int outHeight(int inHeight) {
+        return switch (this) {
+            case Conv2d c when c.padding() == Padding.VALID -> inHeight - c.kh() + 1;
+            case UpsampleNearest u -> inHeight * u.factor();
+            case PixelShuffle p -> inHeight * p.factor();
+            case PixelUnshuffle p -> inHeight / p.factor();
+            default -> inHeight;
+        };
+    }
+
+    default int outWidth(int inWidth) {
+        return switch (this) {
+            case Conv2d c when c.padding() == Padding.VALID -> inWidth - c.kw() + 1;
+            case UpsampleNearest u -> inWidth * u.factor();
+            case PixelShuffle p -> inWidth * p.factor();
+            case PixelUnshuffle p -> inWidth / p.factor();
+            default -> inWidth;
+        };
+    }
+
+    /** Short name for traces and errors. */
+    default String kind() {
+        return switch (this) {
+            case Input i -> "input";
+            case Conv2d c -> "conv" + c.kh() + "x" + c.kw();
+            case Activation a -> a.act().kind().name().toLowerCase();
+            case Concat c -> "concat";
+            case Add a -> "add";
+            case Scale s -> "scale";
+            case UpsampleNearest u -> "upsample";
+            case PixelShuffle p -> "pixel_shuffle";
+            case PixelUnshuffle p -> "pixel_unshuffle";
+        };
+    }
+}

@@ -1,0 +1,127 @@
+package dev.headroom.models;
+
+import dev.headroom.core.MapWeights;
+import dev.headroom.core.TensorData;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.models.arch.Detected;
+import dev.headroom.models.arch.KerasArchitectures;
+import dev.headroom.models.arch.KerasGraph;
+import dev.headroom.models.arch.TorchArchitectures;
+import dev.headroom.models.format.KerasH5;
+import dev.headroom.models.format.KerasModel;
+import dev.headroom.models.format.Safetensors;
+import dev.headroom.models.format.TfjsLayersModel;
+import dev.headroom.models.format.TorchCheckpoint;
+import dev.headroom.models.format.WeightFile;
+import dev.headroom.runtime.GraphRunner;
+import dev.headroom.runtime.Tensor;
+import dev.headroom.runtime.cpu.CpuOps;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+
+/**
+ * Opens any model file headroom reads, recognises its architecture and returns a {@link Model}.
+ * The format is told by content, not by name: HDF5 and zip by their magic numbers, safetensors by
+ * its header, TF.js by model.json (or a folder holding one).
+ *
+ * <p>Value range: none of these formats records whether a model wants [0, 1] or [0, 255] (idealo's
+ * RDN files take [0, 1]; UpscalerJS's RDN ports take [0, 255]). It is measured instead: an
+ * upscaler maps a flat grey to the same grey, so the range is the one in which a flat 50% grey
+ * comes back nearest to 50%. PyTorch models are [0, 1] by convention and are not probed.
+ */
+public final class ModelLoader {
+    private ModelLoader() {}
+
+    public static Model load(Path file) {
+        if (!Files.exists(file)) throw new ModelFormatException(file, "no such file");
+        Path f = file;
+        if (Files.isDirectory(f)) {
+            f = f.resolve("model.json");
+            if (!Files.isRegularFile(f)) throw new ModelFormatException(file, "folder without model.json");
+        }
+        byte[] head = head(f);
+        try {
+            if (startsWith(head, 0x89, 'H', 'D', 'F')) return keras(f, "Keras HDF5", KerasH5.read(f), "float32");
+            if (startsWith(head, 'P', 'K', 3, 4)) return torch(f, "PyTorch zip checkpoint", TorchCheckpoint.read(f));
+            if (looksLikeSafetensors(head)) return torch(f, "safetensors", Safetensors.read(f));
+            if (f.getFileName().toString().endsWith(".json") || (head.length > 0 && head[0] == '{')) {
+                return keras(f, "TensorFlow.js layers", TfjsLayersModel.read(f), "float32");
+            }
+        } catch (KerasGraph.Unsupported e) {
+            throw new ModelFormatException(file, e.getMessage());
+        }
+        if (startsWith(head, 0x80) || head.length > 0 && head[0] == 'c') {
+            throw new ModelFormatException(file, "legacy (pre-1.6) PyTorch pickle; re-save it with torch.save in a current PyTorch, or convert it to safetensors");
+        }
+        throw new ModelFormatException(file, "not a model file headroom reads (safetensors, PyTorch zip .pth/.pt, Keras .h5, TF.js model.json)");
+    }
+
+    private static Model torch(Path f, String format, WeightFile wf) {
+        Detected d = TorchArchitectures.detect(wf.tensors(), f.getFileName().toString());
+        return new Model(f, format, d.family(), d.details(), String.join("+", wf.storedTypes()),
+                d.graph(), new MapWeights(d.weights(), f.getFileName().toString()), 1f, "PyTorch convention");
+    }
+
+    private static Model keras(Path f, String format, KerasModel km, String stored) {
+        Map<String, TensorData> w = km.weights();
+        String[] id = KerasArchitectures.identify(w);
+        if (!km.hasGraph()) {
+            throw new ModelFormatException(f, "Keras weights file without a model config" + (id == null ? "" : " (looks like " + id[0] + " " + id[1] + ")")
+                    + "; save the whole model (model.save) so its graph can be read");
+        }
+        MapWeights weights = new MapWeights(w, f.getFileName().toString());
+        Graph g = KerasGraph.build(km.modelConfigJson(), weights);
+        String family = id == null ? "Keras graph" : id[0];
+        String details = (id == null ? "" : id[1] + ", ") + "x" + g.scale() + ", " + g.convCount() + " convolutions";
+        Model m = new Model(f, format, family, details, stored, g, weights, 1f, "");
+        float range = probeRange(m);
+        return m.withValueRange(range, "probed");
+    }
+
+    /** The value range (1 or 255) in which a flat 50% grey comes back nearest to 50%. */
+    static float probeRange(Model m) {
+        GraphRunner runner = new GraphRunner(m.graph(), m.weights(), new CpuOps());
+        int size = 12, c = m.graph().inputChannels();
+        float best = 1, bestErr = Float.MAX_VALUE;
+        for (float range : new float[] {1f, 255f}) {
+            float[] in = new float[size * size * c];
+            Arrays.fill(in, 0.5f * range);
+            Tensor out = runner.run(Tensor.wrap(in, 1, size, size, c));
+            double mean = 0;
+            float[] o = out.toArray();
+            for (float v : o) mean += v;
+            mean /= o.length * range;
+            float err = (float) Math.abs(mean - 0.5);
+            if (err < bestErr) {
+                bestErr = err;
+                best = range;
+            }
+        }
+        return best;
+    }
+
+    private static byte[] head(Path f) {
+        try (InputStream in = Files.newInputStream(f)) {
+            return in.readNBytes(16);
+        } catch (IOException e) {
+            throw new ModelFormatException(f, "cannot read: " + e.getMessage());
+        }
+    }
+
+    private static boolean startsWith(byte[] b, int... magic) {
+        if (b.length < magic.length) return false;
+        for (int i = 0; i < magic.length; i++) if ((b[i] & 0xff) != magic[i]) return false;
+        return true;
+    }
+
+    private static boolean looksLikeSafetensors(byte[] b) {
+        if (b.length < 9) return false;
+        long n = 0;
+        for (int i = 7; i >= 0; i--) n = (n << 8) | (b[i] & 0xff);
+        return n > 1 && n < (100L << 20) && b[8] == '{';
+    }
+}

@@ -1,0 +1,123 @@
+package dev.headroom.models.image;
+
+import dev.headroom.core.image.FloatImage;
+import java.awt.Point;
+import java.awt.Transparency;
+import java.awt.color.ColorSpace;
+import java.awt.image.BufferedImage;
+import java.awt.image.ComponentColorModel;
+import java.awt.image.DataBuffer;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.awt.image.WritableRaster;
+import java.io.IOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Iterator;
+import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
+
+/**
+ * Reads PNG (8 and 16 bit; gray, gray+alpha, RGB, RGBA, palette) and JPEG into {@link FloatImage}s
+ * in [0, 1], and writes PNGs. The pixel count is checked from the header before anything is
+ * decoded, so a decompression bomb costs nothing. Writes go to a temporary file beside the target
+ * and are renamed into place, so a failed run leaves no partial file.
+ */
+public final class ImageFiles {
+    private ImageFiles() {}
+
+    /** A bad or unreadable image; the message says which file and what is wrong. */
+    public static final class BadImage extends RuntimeException {
+        public BadImage(Path file, String what) {
+            super(file + ": " + what);
+        }
+    }
+
+    public static FloatImage read(Path file, long maxPixels) {
+        if (!Files.isRegularFile(file)) throw new BadImage(file, "no such file");
+        try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+            if (in == null) throw new BadImage(file, "cannot open");
+            Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
+            if (!readers.hasNext()) throw new BadImage(file, "not an image headroom reads (PNG or JPEG)");
+            ImageReader reader = readers.next();
+            try {
+                reader.setInput(in, true, true);
+                long w = reader.getWidth(0), h = reader.getHeight(0);
+                if (w < 1 || h < 1) throw new BadImage(file, "image has zero size (" + w + "x" + h + ")");
+                if (w * h > maxPixels) {
+                    throw new BadImage(file, w + "x" + h + " is " + w * h + " pixels, over the limit of " + maxPixels + " (raise it with --max-pixels)");
+                }
+                return toFloat(reader.read(0));
+            } finally {
+                reader.dispose();
+            }
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof BadImage b) throw b;
+            String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            throw new BadImage(file, "damaged or unsupported image (" + m.lines().findFirst().orElse(m) + ")");
+        }
+    }
+
+    static FloatImage toFloat(BufferedImage img) {
+        if (img.getColorModel() instanceof IndexColorModel icm) {
+            // palette: expand through the palette
+            boolean alpha = icm.hasAlpha();
+            BufferedImage rgb = new BufferedImage(img.getWidth(), img.getHeight(), alpha ? BufferedImage.TYPE_4BYTE_ABGR : BufferedImage.TYPE_3BYTE_BGR);
+            rgb.getGraphics().drawImage(img, 0, 0, null);
+            img = rgb;
+        }
+        Raster r = img.getRaster();
+        int bands = r.getNumBands();
+        int bits = r.getSampleModel().getSampleSize(0);
+        boolean gray = img.getColorModel().getColorSpace().getType() == ColorSpace.TYPE_GRAY;
+        if (!gray && bands < 3 || bands > 4) throw new IllegalArgumentException(bands + "-band images are not supported");
+        int w = img.getWidth(), h = img.getHeight();
+        float max = (1 << bits) - 1;
+        FloatImage out = FloatImage.blank(w, h, bands, bits > 8 ? 16 : 8);
+        float[] d = out.data();
+        int[] row = new int[w * bands];
+        for (int y = 0; y < h; y++) {
+            r.getPixels(0, y, w, 1, row);
+            for (int i = 0; i < row.length; i++) d[y * w * bands + i] = row[i] / max;
+        }
+        return out;
+    }
+
+    /** Writes a PNG of 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels, atomically. */
+    public static void writePng(FloatImage img, Path file) throws IOException {
+        Path target = file.toAbsolutePath();
+        Path dir = target.getParent();
+        Path tmp = Files.createTempFile(dir, "." + target.getFileName(), ".tmp");
+        try {
+            if (!ImageIO.write(toBuffered(img), "png", tmp.toFile())) throw new IOException("no PNG writer");
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    static BufferedImage toBuffered(FloatImage img) {
+        int c = img.channels(), w = img.width(), h = img.height();
+        boolean wide = img.bitDepth() > 8;
+        int type = wide ? DataBuffer.TYPE_USHORT : DataBuffer.TYPE_BYTE;
+        ColorSpace cs = ColorSpace.getInstance(c <= 2 ? ColorSpace.CS_GRAY : ColorSpace.CS_sRGB);
+        boolean alpha = c == 2 || c == 4;
+        ComponentColorModel cm = new ComponentColorModel(cs, alpha, false, alpha ? Transparency.TRANSLUCENT : Transparency.OPAQUE, type);
+        WritableRaster raster = Raster.createInterleavedRaster(type, w, h, c, new Point(0, 0));
+        float max = wide ? 65535f : 255f;
+        int[] row = new int[w * c];
+        float[] d = img.data();
+        for (int y = 0; y < h; y++) {
+            for (int i = 0; i < row.length; i++) row[i] = Math.round(Math.clamp(d[y * w * c + i], 0f, 1f) * max);
+            raster.setPixels(0, y, w, 1, row);
+        }
+        return new BufferedImage(cm, raster, false, null);
+    }
+}

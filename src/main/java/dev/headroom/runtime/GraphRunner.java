@@ -1,0 +1,156 @@
+package dev.headroom.runtime;
+
+import dev.headroom.core.TensorData;
+import dev.headroom.core.Weights;
+import dev.headroom.core.graph.ConcatPlan;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.graph.Node;
+import dev.headroom.core.graph.Op;
+import java.util.List;
+
+/**
+ * Runs a {@link Graph} on one backend. Weights are checked and prepared once, at construction;
+ * {@link #run} then executes the nodes in order, writing concatenation inputs straight into their
+ * concatenation's buffer ({@link ConcatPlan}) and dropping each buffer after its last reader.
+ * The peak of live activation bytes is kept for reports.
+ */
+public final class GraphRunner {
+    private final Graph graph;
+    private final Ops ops;
+    private final Ops.ConvWeights[] conv;
+    private final float[][] slope;
+    private final ConcatPlan placement;
+    private final List<List<Integer>> consumers;
+    private long peakBytes;
+
+    public GraphRunner(Graph graph, Weights weights, Ops ops) {
+        this.graph = graph;
+        this.ops = ops;
+        this.conv = new Ops.ConvWeights[graph.size()];
+        this.slope = new float[graph.size()][];
+        for (Node n : graph.nodes()) {
+            switch (n.op()) {
+                case Op.Conv2d c -> {
+                    float[] k = expect(weights, c.weight(), n, c.kh(), c.kw(), c.cin(), c.cout());
+                    float[] b = c.bias() == null ? null : expect(weights, c.bias(), n, c.cout());
+                    float[] s = c.act().preluWeight() == null ? null : expect(weights, c.act().preluWeight(), n, c.cout());
+                    conv[n.id()] = ops.prepareConv(c, k, b, s);
+                }
+                case Op.Activation a when a.act().preluWeight() != null ->
+                        slope[n.id()] = expect(weights, a.act().preluWeight(), n, graph.channels(n.input(0)));
+                default -> { }
+            }
+        }
+        this.placement = ConcatPlan.of(graph);
+        this.consumers = graph.consumers();
+    }
+
+    private static float[] expect(Weights weights, String name, Node node, int... shape) {
+        if (!weights.has(name)) {
+            throw new IllegalArgumentException("layer '" + node.name() + "' needs weight '" + name + "', which the model file does not have");
+        }
+        TensorData t = weights.get(name);
+        if (t.count() != product(shape)) {
+            throw new IllegalArgumentException("layer '" + node.name() + "': weight '" + name + "' has shape " + t.shapeString()
+                    + ", expected " + java.util.Arrays.toString(shape));
+        }
+        return t.data();
+    }
+
+    private static long product(int[] s) {
+        long p = 1;
+        for (int d : s) p *= d;
+        return p;
+    }
+
+    public Graph graph() {
+        return graph;
+    }
+
+    /** Highest sum of live activation buffers seen by any run, in bytes. */
+    public long peakBytes() {
+        return peakBytes;
+    }
+
+    /** in is (N, H, W, inputChannels); returns (N, H*scale, W*scale, outputChannels). */
+    public Tensor run(Tensor in) {
+        if (in.c != graph.inputChannels()) {
+            throw new IllegalArgumentException("model takes " + graph.inputChannels() + " channels, input has " + in.c);
+        }
+        int n = graph.size();
+        int[] hs = graph.heights(in.h), ws = graph.widths(in.w);
+        Tensor[] values = new Tensor[n];
+        Tensor[] buffers = new Tensor[n];     // by root id: the whole buffer
+        int[] readers = new int[n];          // views still to be read, per root buffer
+        int[] pending = new int[n];          // consumers still to run, per node
+        long live = 0;
+        for (int i = 0; i < n; i++) pending[i] = consumers.get(i).size();
+        values[0] = in;
+        for (Node node : graph.nodes()) {
+            int id = node.id();
+            if (id == 0) continue;
+            if (hs[id] < 1 || ws[id] < 1) {
+                throw new IllegalArgumentException("input " + in.w + "x" + in.h + " is too small for layer '" + node.name() + "'");
+            }
+            int root = placement.root(id);
+            if (buffers[root] == null) {
+                buffers[root] = Tensor.allocate(in.n, hs[id], ws[id], graph.channels(root));
+                live += buffers[root].bytes();
+                peakBytes = Math.max(peakBytes, live);
+            }
+            readers[root]++;
+            Tensor out = buffers[root].slice(placement.offset(id), graph.channels(id));
+            values[id] = out;
+            execute(node, values, out);
+            // release inputs whose last reader this was
+            for (int src : node.inputs()) {
+                if (--pending[src] == 0 && src != graph.output() && src != 0) {
+                    live -= release(src, buffers, readers);
+                    values[src] = null;
+                }
+            }
+            if (pending[id] == 0 && id != graph.output()) {
+                live -= release(id, buffers, readers);
+                values[id] = null;
+            }
+        }
+        return values[graph.output()];
+    }
+
+    private long release(int id, Tensor[] buffers, int[] readers) {
+        int root = placement.root(id);
+        if (--readers[root] == 0) {
+            long b = buffers[root].bytes();
+            buffers[root] = null;
+            return b;
+        }
+        return 0;
+    }
+
+    private void execute(Node node, Tensor[] v, Tensor out) {
+        Tensor x = v[node.input(0)];
+        switch (node.op()) {
+            case Op.Input i -> throw new IllegalStateException("second input node");
+            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], out);
+            case Op.Activation a -> ops.activation(x, a.act(), slope[node.id()], out);
+            case Op.Add a -> {
+                Tensor[] ins = new Tensor[node.arity()];
+                for (int i = 0; i < ins.length; i++) ins[i] = v[node.input(i)];
+                ops.add(ins, out);
+            }
+            case Op.Scale s -> ops.scale(x, s.factor(), out);
+            case Op.UpsampleNearest u -> ops.upsampleNearest(x, u.factor(), out);
+            case Op.PixelShuffle p -> ops.pixelShuffle(x, p.factor(), p.order(), out);
+            case Op.PixelUnshuffle p -> ops.pixelUnshuffle(x, p.factor(), p.order(), out);
+            case Op.Concat c -> {
+                int off = 0;
+                for (int src : node.inputs()) {
+                    boolean inPlace = placement.root(src) == placement.root(node.id())
+                            && placement.offset(src) == placement.offset(node.id()) + off;
+                    if (!inPlace) ops.copy(v[src], out.slice(off, graph.channels(src)));
+                    off += graph.channels(src);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+package dev.headroom.runtime;
+
+import dev.headroom.core.graph.Act;
+import dev.headroom.core.graph.ChannelOrder;
+import dev.headroom.core.graph.Op;
+
+/**
+ * The op contracts every backend implements. Outputs are passed in, already shaped, and may be
+ * channel slices of a larger buffer; inputs may be slices too. No op writes to its inputs.
+ *
+ * <p>Weights are prepared once per convolution ({@link #prepareConv}) into whatever layout the
+ * backend's kernel wants, and then used for every tile.
+ */
+public interface Ops {
+
+    /** A convolution's weights in the backend's layout. */
+    interface ConvWeights {
+        Op.Conv2d op();
+    }
+
+    /**
+     * @param kernel (kh, kw, cin, cout), row-major
+     * @param bias   (cout) or null
+     * @param slope  PReLU slopes (cout) when {@code op.act()} is PReLU, else null
+     */
+    ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope);
+
+    /** out = act(conv(in, kernel) + bias). in is (N,H,W,cin); out is (N,H',W',cout). */
+    void conv2d(Tensor in, ConvWeights w, Tensor out);
+
+    /** out = act(in); slope is the PReLU slope per channel or null. */
+    void activation(Tensor in, Act act, float[] slope, Tensor out);
+
+    /** out = sum of ins, all the same shape. */
+    void add(Tensor[] ins, Tensor out);
+
+    /** out = factor * in. */
+    void scale(Tensor in, float factor, Tensor out);
+
+    /** out (N,H*r,W*r,C) = nearest upsample of in (N,H,W,C). */
+    void upsampleNearest(Tensor in, int r, Tensor out);
+
+    /** out (N,H*r,W*r,C) from in (N,H,W,C*r*r). */
+    void pixelShuffle(Tensor in, int r, ChannelOrder order, Tensor out);
+
+    /** out (N,H/r,W/r,C*r*r) from in (N,H,W,C). */
+    void pixelUnshuffle(Tensor in, int r, ChannelOrder order, Tensor out);
+
+    /** out = in (same shape), e.g. into a channel slice. */
+    void copy(Tensor in, Tensor out);
+}

@@ -1,0 +1,98 @@
+package dev.headroom.runtime;
+
+/**
+ * An fp32 NHWC tensor on the host: a view of {@code c} channels starting at channel
+ * {@code offset} of a buffer whose pixels are {@code stride} channels apart. A plain tensor has
+ * offset 0 and stride == c; a channel slice of a concatenation buffer has neither, which is how
+ * producers write into a concatenation without a copy.
+ */
+public final class Tensor {
+    public final float[] data;
+    public final int n, h, w, c;
+    public final int stride;
+    public final int offset;
+
+    private Tensor(float[] data, int n, int h, int w, int c, int stride, int offset) {
+        if (n < 1 || h < 1 || w < 1 || c < 1) {
+            throw new IllegalArgumentException("tensor shape (" + n + "," + h + "," + w + "," + c + ") has an empty dimension");
+        }
+        if (offset + c > stride) throw new IllegalArgumentException("channel slice [" + offset + "," + (offset + c) + ") outside " + stride + " channels");
+        if ((long) n * h * w * stride > data.length) throw new IllegalArgumentException("tensor larger than its buffer");
+        this.data = data;
+        this.n = n;
+        this.h = h;
+        this.w = w;
+        this.c = c;
+        this.stride = stride;
+        this.offset = offset;
+    }
+
+    /** A new zeroed (n, h, w, c) tensor. */
+    public static Tensor allocate(int n, int h, int w, int c) {
+        long size = (long) n * h * w * c;
+        if (size > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("tensor (" + n + "," + h + "," + w + "," + c + ") has " + size
+                    + " values, more than one host array holds; use smaller tiles");
+        }
+        return new Tensor(new float[(int) size], n, h, w, c, c, 0);
+    }
+
+    /** Wraps a dense (n, h, w, c) array. */
+    public static Tensor wrap(float[] data, int n, int h, int w, int c) {
+        if ((long) n * h * w * c != data.length) throw new IllegalArgumentException("array of " + data.length + " is not (" + n + "," + h + "," + w + "," + c + ")");
+        return new Tensor(data, n, h, w, c, c, 0);
+    }
+
+    /** Channels [from, from + count) of this tensor, sharing its buffer. */
+    public Tensor slice(int from, int count) {
+        if (from < 0 || from + count > c) throw new IllegalArgumentException("slice [" + from + "," + (from + count) + ") of " + c + " channels");
+        return new Tensor(data, n, h, w, count, stride, offset + from);
+    }
+
+    public boolean dense() {
+        return stride == c && offset == 0;
+    }
+
+    /** Index of channel 0 of pixel (b, y, x) in {@link #data}. */
+    public int index(int b, int y, int x) {
+        return ((b * h + y) * w + x) * stride + offset;
+    }
+
+    public float get(int b, int y, int x, int ch) {
+        return data[index(b, y, x) + ch];
+    }
+
+    public void set(int b, int y, int x, int ch, float v) {
+        data[index(b, y, x) + ch] = v;
+    }
+
+    public long elements() {
+        return (long) n * h * w * c;
+    }
+
+    public long bytes() {
+        return elements() * Float.BYTES;
+    }
+
+    /** A dense copy of this view. */
+    public float[] toArray() {
+        float[] out = new float[Math.toIntExact(elements())];
+        int i = 0;
+        for (int b = 0; b < n; b++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    System.arraycopy(data, index(b, y, x), out, i, c);
+                    i += c;
+                }
+        return out;
+    }
+
+    public String shape() {
+        return "(" + n + "," + h + "," + w + "," + c + ")";
+    }
+
+    @Override
+    public String toString() {
+        return "Tensor" + shape() + (dense() ? "" : " slice@" + offset + "/" + stride);
+    }
+}

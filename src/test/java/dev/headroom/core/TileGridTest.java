@@ -1,0 +1,48 @@
+package dev.headroom.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.headroom.core.tiling.AxisSpan;
+import dev.headroom.core.tiling.TileGrid;
+import dev.headroom.testing.Randoms;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class TileGridTest {
+    @Test
+    void weightsSumToOneEverywhereAndTilesCoverTheAxis() {
+        Random r = new Random(Randoms.seed());
+        for (int trial = 0; trial < 500; trial++) {
+            int size = 1 + r.nextInt(700), tile = 1 + r.nextInt(300), overlap = r.nextInt(tile), scale = 1 + r.nextInt(4);
+            List<AxisSpan> spans = TileGrid.axis(size, tile, overlap, scale);
+            double[] sum = new double[size * scale];
+            for (AxisSpan s : spans) {
+                assertTrue(s.start() >= 0 && s.start() + s.length() <= size, "span inside the image");
+                assertEquals(Math.min(tile, size), s.length(), "every tile has the full length");
+                for (int p = 0; p < s.length() * scale; p++) {
+                    assertTrue(s.weight(p) > 0 && s.weight(p) <= 1);
+                    sum[s.start() * scale + p] += s.weight(p);
+                }
+            }
+            for (int p = 0; p < sum.length; p++) {
+                assertEquals(1.0, sum[p], 1e-6, "size " + size + " tile " + tile + " overlap " + overlap + " at " + p);
+            }
+        }
+    }
+
+    @Test
+    void aSingleTileHasWeightExactlyOne() {
+        List<AxisSpan> spans = TileGrid.axis(100, 128, 16, 4);
+        assertEquals(1, spans.size());
+        for (float w : spans.getFirst().weights()) assertEquals(1f, w);
+    }
+
+    @Test
+    void badTilingIsRefusedWithTheNumbers() {
+        var e = assertThrows(IllegalArgumentException.class, () -> TileGrid.axis(100, 32, 32, 1));
+        assertTrue(e.getMessage().contains("32"), e.getMessage());
+    }
+}

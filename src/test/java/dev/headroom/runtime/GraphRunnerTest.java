@@ -1,0 +1,145 @@
+package dev.headroom.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.headroom.core.MapWeights;
+import dev.headroom.core.TensorData;
+import dev.headroom.core.Weights;
+import dev.headroom.core.graph.Act;
+import dev.headroom.core.graph.ChannelOrder;
+import dev.headroom.core.graph.ConcatPlan;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.graph.GraphBuilder;
+import dev.headroom.core.graph.Node;
+import dev.headroom.core.graph.Op;
+import dev.headroom.testing.Randoms;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class GraphRunnerTest {
+    private final Random rnd = new Random(Randoms.seed());
+
+    /** Two nested dense blocks with residuals, a concat that reads the input, shuffle and upsample. */
+    static Graph denseGraph() {
+        GraphBuilder g = new GraphBuilder(3);
+        int x = g.conv("first", g.input(), 3, 8, Act.NONE);
+        for (int b = 0; b < 2; b++) {
+            int in = x, cat = x;
+            for (int i = 0; i < 3; i++) {
+                int f = g.conv("b" + b + ".c" + i, cat, 3, 4, Act.NONE);
+                f = g.act("b" + b + ".relu" + i, f, Act.leakyRelu(0.2f));
+                cat = g.concat("b" + b + ".cat" + i, cat, f);
+            }
+            int fuse = g.conv("b" + b + ".fuse", cat, 1, 8, Act.NONE);
+            x = g.add("b" + b + ".res", g.scale("b" + b + ".beta", fuse, 0.2f), in);
+        }
+        int withInput = g.concat("with_input", x, g.input());
+        int y = g.conv("pre", withInput, 3, 12, Act.RELU);
+        y = g.pixelShuffle("shuffle", y, 2, ChannelOrder.TORCH);
+        int base = g.upsample("base", g.input(), 2);
+        return g.build(g.add("out", y, base));
+    }
+
+    static Weights randomWeights(Graph g, Random rnd) {
+        Map<String, TensorData> w = new LinkedHashMap<>();
+        for (Node n : g.nodes()) {
+            if (n.op() instanceof Op.Conv2d c) {
+                w.put(c.weight(), new TensorData(c.weight(), new int[] {c.kh(), c.kw(), c.cin(), c.cout()},
+                        Randoms.floats(rnd, c.kh() * c.kw() * c.cin() * c.cout(), 0.3f)));
+                w.put(c.bias(), new TensorData(c.bias(), new int[] {c.cout()}, Randoms.floats(rnd, c.cout(), 0.1f)));
+            }
+        }
+        return new MapWeights(w, "random");
+    }
+
+    /** Evaluates node by node into fresh dense tensors, concatenating by copy: no placement at all. */
+    static Tensor naive(Graph g, Weights w, Tensor in) {
+        Ops ops = new ReferenceOps();
+        Tensor[] v = new Tensor[g.size()];
+        int[] hs = g.heights(in.h), ws = g.widths(in.w);
+        v[0] = in;
+        for (Node n : g.nodes()) {
+            if (n.id() == 0) continue;
+            Tensor out = Tensor.allocate(in.n, hs[n.id()], ws[n.id()], g.channels(n.id()));
+            Tensor x = v[n.input(0)];
+            switch (n.op()) {
+                case Op.Conv2d c -> ops.conv2d(x, ops.prepareConv(c, w.get(c.weight()).data(), w.get(c.bias()).data(), null), out);
+                case Op.Activation a -> ops.activation(x, a.act(), null, out);
+                case Op.Add a -> {
+                    Tensor[] ins = new Tensor[n.arity()];
+                    for (int i = 0; i < ins.length; i++) ins[i] = v[n.input(i)];
+                    ops.add(ins, out);
+                }
+                case Op.Scale s -> ops.scale(x, s.factor(), out);
+                case Op.UpsampleNearest u -> ops.upsampleNearest(x, u.factor(), out);
+                case Op.PixelShuffle p -> ops.pixelShuffle(x, p.factor(), p.order(), out);
+                case Op.PixelUnshuffle p -> ops.pixelUnshuffle(x, p.factor(), p.order(), out);
+                case Op.Concat c -> {
+                    int off = 0;
+                    for (int src : n.inputs()) {
+                        ops.copy(v[src], out.slice(off, v[src].c));
+                        off += v[src].c;
+                    }
+                }
+                case Op.Input i -> throw new IllegalStateException();
+            }
+            v[n.id()] = out;
+        }
+        return v[g.output()];
+    }
+
+    @Test
+    void concatPlacementGivesTheSameResultAsCopying() {
+        Graph g = denseGraph();
+        Weights w = randomWeights(g, rnd);
+        Tensor in = Tensor.wrap(Randoms.floats(rnd, 2 * 9 * 7 * 3, 1f), 2, 9, 7, 3);
+        GraphRunner runner = new GraphRunner(g, w, new ReferenceOps());
+        Tensor placed = runner.run(in);
+        Tensor copied = naive(g, w, in);
+        assertEquals("(2,18,14,3)", placed.shape());
+        assertArrayEquals(copied.toArray(), placed.toArray(), "same ops, same order: results must be identical");
+        assertTrue(runner.peakBytes() > 0);
+    }
+
+    @Test
+    void denseBlocksShareOneBuffer() {
+        Graph g = denseGraph();
+        ConcatPlan p = ConcatPlan.of(g);
+        // every feature map of block 0 lives in the buffer of its last concatenation
+        int root = -1;
+        for (Node n : g.nodes()) {
+            if (n.name().equals("b0.cat2")) root = n.id();
+        }
+        int placedInRoot = 0;
+        for (Node n : g.nodes()) {
+            if (p.root(n.id()) == root && n.id() != root) placedInRoot++;
+        }
+        assertEquals(6, placedInRoot, "block input, three feature maps and two inner concatenations");
+        // the input image is never placed: the caller owns it
+        assertEquals(0, p.root(0));
+    }
+
+    @Test
+    void activationsAfterConvolutionsAreFused() {
+        Graph g = denseGraph();
+        assertTrue(g.nodes().stream().noneMatch(n -> n.op() instanceof Op.Activation), g.toString());
+    }
+
+    @Test
+    void missingOrMisshapenWeightsNameTheLayer() {
+        Graph g = denseGraph();
+        Map<String, TensorData> w = new LinkedHashMap<>();
+        Weights all = randomWeights(g, rnd);
+        for (String k : all.names()) if (!k.equals("b1.fuse.weight")) w.put(k, all.get(k));
+        var e = assertThrows(IllegalArgumentException.class, () -> new GraphRunner(g, new MapWeights(w, "m"), new ReferenceOps()));
+        assertTrue(e.getMessage().contains("b1.fuse"), e.getMessage());
+        w.put("b1.fuse.weight", new TensorData("b1.fuse.weight", new int[] {1, 1, 9, 8}, new float[72]));
+        e = assertThrows(IllegalArgumentException.class, () -> new GraphRunner(g, new MapWeights(w, "m"), new ReferenceOps()));
+        assertTrue(e.getMessage().contains("[1, 1, 9, 8]"), e.getMessage());
+    }
+}

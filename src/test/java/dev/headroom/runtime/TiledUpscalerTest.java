@@ -1,0 +1,76 @@
+package dev.headroom.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.headroom.core.MapWeights;
+import dev.headroom.core.Weights;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.graph.GraphBuilder;
+import dev.headroom.core.image.FloatImage;
+import dev.headroom.runtime.cpu.CpuOps;
+import dev.headroom.testing.Randoms;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class TiledUpscalerTest {
+    private final Random rnd = new Random(Randoms.seed());
+
+    private FloatImage randomImage(int w, int h, int c) {
+        float[] d = new float[w * h * c];
+        for (int i = 0; i < d.length; i++) d[i] = rnd.nextFloat();
+        return new FloatImage(w, h, c, d, 8);
+    }
+
+    @Test
+    void oneTileOverTheWholeImageIsExactlyTheUntiledResult() {
+        Graph g = GraphRunnerTest.denseGraph();
+        Weights w = GraphRunnerTest.randomWeights(g, rnd);
+        GraphRunner runner = new GraphRunner(g, w, new CpuOps());
+        FloatImage img = randomImage(23, 17, 3);
+        FloatImage tiled = new TiledUpscaler(runner, 255f).upscale(img, 64, 8, null);
+        // untiled, by hand: scale to the model's range, run, scale back
+        float[] in = img.data().clone();
+        for (int i = 0; i < in.length; i++) in[i] *= 255f;
+        float[] out = runner.run(Tensor.wrap(in, 1, 17, 23, 3)).toArray();
+        for (int i = 0; i < out.length; i++) out[i] = out[i] * (1f / 255f);
+        assertArrayEquals(out, tiled.data());
+    }
+
+    @Test
+    void tilesOfAPointwiseModelBlendWithoutSeams() {
+        // nearest upsampling has no context, so every tile agrees with every other: any seam is a blend error
+        GraphBuilder b = new GraphBuilder(3);
+        Graph g = b.build(b.upsample("up", b.input(), 3));
+        GraphRunner runner = new GraphRunner(g, new MapWeights(Map.of(), "none"), new CpuOps());
+        FloatImage img = randomImage(50, 37, 3);
+        FloatImage whole = new TiledUpscaler(runner, 1f).upscale(img, 64, 0, null);
+        for (int[] t : new int[][] {{16, 4}, {13, 6}, {20, 19}, {9, 0}}) {
+            FloatImage tiled = new TiledUpscaler(runner, 1f).upscale(img, t[0], t[1], null);
+            for (int i = 0; i < whole.data().length; i++) {
+                assertEquals(whole.data()[i], tiled.data()[i], 1e-5, "tile " + t[0] + " overlap " + t[1] + " at " + i);
+            }
+        }
+    }
+
+    @Test
+    void overlapBringsTilesCloseToTheUntiledResult() {
+        Graph g = GraphRunnerTest.denseGraph();
+        Weights w = GraphRunnerTest.randomWeights(g, rnd);
+        GraphRunner runner = new GraphRunner(g, w, new CpuOps());
+        FloatImage img = randomImage(40, 40, 3);
+        FloatImage whole = new TiledUpscaler(runner, 1f).upscale(img, 40, 0, null);
+        double errNoOverlap = maxDiff(whole, new TiledUpscaler(runner, 1f).upscale(img, 16, 0, null));
+        double errOverlap = maxDiff(whole, new TiledUpscaler(runner, 1f).upscale(img, 16, 8, null));
+        System.out.printf("tiles of 16: max error %.4f without overlap, %.4f with 8 px overlap%n", errNoOverlap, errOverlap);
+        assertTrue(errOverlap < errNoOverlap / 2, "overlap should at least halve the seam error");
+    }
+
+    private static double maxDiff(FloatImage a, FloatImage b) {
+        double m = 0;
+        for (int i = 0; i < a.data().length; i++) m = Math.max(m, Math.abs(a.data()[i] - b.data()[i]));
+        return m;
+    }
+}
