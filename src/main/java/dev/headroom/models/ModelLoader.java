@@ -13,14 +13,10 @@ import dev.headroom.models.format.Safetensors;
 import dev.headroom.models.format.TfjsLayersModel;
 import dev.headroom.models.format.TorchCheckpoint;
 import dev.headroom.models.format.WeightFile;
-import dev.headroom.runtime.GraphRunner;
-import dev.headroom.runtime.Tensor;
-import dev.headroom.runtime.cpu.CpuOps;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.Map;
 
 /**
@@ -28,10 +24,11 @@ import java.util.Map;
  * The format is told by content, not by name: HDF5 and zip by their magic numbers, safetensors by
  * its header, TF.js by model.json (or a folder holding one).
  *
- * <p>Value range: none of these formats records whether a model wants [0, 1] or [0, 255] (idealo's
- * RDN files take [0, 1]; UpscalerJS's RDN ports take [0, 255]). It is measured instead: an
- * upscaler maps a flat grey to the same grey, so the range is the one in which a flat 50% grey
- * comes back nearest to 50%. PyTorch models are [0, 1] by convention and are not probed.
+ * <p>Value range: no format records whether a model wants [0, 1] or [0, 255], and measuring it
+ * does not work (a network of ReLUs is nearly scale-equivariant: both ranges give plausible
+ * images that differ by 10-25 LSB). It follows the file's origin instead, and {@code --value-range}
+ * overrides it: PyTorch files, Keras HDF5 (idealo's training code divides by 255) and RRDN are
+ * [0, 1]; RDN in TF.js, as UpscalerJS converted and retrained it, is [0, 255].
  */
 public final class ModelLoader {
     private ModelLoader() {}
@@ -77,31 +74,9 @@ public final class ModelLoader {
         Graph g = KerasGraph.build(km.modelConfigJson(), weights);
         String family = id == null ? "Keras graph" : id[0];
         String details = (id == null ? "" : id[1] + ", ") + "x" + g.scale() + ", " + g.convCount() + " convolutions";
-        Model m = new Model(f, format, family, details, stored, g, weights, 1f, "");
-        float range = probeRange(m);
-        return m.withValueRange(range, "probed");
-    }
-
-    /** The value range (1 or 255) in which a flat 50% grey comes back nearest to 50%. */
-    static float probeRange(Model m) {
-        GraphRunner runner = new GraphRunner(m.graph(), m.weights(), new CpuOps());
-        int size = 12, c = m.graph().inputChannels();
-        float best = 1, bestErr = Float.MAX_VALUE;
-        for (float range : new float[] {1f, 255f}) {
-            float[] in = new float[size * size * c];
-            Arrays.fill(in, 0.5f * range);
-            Tensor out = runner.run(Tensor.wrap(in, 1, size, size, c));
-            double mean = 0;
-            float[] o = out.toArray();
-            for (float v : o) mean += v;
-            mean /= o.length * range;
-            float err = (float) Math.abs(mean - 0.5);
-            if (err < bestErr) {
-                bestErr = err;
-                best = range;
-            }
-        }
-        return best;
+        boolean upscalerJsRdn = "RDN".equals(family) && format.startsWith("TensorFlow.js");
+        return new Model(f, format, family, details, stored, g, weights, upscalerJsRdn ? 255f : 1f,
+                upscalerJsRdn ? "UpscalerJS's RDN convention" : format.startsWith("Keras") ? "idealo's Keras convention" : "convention of " + family);
     }
 
     private static byte[] head(Path f) {
