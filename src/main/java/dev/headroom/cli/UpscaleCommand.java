@@ -47,6 +47,10 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
     Device device;
 
+    @Option(names = "--value-range", paramLabel = "1|255",
+            description = "The model's input and output range, when its file's convention is wrong for it")
+    Float valueRange;
+
     @Option(names = "--max-pixels", paramLabel = "N", defaultValue = "100000000", description = "Refuse inputs with more pixels (default: ${DEFAULT-VALUE})")
     long maxPixels;
 
@@ -80,6 +84,10 @@ final class UpscaleCommand implements Callable<Integer> {
 
         long t0 = System.nanoTime();
         Model m = ModelOption.load(model);
+        if (valueRange != null) {
+            if (valueRange != 1f && valueRange != 255f) throw new Main.UsageError("--value-range must be 1 or 255, not " + valueRange);
+            m = m.withValueRange(valueRange, "--value-range");
+        }
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
         ImageUpscaler up = new ImageUpscaler(
                 new TiledUpscaler(new GraphRunner(m.graph(), m.weights(), new CpuOps()), m.valueRange()), m.graph().inputChannels());

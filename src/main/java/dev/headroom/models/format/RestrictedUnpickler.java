@@ -59,8 +59,11 @@ public final class RestrictedUnpickler {
             return new RestrictedUnpickler(pickle).run();
         } catch (java.nio.BufferUnderflowException | IndexOutOfBoundsException e) {
             throw new Refused("pickle ends early or is malformed");
-        } catch (ClassCastException e) {
-            throw new Refused("pickle has an unexpected structure");
+        } catch (Refused r) {
+            throw r;
+        } catch (RuntimeException e) {
+            // a wrong type where a state dict has a known one, an absurd length, ...
+            throw new Refused("pickle has an unexpected structure (" + e.getClass().getSimpleName() + ")");
         }
     }
 
@@ -92,7 +95,7 @@ public final class RestrictedUnpickler {
                 case 'G' -> push(in.order(ByteOrder.BIG_ENDIAN).getDouble()); // BINFLOAT
                 case 'X' -> push(string(in.getInt()));                   // BINUNICODE
                 case 0x8c -> push(string(in.get() & 0xff));              // SHORT_BINUNICODE
-                case 0x8d -> push(string(Math.toIntExact(in.getLong()))); // BINUNICODE8
+                case 0x8d -> push(string((int) Math.min(in.getLong(), Integer.MAX_VALUE))); // BINUNICODE8
                 case 'q' -> memo.put((long) (in.get() & 0xff), peek());  // BINPUT
                 case 'r' -> memo.put(in.getInt() & 0xffffffffL, peek()); // LONG_BINPUT
                 case 0x94 -> memo.put((long) memo.size(), peek());       // MEMOIZE

@@ -78,6 +78,8 @@ public final class TorchCheckpoint {
             return new WeightFile(out, types);
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage(), e);
+        } catch (ArithmeticException | ClassCastException | IllegalArgumentException | NullPointerException | IndexOutOfBoundsException e) {
+            throw new ModelFormatException(file, "damaged checkpoint: tensor metadata does not add up (" + e.getClass().getSimpleName() + ")");
         }
     }
 
