@@ -22,6 +22,7 @@ public final class GraphRunner {
     private final ConcatPlan placement;
     private final List<List<Integer>> consumers;
     private long peakBytes;
+    private final java.util.Map<String, Long> nanosByOp = new java.util.TreeMap<>();
 
     public GraphRunner(Graph graph, Weights weights, Ops ops) {
         this.graph = graph;
@@ -72,6 +73,20 @@ public final class GraphRunner {
         return peakBytes;
     }
 
+    /** Time spent per kind of op (convolutions by kernel size) over all runs so far, in nanoseconds. */
+    public java.util.Map<String, Long> nanosByOp() {
+        return java.util.Collections.unmodifiableMap(nanosByOp);
+    }
+
+    public void resetProfile() {
+        nanosByOp.clear();
+    }
+
+    private static String opLabel(Node n) {
+        return n.op() instanceof Op.Conv2d c && c.act().kind() != dev.headroom.core.graph.Act.Kind.NONE
+                ? n.op().kind() + "+" + c.act().kind().name().toLowerCase() : n.op().kind();
+    }
+
     /** in is (N, H, W, inputChannels); returns (N, H*scale, W*scale, outputChannels). */
     public Tensor run(Tensor in) {
         if (in.c != graph.inputChannels()) {
@@ -101,7 +116,9 @@ public final class GraphRunner {
             readers[root]++;
             Tensor out = buffers[root].slice(placement.offset(id), graph.channels(id));
             values[id] = out;
+            long t0 = System.nanoTime();
             execute(node, values, out);
+            nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
             // release inputs whose last reader this was
             for (int src : node.inputs()) {
                 if (--pending[src] == 0 && src != graph.output() && src != 0) {

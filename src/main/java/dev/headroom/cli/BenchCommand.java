@@ -1,0 +1,109 @@
+package dev.headroom.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.headroom.models.Model;
+import dev.headroom.models.SyntheticModels;
+import dev.headroom.runtime.GraphRunner;
+import dev.headroom.runtime.Tensor;
+import dev.headroom.runtime.cpu.CpuOps;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Times a model on synthetic input: median ms per tile, megapixels per second, peak activation memory.")
+final class BenchCommand implements Callable<Integer> {
+
+    @Option(names = "--model", paramLabel = "FILE", description = "Model file; default: the default model")
+    Path model;
+
+    @Option(names = "--synthetic", paramLabel = "NAME", description = "A full-size architecture with seeded random weights: " + SyntheticModels.NAMES)
+    String synthetic;
+
+    @Option(names = "--tile", split = ",", defaultValue = "128", paramLabel = "N[,N...]", description = "Tile sizes in input pixels (default: ${DEFAULT-VALUE})")
+    int[] tiles;
+
+    @Option(names = "--runs", defaultValue = "5", description = "Timed runs per tile size, after one warm-up (default: ${DEFAULT-VALUE})")
+    int runs;
+
+    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto")
+    UpscaleCommand.Device device;
+
+    @Option(names = "--json", description = "Machine-readable output")
+    boolean json;
+
+    @Option(names = {"-v", "--verbose"}, description = "Stack traces on errors")
+    boolean verbose;
+
+    @Override
+    public Integer call() throws Exception {
+        if (device == UpscaleCommand.Device.cuda) throw new Main.UsageError("--device cuda: the CUDA backend is not built yet; use --device cpu (or auto)");
+        if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
+        Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
+        GraphRunner runner = new GraphRunner(m.graph(), m.weights(), new CpuOps());
+        Random rnd = new Random(1);
+        List<Map<String, Object>> rows = new ArrayList<>();
+        for (int tile : tiles) {
+            if (tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
+            int c = m.graph().inputChannels();
+            float[] in = new float[tile * tile * c];
+            for (int i = 0; i < in.length; i++) in[i] = rnd.nextFloat() * m.valueRange();
+            Tensor t = Tensor.wrap(in, 1, tile, tile, c);
+            runner.run(t);   // warm-up: JIT and first allocations
+            runner.resetProfile();
+            double[] ms = new double[runs];
+            for (int i = 0; i < runs; i++) {
+                long t0 = System.nanoTime();
+                runner.run(t);
+                ms[i] = (System.nanoTime() - t0) / 1e6;
+            }
+            Arrays.sort(ms);
+            double median = ms[runs / 2];
+            double gflop = m.graph().flopsPerInputPixel() * tile * tile / 1e9;
+            Map<String, Object> row = new LinkedHashMap<>();
+            row.put("tile", tile);
+            row.put("median_ms", round(median));
+            row.put("min_ms", round(ms[0]));
+            row.put("megapixels_per_s", round(tile * tile / 1e6 / (median / 1e3)));
+            row.put("gflop_per_tile", round(gflop));
+            row.put("gflop_per_s", round(gflop / (median / 1e3)));
+            row.put("peak_activation_bytes", runner.peakBytes());
+            Map<String, Object> profile = new LinkedHashMap<>();
+            long total = runner.nanosByOp().values().stream().mapToLong(Long::longValue).sum();
+            runner.nanosByOp().entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
+                    .forEach(e -> profile.put(e.getKey(), Math.round(1000.0 * e.getValue() / total) / 10.0));
+            row.put("percent_by_op", profile);
+            rows.add(row);
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("model", synthetic != null ? "synthetic " + synthetic : m.file().toString());
+        out.put("architecture", m.family() + " " + m.details());
+        out.put("device", "cpu (" + Runtime.getRuntime().availableProcessors() + " cores, " + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 32 + "-bit vectors)");
+        out.put("runs", runs);
+        out.put("results", rows);
+        if (json) {
+            System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(out));
+        } else {
+            System.out.printf("%s%n%s on %s%n%8s %10s %10s %10s %12s%n", out.get("model"), out.get("architecture"), out.get("device"),
+                    "tile", "median ms", "MP/s", "GFLOP/s", "peak act MiB");
+            for (Map<String, Object> r : rows) {
+                System.out.printf("%8s %10.1f %10.4f %10.1f %12.1f%n", r.get("tile") + "x" + r.get("tile"), r.get("median_ms"),
+                        r.get("megapixels_per_s"), r.get("gflop_per_s"), ((Long) r.get("peak_activation_bytes")) / 1048576.0);
+                System.out.printf("%8s time by op (%%): %s%n", "", r.get("percent_by_op"));
+            }
+        }
+        return 0;
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+}
