@@ -21,11 +21,16 @@ class TileGridTest {
             double[] sum = new double[size * scale];
             for (AxisSpan s : spans) {
                 assertTrue(s.start() >= 0 && s.start() + s.length() <= size, "span inside the image");
-                assertEquals(Math.min(tile, size), s.length(), "every tile has the full length");
+                assertEquals(spans.getFirst().length(), s.length(), "all tiles of an axis have one length");
+                assertTrue(s.length() <= tile, "no tile is longer than asked");
                 for (int p = 0; p < s.length() * scale; p++) {
                     assertTrue(s.weight(p) > 0 && s.weight(p) <= 1);
                     sum[s.start() * scale + p] += s.weight(p);
                 }
+            }
+            for (int i = 1; i < spans.size(); i++) {
+                int shared = spans.get(i - 1).start() + spans.get(i - 1).length() - spans.get(i).start();
+                assertTrue(shared >= overlap, "neighbours share " + shared + " pixels, asked for " + overlap);
             }
             for (int p = 0; p < sum.length; p++) {
                 assertEquals(1.0, sum[p], 1e-6, "size " + size + " tile " + tile + " overlap " + overlap + " at " + p);
