@@ -88,7 +88,7 @@ final class DiagnoseCommand implements Callable<Integer> {
             sb.append("   What to change, most effective first:\n");
             int k = 1;
             for (Incident.Recommendation r : inc.recommendations()) {
-                sb.append(wrap(k++ + ") " + r.action() + " (" + r.why() + ")", "     ")).append("\n");
+                sb.append(wrap(k++ + ") " + r.action() + " \u2014 " + r.why(), "     ")).append("\n");
             }
         }
         return sb.toString();

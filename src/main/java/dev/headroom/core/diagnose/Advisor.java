@@ -24,7 +24,7 @@ public final class Advisor {
         String text = switch (kind) {
             case OOM_CAPACITY -> capacity(device, n, job, card, r);
             case OOM_FRAGMENTATION -> fragmentation(device, n, job, card, r);
-            case OOM_OTHER_PROCESS -> otherProcess(n, job, card, r);
+            case OOM_OTHER_PROCESS -> otherProcess(device, n, job, card, r);
             case ILLEGAL_MEMORY_ACCESS -> illegalAccess(device, job, r);
             case CUBLAS_CUDNN_FAILURE -> libraryFailure(job, card, r);
             case WINDOWS_ACCESS_VIOLATION -> accessViolation(job, r);
@@ -64,7 +64,11 @@ public final class Advisor {
                 t.append("Together that is more than the card has, so this is a true shortage of capacity, not fragmentation.");
             } else if (n.free() != null && n.free() >= n.requested()) {
                 t.append("The driver reported enough free memory yet refused the allocation: reported free memory is not all allocatable "
-                        + "(a per-process memory limit, Windows' display driver reserve, or memory shared with the system).");
+                        + "(a per-process memory limit, Windows' display driver reserve, or memory shared with the system)"
+                        + (n.asyncAllocator() ? ", or the cudaMallocAsync pool could not map it." : "."));
+            } else if (n.asyncAllocator() && n.free() != null) {
+                t.append(String.format("%s of the card is neither allocated by PyTorch nor free: memory cached by the cudaMallocAsync pool, "
+                        + "or held by other processes (this message format cannot tell which).", format(Math.max(0, n.total() - n.free() - held))));
             } else {
                 t.append("There was not enough free memory left for it.");
             }
@@ -74,7 +78,16 @@ public final class Advisor {
             t.append("The ").append(dev).append(" driver refused an allocation").append(where(job))
                     .append(" (the message gives no sizes: it came from the driver or a library rather than PyTorch's allocator).");
         }
-        shrinkAdvice(n, job, card, r);
+        // with the async allocator, a large share of the card that is neither allocated nor free is the first thing to look at
+        boolean hidden = n.asyncAllocator() && n.total() != null && n.free() != null
+                && n.total() - n.free() - (n.allocated() == null ? 0 : n.allocated()) >= 0.2 * n.total();
+        if (!hidden) shrinkAdvice(n, job, card, r);
+        if (n.asyncAllocator()) {
+            add(r, "Try PyTorch's default allocator instead of cudaMallocAsync (ComfyUI: --disable-cuda-malloc; elsewhere: unset PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync)",
+                    "its pool keeps freed memory mapped, and its message shows no reserve to tell");
+            add(r, "Check with nvidia-smi whether another process holds memory on this GPU", "this message format does not list other processes");
+        }
+        if (hidden) shrinkAdvice(n, job, card, r);
         toolAdvice(job, card, r);
         headroomAdvice(job, card, r);
         return t.toString();
@@ -96,7 +109,7 @@ public final class Advisor {
         return t;
     }
 
-    private static String otherProcess(OomNumbers n, JobContext.Snapshot job, Long card, List<Incident.Recommendation> r) {
+    private static String otherProcess(String device, OomNumbers n, JobContext.Snapshot job, Long card, List<Incident.Recommendation> r) {
         Long other = n.otherProcesses();
         Long outside = other != null ? other : n.heldOutsidePyTorch();
         StringBuilder t = new StringBuilder(String.format("The job%s failed to get %s, but of this %s card only %s was held by the job's own "
@@ -110,7 +123,8 @@ public final class Advisor {
             if (procs.length() > 0) procs.append(", ");
             procs.append("PID ").append(p.pid()).append(" (").append(format(p.bytes())).append(")");
         }
-        add(r, "Close the other programs using the GPU" + (procs.length() > 0 ? ": " + procs : "") + "; nvidia-smi lists them",
+        String smi = device.equals("hip") ? "rocm-smi" : device.equals("xpu") ? "xpu-smi" : "nvidia-smi";
+        add(r, "Close the other programs using the GPU" + (procs.length() > 0 ? ": " + procs : "") + "; " + smi + " lists them",
                 "gives the job back " + format(outside));
         add(r, "If another GPU is free, run the job there (CUDA_VISIBLE_DEVICES=1, or the tool's device option)", "a card nobody else uses");
         add(r, "Do not run two image tools (or a second instance of the same) on one card at once; if you must, give each a memory limit",

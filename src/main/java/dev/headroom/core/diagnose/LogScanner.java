@@ -21,8 +21,9 @@ public final class LogScanner {
     public static final int MAX_INCIDENTS = 500;
     private static final int MAX_MESSAGE = 1500;
     private static final int CONTINUATION_LINES = 6;
-    private static final Pattern CONTINUES = Pattern.compile("(?i)(capacity|already allocated|reserved|memory in use|is free|free;|unallocated|max allowed|PYTORCH_)");
-    private static final Pattern PREFIX = Pattern.compile("^.*?(?=(?:torch\\.)?(?:cuda\\.)?OutOfMemoryError|RuntimeError|CUDA out of|HIP out of|XPU out of|MPS backend|CUDA error|Could not allocate)");
+    private static final Pattern CONTINUES = Pattern.compile(
+            "(?i)(capacity|already allocated|reserved|memory in use|is free|free;|unallocated|max allowed|PYTORCH_|Currently allocated|Requested\\s*:|Device limit|according to CUDA|PyTorch limit|^\\s*:\\s*[0-9])");
+    private static final Pattern PREFIX = Pattern.compile("^.*?(?=(?:torch\\.)?(?:cuda\\.)?OutOfMemoryError|RuntimeError|CUDA out of|HIP out of|XPU out of|MPS backend|CUDA error|Could not allocate|Allocation on device)");
     private static final Pattern PY_ERROR = Pattern.compile("^\\s*(?:[A-Za-z_][\\w.]*(?:Error|Exception|Exit)|Error)(?::| occurred)\\s?.*");
 
     private static final int SAME_REPORT_LINES = 40;
@@ -100,9 +101,17 @@ public final class LogScanner {
             if (l.contains("mps backend out of memory")) return new Object[] {IncidentKind.MPS_OOM, "mps"};
             if (l.contains("hip out of memory") || l.contains("hiperroroutofmemory") || l.contains("hip error: out of memory")) return new Object[] {IncidentKind.OOM_CAPACITY, "hip"};
             if (l.contains("xpu out of memory")) return new Object[] {IncidentKind.OOM_CAPACITY, "xpu"};
+            if (l.contains("out_of_device_memory")) return new Object[] {IncidentKind.OOM_CAPACITY, "xpu"};
             if (l.contains("cuda out of memory") || l.contains("cuda error: out of memory") || l.contains("cudaerrormemoryallocation")
-                    || l.contains("cuda_error_out_of_memory") || l.contains("outofmemoryerror")) return new Object[] {IncidentKind.OOM_CAPACITY, "cuda"};
+                    || l.contains("cuda_error_out_of_memory") || l.contains("outofmemoryerror") || l.contains("would exceed allowed memory")
+                    || l.contains("cudamalloc failed")) return new Object[] {IncidentKind.OOM_CAPACITY, "cuda"};
         }
+        if (l.contains("oom when allocating tensor") || l.contains("failed to allocate memory for requested buffer")) {
+            return new Object[] {IncidentKind.OOM_CAPACITY, "cuda"};
+        }
+        if (l.contains("mps") && l.contains("invalid buffer size")) return new Object[] {IncidentKind.MPS_OOM, "mps"};
+        // bash's word for a process the kernel killed; in these tools' logs that is the Linux OOM killer
+        if (l.equals("killed") || l.startsWith("killed ") && l.contains("python")) return new Object[] {IncidentKind.HOST_OOM, "cpu"};
         if (l.contains("defaultcpuallocator") || l.contains("_arraymemoryerror") || l.contains("paging file is too small")
                 || l.contains("winerror 1455") || l.contains("std::bad_alloc") || l.matches("^\\s*memoryerror\\b.*")) {
             return new Object[] {IncidentKind.HOST_OOM, "cpu"};
@@ -113,7 +122,7 @@ public final class LogScanner {
         if (l.contains("cublas_status_alloc_failed") || l.contains("cublas_status_not_initialized") || l.contains("cudnn_status_alloc_failed")
                 || l.contains("cudnn_status_not_initialized") || l.contains("cudnn_status_internal_error") || l.contains("cudnn_status_execution_failed")
                 || l.contains("unable to find a valid cudnn algorithm") || l.contains("no valid convolution algorithms available")
-                || l.contains("cublas_status_execution_failed")) {
+                || l.contains("cublas_status_execution_failed") || l.contains("cudnn_status_mapping_error")) {
             return new Object[] {IncidentKind.CUBLAS_CUDNN_FAILURE, "cuda"};
         }
         if (l.contains("3221225477") || l.contains("0xc0000005") || l.contains("-1073741819") || l.contains("access violation")) {

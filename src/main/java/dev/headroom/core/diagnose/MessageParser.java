@@ -15,7 +15,9 @@ import java.util.regex.Pattern;
  *       R is reserved by PyTorch but unallocated." (2.1 spelled it "capacty")</li>
  *   <li>XPU: either of the last two, sometimes without the free figure;</li>
  *   <li>MPS: "MPS backend out of memory (MPS allocated: X, other allocations: Y, max allowed: Z). Tried to allocate W";</li>
- *   <li>DirectML: "Could not allocate tensor with N bytes".</li>
+ *   <li>cudaMallocAsync back-end: "Allocation on device 0 would exceed allowed memory. (out of memory)
+ *       Currently allocated : X Requested : Y Device limit : Z Free (according to CUDA): W";</li>
+ *   <li>DirectML: "Could not allocate tensor with N bytes"; TensorFlow: "failed to allocate 17.79G (N bytes) from device".</li>
  * </ul>
  */
 public final class MessageParser {
@@ -37,16 +39,29 @@ public final class MessageParser {
     private static final Pattern PROCESS = Pattern.compile("(?i)Process (\\d+) has " + SIZE + " memory in use");
     private static final Pattern MPS = Pattern.compile("(?i)MPS allocated: " + SIZE + ", other allocations: " + SIZE + ", max allowed: " + SIZE);
     private static final Pattern DIRECTML = Pattern.compile("(?i)Could not allocate tensor with ([0-9]+) bytes");
+    private static final Pattern TF_BYTES = Pattern.compile("(?i)\\(([0-9]+) bytes\\) from device");
+    private static final Pattern ASYNC = Pattern.compile("(?i)would exceed allowed memory");
+    private static final Pattern ASYNC_REQUESTED = Pattern.compile("(?i)Requested\\s*:\\s*" + SIZE);
+    private static final Pattern ASYNC_ALLOCATED = Pattern.compile("(?i)Currently allocated\\s*:\\s*" + SIZE);
+    private static final Pattern ASYNC_LIMIT = Pattern.compile("(?i)Device limit\\s*:\\s*" + SIZE);
+    private static final Pattern ASYNC_FREE = Pattern.compile("(?i)Free \\(according to CUDA\\)\\s*:\\s*" + SIZE);
+    private static final Pattern DEVICE_N = Pattern.compile("(?i)on device (\\d+)");
 
     public static OomNumbers parse(String text) {
-        Long requested = size(REQUESTED, text);
-        if (requested == null) requested = longGroup(DIRECTML, text);
+        boolean async = ASYNC.matcher(text).find();
+        Long requested = first(size(REQUESTED, text), async ? size(ASYNC_REQUESTED, text) : null);
+        if (requested == null) requested = first(longGroup(DIRECTML, text), longGroup(TF_BYTES, text));
         Integer gpu = null;
-        Matcher g = GPU.matcher(text);
+        Matcher g = (async ? DEVICE_N : GPU).matcher(text);
         if (g.find()) gpu = Integer.parseInt(g.group(1));
         Long total = first(size(TOTAL_NEW, text), size(TOTAL_OLD, text));
         Long free = first(size(FREE_NEW, text), size(FREE_OLD, text));
         Long allocated = first(size(ALLOCATED_NEW, text), size(ALLOCATED_OLD, text));
+        if (async) {
+            total = first(total, size(ASYNC_LIMIT, text));
+            free = first(size(ASYNC_FREE, text), free);
+            allocated = first(allocated, size(ASYNC_ALLOCATED, text));
+        }
         Long reserved = size(RESERVED_OLD, text);
         Long unallocated = size(UNALLOCATED_NEW, text);
         if (unallocated == null) unallocated = size(CACHED_OLD, text);
@@ -67,7 +82,7 @@ public final class MessageParser {
             mpsMax = Sizes.parse(m.group(5), m.group(6));
         }
         return new OomNumbers(requested, gpu, total, free, allocated, reserved, unallocated, thisProcess, List.copyOf(procs),
-                mpsAlloc, mpsOther, mpsMax);
+                mpsAlloc, mpsOther, mpsMax, async);
     }
 
     private static Long size(Pattern p, String text) {

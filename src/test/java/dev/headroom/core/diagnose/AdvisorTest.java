@@ -22,7 +22,7 @@ class AdvisorTest {
     @Test
     void resolutionTargetFollowsWhatWasAvailable() {
         // 1 GiB wanted, 256 MiB free: a quarter of the pixels, half of each side
-        OomNumbers n = new OomNumbers(GIB, 0, 8 * GIB, GIB / 4, 7 * GIB, 7 * GIB, 0L, null, java.util.List.of(), null, null, null);
+        OomNumbers n = new OomNumbers(GIB, 0, 8 * GIB, GIB / 4, 7 * GIB, 7 * GIB, 0L, null, java.util.List.of(), null, null, null, false);
         JobContext.Snapshot job = new JobContext.Snapshot(null, "sampling", null, 2048, 2048, 1);
         var advice = Advisor.advise(IncidentKind.OOM_CAPACITY, "cuda", n, job, null);
         assertTrue(advice.recommendations().stream().anyMatch(r -> r.action().contains("to about 1024x1024")), advice.recommendations().toString());

@@ -59,6 +59,9 @@ class DiagnoseFixturesTest {
             "comfyui-cuda-error-oom-8gb.log,      OOM_CAPACITY,             cuda",
             "kohya-dreambooth-8gb.log,            OOM_CAPACITY,             cuda",
             "webui-4090-free-but-oom.log,         OOM_CAPACITY,             cuda",
+            "comfyui-cuda-malloc-async.log,       OOM_CAPACITY,             cuda",
+            "chattts-cuda-malloc-async-aligned.log, OOM_CAPACITY,           cuda",
+            "tensorflow-failed-to-allocate.log,   OOM_CAPACITY,             cuda",
     })
     void classifies(String file, IncidentKind kind, String device) throws IOException {
         Incident i = only(file);
@@ -102,6 +105,14 @@ class DiagnoseFixturesTest {
         assertEquals(256L, only("mps-shared-pool-bytes.log").numbers().requested());
 
         assertEquals(377487360L, only("directml-webui.log").numbers().requested());
+        assertEquals(19104890880L, only("tensorflow-failed-to-allocate.log").numbers().requested());
+        n = only("chattts-cuda-malloc-async-aligned.log").numbers();
+        assertTrue(n.asyncAllocator());
+        assertEquals(320 * MIB, n.requested());
+        assertEquals(Math.round(6.89 * GIB), n.allocated());
+        assertEquals(Math.round(23.69 * GIB), n.total());
+        assertEquals(Math.round(2.94 * MIB), n.free());
+        assertEquals(0, n.gpu());
         assertEquals(128 * GIB, only("comfyui-xpu-huge-request.log").numbers().requested());
         assertEquals(Math.round(15.11 * GIB), only("comfyui-xpu-old-format.log").numbers().total());
     }
@@ -143,6 +154,9 @@ class DiagnoseFixturesTest {
 
         Incident huge = only("comfyui-xpu-huge-request.log");
         assertTrue(huge.explanation().contains("larger than the whole card"), huge.explanation());
+
+        Incident async = only("comfyui-cuda-malloc-async.log");
+        assertTrue(async.recommendations().stream().anyMatch(r -> r.action().contains("--disable-cuda-malloc")), async.recommendations().toString());
 
         Incident av = only("supir-access-violation.log");
         assertTrue(av.recommendations().getFirst().action().contains("page file"));
