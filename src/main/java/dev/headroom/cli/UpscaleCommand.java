@@ -9,7 +9,7 @@ import dev.headroom.models.image.ImageFiles;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.ImageUpscaler;
 import dev.headroom.runtime.TiledUpscaler;
-import dev.headroom.runtime.cpu.CpuOps;
+import dev.headroom.runtime.Ops;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -65,9 +65,6 @@ final class UpscaleCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (device == Device.cuda) {
-            throw new Main.UsageError("--device cuda: the CUDA backend is not built yet; use --device cpu (or auto)");
-        }
         if (tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
         if (overlap < 0 || overlap >= tile) throw new Main.UsageError("--overlap " + overlap + " must be at least 0 and less than --tile (" + tile + ")");
         boolean toFolder = Files.isDirectory(output) || inputs.size() > 1;
@@ -89,8 +86,16 @@ final class UpscaleCommand implements Callable<Integer> {
             m = m.withValueRange(valueRange, "--value-range");
         }
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
-        ImageUpscaler up = new ImageUpscaler(
-                new TiledUpscaler(new GraphRunner(m.graph(), m.weights(), new CpuOps()), m.valueRange()), m.graph().inputChannels());
+        Ops ops = Backend.open(device);
+        try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+            return run(m, ops, runner, toFolder, loadSeconds);
+        } finally {
+            Backend.close(ops);
+        }
+    }
+
+    private int run(Model m, Ops ops, GraphRunner runner, boolean toFolder, double loadSeconds) throws IOException {
+        ImageUpscaler up = new ImageUpscaler(new TiledUpscaler(runner, m.valueRange()), m.graph().inputChannels());
         boolean bar = !quiet && !json && ProgressBar.terminal();
 
         List<Map<String, Object>> results = new ArrayList<>();
@@ -123,7 +128,7 @@ final class UpscaleCommand implements Callable<Integer> {
             summary.put("model", m.file().toString());
             summary.put("architecture", m.family());
             summary.put("scale", m.scale());
-            summary.put("device", "cpu");
+            summary.put("device", ops.name());
             summary.put("tile", tile);
             summary.put("overlap", overlap);
             summary.put("model_load_seconds", Math.round(loadSeconds * 1000) / 1000.0);

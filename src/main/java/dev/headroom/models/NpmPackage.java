@@ -33,11 +33,7 @@ public final class NpmPackage {
     }
 
     public static Path cacheRoot() {
-        String env = System.getenv("HEADROOM_CACHE");
-        if (env != null && !env.isBlank()) return Path.of(env);
-        String xdg = System.getenv("XDG_CACHE_HOME");
-        if (xdg != null && !xdg.isBlank()) return Path.of(xdg, "headroom");
-        return Path.of(System.getProperty("user.home"), ".cache", "headroom");
+        return dev.headroom.runtime.CacheDir.root();
     }
 
     /** The folder holding the unpacked package ({@code .../package/...} inside), fetched if needed. */

@@ -14,7 +14,7 @@ import java.util.List;
  * concatenation's buffer ({@link ConcatPlan}) and dropping each buffer after its last reader.
  * The peak of live activation bytes is kept for reports.
  */
-public final class GraphRunner {
+public final class GraphRunner implements AutoCloseable {
     private final Graph graph;
     private final Ops ops;
     private final Ops.ConvWeights[] conv;
@@ -96,11 +96,22 @@ public final class GraphRunner {
         int[] hs = graph.heights(in.h), ws = graph.widths(in.w);
         Tensor[] values = new Tensor[n];
         Tensor[] buffers = new Tensor[n];     // by root id: the whole buffer
+        Tensor input = ops.upload(in);
         int[] readers = new int[n];          // views still to be read, per root buffer
         int[] pending = new int[n];          // consumers still to run, per node
-        long live = 0;
         for (int i = 0; i < n; i++) pending[i] = consumers.get(i).size();
-        values[0] = in;
+        values[0] = input;
+        try {
+            return execute(in, values, buffers, readers, pending, hs, ws);
+        } finally {
+            // on success only the output is left; on failure this frees whatever the failed step left behind
+            for (Tensor b : buffers) if (b != null) ops.release(b);
+            if (input != in) ops.release(input);
+        }
+    }
+
+    private Tensor execute(Tensor in, Tensor[] values, Tensor[] buffers, int[] readers, int[] pending, int[] hs, int[] ws) {
+        long live = 0;
         for (Node node : graph.nodes()) {
             int id = node.id();
             if (id == 0) continue;
@@ -109,7 +120,7 @@ public final class GraphRunner {
             }
             int root = placement.root(id);
             if (buffers[root] == null) {
-                buffers[root] = Tensor.allocate(in.n, hs[id], ws[id], graph.channels(root));
+                buffers[root] = ops.allocate(in.n, hs[id], ws[id], graph.channels(root));
                 live += buffers[root].bytes();
                 peakBytes = Math.max(peakBytes, live);
             }
@@ -117,7 +128,7 @@ public final class GraphRunner {
             Tensor out = buffers[root].slice(placement.offset(id), graph.channels(id));
             values[id] = out;
             long t0 = System.nanoTime();
-            execute(node, values, out);
+            step(node, values, out);
             nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
             // release inputs whose last reader this was
             for (int src : node.inputs()) {
@@ -131,20 +142,27 @@ public final class GraphRunner {
                 values[id] = null;
             }
         }
-        return values[graph.output()];
+        return ops.download(values[graph.output()]);
     }
 
     private long release(int id, Tensor[] buffers, int[] readers) {
         int root = placement.root(id);
         if (--readers[root] == 0) {
             long b = buffers[root].bytes();
+            ops.release(buffers[root]);
             buffers[root] = null;
             return b;
         }
         return 0;
     }
 
-    private void execute(Node node, Tensor[] v, Tensor out) {
+    /** Frees the prepared weights (device copies). */
+    @Override
+    public void close() {
+        for (Ops.ConvWeights w : conv) if (w != null) w.close();
+    }
+
+    private void step(Node node, Tensor[] v, Tensor out) {
         Tensor x = v[node.input(0)];
         switch (node.op()) {
             case Op.Input i -> throw new IllegalStateException("second input node");

@@ -13,9 +13,35 @@ import dev.headroom.core.graph.Op;
  */
 public interface Ops {
 
-    /** A convolution's weights in the backend's layout. */
-    interface ConvWeights {
+    /** A convolution's weights in the backend's layout; closing frees any device copy. */
+    interface ConvWeights extends AutoCloseable {
         Op.Conv2d op();
+
+        @Override
+        default void close() {}
+    }
+
+    /** Short name for reports: "cpu", "cuda:0". */
+    default String name() {
+        return "cpu";
+    }
+
+    /** A new dense (n, h, w, c) tensor in this backend's memory; contents undefined. */
+    default Tensor allocate(int n, int h, int w, int c) {
+        return Tensor.allocate(n, h, w, c);
+    }
+
+    /** Gives back a tensor {@link #allocate} returned (the whole buffer, not a slice). */
+    default void release(Tensor t) {}
+
+    /** This backend's copy of a host tensor (the same tensor on the CPU). */
+    default Tensor upload(Tensor host) {
+        return host;
+    }
+
+    /** A host copy of one of this backend's tensors (the same tensor on the CPU). */
+    default Tensor download(Tensor t) {
+        return t;
     }
 
     /**

@@ -1,24 +1,30 @@
 package dev.headroom.runtime;
 
 /**
- * An fp32 NHWC tensor on the host: a view of {@code c} channels starting at channel
- * {@code offset} of a buffer whose pixels are {@code stride} channels apart. A plain tensor has
- * offset 0 and stride == c; a channel slice of a concatenation buffer has neither, which is how
- * producers write into a concatenation without a copy.
+ * An fp32 NHWC tensor: a view of {@code c} channels starting at channel {@code offset} of a buffer
+ * whose pixels are {@code stride} channels apart. A plain tensor has offset 0 and stride == c; a
+ * channel slice of a concatenation buffer has neither, which is how producers write into a
+ * concatenation without a copy.
+ *
+ * <p>The buffer is either on the host ({@link #data}) or on a device ({@link #device}, null on the
+ * host); a backend's ops accept only their own kind.
  */
 public final class Tensor {
     public final float[] data;
+    public final DeviceBuffer device;
     public final int n, h, w, c;
     public final int stride;
     public final int offset;
 
-    private Tensor(float[] data, int n, int h, int w, int c, int stride, int offset) {
+    private Tensor(float[] data, DeviceBuffer device, int n, int h, int w, int c, int stride, int offset) {
         if (n < 1 || h < 1 || w < 1 || c < 1) {
             throw new IllegalArgumentException("tensor shape (" + n + "," + h + "," + w + "," + c + ") has an empty dimension");
         }
         if (offset + c > stride) throw new IllegalArgumentException("channel slice [" + offset + "," + (offset + c) + ") outside " + stride + " channels");
-        if ((long) n * h * w * stride > data.length) throw new IllegalArgumentException("tensor larger than its buffer");
+        long need = (long) n * h * w * stride;
+        if (data != null ? need > data.length : need * Float.BYTES > device.bytes()) throw new IllegalArgumentException("tensor larger than its buffer");
         this.data = data;
+        this.device = device;
         this.n = n;
         this.h = h;
         this.w = w;
@@ -34,19 +40,28 @@ public final class Tensor {
             throw new IllegalArgumentException("tensor (" + n + "," + h + "," + w + "," + c + ") has " + size
                     + " values, more than one host array holds; use smaller tiles");
         }
-        return new Tensor(new float[(int) size], n, h, w, c, c, 0);
+        return new Tensor(new float[(int) size], null, n, h, w, c, c, 0);
+    }
+
+    /** A dense (n, h, w, c) tensor in device memory the caller allocated. */
+    public static Tensor onDevice(DeviceBuffer buffer, int n, int h, int w, int c) {
+        return new Tensor(null, buffer, n, h, w, c, c, 0);
+    }
+
+    public boolean onHost() {
+        return data != null;
     }
 
     /** Wraps a dense (n, h, w, c) array. */
     public static Tensor wrap(float[] data, int n, int h, int w, int c) {
         if ((long) n * h * w * c != data.length) throw new IllegalArgumentException("array of " + data.length + " is not (" + n + "," + h + "," + w + "," + c + ")");
-        return new Tensor(data, n, h, w, c, c, 0);
+        return new Tensor(data, null, n, h, w, c, c, 0);
     }
 
     /** Channels [from, from + count) of this tensor, sharing its buffer. */
     public Tensor slice(int from, int count) {
         if (from < 0 || from + count > c) throw new IllegalArgumentException("slice [" + from + "," + (from + count) + ") of " + c + " channels");
-        return new Tensor(data, n, h, w, count, stride, offset + from);
+        return new Tensor(data, device, n, h, w, count, stride, offset + from);
     }
 
     public boolean dense() {
@@ -74,8 +89,14 @@ public final class Tensor {
         return elements() * Float.BYTES;
     }
 
-    /** A dense copy of this view. */
+    /** Device address of channel 0 of pixel (b, y, x). */
+    public long address(int b, int y, int x) {
+        return device.address() + (long) index(b, y, x) * Float.BYTES;
+    }
+
+    /** A dense copy of this (host) view. */
     public float[] toArray() {
+        if (data == null) throw new IllegalStateException("toArray on a device tensor; download it first");
         float[] out = new float[Math.toIntExact(elements())];
         int i = 0;
         for (int b = 0; b < n; b++)
@@ -93,6 +114,6 @@ public final class Tensor {
 
     @Override
     public String toString() {
-        return "Tensor" + shape() + (dense() ? "" : " slice@" + offset + "/" + stride);
+        return "Tensor" + shape() + (dense() ? "" : " slice@" + offset + "/" + stride) + (data == null ? " on device" : "");
     }
 }

@@ -186,9 +186,9 @@ class CliTest {
     }
 
     @Test
-    void cudaIsNotThereYetAndSaysSo() throws Exception {
+    void cudaWithoutAGpuSaysWhy() throws Exception {
         Path out = dir.resolve("c.png");
-        assertRefused(headroom("upscale", photo.toString(), "-o", out.toString(), "--device", "cuda"), "CUDA backend", out);
+        assertRefused(headroom("upscale", photo.toString(), "-o", out.toString(), "--device", "cuda"), "--device cuda: ", out);
     }
 
     @Test

@@ -1,0 +1,89 @@
+package dev.headroom.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * NVML (libnvidia-ml): what the whole device looks like, including memory other processes hold,
+ * without creating a CUDA context. Used by {@code headroom devices} and by out-of-memory reports.
+ */
+public final class Nvml {
+    private static volatile Nvml instance;
+
+    private final NativeLibraries.Library lib;
+    private final MethodHandle getHandle, getName, getMemory, driverVersion, errorString;
+
+    /** Bytes on one device: total, free and used, as the driver counts them (all processes). */
+    public record Memory(long total, long free, long used) {}
+
+    private Nvml() {
+        lib = NativeLibraries.load("NVML (libnvidia-ml)", "HEADROOM_NVML", "libnvidia-ml.so.1", "libnvidia-ml.so");
+        MethodHandle init = lib.function("nvmlInit_v2", FunctionDescriptor.of(JAVA_INT));
+        getHandle = lib.function("nvmlDeviceGetHandleByIndex_v2", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        getName = lib.function("nvmlDeviceGetName", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+        getMemory = lib.function("nvmlDeviceGetMemoryInfo", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        driverVersion = lib.function("nvmlSystemGetDriverVersion", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        errorString = lib.function("nvmlErrorString", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        check(Driver.call(() -> (int) init.invokeExact()), "nvmlInit_v2");
+    }
+
+    public static Nvml get() {
+        Nvml n = instance;
+        if (n == null) {
+            synchronized (Nvml.class) {
+                if (instance == null) instance = new Nvml();
+                n = instance;
+            }
+        }
+        return n;
+    }
+
+    public String driverVersion() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(96);
+            check(Driver.call(() -> (int) driverVersion.invokeExact(s, 96)), "nvmlSystemGetDriverVersion");
+            return s.getString(0);
+        }
+    }
+
+    public Memory memory(int index) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment h = handle(a, index);
+            MemorySegment m = a.allocate(JAVA_LONG, 3);   // nvmlMemory_t: total, free, used (unsigned long long)
+            check(Driver.call(() -> (int) getMemory.invokeExact(h, m)), "nvmlDeviceGetMemoryInfo");
+            return new Memory(m.getAtIndex(JAVA_LONG, 0), m.getAtIndex(JAVA_LONG, 1), m.getAtIndex(JAVA_LONG, 2));
+        }
+    }
+
+    public String name(int index) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment h = handle(a, index);
+            MemorySegment s = a.allocate(96);
+            check(Driver.call(() -> (int) getName.invokeExact(h, s, 96)), "nvmlDeviceGetName");
+            return s.getString(0);
+        }
+    }
+
+    private MemorySegment handle(Arena a, int index) {
+        MemorySegment h = a.allocate(ADDRESS);
+        check(Driver.call(() -> (int) getHandle.invokeExact(index, h)), "nvmlDeviceGetHandleByIndex_v2");
+        return h.get(ADDRESS, 0);
+    }
+
+    private void check(int status, String fn) {
+        if (status == 0) return;
+        String name;
+        try {
+            name = ((MemorySegment) errorString.invokeExact(status)).reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            name = "NVML_ERROR_" + status;
+        }
+        throw new CudaException("libnvidia-ml", fn, status, name, null);
+    }
+}

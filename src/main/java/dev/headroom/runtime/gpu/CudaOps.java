@@ -1,0 +1,331 @@
+package dev.headroom.runtime.gpu;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import dev.headroom.core.graph.Act;
+import dev.headroom.core.graph.ChannelOrder;
+import dev.headroom.core.graph.Op;
+import dev.headroom.core.graph.Padding;
+import dev.headroom.cuda.Cudnn;
+import dev.headroom.cuda.Driver;
+import dev.headroom.runtime.DeviceAllocator;
+import dev.headroom.runtime.DeviceBuffer;
+import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+/**
+ * The CUDA backend, fp32: convolutions through cuDNN (NHWC, algorithm chosen once per shape by
+ * cuDNN's heuristics, FMA math so fp32 stays fp32), everything else through headroom's NVRTC
+ * kernels (kernels.cu). Work is issued on the legacy default stream for now, so copies and
+ * kernels are ordered without events. All device memory comes from one {@link DeviceAllocator}.
+ *
+ * <p>Convolution: cuDNN reads a dense input and writes a dense output; a channel-slice input is
+ * packed first, and bias + activation run as one epilogue kernel that also writes the result into
+ * its slice of a concatenation buffer (in place when the output is dense).
+ */
+public final class CudaOps implements Ops, AutoCloseable {
+    private static final String[] KERNELS = {"epilogue", "add2", "scale", "upsample", "pixel_shuffle", "pixel_unshuffle"};
+
+    private final Driver cu = Driver.get();
+    private final Cudnn dnn = Cudnn.get();
+    private final int ordinal, device;
+    private final MemorySegment module, handle;
+    private final MemorySegment stream = MemorySegment.NULL;
+    private final Map<String, MemorySegment> fns = new HashMap<>();
+    private final CudaAllocator alloc;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment alphaBeta;
+    private final Map<String, ConvPlan> plans = new HashMap<>();
+    private final Map<float[], DeviceBuffer> constants = new IdentityHashMap<>();
+    private DeviceBuffer workspace;
+
+    /** Descriptors and algorithm for one convolution shape. */
+    private record ConvPlan(MemorySegment x, MemorySegment w, MemorySegment conv, MemorySegment y, int algo, long workspace) {}
+
+    /** Weights on the device in KRSC (cout, kh, kw, cin) order. */
+    private final class Prepared implements ConvWeights {
+        final Op.Conv2d op;
+        final DeviceBuffer kernel, bias, slope;
+
+        Prepared(Op.Conv2d op, DeviceBuffer kernel, DeviceBuffer bias, DeviceBuffer slope) {
+            this.op = op;
+            this.kernel = kernel;
+            this.bias = bias;
+            this.slope = slope;
+        }
+
+        @Override
+        public Op.Conv2d op() {
+            return op;
+        }
+
+        @Override
+        public void close() {
+            alloc.free(kernel);
+            if (bias != null) alloc.free(bias);
+            if (slope != null) alloc.free(slope);
+        }
+    }
+
+    private CudaOps(int ordinal) {
+        this.ordinal = ordinal;
+        int count = cu.deviceCount();
+        if (ordinal < 0 || ordinal >= count) throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist; this machine has " + count);
+        device = cu.device(ordinal);
+        cu.retainPrimaryContext(device);
+        int major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+        int minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
+        module = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/kernels.cu", major, minor, cu));
+        for (String k : KERNELS) fns.put(k, cu.function(module, k));
+        handle = dnn.createHandle(stream);
+        alloc = new CudaAllocator(cu);
+        alphaBeta = arena.allocate(JAVA_FLOAT, 2);
+        alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
+        alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
+    }
+
+    /** Opens device {@code ordinal}: context, kernels (compiled or from the cache), cuDNN. */
+    public static CudaOps open(int ordinal) {
+        return new CudaOps(ordinal);
+    }
+
+    public DeviceAllocator allocator() {
+        return alloc;
+    }
+
+    @Override
+    public String name() {
+        return "cuda:" + ordinal;
+    }
+
+    @Override
+    public Tensor allocate(int n, int h, int w, int c) {
+        return Tensor.onDevice(alloc.allocate((long) n * h * w * c * Float.BYTES), n, h, w, c);
+    }
+
+    @Override
+    public void release(Tensor t) {
+        alloc.free(t.device);
+    }
+
+    @Override
+    public Tensor upload(Tensor host) {
+        if (!host.onHost()) return host;
+        float[] dense = host.dense() ? host.data : host.toArray();
+        Tensor d = allocate(host.n, host.h, host.w, host.c);
+        copyIn(dense, d.device.address());
+        return d;
+    }
+
+    @Override
+    public Tensor download(Tensor t) {
+        if (t.onHost()) return t;
+        if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
+        Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment staging = a.allocate((long) h.data.length * Float.BYTES, 16);
+            cu.copyDtoH(staging, t.device.address(), staging.byteSize());
+            MemorySegment.copy(staging, JAVA_FLOAT, 0, h.data, 0, h.data.length);
+        }
+        return h;
+    }
+
+    private void copyIn(float[] src, long dst) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment staging = a.allocate((long) src.length * Float.BYTES, 16);
+            MemorySegment.copy(src, 0, staging, JAVA_FLOAT, 0, src.length);
+            cu.copyHtoD(dst, staging, staging.byteSize());
+        }
+    }
+
+    private DeviceBuffer upload(float[] a) {
+        DeviceBuffer b = alloc.allocate((long) a.length * Float.BYTES);
+        copyIn(a, b.address());
+        return b;
+    }
+
+    @Override
+    public ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope) {
+        int kh = op.kh(), kw = op.kw(), ci = op.cin(), co = op.cout();
+        float[] krsc = new float[kernel.length];
+        for (int y = 0; y < kh; y++)
+            for (int x = 0; x < kw; x++)
+                for (int i = 0; i < ci; i++)
+                    for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = kernel[((y * kw + x) * ci + i) * co + o];
+        return new Prepared(op, upload(krsc), bias == null ? null : upload(bias), slope == null ? null : upload(slope));
+    }
+
+    @Override
+    public void conv2d(Tensor in, ConvWeights weights, Tensor out) {
+        Prepared p = (Prepared) weights;
+        Op.Conv2d op = p.op;
+        Tensor x = in;
+        Tensor packed = null;
+        if (!in.dense()) {
+            packed = allocate(in.n, in.h, in.w, in.c);
+            copy(in, packed);
+            x = packed;
+        }
+        boolean direct = out.dense();
+        Tensor y = direct ? out : allocate(out.n, out.h, out.w, out.c);
+        try {
+            ConvPlan plan = plan(op, x, y);
+            if (plan.workspace > 0 && (workspace == null || workspace.bytes() < plan.workspace)) {
+                if (workspace != null) alloc.free(workspace);
+                workspace = alloc.allocate(plan.workspace);
+            }
+            dnn.forward(handle, alphaBeta, plan.x, x.device.address(), plan.w, p.kernel.address(), plan.conv, plan.algo,
+                    plan.workspace > 0 ? workspace.address() : 0L, plan.workspace, plan.y, y.device.address());
+            Act act = op.act();
+            if (p.bias != null || act.kind() != Act.Kind.NONE || !direct) {
+                epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), out);
+            }
+        } finally {
+            if (packed != null) release(packed);
+            if (!direct) release(y);
+        }
+    }
+
+    private ConvPlan plan(Op.Conv2d op, Tensor x, Tensor y) {
+        String key = op.kh() + "x" + op.kw() + ":" + op.cin() + ">" + op.cout() + ":" + op.padding() + ":" + x.n + "," + x.h + "," + x.w;
+        ConvPlan plan = plans.get(key);
+        if (plan != null) return plan;
+        int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
+        MemorySegment xd = dnn.tensorNhwc(Cudnn.DATA_FLOAT, x.n, x.c, x.h, x.w, x.c);
+        MemorySegment wd = dnn.filterNhwc(Cudnn.DATA_FLOAT, op.cout(), op.cin(), op.kh(), op.kw());
+        MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, Cudnn.FMA_MATH);
+        MemorySegment yd = dnn.tensorNhwc(Cudnn.DATA_FLOAT, y.n, y.c, y.h, y.w, y.c);
+        Cudnn.AlgoPerf chosen = null;
+        for (Cudnn.AlgoPerf a : dnn.algorithms(handle, xd, wd, cd, yd)) {
+            if (a.status() == 0 && a.workspace() <= (1L << 30)) {
+                chosen = a;
+                break;
+            }
+        }
+        if (chosen == null) throw new IllegalStateException("cuDNN offers no algorithm for convolution " + key);
+        long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, chosen.algo());
+        plan = new ConvPlan(xd, wd, cd, yd, chosen.algo(), ws);
+        plans.put(key, plan);
+        return plan;
+    }
+
+    private void epilogue(Tensor x, long bias, Act act, long slope, Tensor y) {
+        int a = switch (act.kind()) {
+            case NONE -> 0;
+            case RELU -> 1;
+            case LEAKY_RELU -> 2;
+            case PRELU -> 3;
+        };
+        long pixels = (long) y.n * y.h * y.w;
+        launch("epilogue", pixels * y.c, ptr(x), x.stride, x.offset, bias, slope, a, act.slope(), ptr(y), y.stride, y.offset, pixels, y.c);
+    }
+
+    @Override
+    public void activation(Tensor in, Act act, float[] slope, Tensor out) {
+        long s = slope == null ? 0L : constants.computeIfAbsent(slope, this::upload).address();
+        epilogue(in, 0L, act, s, out);
+    }
+
+    @Override
+    public void add(Tensor[] ins, Tensor out) {
+        long pixels = (long) out.n * out.h * out.w;
+        Tensor acc = ins[0];
+        for (int k = 1; k < ins.length; k++) {
+            Tensor b = ins[k];
+            launch("add2", pixels * out.c, ptr(acc), acc.stride, acc.offset, ptr(b), b.stride, b.offset, ptr(out), out.stride, out.offset, pixels, out.c);
+            acc = out;
+        }
+        if (ins.length == 1) copy(ins[0], out);
+    }
+
+    @Override
+    public void scale(Tensor in, float factor, Tensor out) {
+        long pixels = (long) out.n * out.h * out.w;
+        launch("scale", pixels * out.c, ptr(in), in.stride, in.offset, factor, ptr(out), out.stride, out.offset, pixels, out.c);
+    }
+
+    @Override
+    public void upsampleNearest(Tensor in, int r, Tensor out) {
+        launch("upsample", (long) out.n * out.h * out.w * out.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
+                in.n, in.h, in.w, in.c, r);
+    }
+
+    @Override
+    public void pixelShuffle(Tensor in, int r, ChannelOrder order, Tensor out) {
+        launch("pixel_shuffle", (long) out.n * out.h * out.w * out.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
+                in.n, in.h, in.w, out.c, r, order == ChannelOrder.TORCH ? 0 : 1);
+    }
+
+    @Override
+    public void pixelUnshuffle(Tensor in, int r, ChannelOrder order, Tensor out) {
+        launch("pixel_unshuffle", (long) in.n * in.h * in.w * in.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
+                in.n, in.h, in.w, in.c, r, order == ChannelOrder.TORCH ? 0 : 1);
+    }
+
+    @Override
+    public void copy(Tensor in, Tensor out) {
+        epilogue(in, 0L, Act.NONE, 0L, out);
+    }
+
+    /** Waits for all work issued so far. */
+    public void synchronize() {
+        cu.synchronize();
+    }
+
+    /** Base address of a view (channel offsets are passed separately). */
+    private static long ptr(Tensor t) {
+        return t.device.address();
+    }
+
+    /** Launches a 1-D grid over {@code elements} with 256 threads a block; arguments are Long (pointers and 64-bit), Integer or Float. */
+    private void launch(String fn, long elements, Object... args) {
+        if (elements == 0) return;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment params = a.allocate(ADDRESS, args.length);
+            for (int i = 0; i < args.length; i++) {
+                MemorySegment v = switch (args[i]) {
+                    case Long l -> a.allocateFrom(JAVA_LONG, l);
+                    case Integer n -> a.allocateFrom(JAVA_INT, n);
+                    case Float f -> a.allocateFrom(JAVA_FLOAT, f);
+                    default -> throw new IllegalArgumentException("kernel argument " + args[i]);
+                };
+                params.setAtIndex(ADDRESS, i, v);
+            }
+            int blocks = (int) Math.min((elements + 255) / 256, 1L << 20);
+            cu.launch(fns.get(fn), blocks, 1, 1, 256, 1, 1, 0, stream, params);
+        }
+    }
+
+    /** Frees what this backend holds and audits the allocator: live buffers at this point are leaks. */
+    @Override
+    public void close() {
+        try {
+            cu.synchronize();
+            for (ConvPlan p : plans.values()) {
+                dnn.destroyTensor(p.x);
+                dnn.destroyFilter(p.w);
+                dnn.destroyConvolution(p.conv);
+                dnn.destroyTensor(p.y);
+            }
+            plans.clear();
+            for (DeviceBuffer b : constants.values()) alloc.free(b);
+            constants.clear();
+            if (workspace != null) alloc.free(workspace);
+            workspace = null;
+            dnn.destroyHandle(handle);
+            cu.moduleUnload(module);
+            alloc.close();
+        } finally {
+            arena.close();
+            cu.releasePrimaryContext(device);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+package dev.headroom.runtime.gpu;
+
+import dev.headroom.cuda.Driver;
+import dev.headroom.cuda.Nvrtc;
+import dev.headroom.runtime.CacheDir;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/**
+ * Compiles headroom's CUDA C resources with NVRTC for the device's architecture and keeps the
+ * cubin on disk ({@code <cache>/kernels/<sha256>.cubin}), keyed by source, options, architecture,
+ * NVRTC and driver version, so a second start loads instead of compiling.
+ */
+final class KernelCache {
+    private KernelCache() {}
+
+    static byte[] cubin(String resource, int major, int minor, Driver cu) {
+        String source;
+        try (InputStream in = KernelCache.class.getResourceAsStream(resource)) {
+            if (in == null) throw new IllegalStateException("kernel source " + resource + " missing from the build");
+            source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        Nvrtc nvrtc = Nvrtc.get();
+        String[] options = {"--gpu-architecture=sm_" + major + minor, "--std=c++17", "-default-device"};
+        String key = sha256(source + "\n" + String.join(" ", options) + "\nnvrtc " + nvrtc.version() + "\ndriver " + cu.version());
+        Path file = CacheDir.root().resolve("kernels").resolve(key + ".cubin");
+        try {
+            if (Files.isRegularFile(file)) return Files.readAllBytes(file);
+        } catch (IOException ignored) {
+            // an unreadable cache entry is compiled again
+        }
+        byte[] bin = nvrtc.compile(source, resource.substring(resource.lastIndexOf('/') + 1), options);
+        try {
+            Files.createDirectories(file.getParent());
+            Path tmp = Files.createTempFile(file.getParent(), ".cubin", ".tmp");
+            Files.write(tmp, bin);
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException ignored) {
+            // no cache this time; the compiled kernels still work
+        }
+        return bin;
+    }
+
+    private static String sha256(String s) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
