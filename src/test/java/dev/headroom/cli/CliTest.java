@@ -36,7 +36,7 @@ class CliTest {
 
     static Result headroom(String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "dev.headroom.cli.Main"));
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "dev.headroom.cli.Main"));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).start();
         byte[] out = p.getInputStream().readAllBytes();

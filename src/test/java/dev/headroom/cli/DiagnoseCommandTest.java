@@ -116,7 +116,7 @@ class DiagnoseCommandTest {
     @Test
     @Tag("slow")
     void aGigabyteLogIsReadInBoundedMemory() throws Exception {
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx64m",
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx64m", "--enable-native-access=ALL-UNNAMED",
                 "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "dev.headroom.cli.Main", "diagnose", "--json");
         Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
         long t0 = System.nanoTime();
