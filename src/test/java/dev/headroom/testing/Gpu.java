@@ -4,17 +4,28 @@ import dev.headroom.cuda.CudaUnavailable;
 import dev.headroom.runtime.gpu.CudaOps;
 import org.junit.jupiter.api.Assumptions;
 
-/** Opens the first GPU for a test, or skips the test visibly with the reason when there is none. */
+/**
+ * Opens the first GPU for a test class; where there is none, every test of the class is skipped
+ * (counted as skipped in the report) with the reason, and the reason is printed once.
+ */
 public final class Gpu {
     private Gpu() {}
 
-    public static CudaOps openOrSkip() {
+    private static String reason;
+
+    /** The GPU, or null when there is none (see {@link #assumePresent}). */
+    public static CudaOps tryOpen() {
         try {
             return CudaOps.open(0);
         } catch (CudaUnavailable | UnsatisfiedLinkError e) {
-            System.out.println("GPU TEST SKIPPED: " + e.getMessage());
-            Assumptions.abort("no usable GPU: " + e.getMessage());
-            throw new IllegalStateException("unreachable");
+            if (reason == null) System.out.println("GPU TESTS SKIPPED: " + e.getMessage());
+            reason = e.getMessage();
+            return null;
         }
+    }
+
+    /** Skips the calling test when {@code gpu} is null. */
+    public static void assumePresent(CudaOps gpu) {
+        Assumptions.assumeTrue(gpu != null, () -> "skipped, no usable GPU: " + reason);
     }
 }
