@@ -1,7 +1,5 @@
 package dev.headroom.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.headroom.models.Model;
 import dev.headroom.models.SyntheticModels;
 import dev.headroom.runtime.GraphRunner;
@@ -37,11 +35,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto")
     UpscaleCommand.Device device;
 
-    @Option(names = "--json", description = "Machine-readable output")
-    boolean json;
+    @picocli.CommandLine.Mixin
+    OutputOptions output;
 
-    @Option(names = {"-v", "--verbose"}, description = "Stack traces on errors")
-    boolean verbose;
 
     @Override
     public Integer call() throws Exception {
@@ -97,8 +93,8 @@ final class BenchCommand implements Callable<Integer> {
                 + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 32 + "-bit vectors)" : ops.name() + " fp32");
         out.put("runs", runs);
         out.put("results", rows);
-        if (json) {
-            System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(out));
+        if (output.json) {
+            OutputOptions.printJson(out);
         } else {
             System.out.printf("%s%n%s on %s%n%8s %10s %10s %10s %12s%n", out.get("model"), out.get("architecture"), out.get("device"),
                     "tile", "median ms", "MP/s", "GFLOP/s", "peak act MiB");

@@ -1,7 +1,5 @@
 package dev.headroom.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.headroom.core.diagnose.Sizes;
 import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.CudaUnavailable;
@@ -15,16 +13,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 
 @Command(name = "devices", mixinStandardHelpOptions = true,
         description = "Lists the NVIDIA GPUs: name, memory total and free, driver, compute capability, and the CUDA libraries found.")
 final class DevicesCommand implements Callable<Integer> {
-    @Option(names = "--json", description = "Machine-readable output")
-    boolean json;
+    @picocli.CommandLine.Mixin
+    OutputOptions output;
 
-    @Option(names = {"-v", "--verbose"}, description = "Stack traces on errors")
-    boolean verbose;
 
     @Override
     public Integer call() throws Exception {
@@ -36,7 +31,7 @@ final class DevicesCommand implements Callable<Integer> {
         } catch (CudaUnavailable | CudaException e) {
             out.put("gpus", gpus);
             out.put("reason", e.getMessage());
-            if (json) print(out);
+            if (output.json) OutputOptions.printJson(out);
             else System.out.println("No usable NVIDIA GPU: " + e.getMessage() + "\nheadroom runs on the CPU here (--device cpu).");
             return 0;
         }
@@ -68,8 +63,8 @@ final class DevicesCommand implements Callable<Integer> {
             gpus.add(g);
         }
         out.put("gpus", gpus);
-        if (json) {
-            print(out);
+        if (output.json) {
+            OutputOptions.printJson(out);
             return 0;
         }
         System.out.printf("CUDA driver %s (%s), NVIDIA driver %s%n", out.get("cuda_driver"), out.get("libcuda"), out.getOrDefault("driver", "?"));
@@ -91,9 +86,5 @@ final class DevicesCommand implements Callable<Integer> {
             out.put(key + "_error", e.getMessage());
             return null;
         }
-    }
-
-    private static void print(Map<String, Object> out) throws Exception {
-        System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(out));
     }
 }

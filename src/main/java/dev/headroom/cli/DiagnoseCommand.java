@@ -1,7 +1,5 @@
 package dev.headroom.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.headroom.core.diagnose.Diagnosis;
 import dev.headroom.core.diagnose.Incident;
 import dev.headroom.core.diagnose.LogScanner;
@@ -32,11 +30,9 @@ final class DiagnoseCommand implements Callable<Integer> {
     @Option(names = "--gpu-memory", paramLabel = "SIZE", description = "The card's memory (e.g. 12GiB), used when the log does not state it")
     String gpuMemory;
 
-    @Option(names = "--json", description = "Incidents with class, numbers and recommendations, for other tools")
-    boolean json;
+    @picocli.CommandLine.Mixin
+    OutputOptions output;
 
-    @Option(names = {"-v", "--verbose"}, description = "Stack traces on errors")
-    boolean verbose;
 
     @Override
     public Integer call() throws IOException {
@@ -60,8 +56,8 @@ final class DiagnoseCommand implements Callable<Integer> {
             }
         }
         Diagnosis d = scanner.finish();
-        if (json) {
-            System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(toJson(d)));
+        if (output.json) {
+            OutputOptions.printJson(toJson(d));
         } else {
             System.out.print(toText(d));
         }

@@ -1,14 +1,11 @@
 package dev.headroom.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.headroom.models.Model;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "models", description = "Model files.", mixinStandardHelpOptions = true,
@@ -28,11 +25,9 @@ final class ModelsCommand implements Runnable {
         @Parameters(paramLabel = "FILE", description = "Model file (.safetensors, .pth/.pt, .h5, model.json); omit for the default model", arity = "0..1")
         Path file;
 
-        @Option(names = "--json", description = "Machine-readable output")
-        boolean json;
+        @picocli.CommandLine.Mixin
+        OutputOptions output;
 
-        @Option(names = {"-v", "--verbose"}, description = "Stack traces on errors")
-        boolean verbose;
 
         @Override
         public Integer call() throws Exception {
@@ -48,8 +43,8 @@ final class ModelsCommand implements Runnable {
             info.put("input_channels", m.graph().inputChannels());
             info.put("value_range", m.valueRange() == 1 ? "0..1" : "0..255");
             info.put("gflop_per_megapixel", Math.round(m.graph().flopsPerInputPixel() * 1e6 / 1e9));
-            if (json) {
-                System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(info));
+            if (output.json) {
+                OutputOptions.printJson(info);
             } else {
                 System.out.printf("%s%n  format        %s%n  architecture  %s (%s)%n  scale         x%d%n  parameters    %,d%n  dtype         %s%n  value range   %s (%s)%n  cost          %,d GFLOP per input megapixel%n",
                         m.file(), m.format(), m.family(), m.details(), m.scale(), m.parameters(), m.storedType(),

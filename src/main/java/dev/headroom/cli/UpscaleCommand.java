@@ -1,7 +1,5 @@
 package dev.headroom.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.headroom.core.image.FloatImage;
 import dev.headroom.core.tiling.TileGrid;
 import dev.headroom.models.Model;
@@ -57,11 +55,9 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "No progress bar")
     boolean quiet;
 
-    @Option(names = "--json", description = "Print a machine-readable summary on stdout")
-    boolean json;
+    @picocli.CommandLine.Mixin
+    OutputOptions outputOptions;
 
-    @Option(names = {"-v", "--verbose"}, description = "Stack traces on errors")
-    boolean verbose;
 
     @Override
     public Integer call() throws IOException {
@@ -96,7 +92,7 @@ final class UpscaleCommand implements Callable<Integer> {
 
     private int run(Model m, Ops ops, GraphRunner runner, boolean toFolder, double loadSeconds) throws IOException {
         ImageUpscaler up = new ImageUpscaler(new TiledUpscaler(runner, m.valueRange()), m.graph().inputChannels());
-        boolean bar = !quiet && !json && ProgressBar.terminal();
+        boolean bar = !quiet && !outputOptions.json && ProgressBar.terminal();
 
         List<Map<String, Object>> results = new ArrayList<>();
         for (Path in : inputs) {
@@ -118,12 +114,12 @@ final class UpscaleCommand implements Callable<Integer> {
             r.put("tiles", tiles);
             r.put("seconds", Math.round(secs * 1000) / 1000.0);
             results.add(r);
-            if (!json && !quiet) {
+            if (!outputOptions.json && !quiet) {
                 System.err.printf("%s -> %s (%dx%d -> %dx%d, %d tiles, %.2f s)%n", in, out, img.width(), img.height(),
                         result.width(), result.height(), tiles, secs);
             }
         }
-        if (json) {
+        if (outputOptions.json) {
             Map<String, Object> summary = new LinkedHashMap<>();
             summary.put("model", m.file().toString());
             summary.put("architecture", m.family());
@@ -135,7 +131,7 @@ final class UpscaleCommand implements Callable<Integer> {
             summary.put("peak_activation_bytes", up.peakActivationBytes());
             summary.put("weight_bytes", m.parameters() * 4);
             summary.put("images", results);
-            System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(summary));
+            OutputOptions.printJson(summary);
         }
         return 0;
     }

@@ -20,7 +20,7 @@ public final class Cudnn {
     public static final int CROSS_CORRELATION = 1;
     public static final int DEFAULT_MATH = 0, TENSOR_OP_MATH = 1, FMA_MATH = 3;
 
-    private static volatile Cudnn instance;
+    private static final Once<Cudnn> INSTANCE = new Once<>(Cudnn::new);
     private final NativeLibraries.Library lib;
     private final MethodHandle getVersion, create, destroy, setStream, createTensor, setTensor, destroyTensor, createFilter, setFilter,
             destroyFilter, createConv, setConv, setMath, destroyConv, getAlgo, wsSize, forward, errorString;
@@ -58,14 +58,7 @@ public final class Cudnn {
     }
 
     public static Cudnn get() {
-        Cudnn c = instance;
-        if (c == null) {
-            synchronized (Cudnn.class) {
-                if (instance == null) instance = new Cudnn();
-                c = instance;
-            }
-        }
-        return c;
+        return INSTANCE.get();
     }
 
     public String libraryPath() {
@@ -170,12 +163,6 @@ public final class Cudnn {
 
     public void check(int status, String fn) {
         if (status == 0) return;
-        String name;
-        try {
-            name = ((MemorySegment) errorString.invokeExact(status)).reinterpret(256).getString(0);
-        } catch (Throwable t) {
-            name = "CUDNN_STATUS_" + status;
-        }
-        throw new CudaException("libcudnn", fn, status, name, null);
+        throw new CudaException("libcudnn", fn, status, NativeLibraries.statusName(errorString, status, "CUDNN_STATUS_"), null);
     }
 }

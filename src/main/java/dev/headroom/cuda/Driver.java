@@ -22,7 +22,7 @@ public final class Driver {
     /** CUDA 12.0: cuLaunchKernel and friends as headroom uses them. */
     public static final int MIN_DRIVER = 12000;
 
-    private static volatile Driver instance;
+    private static final Once<Driver> INSTANCE = new Once<>(Driver::new);
 
     private final NativeLibraries.Library lib;
     private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceTotalMem,
@@ -78,14 +78,7 @@ public final class Driver {
 
     /** The process's driver, initialised on first use. */
     public static Driver get() {
-        Driver d = instance;
-        if (d == null) {
-            synchronized (Driver.class) {
-                if (instance == null) instance = new Driver();
-                d = instance;
-            }
-        }
-        return d;
+        return INSTANCE.get();
     }
 
     public String libraryPath() {

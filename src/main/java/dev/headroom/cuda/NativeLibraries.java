@@ -70,6 +70,15 @@ public final class NativeLibraries {
                 + folders().size() + " CUDA folders); install it or set " + envVar + " to its path");
     }
 
+    /** The name a library's error-string function gives a status, or PREFIX + number if that call fails. */
+    static String statusName(MethodHandle errorString, int status, String prefix) {
+        try {
+            return ((MemorySegment) errorString.invokeExact(status)).reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            return prefix + status;
+        }
+    }
+
     static List<Path> folders() {
         List<Path> dirs = new ArrayList<>();
         String home = System.getenv("CUDA_HOME");

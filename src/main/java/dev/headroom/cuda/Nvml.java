@@ -14,7 +14,7 @@ import java.lang.invoke.MethodHandle;
  * without creating a CUDA context. Used by {@code headroom devices} and by out-of-memory reports.
  */
 public final class Nvml {
-    private static volatile Nvml instance;
+    private static final Once<Nvml> INSTANCE = new Once<>(Nvml::new);
 
     private final NativeLibraries.Library lib;
     private final MethodHandle getHandle, getName, getMemory, driverVersion, errorString;
@@ -34,14 +34,7 @@ public final class Nvml {
     }
 
     public static Nvml get() {
-        Nvml n = instance;
-        if (n == null) {
-            synchronized (Nvml.class) {
-                if (instance == null) instance = new Nvml();
-                n = instance;
-            }
-        }
-        return n;
+        return INSTANCE.get();
     }
 
     public String driverVersion() {
@@ -78,12 +71,6 @@ public final class Nvml {
 
     private void check(int status, String fn) {
         if (status == 0) return;
-        String name;
-        try {
-            name = ((MemorySegment) errorString.invokeExact(status)).reinterpret(256).getString(0);
-        } catch (Throwable t) {
-            name = "NVML_ERROR_" + status;
-        }
-        throw new CudaException("libnvidia-ml", fn, status, name, null);
+        throw new CudaException("libnvidia-ml", fn, status, NativeLibraries.statusName(errorString, status, "NVML_ERROR_"), null);
     }
 }

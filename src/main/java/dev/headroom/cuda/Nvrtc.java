@@ -13,7 +13,7 @@ import java.nio.file.Path;
 
 /** NVRTC: CUDA C to a cubin for one architecture, at run time. Compile errors carry NVRTC's log. */
 public final class Nvrtc {
-    private static volatile Nvrtc instance;
+    private static final Once<Nvrtc> INSTANCE = new Once<>(Nvrtc::new);
 
     private final NativeLibraries.Library lib;
     private final MethodHandle create, compile, logSize, log, cubinSize, cubin, destroy, version, errorString;
@@ -50,14 +50,7 @@ public final class Nvrtc {
     }
 
     public static Nvrtc get() {
-        Nvrtc n = instance;
-        if (n == null) {
-            synchronized (Nvrtc.class) {
-                if (instance == null) instance = new Nvrtc();
-                n = instance;
-            }
-        }
-        return n;
+        return INSTANCE.get();
     }
 
     public String libraryPath() {
@@ -106,12 +99,6 @@ public final class Nvrtc {
 
     private void check(int status, String fn, String detail) {
         if (status == 0) return;
-        String name;
-        try {
-            name = ((MemorySegment) errorString.invokeExact(status)).reinterpret(256).getString(0);
-        } catch (Throwable t) {
-            name = "NVRTC_ERROR_" + status;
-        }
-        throw new CudaException("libnvrtc", fn, status, name, detail);
+        throw new CudaException("libnvrtc", fn, status, NativeLibraries.statusName(errorString, status, "NVRTC_ERROR_"), detail);
     }
 }

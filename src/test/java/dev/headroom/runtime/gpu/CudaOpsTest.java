@@ -7,14 +7,11 @@ import dev.headroom.core.graph.Padding;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.runtime.cpu.CpuOps;
-import dev.headroom.testing.Gpu;
+import dev.headroom.testing.GpuTestBase;
 import dev.headroom.testing.Randoms;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -22,28 +19,10 @@ import org.junit.jupiter.api.Test;
  * outputs; fp32 tolerance: convolution 1e-4 relative (cuDNN with FMA math sums in another order),
  * everything else exact. Ends with the allocator back at zero.
  */
-@Tag("gpu")
-class CudaOpsTest {
-    static CudaOps gpu;
+class CudaOpsTest extends GpuTestBase {
     final Ops cpu = new CpuOps();
     final Random rnd = new Random(Randoms.seed());
     final List<Tensor> buffers = new ArrayList<>();
-
-    @BeforeAll
-    static void open() {
-        gpu = Gpu.tryOpen();
-    }
-
-    @org.junit.jupiter.api.BeforeEach
-    void needsGpu() {
-        Gpu.assumePresent(gpu);
-    }
-
-    /** close() audits the allocator: a buffer still live here fails the class. */
-    @AfterAll
-    static void close() {
-        if (gpu != null) gpu.close();
-    }
 
     /** A host tensor (maybe a slice) and its device twin with the same layout. */
     private Tensor[] pair(int n, int h, int w, int c, boolean fillNaN) {

@@ -12,35 +12,14 @@ import dev.headroom.runtime.Tensor;
 import dev.headroom.runtime.TiledUpscaler;
 import dev.headroom.runtime.cpu.CpuOps;
 import dev.headroom.testing.Golden;
-import dev.headroom.testing.Gpu;
+import dev.headroom.testing.GpuTestBase;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /** Whole models on the GPU in fp32: PyTorch's golden outputs, and a tiled upscale against the CPU's. */
-@Tag("gpu")
-class GpuModelsTest {
-    static CudaOps gpu;
-
-    @BeforeAll
-    static void open() {
-        gpu = Gpu.tryOpen();
-    }
-
-    @org.junit.jupiter.api.BeforeEach
-    void needsGpu() {
-        Gpu.assumePresent(gpu);
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) gpu.close();
-    }
-
+class GpuModelsTest extends GpuTestBase {
     @ParameterizedTest(name = "{0}")
     @CsvSource({"rrdbnet-x4.pth, rrdbnet-x4.out.hrt", "rrdbnet-x2.pth, rrdbnet-x2.out.hrt", "srvgg-x4.pth, srvgg-x4.out.hrt",
             "rrdbnet-x4.esrgan-keys.pth, rrdbnet-x4.out.hrt"})
