@@ -1,33 +1,48 @@
 package dev.headroom.cli;
 
+import dev.headroom.core.Precision;
 import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.CudaUnavailable;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.cpu.CpuOps;
 import dev.headroom.runtime.gpu.CudaOps;
 
-/** Picks the backend for --device: cpu, cuda (or fail saying why), auto (cuda when usable, else cpu). */
+/**
+ * Picks the backend for --device (cpu; cuda, or fail saying why; auto: cuda when usable, else cpu)
+ * and --precision (fp16 on the GPU unless fp32 is asked for; the CPU computes in fp32 only).
+ */
 final class Backend {
     private Backend() {}
 
-    static Ops open(UpscaleCommand.Device device) {
-        return switch (device) {
-            case cpu -> new CpuOps();
-            case cuda -> {
-                try {
-                    yield CudaOps.open(0);
-                } catch (CudaUnavailable e) {
-                    throw new Main.UsageError("--device cuda: " + e.getMessage() + "; use --device cpu");
-                }
+    static Ops open(UpscaleCommand.Device device, String precision) {
+        Precision gpuPrecision = precision == null ? Precision.F16 : parse(precision);
+        if (device == UpscaleCommand.Device.cpu || device == UpscaleCommand.Device.auto && !gpuUsable()) {
+            if (precision != null && parse(precision) != Precision.F32) {
+                throw new Main.UsageError("--precision " + precision + ": the CPU backend computes in fp32 only; drop --precision or use --device cuda");
             }
-            case auto -> {
-                try {
-                    yield CudaOps.open(0);
-                } catch (CudaUnavailable | CudaException e) {
-                    yield new CpuOps();
-                }
-            }
-        };
+            return new CpuOps();
+        }
+        try {
+            return CudaOps.open(0, gpuPrecision);
+        } catch (CudaUnavailable e) {
+            throw new Main.UsageError("--device cuda: " + e.getMessage() + "; use --device cpu");
+        }
+    }
+
+    private static Precision parse(String p) {
+        try {
+            return Precision.parse(p);
+        } catch (IllegalArgumentException e) {
+            throw new Main.UsageError("--precision: " + e.getMessage());
+        }
+    }
+
+    private static boolean gpuUsable() {
+        try {
+            return dev.headroom.cuda.Driver.get().deviceCount() > 0;
+        } catch (CudaUnavailable | CudaException e) {
+            return false;
+        }
     }
 
     static void close(Ops ops) {

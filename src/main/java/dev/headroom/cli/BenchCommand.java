@@ -32,6 +32,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--runs", defaultValue = "5", description = "Timed runs per tile size, after one warm-up (default: ${DEFAULT-VALUE})")
     int runs;
 
+    @Option(names = "--precision", paramLabel = "fp16|fp32", description = "GPU precision (default fp16; the CPU computes in fp32)")
+    String precision;
+
     @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto")
     UpscaleCommand.Device device;
 
@@ -43,7 +46,7 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
         Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
-        Ops ops = Backend.open(device);
+        Ops ops = Backend.open(device, precision);
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             return bench(m, ops, runner);
         } finally {
@@ -79,6 +82,10 @@ final class BenchCommand implements Callable<Integer> {
             row.put("gflop_per_tile", round(gflop));
             row.put("gflop_per_s", round(gflop / (median / 1e3)));
             row.put("peak_activation_bytes", runner.peakBytes());
+            if (ops instanceof dev.headroom.runtime.gpu.CudaOps gpu) {
+                row.put("device_peak_bytes", gpu.allocator().peakBytes());
+                row.put("driver_allocations", gpu.allocator().driverAllocations());
+            }
             Map<String, Object> profile = new LinkedHashMap<>();
             long total = runner.nanosByOp().values().stream().mapToLong(Long::longValue).sum();
             runner.nanosByOp().entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
@@ -90,7 +97,7 @@ final class BenchCommand implements Callable<Integer> {
         out.put("model", synthetic != null ? "synthetic " + synthetic : m.file().toString());
         out.put("architecture", m.family() + " " + m.details());
         out.put("device", ops.name().equals("cpu") ? "cpu (" + Runtime.getRuntime().availableProcessors() + " cores, "
-                + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 32 + "-bit vectors)" : ops.name() + " fp32");
+                + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 32 + "-bit vectors)" : ops.name());
         out.put("runs", runs);
         out.put("results", rows);
         if (output.json) {

@@ -42,6 +42,9 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = "--overlap", paramLabel = "N", defaultValue = "16", description = "Pixels neighbouring tiles share, blended (default: ${DEFAULT-VALUE})")
     int overlap;
 
+    @Option(names = "--precision", paramLabel = "fp16|fp32", description = "GPU precision (default fp16; the CPU computes in fp32)")
+    String precision;
+
     @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
     Device device;
 
@@ -82,7 +85,7 @@ final class UpscaleCommand implements Callable<Integer> {
             m = m.withValueRange(valueRange, "--value-range");
         }
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
-        Ops ops = Backend.open(device);
+        Ops ops = Backend.open(device, precision);
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             return run(m, ops, runner, toFolder, loadSeconds);
         } finally {

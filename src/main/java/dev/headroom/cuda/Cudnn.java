@@ -11,8 +11,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
 /**
- * cuDNN 9's legacy convolution API: descriptors, heuristic algorithm choice, workspace size and
- * the forward convolution. Enough for NHWC convolutions; fused epilogues are headroom's own kernels.
+ * cuDNN 9's legacy convolution API: descriptors, timed algorithm search, workspace size and the
+ * forward convolution. Enough for NHWC convolutions; fused epilogues are headroom's own kernels.
  */
 public final class Cudnn {
     public static final int DATA_FLOAT = 0, DATA_HALF = 2, DATA_BFLOAT16 = 9;
@@ -23,7 +23,7 @@ public final class Cudnn {
     private static final Once<Cudnn> INSTANCE = new Once<>(Cudnn::new);
     private final NativeLibraries.Library lib;
     private final MethodHandle getVersion, create, destroy, setStream, createTensor, setTensor, destroyTensor, createFilter, setFilter,
-            destroyFilter, createConv, setConv, setMath, destroyConv, getAlgo, wsSize, forward, errorString;
+            destroyFilter, createConv, setConv, setMath, destroyConv, findAlgo, wsSize, forward, errorString;
 
     /** One candidate algorithm from the heuristics. */
     public record AlgoPerf(int algo, int status, long workspace, int mathType) {}
@@ -48,8 +48,8 @@ public final class Cudnn {
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
         setMath = lib.function("cudnnSetConvolutionMathType", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         destroyConv = lib.function("cudnnDestroyConvolutionDescriptor", i_p);
-        getAlgo = lib.function("cudnnGetConvolutionForwardAlgorithm_v7", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
-                ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
+        findAlgo = lib.function("cudnnFindConvolutionForwardAlgorithmEx", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+                ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
         wsSize = lib.function("cudnnGetConvolutionForwardWorkspaceSize", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, JAVA_INT, ADDRESS));
         forward = lib.function("cudnnConvolutionForward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
@@ -121,20 +121,31 @@ public final class Cudnn {
         check(Driver.call(() -> (int) destroyConv.invokeExact(d)), "cudnnDestroyConvolutionDescriptor");
     }
 
-    /** The heuristics' candidates, best first (cudnnGetConvolutionForwardAlgorithm_v7). */
-    public AlgoPerf[] algorithms(MemorySegment h, MemorySegment x, MemorySegment w, MemorySegment conv, MemorySegment y) {
-        int max = 10, stride = 48;   // sizeof(cudnnConvolutionFwdAlgoPerf_t)
+    private static final int MAX_ALGOS = 10, PERF_BYTES = 48;   // sizeof(cudnnConvolutionFwdAlgoPerf_t)
+
+    /**
+     * Every algorithm timed on the real buffers, fastest first (cudnnFindConvolutionForwardAlgorithmEx),
+     * with a workspace the caller provides, so the search allocates nothing behind headroom's back.
+     * It writes into {@code yPtr}.
+     */
+    public AlgoPerf[] findAlgorithms(MemorySegment h, MemorySegment x, long xPtr, MemorySegment w, long wPtr, MemorySegment conv,
+                                     MemorySegment y, long yPtr, long ws, long wsBytes) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment n = a.allocate(JAVA_INT);
-            MemorySegment perf = a.allocate((long) stride * max, 8);
-            check(Driver.call(() -> (int) getAlgo.invokeExact(h, x, w, conv, y, max, n, perf)), "cudnnGetConvolutionForwardAlgorithm_v7");
-            AlgoPerf[] out = new AlgoPerf[n.get(JAVA_INT, 0)];
-            for (int i = 0; i < out.length; i++) {
-                long o = (long) i * stride;
-                out[i] = new AlgoPerf(perf.get(JAVA_INT, o), perf.get(JAVA_INT, o + 4), perf.get(JAVA_LONG, o + 16), perf.get(JAVA_INT, o + 28));
-            }
-            return out;
+            MemorySegment perf = a.allocate((long) PERF_BYTES * MAX_ALGOS, 8);
+            check(Driver.call(() -> (int) findAlgo.invokeExact(h, x, xPtr, w, wPtr, conv, y, yPtr, MAX_ALGOS, n, perf, ws, wsBytes)),
+                    "cudnnFindConvolutionForwardAlgorithmEx");
+            return perfs(n, perf);
         }
+    }
+
+    private static AlgoPerf[] perfs(MemorySegment n, MemorySegment perf) {
+        AlgoPerf[] out = new AlgoPerf[n.get(JAVA_INT, 0)];
+        for (int i = 0; i < out.length; i++) {
+            long o = (long) i * PERF_BYTES;
+            out[i] = new AlgoPerf(perf.get(JAVA_INT, o), perf.get(JAVA_INT, o + 4), perf.get(JAVA_LONG, o + 16), perf.get(JAVA_INT, o + 28));
+        }
+        return out;
     }
 
     public long workspaceSize(MemorySegment h, MemorySegment x, MemorySegment w, MemorySegment conv, MemorySegment y, int algo) {

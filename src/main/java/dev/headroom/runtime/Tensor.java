@@ -1,5 +1,7 @@
 package dev.headroom.runtime;
 
+import dev.headroom.core.Precision;
+
 /**
  * An fp32 NHWC tensor: a view of {@code c} channels starting at channel {@code offset} of a buffer
  * whose pixels are {@code stride} channels apart. A plain tensor has offset 0 and stride == c; a
@@ -12,19 +14,22 @@ package dev.headroom.runtime;
 public final class Tensor {
     public final float[] data;
     public final DeviceBuffer device;
+    /** Element type: always F32 on the host; what the backend computes in on a device. */
+    public final Precision precision;
     public final int n, h, w, c;
     public final int stride;
     public final int offset;
 
-    private Tensor(float[] data, DeviceBuffer device, int n, int h, int w, int c, int stride, int offset) {
+    private Tensor(float[] data, DeviceBuffer device, Precision precision, int n, int h, int w, int c, int stride, int offset) {
         if (n < 1 || h < 1 || w < 1 || c < 1) {
             throw new IllegalArgumentException("tensor shape (" + n + "," + h + "," + w + "," + c + ") has an empty dimension");
         }
         if (offset + c > stride) throw new IllegalArgumentException("channel slice [" + offset + "," + (offset + c) + ") outside " + stride + " channels");
         long need = (long) n * h * w * stride;
-        if (data != null ? need > data.length : need * Float.BYTES > device.bytes()) throw new IllegalArgumentException("tensor larger than its buffer");
+        if (data != null ? need > data.length : need * precision.bytes > device.bytes()) throw new IllegalArgumentException("tensor larger than its buffer");
         this.data = data;
         this.device = device;
+        this.precision = precision;
         this.n = n;
         this.h = h;
         this.w = w;
@@ -40,12 +45,12 @@ public final class Tensor {
             throw new IllegalArgumentException("tensor (" + n + "," + h + "," + w + "," + c + ") has " + size
                     + " values, more than one host array holds; use smaller tiles");
         }
-        return new Tensor(new float[(int) size], null, n, h, w, c, c, 0);
+        return new Tensor(new float[(int) size], null, Precision.F32, n, h, w, c, c, 0);
     }
 
-    /** A dense (n, h, w, c) tensor in device memory the caller allocated. */
-    public static Tensor onDevice(DeviceBuffer buffer, int n, int h, int w, int c) {
-        return new Tensor(null, buffer, n, h, w, c, c, 0);
+    /** A dense (n, h, w, c) tensor of {@code precision} elements in device memory the caller allocated. */
+    public static Tensor onDevice(DeviceBuffer buffer, Precision precision, int n, int h, int w, int c) {
+        return new Tensor(null, buffer, precision, n, h, w, c, c, 0);
     }
 
     public boolean onHost() {
@@ -55,13 +60,13 @@ public final class Tensor {
     /** Wraps a dense (n, h, w, c) array. */
     public static Tensor wrap(float[] data, int n, int h, int w, int c) {
         if ((long) n * h * w * c != data.length) throw new IllegalArgumentException("array of " + data.length + " is not (" + n + "," + h + "," + w + "," + c + ")");
-        return new Tensor(data, null, n, h, w, c, c, 0);
+        return new Tensor(data, null, Precision.F32, n, h, w, c, c, 0);
     }
 
     /** Channels [from, from + count) of this tensor, sharing its buffer. */
     public Tensor slice(int from, int count) {
         if (from < 0 || from + count > c) throw new IllegalArgumentException("slice [" + from + "," + (from + count) + ") of " + c + " channels");
-        return new Tensor(data, device, n, h, w, count, stride, offset + from);
+        return new Tensor(data, device, precision, n, h, w, count, stride, offset + from);
     }
 
     public boolean dense() {
@@ -86,12 +91,12 @@ public final class Tensor {
     }
 
     public long bytes() {
-        return elements() * Float.BYTES;
+        return elements() * precision.bytes;
     }
 
     /** Device address of channel 0 of pixel (b, y, x). */
     public long address(int b, int y, int x) {
-        return device.address() + (long) index(b, y, x) * Float.BYTES;
+        return device.address() + (long) index(b, y, x) * precision.bytes;
     }
 
     /** A dense copy of this (host) view. */
@@ -114,6 +119,6 @@ public final class Tensor {
 
     @Override
     public String toString() {
-        return "Tensor" + shape() + (dense() ? "" : " slice@" + offset + "/" + stride) + (data == null ? " on device" : "");
+        return "Tensor" + shape() + (dense() ? "" : " slice@" + offset + "/" + stride) + (data == null ? " " + precision + " on device" : "");
     }
 }

@@ -15,8 +15,12 @@ public final class Gpu {
 
     /** The GPU, or null when there is none (see {@link #assumePresent}). */
     public static CudaOps tryOpen() {
+        return tryOpen(dev.headroom.core.Precision.F32);
+    }
+
+    public static CudaOps tryOpen(dev.headroom.core.Precision precision) {
         try {
-            return CudaOps.open(0);
+            return CudaOps.open(0, precision);
         } catch (CudaUnavailable | UnsatisfiedLinkError e) {
             if (reason == null) System.out.println("GPU TESTS SKIPPED: " + e.getMessage());
             reason = e.getMessage();

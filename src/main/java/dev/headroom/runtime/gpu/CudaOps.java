@@ -4,7 +4,9 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
+import dev.headroom.core.Precision;
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
@@ -22,13 +24,16 @@ import java.util.IdentityHashMap;
 import java.util.Map;
 
 /**
- * The CUDA backend, fp32: convolutions through cuDNN (NHWC, algorithm chosen once per shape by
- * cuDNN's heuristics, FMA math so fp32 stays fp32), everything else through headroom's NVRTC
- * kernels (kernels.cu). Work is issued on the legacy default stream for now, so copies and
- * kernels are ordered without events. All device memory comes from one {@link DeviceAllocator}.
+ * The CUDA backend in fp32 or fp16 storage (arithmetic and accumulation in fp32): convolutions
+ * through cuDNN (NHWC; the algorithm is chosen once per shape by timing them all on the real
+ * buffers; fp32 uses FMA math so it stays fp32, fp16 uses tensor cores), everything else through
+ * headroom's NVRTC kernels (kernels.cu). Work is issued on the legacy default stream for now, so
+ * copies and kernels are ordered without events. All device memory, including cuDNN's workspace
+ * and its algorithm search, comes from one {@link DeviceAllocator}.
  *
- * <p>Convolution: cuDNN reads a dense input (a channel-slice input is packed first) and writes a
- * dense output; bias + activation run as one epilogue kernel that also writes the result into its
+ * <p>Convolution: cuDNN reads a dense input (a channel-slice input is packed first: measured on
+ * the H100, cuDNN's algorithms for the strided layout were slower than packing) and writes a dense
+ * output; bias + activation run as one epilogue kernel that also writes the result into its
  * slice of a concatenation buffer (in place when the output is dense).
  */
 public final class CudaOps implements Ops, AutoCloseable {
@@ -36,7 +41,10 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     private final Driver cu = Driver.get();
     private final Cudnn dnn = Cudnn.get();
+    private static final long SEARCH_WORKSPACE = 256L << 20;
+
     private final int ordinal, device;
+    private final Precision precision;
     private final MemorySegment module, handle;
     private final MemorySegment stream = MemorySegment.NULL;
     private final Map<String, MemorySegment> fns = new HashMap<>();
@@ -75,8 +83,9 @@ public final class CudaOps implements Ops, AutoCloseable {
         }
     }
 
-    private CudaOps(int ordinal) {
+    private CudaOps(int ordinal, Precision precision) {
         this.ordinal = ordinal;
+        this.precision = precision;
         int count = cu.deviceCount();
         if (ordinal < 0 || ordinal >= count) throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist; this machine has " + count);
         device = cu.device(ordinal);
@@ -84,7 +93,8 @@ public final class CudaOps implements Ops, AutoCloseable {
         int major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
         int minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
         module = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/kernels.cu", major, minor, cu));
-        for (String k : KERNELS) fns.put(k, cu.function(module, k));
+        String suffix = precision == Precision.F32 ? "_f32" : "_f16";
+        for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
         handle = dnn.createHandle(stream);
         alloc = new CudaAllocator(cu);
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
@@ -92,9 +102,17 @@ public final class CudaOps implements Ops, AutoCloseable {
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
     }
 
-    /** Opens device {@code ordinal}: context, kernels (compiled or from the cache), cuDNN. */
+    /** Opens device {@code ordinal} in fp32: context, kernels (compiled or from the cache), cuDNN. */
     public static CudaOps open(int ordinal) {
-        return new CudaOps(ordinal);
+        return new CudaOps(ordinal, Precision.F32);
+    }
+
+    public static CudaOps open(int ordinal, Precision precision) {
+        return new CudaOps(ordinal, precision);
+    }
+
+    public Precision precision() {
+        return precision;
     }
 
     public DeviceAllocator allocator() {
@@ -110,12 +128,12 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     @Override
     public String name() {
-        return "cuda:" + ordinal;
+        return "cuda:" + ordinal + " " + precision;
     }
 
     @Override
     public Tensor allocate(int n, int h, int w, int c) {
-        return Tensor.onDevice(alloc.allocate((long) n * h * w * c * Float.BYTES), n, h, w, c);
+        return Tensor.onDevice(alloc.allocate((long) n * h * w * c * precision.bytes), precision, n, h, w, c);
     }
 
     @Override
@@ -128,7 +146,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         if (!host.onHost()) return host;
         float[] dense = host.dense() ? host.data : host.toArray();
         Tensor d = allocate(host.n, host.h, host.w, host.c);
-        copyIn(dense, d.device.address());
+        copyIn(dense, d.device.address(), precision);
         return d;
     }
 
@@ -138,25 +156,39 @@ public final class CudaOps implements Ops, AutoCloseable {
         if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
         Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment staging = a.allocate((long) h.data.length * Float.BYTES, 16);
+            MemorySegment staging = a.allocate((long) h.data.length * t.precision.bytes, 16);
             cu.copyDtoH(staging, t.device.address(), staging.byteSize());
-            MemorySegment.copy(staging, JAVA_FLOAT, 0, h.data, 0, h.data.length);
+            if (t.precision == Precision.F32) {
+                MemorySegment.copy(staging, JAVA_FLOAT, 0, h.data, 0, h.data.length);
+            } else {
+                for (int i = 0; i < h.data.length; i++) h.data[i] = Float.float16ToFloat(staging.getAtIndex(JAVA_SHORT, i));
+            }
         }
         return h;
     }
 
-    private void copyIn(float[] src, long dst) {
+    /** Copies floats to the device, converted to {@code as}. */
+    private void copyIn(float[] src, long dst, Precision as) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment staging = a.allocate((long) src.length * Float.BYTES, 16);
-            MemorySegment.copy(src, 0, staging, JAVA_FLOAT, 0, src.length);
+            MemorySegment staging = a.allocate((long) src.length * as.bytes, 16);
+            if (as == Precision.F32) {
+                MemorySegment.copy(src, 0, staging, JAVA_FLOAT, 0, src.length);
+            } else {
+                for (int i = 0; i < src.length; i++) staging.setAtIndex(JAVA_SHORT, i, Float.floatToFloat16(src[i]));
+            }
             cu.copyHtoD(dst, staging, staging.byteSize());
         }
     }
 
-    private DeviceBuffer upload(float[] a) {
-        DeviceBuffer b = alloc.allocate((long) a.length * Float.BYTES);
-        copyIn(a, b.address());
+    private DeviceBuffer upload(float[] a, Precision as) {
+        DeviceBuffer b = alloc.allocate((long) a.length * as.bytes);
+        copyIn(a, b.address(), as);
         return b;
+    }
+
+    /** fp32 parameters of epilogues: bias, PReLU slopes. */
+    private DeviceBuffer upload(float[] a) {
+        return upload(a, Precision.F32);
     }
 
     @Override
@@ -167,7 +199,7 @@ public final class CudaOps implements Ops, AutoCloseable {
             for (int x = 0; x < kw; x++)
                 for (int i = 0; i < ci; i++)
                     for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = kernel[((y * kw + x) * ci + i) * co + o];
-        return new Prepared(op, upload(krsc), bias == null ? null : upload(bias), slope == null ? null : upload(slope));
+        return new Prepared(op, upload(krsc, precision), bias == null ? null : upload(bias), slope == null ? null : upload(slope));
     }
 
     @Override
@@ -178,16 +210,13 @@ public final class CudaOps implements Ops, AutoCloseable {
         Tensor y = direct ? out : allocate(out.n, out.h, out.w, out.c);
         Tensor packed = null;
         try {
-            // a channel slice is packed first: measured on the H100, cuDNN's algorithms for the strided layout
-            // were slower than packing plus the dense algorithm (RRDBNet x4 fp32, 256 tile: 325 ms against 254 ms)
-            ConvPlan plan = in.dense() ? plan(op, in, y) : null;
             Tensor x = in;
-            if (plan == null) {
+            if (!in.dense()) {
                 packed = allocate(in.n, in.h, in.w, in.c);
                 copy(in, packed);
                 x = packed;
-                plan = plan(op, packed, y);
             }
+            ConvPlan plan = plan(op, x, p.kernel, y);
             if (plan.workspace > 0 && (workspace == null || workspace.bytes() < plan.workspace)) {
                 if (workspace != null) alloc.free(workspace);
                 workspace = alloc.allocate(plan.workspace);
@@ -204,46 +233,36 @@ public final class CudaOps implements Ops, AutoCloseable {
         }
     }
 
-    private ConvPlan plan(Op.Conv2d op, Tensor x, Tensor y) {
-        String key = key(op, x);
+    private ConvPlan plan(Op.Conv2d op, Tensor x, DeviceBuffer w, Tensor y) {
+        String key = op.kh() + "x" + op.kw() + ":" + op.cin() + ">" + op.cout() + ":" + op.padding() + ":" + x.n + "," + x.h + "," + x.w;
         ConvPlan plan = plans.get(key);
         if (plan != null) return plan;
-        plan = makePlan(op, x, y);
-        if (plan == null) throw new IllegalStateException("cuDNN offers no algorithm for convolution " + key);
+        int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
+        int type = precision == Precision.F32 ? Cudnn.DATA_FLOAT : Cudnn.DATA_HALF;
+        MemorySegment xd = dnn.tensorNhwc(type, x.n, x.c, x.h, x.w, x.c);
+        MemorySegment wd = dnn.filterNhwc(type, op.cout(), op.cin(), op.kh(), op.kw());
+        MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, precision == Precision.F32 ? Cudnn.FMA_MATH : Cudnn.TENSOR_OP_MATH);
+        MemorySegment yd = dnn.tensorNhwc(type, y.n, y.c, y.h, y.w, y.c);
+        // time every algorithm once on the real buffers, with a search workspace from our allocator
+        DeviceBuffer search = alloc.allocate(SEARCH_WORKSPACE);
+        Cudnn.AlgoPerf[] found;
+        try {
+            found = dnn.findAlgorithms(handle, xd, x.device.address(), wd, w.address(), cd, yd, y.device.address(), search.address(), search.bytes());
+        } finally {
+            alloc.free(search);
+        }
+        Cudnn.AlgoPerf chosen = null;
+        for (Cudnn.AlgoPerf a : found) {
+            if (a.status() == 0 && a.workspace() <= SEARCH_WORKSPACE) {
+                chosen = a;
+                break;
+            }
+        }
+        if (chosen == null) throw new IllegalStateException("cuDNN has no algorithm for convolution " + key + " within " + SEARCH_WORKSPACE + " bytes of workspace");
+        long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, chosen.algo());
+        plan = new ConvPlan(xd, wd, cd, yd, chosen.algo(), ws);
         plans.put(key, plan);
         return plan;
-    }
-
-    private static String key(Op.Conv2d op, Tensor x) {
-        return op.kh() + "x" + op.kw() + ":" + op.cin() + ">" + op.cout() + ":" + op.padding() + ":" + x.n + "," + x.h + "," + x.w;
-    }
-
-    private ConvPlan makePlan(Op.Conv2d op, Tensor x, Tensor y) {
-        int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
-        MemorySegment xd = dnn.tensorNhwc(Cudnn.DATA_FLOAT, x.n, x.c, x.h, x.w, x.c);
-        MemorySegment wd = dnn.filterNhwc(Cudnn.DATA_FLOAT, op.cout(), op.cin(), op.kh(), op.kw());
-        MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, Cudnn.FMA_MATH);
-        MemorySegment yd = dnn.tensorNhwc(Cudnn.DATA_FLOAT, y.n, y.c, y.h, y.w, y.c);
-        Cudnn.AlgoPerf chosen = null;
-        try {
-            for (Cudnn.AlgoPerf a : dnn.algorithms(handle, xd, wd, cd, yd)) {
-                if (a.status() == 0 && a.workspace() <= (1L << 30)) {
-                    chosen = a;
-                    break;
-                }
-            }
-        } catch (dev.headroom.cuda.CudaException e) {
-            chosen = null;
-        }
-        if (chosen == null) {
-            dnn.destroyTensor(xd);
-            dnn.destroyFilter(wd);
-            dnn.destroyConvolution(cd);
-            dnn.destroyTensor(yd);
-            return null;
-        }
-        long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, chosen.algo());
-        return new ConvPlan(xd, wd, cd, yd, chosen.algo(), ws);
     }
 
     private void epilogue(Tensor x, long bias, Act act, long slope, Tensor y) {

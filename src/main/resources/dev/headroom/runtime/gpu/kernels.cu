@@ -1,9 +1,22 @@
-// headroom's fp32 elementwise kernels, compiled at run time by NVRTC (see KernelCache).
+// headroom's elementwise kernels, compiled at run time by NVRTC (see KernelCache), in fp32 (suffix
+// _f32) and fp16 (_f16) storage; arithmetic is always fp32. fp16 values are converted with PTX
+// cvt instructions so no header is needed.
 // Every tensor is NHWC and may be a channel slice of a wider buffer: element (p, c) of a view with
 // `stride` channels per pixel and channel offset `off` lives at p * stride + off + c.
 // All kernels use a grid-stride loop over the output's elements, so any grid size is correct.
 
 #define LOOP(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
+
+struct half_t { unsigned short bits; };
+
+__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
+__device__ __forceinline__ void store(float* p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ float load(const half_t* p, long long i) {
+    float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i].bits)); return f;
+}
+__device__ __forceinline__ void store(half_t* p, long long i, float v) {
+    unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i].bits = h;
+}
 
 // act: 0 none, 1 relu, 2 leaky relu (leak), 3 prelu (slope per channel)
 __device__ __forceinline__ float activate(float v, int act, float leak, const float* slope, int c) {
@@ -16,39 +29,42 @@ __device__ __forceinline__ float activate(float v, int act, float leak, const fl
 }
 
 // y = act(x + bias): the convolution epilogue, also plain activation (bias null) and copy (act 0).
-// x is (pixels, C) in a view (xs, xo); y likewise (ys, yo). x and y may be the same dense buffer.
-extern "C" __global__ void epilogue(const float* x, int xs, int xo, const float* bias, const float* slope, int act, float leak,
-                                    float* y, int ys, int yo, long long pixels, int C) {
+// x is (pixels, C) in a view (xs, xo); y likewise (ys, yo). x and y may be the same dense buffer. bias, slope: fp32.
+template <typename T>
+__device__ void epilogue(const T* x, int xs, int xo, const float* bias, const float* slope, int act, float leak,
+                         T* y, int ys, int yo, long long pixels, int C) {
     LOOP(i, pixels * C) {
         long long p = i / C;
         int c = (int)(i - p * C);
-        float v = x[p * xs + xo + c];
+        float v = load(x, p * xs + xo + c);
         if (bias) v += bias[c];
-        y[p * ys + yo + c] = activate(v, act, leak, slope, c);
+        store(y, p * ys + yo + c, activate(v, act, leak, slope, c));
     }
 }
 
 // y = a + b
-extern "C" __global__ void add2(const float* a, int as, int ao, const float* b, int bs, int bo, float* y, int ys, int yo,
-                                long long pixels, int C) {
+template <typename T>
+__device__ void add2(const T* a, int as, int ao, const T* b, int bs, int bo, T* y, int ys, int yo, long long pixels, int C) {
     LOOP(i, pixels * C) {
         long long p = i / C;
         int c = (int)(i - p * C);
-        y[p * ys + yo + c] = a[p * as + ao + c] + b[p * bs + bo + c];
+        store(y, p * ys + yo + c, load(a, p * as + ao + c) + load(b, p * bs + bo + c));
     }
 }
 
 // y = f * x
-extern "C" __global__ void scale(const float* x, int xs, int xo, float f, float* y, int ys, int yo, long long pixels, int C) {
+template <typename T>
+__device__ void scale(const T* x, int xs, int xo, float f, T* y, int ys, int yo, long long pixels, int C) {
     LOOP(i, pixels * C) {
         long long p = i / C;
         int c = (int)(i - p * C);
-        y[p * ys + yo + c] = f * x[p * xs + xo + c];
+        store(y, p * ys + yo + c, f * load(x, p * xs + xo + c));
     }
 }
 
 // y (N, H*r, W*r, C) = nearest upsample of x (N, H, W, C)
-extern "C" __global__ void upsample(const float* x, int xs, int xo, float* y, int ys, int yo, int N, int H, int W, int C, int r) {
+template <typename T>
+__device__ void upsample(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r) {
     long long OW = (long long)W * r, OH = (long long)H * r;
     LOOP(i, (long long)N * OH * OW * C) {
         int c = (int)(i % C);
@@ -58,12 +74,13 @@ extern "C" __global__ void upsample(const float* x, int xs, int xo, float* y, in
         long long b = q / OH;
         long long src = (b * H + oy / r) * W + ox / r;
         long long dst = (b * OH + oy) * OW + ox;
-        y[dst * ys + yo + c] = x[src * xs + xo + c];
+        store(y, dst * ys + yo + c, load(x, src * xs + xo + c));
     }
 }
 
 // y (N, H*r, W*r, C) from x (N, H, W, C*r*r). order 0: PyTorch (channel c*r*r + i*r + j); 1: TensorFlow ((i*r + j)*C + c)
-extern "C" __global__ void pixel_shuffle(const float* x, int xs, int xo, float* y, int ys, int yo, int N, int H, int W, int C, int r, int order) {
+template <typename T>
+__device__ void pixel_shuffle(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) {
     long long OW = (long long)W * r, OH = (long long)H * r;
     LOOP(i, (long long)N * OH * OW * C) {
         int c = (int)(i % C);
@@ -75,12 +92,13 @@ extern "C" __global__ void pixel_shuffle(const float* x, int xs, int xo, float* 
         int sc = order == 0 ? c * r * r + si * r + sj : (si * r + sj) * C + c;
         long long src = (b * H + oy / r) * W + ox / r;
         long long dst = (b * OH + oy) * OW + ox;
-        y[dst * ys + yo + c] = x[src * xs + xo + sc];
+        store(y, dst * ys + yo + c, load(x, src * xs + xo + sc));
     }
 }
 
 // y (N, H/r, W/r, C*r*r) from x (N, H, W, C): the inverse of pixel_shuffle; H, W, C are x's
-extern "C" __global__ void pixel_unshuffle(const float* x, int xs, int xo, float* y, int ys, int yo, int N, int H, int W, int C, int r, int order) {
+template <typename T>
+__device__ void pixel_unshuffle(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) {
     LOOP(i, (long long)N * H * W * C) {
         int c = (int)(i % C);
         long long q = i / C;
@@ -90,6 +108,24 @@ extern "C" __global__ void pixel_unshuffle(const float* x, int xs, int xo, float
         int si = (int)(iy % r), sj = (int)(ix % r);
         int dc = order == 0 ? c * r * r + si * r + sj : (si * r + sj) * C + c;
         long long dst = (b * (H / r) + iy / r) * (W / r) + ix / r;
-        y[dst * ys + yo + dc] = x[((b * H + iy) * W + ix) * xs + xo + c];
+        store(y, dst * ys + yo + dc, load(x, ((b * H + iy) * W + ix) * xs + xo + c));
     }
 }
+
+// C entry points, one per storage type
+#define ENTRY(T, S) \
+extern "C" __global__ void epilogue_##S(const T* x, int xs, int xo, const float* bias, const float* slope, int act, float leak, \
+        T* y, int ys, int yo, long long pixels, int C) { epilogue(x, xs, xo, bias, slope, act, leak, y, ys, yo, pixels, C); } \
+extern "C" __global__ void add2_##S(const T* a, int as, int ao, const T* b, int bs, int bo, T* y, int ys, int yo, long long pixels, int C) \
+        { add2(a, as, ao, b, bs, bo, y, ys, yo, pixels, C); } \
+extern "C" __global__ void scale_##S(const T* x, int xs, int xo, float f, T* y, int ys, int yo, long long pixels, int C) \
+        { scale(x, xs, xo, f, y, ys, yo, pixels, C); } \
+extern "C" __global__ void upsample_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r) \
+        { upsample(x, xs, xo, y, ys, yo, N, H, W, C, r); } \
+extern "C" __global__ void pixel_shuffle_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) \
+        { pixel_shuffle(x, xs, xo, y, ys, yo, N, H, W, C, r, order); } \
+extern "C" __global__ void pixel_unshuffle_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) \
+        { pixel_unshuffle(x, xs, xo, y, ys, yo, N, H, W, C, r, order); }
+
+ENTRY(float, f32)
+ENTRY(half_t, f16)
