@@ -192,6 +192,12 @@ class CliTest {
     }
 
     @Test
+    void halfPrecisionOnTheCpuIsRefused() throws Exception {
+        Path out = dir.resolve("h.png");
+        assertRefused(headroom("upscale", photo.toString(), "-o", out.toString(), "--device", "cpu", "--precision", "fp16"), "fp32 only", out);
+    }
+
+    @Test
     void verboseShowsTheStackTrace() throws Exception {
         Path txt = dir.resolve("notes2.png");
         Files.writeString(txt, "still not a picture");
