@@ -64,7 +64,12 @@ final class BenchCommand implements Callable<Integer> {
             for (int i = 0; i < in.length; i++) in[i] = rnd.nextFloat() * m.valueRange();
             Tensor t = Tensor.wrap(in, 1, tile, tile, c);
             runner.run(t);   // warm-up: JIT, kernel and algorithm choice, first allocations
+            // one run with a wait after every op gives the profile; the timed runs below do not wait
             runner.resetProfile();
+            runner.profile(true);
+            runner.run(t);
+            runner.profile(false);
+            Map<String, Long> byOp = new java.util.TreeMap<>(runner.nanosByOp());
             double[] ms = new double[runs];
             for (int i = 0; i < runs; i++) {
                 long t0 = System.nanoTime();
@@ -86,9 +91,9 @@ final class BenchCommand implements Callable<Integer> {
                 row.put("device_peak_bytes", gpu.allocator().peakBytes());
                 row.put("driver_allocations", gpu.allocator().driverAllocations());
             }
-            Map<String, Object> profile = new LinkedHashMap<>();
-            long total = runner.nanosByOp().values().stream().mapToLong(Long::longValue).sum();
-            runner.nanosByOp().entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
+            Map<String, Object> profile = new LinkedHashMap<>();   // from the profiled run only
+            long total = byOp.values().stream().mapToLong(Long::longValue).sum();
+            byOp.entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
                     .forEach(e -> profile.put(e.getKey(), Math.round(1000.0 * e.getValue() / total) / 10.0));
             row.put("percent_by_op", profile);
             rows.add(row);

@@ -23,6 +23,7 @@ public final class GraphRunner implements AutoCloseable {
     private final List<List<Integer>> consumers;
     private long peakBytes;
     private final java.util.Map<String, Long> nanosByOp = new java.util.TreeMap<>();
+    private boolean profiling;
 
     public GraphRunner(Graph graph, Weights weights, Ops ops) {
         this.graph = graph;
@@ -73,13 +74,21 @@ public final class GraphRunner implements AutoCloseable {
         return peakBytes;
     }
 
-    /** Time spent per kind of op (convolutions by kernel size) over all runs so far, in nanoseconds. */
+    /** Time per kind of op (convolutions by kernel size) over all runs so far, in nanoseconds; see {@link #profile}. */
     public java.util.Map<String, Long> nanosByOp() {
         return java.util.Collections.unmodifiableMap(nanosByOp);
     }
 
     public void resetProfile() {
         nanosByOp.clear();
+    }
+
+    /**
+     * With profiling on, the runner waits for the device after every node, so {@link #nanosByOp}
+     * is the device's time per op (plus one synchronisation each) rather than the time to issue it.
+     */
+    public void profile(boolean on) {
+        profiling = on;
     }
 
     private static String opLabel(Node n) {
@@ -129,6 +138,7 @@ public final class GraphRunner implements AutoCloseable {
             values[id] = out;
             long t0 = System.nanoTime();
             step(node, values, out);
+            if (profiling) ops.synchronize();
             nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
             // release inputs whose last reader this was
             for (int src : node.inputs()) {

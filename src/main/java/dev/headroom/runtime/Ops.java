@@ -39,6 +39,9 @@ public interface Ops {
         return host;
     }
 
+    /** Waits until all work issued so far is done (nothing to wait for on the CPU). */
+    default void synchronize() {}
+
     /** A host copy of one of this backend's tensors (the same tensor on the CPU). */
     default Tensor download(Tensor t) {
         return t;

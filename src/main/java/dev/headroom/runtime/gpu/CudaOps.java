@@ -323,7 +323,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         epilogue(in, 0L, Act.NONE, 0L, out);
     }
 
-    /** Waits for all work issued so far. */
+    @Override
     public void synchronize() {
         cu.synchronize();
     }
