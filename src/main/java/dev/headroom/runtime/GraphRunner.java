@@ -92,8 +92,9 @@ public final class GraphRunner implements AutoCloseable {
     }
 
     private static String opLabel(Node n) {
-        return n.op() instanceof Op.Conv2d c && c.act().kind() != dev.headroom.core.graph.Act.Kind.NONE
-                ? n.op().kind() + "+" + c.act().kind().name().toLowerCase() : n.op().kind();
+        if (!(n.op() instanceof Op.Conv2d c)) return n.op().kind();
+        return n.op().kind() + (c.act().kind() != dev.headroom.core.graph.Act.Kind.NONE ? "+" + c.act().kind().name().toLowerCase() : "")
+                + (c.hasResidual() ? "+residual" : "");
     }
 
     /** in is (N, H, W, inputChannels); returns (N, H*scale, W*scale, outputChannels). */
@@ -176,7 +177,7 @@ public final class GraphRunner implements AutoCloseable {
         Tensor x = v[node.input(0)];
         switch (node.op()) {
             case Op.Input i -> throw new IllegalStateException("second input node");
-            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], out);
+            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], c.hasResidual() ? v[node.input(1)] : null, out);
             case Op.Activation a -> ops.activation(x, a.act(), slope[node.id()], out);
             case Op.Add a -> {
                 Tensor[] ins = new Tensor[node.arity()];

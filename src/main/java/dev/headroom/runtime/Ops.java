@@ -54,8 +54,16 @@ public interface Ops {
      */
     ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope);
 
-    /** out = act(conv(in, kernel) + bias). in is (N,H,W,cin); out is (N,H',W',cout). */
-    void conv2d(Tensor in, ConvWeights w, Tensor out);
+    /**
+     * out = act(conv(in, kernel) + bias), or with a residual (the op's residualScale is not 0)
+     * out = residualScale * act(conv(in, kernel) + bias) + residual. in is (N,H,W,cin); out and
+     * residual are (N,H',W',cout).
+     */
+    void conv2d(Tensor in, ConvWeights w, Tensor residual, Tensor out);
+
+    default void conv2d(Tensor in, ConvWeights w, Tensor out) {
+        conv2d(in, w, null, out);
+    }
 
     /** out = act(in); slope is the PReLU slope per channel or null. */
     void activation(Tensor in, Act act, float[] slope, Tensor out);

@@ -19,7 +19,7 @@ public final class ReferenceOps implements Ops {
     }
 
     @Override
-    public void conv2d(Tensor in, ConvWeights weights, Tensor out) {
+    public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor out) {
         Conv cw = (Conv) weights;
         Op.Conv2d op = cw.op;
         int kh = op.kh(), kw = op.kw(), cin = op.cin(), cout = op.cout();
@@ -42,7 +42,9 @@ public final class ReferenceOps implements Ops {
                                 }
                             }
                         }
-                        out.set(b, y, x, o, op.act().apply((float) acc, cw.slope == null ? 0 : cw.slope[o]));
+                        float v = op.act().apply((float) acc, cw.slope == null ? 0 : cw.slope[o]);
+                        if (residual != null) v = op.residualScale() * v + residual.get(b, y, x, o);
+                        out.set(b, y, x, o, v);
                     }
     }
 

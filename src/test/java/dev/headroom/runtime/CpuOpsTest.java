@@ -70,16 +70,19 @@ class CpuOpsTest {
             int n = 1 + rnd.nextInt(2), h = 1 + rnd.nextInt(11), w = 1 + rnd.nextInt(13);
             Padding pad = rnd.nextInt(3) == 0 && h >= k && w >= kw ? Padding.VALID : Padding.SAME;
             Act act = randomAct(cout);
-            Op.Conv2d op = new Op.Conv2d("k", rnd.nextBoolean() ? "b" : null, k, kw, cin, cout, pad, act);
+            float residualScale = rnd.nextBoolean() ? 0f : (float) rnd.nextGaussian();
+            Op.Conv2d op = new Op.Conv2d("k", rnd.nextBoolean() ? "b" : null, k, kw, cin, cout, pad, act, residualScale);
             float[] kernel = Randoms.floats(rnd, k * kw * cin * cout, 0.3f);
             float[] bias = op.bias() == null ? null : Randoms.floats(rnd, cout, 1f);
             float[] slope = act.kind() == Act.Kind.PRELU ? Randoms.floats(rnd, cout, 0.3f) : null;
             Tensor in = random(n, h, w, cin);
             int oh = op.outHeight(h), ow = op.outWidth(w);
             Tensor want = outLike(n, oh, ow, cout), got = outLike(n, oh, ow, cout);
-            ref.conv2d(in, ref.prepareConv(op, kernel, bias, slope), want);
-            fast.conv2d(in, fast.prepareConv(op, kernel, bias, slope), got);
-            assertClose(want, got, 1e-4, "conv " + k + "x" + kw + " " + cin + "->" + cout + " " + pad + " " + act.kind() + " on " + in);
+            Tensor residual = op.hasResidual() ? random(n, oh, ow, cout) : null;
+            ref.conv2d(in, ref.prepareConv(op, kernel, bias, slope), residual, want);
+            fast.conv2d(in, fast.prepareConv(op, kernel, bias, slope), residual, got);
+            assertClose(want, got, 1e-4, "conv " + k + "x" + kw + " " + cin + "->" + cout + " " + pad + " " + act.kind()
+                    + (op.hasResidual() ? " residual x" + residualScale : "") + " on " + in);
         }
     }
 

@@ -24,8 +24,12 @@ import org.junit.jupiter.api.Test;
 class GraphRunnerTest {
     private final Random rnd = new Random(Randoms.seed());
 
-    /** Two nested dense blocks with residuals, a concat that reads the input, shuffle and upsample. */
+    /** Two nested dense blocks with residuals, a concat that reads the input, shuffle and upsample; fused. */
     static Graph denseGraph() {
+        return denseGraph(true);
+    }
+
+    static Graph denseGraph(boolean fused) {
         GraphBuilder g = new GraphBuilder(3);
         int x = g.conv("first", g.input(), 3, 8, Act.NONE);
         for (int b = 0; b < 2; b++) {
@@ -42,7 +46,8 @@ class GraphRunnerTest {
         int y = g.conv("pre", withInput, 3, 12, Act.RELU);
         y = g.pixelShuffle("shuffle", y, 2, ChannelOrder.TORCH);
         int base = g.upsample("base", g.input(), 2);
-        return g.build(g.add("out", y, base));
+        int out = g.add("out", y, base);
+        return fused ? g.build(out) : g.buildUnfused(out);
     }
 
     static Weights randomWeights(Graph g, Random rnd) {
@@ -94,13 +99,14 @@ class GraphRunnerTest {
     }
 
     @Test
-    void concatPlacementGivesTheSameResultAsCopying() {
+    void fusedPlacedGraphGivesTheSameResultAsThePlainOne() {
         Graph g = denseGraph();
         Weights w = randomWeights(g, rnd);
         Tensor in = Tensor.wrap(Randoms.floats(rnd, 2 * 9 * 7 * 3, 1f), 2, 9, 7, 3);
         GraphRunner runner = new GraphRunner(g, w, new ReferenceOps());
         Tensor placed = runner.run(in);
-        Tensor copied = naive(g, w, in);
+        // the unfused graph, node by node, concatenating by copy: no fusion and no placement at all
+        Tensor copied = naive(denseGraph(false), w, in);
         assertEquals("(2,18,14,3)", placed.shape());
         assertArrayEquals(copied.toArray(), placed.toArray(), "same ops, same order: results must be identical");
         assertTrue(runner.peakBytes() > 0);
@@ -125,9 +131,13 @@ class GraphRunnerTest {
     }
 
     @Test
-    void activationsAfterConvolutionsAreFused() {
+    void activationsAndScaledResidualsAreFusedIntoConvolutions() {
         Graph g = denseGraph();
         assertTrue(g.nodes().stream().noneMatch(n -> n.op() instanceof Op.Activation), g.toString());
+        assertTrue(g.nodes().stream().noneMatch(n -> n.op() instanceof Op.Scale), g.toString());
+        long residual = g.nodes().stream().filter(n -> n.op() instanceof Op.Conv2d c && c.hasResidual()).count();
+        assertEquals(2, residual, "each block's fuse conv carries its 0.2-scaled residual:\n" + g);
+        assertEquals(denseGraph(false).size() - 6 - 2 - 2, g.size(), "6 activations and 2 scales are gone, and 2 convolutions merged into their adds");
     }
 
     @Test

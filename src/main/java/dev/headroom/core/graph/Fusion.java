@@ -3,14 +3,21 @@ package dev.headroom.core.graph;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Graph rewrites that change no result: an activation whose only input is a convolution joins its epilogue. */
+/**
+ * Graph rewrites that change no result: an activation whose only input is a convolution joins its
+ * epilogue; then a convolution whose only reader is a scale whose only reader is a two-input add
+ * (or whose only reader is such an add) becomes one convolution with a scaled residual input.
+ */
 final class Fusion {
     private Fusion() {}
+
+    static Graph fuse(Graph g) {
+        return fuseResiduals(fuseActivations(g));
+    }
 
     static Graph fuseActivations(Graph g) {
         List<List<Integer>> consumers = g.consumers();
         int n = g.size();
-        int[] remap = new int[n];          // old id -> new id
         boolean[] fusedAway = new boolean[n];
         Op[] ops = new Op[n];
         for (Node node : g.nodes()) ops[node.id()] = node.op();
@@ -19,20 +26,59 @@ final class Fusion {
                 int src = node.input(0);
                 if (ops[src] instanceof Op.Conv2d c && c.act().kind() == Act.Kind.NONE
                         && consumers.get(src).size() == 1 && src != g.output()) {
-                    ops[src] = new Op.Conv2d(c.weight(), c.bias(), c.kh(), c.kw(), c.cin(), c.cout(), c.padding(), a.act());
+                    ops[src] = c.withAct(a.act());
                     fusedAway[node.id()] = true;
                 }
             }
         }
+        return rebuild(g, ops, fusedAway, new int[n][]);
+    }
+
+    static Graph fuseResiduals(Graph g) {
+        List<List<Integer>> consumers = g.consumers();
+        int n = g.size();
+        Op[] ops = new Op[n];
+        for (Node node : g.nodes()) ops[node.id()] = node.op();
+        boolean[] gone = new boolean[n];
+        int[][] inputs = new int[n][];
+        for (Node node : g.nodes()) {
+            if (!(node.op() instanceof Op.Conv2d c) || c.hasResidual()) continue;
+            int conv = node.id(), at = conv;
+            float scale = 1f;
+            if (single(consumers, at, g) && g.node(consumers.get(at).getFirst()).op() instanceof Op.Scale s) {
+                at = consumers.get(at).getFirst();
+                scale = s.factor();
+            }
+            if (!single(consumers, at, g)) continue;
+            Node add = g.node(consumers.get(at).getFirst());
+            if (!(add.op() instanceof Op.Add) || add.arity() != 2 || add.input(0) == add.input(1) || scale == 0f) continue;
+            int residual = add.input(0) == at ? add.input(1) : add.input(0);
+            // the add becomes the convolution (it keeps the add's id, so its readers need no change); the scale goes
+            ops[add.id()] = c.withResidual(scale);
+            inputs[add.id()] = new int[] {node.input(0), residual};
+            gone[conv] = true;
+            if (at != conv) gone[at] = true;
+        }
+        return rebuild(g, ops, gone, inputs);
+    }
+
+    private static boolean single(List<List<Integer>> consumers, int id, Graph g) {
+        return consumers.get(id).size() == 1 && id != g.output();
+    }
+
+    /** A new graph without the {@code gone} nodes; a node whose input is gone reads what replaced it. */
+    private static Graph rebuild(Graph g, Op[] ops, boolean[] gone, int[][] newInputs) {
+        int n = g.size();
+        int[] remap = new int[n];
         List<Node> out = new ArrayList<>();
         int[] channels = new int[n];
         for (Node node : g.nodes()) {
             int id = node.id();
-            if (fusedAway[id]) {
-                remap[id] = remap[node.input(0)];
+            if (gone[id]) {
+                remap[id] = node.arity() > 0 ? remap[node.input(0)] : -1;
                 continue;
             }
-            int[] ins = node.inputs();
+            int[] ins = newInputs[id] != null ? newInputs[id].clone() : node.inputs();
             for (int i = 0; i < ins.length; i++) ins[i] = remap[ins[i]];
             remap[id] = out.size();
             channels[out.size()] = g.channels(id);

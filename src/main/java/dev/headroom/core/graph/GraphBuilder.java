@@ -72,9 +72,9 @@ public final class GraphBuilder {
         return add(new Op.PixelUnshuffle(factor, order), name, new int[] {in}, channels(in) * factor * factor);
     }
 
-    /** Finishes with {@code output} as the graph's output; activations that follow a convolution are fused into it. */
+    /** Finishes with {@code output} as the graph's output, with activations and scaled residual sums fused into convolutions. */
     public Graph build(int output) {
-        return Fusion.fuseActivations(new Graph(nodes, channels.stream().mapToInt(Integer::intValue).toArray(), output));
+        return Fusion.fuse(new Graph(nodes, channels.stream().mapToInt(Integer::intValue).toArray(), output));
     }
 
     /** Finishes without fusion (used by tests that compare fused and unfused graphs). */

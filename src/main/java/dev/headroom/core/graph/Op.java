@@ -14,13 +14,34 @@ public sealed interface Op {
     /** The image entering the graph. */
     record Input(int channels) implements Op {}
 
-    /** 2-D convolution, stride 1, with an optional fused activation. Kernel is (kh, kw, cin, cout). */
-    record Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act)
+    /**
+     * 2-D convolution, stride 1, kernel (kh, kw, cin, cout), with a fused epilogue:
+     * {@code y = act(conv(x) + bias)}, and when {@code residualScale != 0} (the node then has a
+     * second input r) {@code y = residualScale * act(conv(x) + bias) + r}: the scaled residual
+     * sums of RRDB, RDN and RRDN in one pass instead of three.
+     */
+    record Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act, float residualScale)
             implements Op {
         public Conv2d {
             if (kh < 1 || kw < 1 || cin < 1 || cout < 1) {
                 throw new IllegalArgumentException("conv " + weight + ": bad kernel " + kh + "x" + kw + " " + cin + "->" + cout);
             }
+        }
+
+        public Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act) {
+            this(weight, bias, kh, kw, cin, cout, padding, act, 0f);
+        }
+
+        public boolean hasResidual() {
+            return residualScale != 0f;
+        }
+
+        Conv2d withAct(Act a) {
+            return new Conv2d(weight, bias, kh, kw, cin, cout, padding, a, residualScale);
+        }
+
+        Conv2d withResidual(float scale) {
+            return new Conv2d(weight, bias, kh, kw, cin, cout, padding, act, scale);
         }
     }
 

@@ -20,8 +20,8 @@ public final class CpuOps implements Ops {
     }
 
     @Override
-    public void conv2d(Tensor in, ConvWeights w, Tensor out) {
-        CpuConv.run(in, (CpuConv.Prepared) w, out);
+    public void conv2d(Tensor in, ConvWeights w, Tensor residual, Tensor out) {
+        CpuConv.run(in, (CpuConv.Prepared) w, residual, out);
     }
 
     /** Calls {@code body(b, y)} for every output row, in parallel. */

@@ -203,7 +203,7 @@ public final class CudaOps implements Ops, AutoCloseable {
     }
 
     @Override
-    public void conv2d(Tensor in, ConvWeights weights, Tensor out) {
+    public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor out) {
         Prepared p = (Prepared) weights;
         Op.Conv2d op = p.op;
         boolean direct = out.dense();
@@ -224,8 +224,8 @@ public final class CudaOps implements Ops, AutoCloseable {
             dnn.forward(handle, alphaBeta, plan.x, x.device.address(), plan.w, p.kernel.address(), plan.conv, plan.algo,
                     plan.workspace > 0 ? workspace.address() : 0L, plan.workspace, plan.y, y.device.address());
             Act act = op.act();
-            if (p.bias != null || act.kind() != Act.Kind.NONE || !direct) {
-                epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), out);
+            if (p.bias != null || act.kind() != Act.Kind.NONE || !direct || residual != null) {
+                epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), residual, op.residualScale(), out);
             }
         } finally {
             if (packed != null) release(packed);
@@ -265,7 +265,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         return plan;
     }
 
-    private void epilogue(Tensor x, long bias, Act act, long slope, Tensor y) {
+    private void epilogue(Tensor x, long bias, Act act, long slope, Tensor residual, float residualScale, Tensor y) {
         int a = switch (act.kind()) {
             case NONE -> 0;
             case RELU -> 1;
@@ -273,13 +273,15 @@ public final class CudaOps implements Ops, AutoCloseable {
             case PRELU -> 3;
         };
         long pixels = (long) y.n * y.h * y.w;
-        launch("epilogue", pixels * y.c, ptr(x), x.stride, x.offset, bias, slope, a, act.slope(), ptr(y), y.stride, y.offset, pixels, y.c);
+        launch("epilogue", pixels * y.c, ptr(x), x.stride, x.offset, bias, slope, a, act.slope(),
+                residual == null ? 0L : ptr(residual), residual == null ? 0 : residual.stride, residual == null ? 0 : residual.offset, residualScale,
+                ptr(y), y.stride, y.offset, pixels, y.c);
     }
 
     @Override
     public void activation(Tensor in, Act act, float[] slope, Tensor out) {
         long s = slope == null ? 0L : constants.computeIfAbsent(slope, this::upload).address();
-        epilogue(in, 0L, act, s, out);
+        epilogue(in, 0L, act, s, null, 0f, out);
     }
 
     @Override
@@ -320,7 +322,7 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     @Override
     public void copy(Tensor in, Tensor out) {
-        epilogue(in, 0L, Act.NONE, 0L, out);
+        epilogue(in, 0L, Act.NONE, 0L, null, 0f, out);
     }
 
     @Override

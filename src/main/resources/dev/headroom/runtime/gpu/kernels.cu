@@ -28,17 +28,20 @@ __device__ __forceinline__ float activate(float v, int act, float leak, const fl
     }
 }
 
-// y = act(x + bias): the convolution epilogue, also plain activation (bias null) and copy (act 0).
-// x is (pixels, C) in a view (xs, xo); y likewise (ys, yo). x and y may be the same dense buffer. bias, slope: fp32.
+// y = act(x + bias), or rscale * act(x + bias) + r when r is given: the convolution epilogue, also
+// plain activation (bias null) and copy (act 0). x is (pixels, C) in a view (xs, xo); y and r likewise.
+// x and y may be the same dense buffer. bias, slope: fp32.
 template <typename T>
 __device__ void epilogue(const T* x, int xs, int xo, const float* bias, const float* slope, int act, float leak,
-                         T* y, int ys, int yo, long long pixels, int C) {
+                         const T* r, int rs, int ro, float rscale, T* y, int ys, int yo, long long pixels, int C) {
     LOOP(i, pixels * C) {
         long long p = i / C;
         int c = (int)(i - p * C);
         float v = load(x, p * xs + xo + c);
         if (bias) v += bias[c];
-        store(y, p * ys + yo + c, activate(v, act, leak, slope, c));
+        v = activate(v, act, leak, slope, c);
+        if (r) v = __fadd_rn(__fmul_rn(rscale, v), load(r, p * rs + ro + c));
+        store(y, p * ys + yo + c, v);
     }
 }
 
@@ -115,7 +118,8 @@ __device__ void pixel_unshuffle(const T* x, int xs, int xo, T* y, int ys, int yo
 // C entry points, one per storage type
 #define ENTRY(T, S) \
 extern "C" __global__ void epilogue_##S(const T* x, int xs, int xo, const float* bias, const float* slope, int act, float leak, \
-        T* y, int ys, int yo, long long pixels, int C) { epilogue(x, xs, xo, bias, slope, act, leak, y, ys, yo, pixels, C); } \
+        const T* r, int rs, int ro, float rscale, T* y, int ys, int yo, long long pixels, int C) \
+        { epilogue(x, xs, xo, bias, slope, act, leak, r, rs, ro, rscale, y, ys, yo, pixels, C); } \
 extern "C" __global__ void add2_##S(const T* a, int as, int ao, const T* b, int bs, int bo, T* y, int ys, int yo, long long pixels, int C) \
         { add2(a, as, ao, b, bs, bo, y, ys, yo, pixels, C); } \
 extern "C" __global__ void scale_##S(const T* x, int xs, int xo, float f, T* y, int ys, int yo, long long pixels, int C) \

@@ -61,15 +61,17 @@ class CudaOpsTest extends GpuTestBase {
             int n = 1 + rnd.nextInt(2), h = 1 + rnd.nextInt(20), w = 1 + rnd.nextInt(20);
             Padding pad = rnd.nextInt(3) == 0 && h >= k && w >= k ? Padding.VALID : Padding.SAME;
             Act act = switch (rnd.nextInt(4)) { case 0 -> Act.NONE; case 1 -> Act.RELU; case 2 -> Act.leakyRelu(0.2f); default -> Act.prelu("s"); };
-            Op.Conv2d op = new Op.Conv2d("k", rnd.nextBoolean() ? "b" : null, k, k, cin, cout, pad, act);
+            float residualScale = rnd.nextBoolean() ? 0f : 0.2f;
+            Op.Conv2d op = new Op.Conv2d("k", rnd.nextBoolean() ? "b" : null, k, k, cin, cout, pad, act, residualScale);
             float[] kernel = Randoms.floats(rnd, k * k * cin * cout, 0.3f);
             float[] bias = op.bias() == null ? null : Randoms.floats(rnd, cout, 1f);
             float[] slope = act.kind() == Act.Kind.PRELU ? Randoms.floats(rnd, cout, 0.3f) : null;
             Tensor[] x = pair(n, h, w, cin, false);
             Tensor[] y = pair(n, op.outHeight(h), op.outWidth(w), cout, true);
-            cpu.conv2d(x[0], cpu.prepareConv(op, kernel, bias, slope), y[0]);
+            Tensor[] res = op.hasResidual() ? pair(n, op.outHeight(h), op.outWidth(w), cout, false) : new Tensor[2];
+            cpu.conv2d(x[0], cpu.prepareConv(op, kernel, bias, slope), res[0], y[0]);
             try (Ops.ConvWeights gw = gpu.prepareConv(op, kernel, bias, slope)) {
-                gpu.conv2d(x[1], gw, y[1]);
+                gpu.conv2d(x[1], gw, res[1], y[1]);
                 assertSame(y[0], y[1], 1e-4, "conv " + k + "x" + k + " " + cin + "->" + cout + " " + pad + " " + act.kind() + " n" + n + " " + h + "x" + w);
             }
             freeAll();
