@@ -19,8 +19,10 @@ import jdk.incubator.vector.VectorSpecies;
  * repacked to (kh*kw*cin, coPad) with cout padded to the vector length. The micro-kernel keeps a
  * 4-pixel by 2-vector block of outputs in registers (8 accumulators): for every (ky, kx, ci) it
  * loads two weight vectors and broadcasts four input values, 8 FMAs for 6 loads. Rows are spread
- * over the cores. Bias, the activation and a scaled residual are applied in the epilogue, before
- * the only store.
+ * over the cores. Bias and the activation are applied in the epilogue, before the only store; a
+ * scaled residual is added to each finished row while it is still in cache, outside the vector
+ * epilogue, so that method stays small enough for the JIT to inline (a vector passed to a method
+ * that is not inlined is boxed on the heap).
  */
 final class CpuConv {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -65,30 +67,38 @@ final class CpuConv {
                 System.arraycopy(in.data, in.index(b, y, x), padded, ((b * hp + py) * wp + px) * cin, cin);
             }
         });
-        Epilogue e = new Epilogue(p.op.act(), p.slope, residual, p.op.residualScale(), out);
-        IntStream.range(0, out.n * out.h).parallel().forEach(row ->
-                row(padded, hp, wp, row / out.h, row % out.h, p, e));
+        float scale = p.op.residualScale();
+        IntStream.range(0, out.n * out.h).parallel().forEach(row -> {
+            int b = row / out.h, y = row % out.h;
+            row(padded, hp, wp, b, y, p, out);
+            if (residual != null) addResidual(out, residual, scale, b, y);
+        });
     }
 
-    /** Where and how results are stored: activation, optional scaled residual, output view. */
-    record Epilogue(Act act, float[] slope, Tensor residual, float residualScale, Tensor out) {}
+    /** out = scale * out + residual over one output row, in the reference's order of rounding. */
+    private static void addResidual(Tensor out, Tensor residual, float scale, int b, int y) {
+        int c = out.c;
+        for (int x = 0; x < out.w; x++) {
+            int o = out.index(b, y, x), r = residual.index(b, y, x);
+            for (int ch = 0; ch < c; ch++) out.data[o + ch] = scale * out.data[o + ch] + residual.data[r + ch];
+        }
+    }
 
-    private static void row(float[] in, int hp, int wp, int b, int y, Prepared p, Epilogue e) {
-        Tensor out = e.out;
+    private static void row(float[] in, int hp, int wp, int b, int y, Prepared p, Tensor out) {
         int w = out.w, cout = p.op.cout(), coPad = p.coPad;
         int x = 0;
         for (; x + PX <= w; x += PX) {
             int cb = 0;
-            for (; cb + 2 * VL <= coPad; cb += 2 * VL) block4x2(in, hp, wp, b, y, x, cb, p, e, cout);
-            for (; cb < coPad; cb += VL) block1(in, hp, wp, b, y, x, PX, cb, p, e, cout);
+            for (; cb + 2 * VL <= coPad; cb += 2 * VL) block4x2(in, hp, wp, b, y, x, cb, p, out, cout);
+            for (; cb < coPad; cb += VL) block1(in, hp, wp, b, y, x, PX, cb, p, out, cout);
         }
         for (; x < w; x++) {
-            for (int cb = 0; cb < coPad; cb += VL) block1(in, hp, wp, b, y, x, 1, cb, p, e, cout);
+            for (int cb = 0; cb < coPad; cb += VL) block1(in, hp, wp, b, y, x, 1, cb, p, out, cout);
         }
     }
 
     /** Outputs (y, x..x+3) x channels [cb, cb + 2*VL). */
-    private static void block4x2(float[] in, int hp, int wp, int b, int y, int x, int cb, Prepared p, Epilogue e, int cout) {
+    private static void block4x2(float[] in, int hp, int wp, int b, int y, int x, int cb, Prepared p, Tensor out, int cout) {
         int kh = p.op.kh(), kw = p.op.kw(), cin = p.op.cin(), coPad = p.coPad;
         float[] w = p.w;
         FloatVector a00 = FloatVector.fromArray(S, p.bias, cb), a01 = FloatVector.fromArray(S, p.bias, cb + VL);
@@ -116,18 +126,21 @@ final class CpuConv {
                 }
             }
         }
-        store(a00, e, cb, cout, b, y, x);
-        store(a01, e, cb + VL, cout, b, y, x);
-        store(a10, e, cb, cout, b, y, x + 1);
-        store(a11, e, cb + VL, cout, b, y, x + 1);
-        store(a20, e, cb, cout, b, y, x + 2);
-        store(a21, e, cb + VL, cout, b, y, x + 2);
-        store(a30, e, cb, cout, b, y, x + 3);
-        store(a31, e, cb + VL, cout, b, y, x + 3);
+        Act act = p.op.act();
+        int o = out.index(b, y, x);
+        int ps = out.stride;
+        store(a00, act, p.slope, cb, cout, out.data, o);
+        store(a01, act, p.slope, cb + VL, cout, out.data, o);
+        store(a10, act, p.slope, cb, cout, out.data, o + ps);
+        store(a11, act, p.slope, cb + VL, cout, out.data, o + ps);
+        store(a20, act, p.slope, cb, cout, out.data, o + 2 * ps);
+        store(a21, act, p.slope, cb + VL, cout, out.data, o + 2 * ps);
+        store(a30, act, p.slope, cb, cout, out.data, o + 3 * ps);
+        store(a31, act, p.slope, cb + VL, cout, out.data, o + 3 * ps);
     }
 
     /** Outputs (y, x..x+count-1) x channels [cb, cb + VL), one pixel at a time. */
-    private static void block1(float[] in, int hp, int wp, int b, int y, int x, int count, int cb, Prepared p, Epilogue e, int cout) {
+    private static void block1(float[] in, int hp, int wp, int b, int y, int x, int count, int cb, Prepared p, Tensor out, int cout) {
         int kh = p.op.kh(), kw = p.op.kw(), cin = p.op.cin(), coPad = p.coPad;
         for (int px = x; px < x + count; px++) {
             FloatVector acc = FloatVector.fromArray(S, p.bias, cb);
@@ -140,24 +153,18 @@ final class CpuConv {
                     }
                 }
             }
-            store(acc, e, cb, cout, b, y, px);
+            store(acc, p.op.act(), p.slope, cb, cout, out.data, out.index(b, y, px));
         }
     }
 
-    /** Output pixel (b, y, x), channels [cb, cb + VL): activation, scaled residual, store (masked past cout). */
-    private static void store(FloatVector v, Epilogue e, int cb, int cout, int b, int y, int x) {
-        if (cb >= cout) return;
-        v = activate(v, e.act, e.slope, cb);
-        boolean full = cb + VL <= cout;
-        VectorMask<Float> m = full ? null : S.indexInRange(cb, cout);
-        if (e.residual != null) {
-            int r = e.residual.index(b, y, x) + cb;
-            FloatVector res = full ? FloatVector.fromArray(S, e.residual.data, r) : FloatVector.fromArray(S, e.residual.data, r, m);
-            v = v.mul(e.residualScale).add(res);   // two roundings, as the reference computes it
+    private static void store(FloatVector v, Act act, float[] slope, int cb, int cout, float[] dst, int pixel) {
+        v = activate(v, act, slope, cb);
+        if (cb + VL <= cout) {
+            v.intoArray(dst, pixel + cb);
+        } else if (cb < cout) {
+            VectorMask<Float> m = S.indexInRange(cb, cout);
+            v.intoArray(dst, pixel + cb, m);
         }
-        int o = e.out.index(b, y, x) + cb;
-        if (full) v.intoArray(e.out.data, o);
-        else v.intoArray(e.out.data, o, m);
     }
 
     static FloatVector activate(FloatVector v, Act act, float[] slope, int cb) {
