@@ -94,11 +94,6 @@ public final class Tensor {
         return elements() * precision.bytes;
     }
 
-    /** Device address of channel 0 of pixel (b, y, x). */
-    public long address(int b, int y, int x) {
-        return device.address() + (long) index(b, y, x) * precision.bytes;
-    }
-
     /** A dense copy of this (host) view. */
     public float[] toArray() {
         if (data == null) throw new IllegalStateException("toArray on a device tensor; download it first");

@@ -59,9 +59,4 @@ public final class ConcatPlan {
     public int offset(int id) {
         return offset[id];
     }
-
-    /** Whether node {@code id} writes into another node's buffer. */
-    public boolean placed(int id) {
-        return root[id] != id;
-    }
 }

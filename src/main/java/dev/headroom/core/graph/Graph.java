@@ -101,36 +101,6 @@ public final class Graph {
         return names;
     }
 
-    /**
-     * How far, in input pixels, an output pixel can see: the sum of convolution radii along the
-     * deepest path, each divided by the upsampling applied before it. Tiles need at least this much
-     * overlap to be exact away from the image border.
-     */
-    public double receptiveRadius() {
-        double[] radius = new double[nodes.size()];
-        double[] scale = new double[nodes.size()];
-        for (Node n : nodes) {
-            int id = n.id();
-            if (id == 0) {
-                scale[0] = 1;
-                continue;
-            }
-            double r = 0;
-            for (int in : n.inputs()) r = Math.max(r, radius[in]);
-            double s = scale[n.input(0)];
-            switch (n.op()) {
-                case Op.Conv2d c -> r += (Math.max(c.kh(), c.kw()) - 1) / 2.0 / s;
-                case Op.UpsampleNearest u -> s *= u.factor();
-                case Op.PixelShuffle p -> s *= p.factor();
-                case Op.PixelUnshuffle p -> s /= p.factor();
-                default -> { }
-            }
-            radius[id] = r;
-            scale[id] = s;
-        }
-        return radius[output];
-    }
-
     public long convCount() {
         return nodes.stream().filter(n -> n.op() instanceof Op.Conv2d).count();
     }

@@ -76,11 +76,6 @@ final class CudaAllocator implements DeviceAllocator {
         return allocated;
     }
 
-    /** Bytes held for reuse, not in use. */
-    synchronized long cachedBytes() {
-        return cachedBytes;
-    }
-
     @Override
     public synchronized long peakBytes() {
         return peak;
