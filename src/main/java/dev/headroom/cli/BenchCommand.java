@@ -89,6 +89,7 @@ final class BenchCommand implements Callable<Integer> {
             row.put("peak_activation_bytes", runner.peakBytes());
             if (ops instanceof dev.headroom.runtime.gpu.CudaOps gpu) {
                 row.put("device_peak_bytes", gpu.allocator().peakBytes());
+                row.put("device_reserved_peak_bytes", gpu.reservedPeakBytes());
                 row.put("driver_allocations", gpu.allocator().driverAllocations());
             }
             Map<String, Object> profile = new LinkedHashMap<>();   // from the profiled run only

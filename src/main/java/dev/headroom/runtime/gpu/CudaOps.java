@@ -119,6 +119,11 @@ public final class CudaOps implements Ops, AutoCloseable {
         return alloc;
     }
 
+    /** Highest bytes of device segments the allocator held (its cache included). */
+    public long reservedPeakBytes() {
+        return alloc.stats().reservedPeak();
+    }
+
     /** Bytes this backend keeps between calls: the convolution workspace and uploaded constants. */
     public long heldBytes() {
         long b = workspace == null ? 0 : workspace.bytes();
