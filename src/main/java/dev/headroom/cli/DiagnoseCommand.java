@@ -180,7 +180,7 @@ final class DiagnoseCommand implements Callable<Integer> {
         int col = indent.length();
         for (String w : text.split(" ")) {
             if (col + w.length() > 100 && col > indent.length()) {
-                out.append('\n').append(indent).append("   ".substring(0, Math.min(3, indent.length() > 3 ? 3 : 0)));
+                out.append('\n').append(indent).append(indent.length() > 3 ? "   " : "");   // recommendations hang under their text
                 col = indent.length();
             }
             out.append(w).append(' ');

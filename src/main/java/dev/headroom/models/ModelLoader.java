@@ -6,6 +6,7 @@ import dev.headroom.core.graph.Graph;
 import dev.headroom.models.arch.Detected;
 import dev.headroom.models.arch.KerasArchitectures;
 import dev.headroom.models.arch.KerasGraph;
+import dev.headroom.models.arch.UnsupportedArchitecture;
 import dev.headroom.models.arch.TorchArchitectures;
 import dev.headroom.models.format.KerasH5;
 import dev.headroom.models.format.KerasModel;
@@ -48,7 +49,7 @@ public final class ModelLoader {
             if (f.getFileName().toString().endsWith(".json") || (head.length > 0 && head[0] == '{')) {
                 return keras(f, "TensorFlow.js layers", TfjsLayersModel.read(f), "float32");
             }
-        } catch (KerasGraph.Unsupported e) {
+        } catch (UnsupportedArchitecture e) {
             throw new ModelFormatException(file, e.getMessage());
         }
         if (startsWith(head, 0x80) || head.length > 0 && head[0] == 'c') {
@@ -58,7 +59,7 @@ public final class ModelLoader {
     }
 
     private static Model torch(Path f, String format, WeightFile wf) {
-        Detected d = TorchArchitectures.detect(wf.tensors(), f.getFileName().toString());
+        Detected d = TorchArchitectures.detect(wf.tensors());
         return new Model(f, format, d.family(), d.details(), String.join("+", wf.storedTypes()),
                 d.graph(), new MapWeights(d.weights(), f.getFileName().toString()), 1f, "PyTorch convention");
     }

@@ -46,7 +46,7 @@ public final class SyntheticModels {
             }
             default -> throw new IllegalArgumentException("unknown synthetic model '" + name + "'; known: " + NAMES);
         }
-        Detected d = TorchArchitectures.detect(sd, name);
+        Detected d = TorchArchitectures.detect(sd);
         return new Model(Path.of(name), "synthetic (seed " + seed + ")", d.family(), d.details(), "float32",
                 d.graph(), new MapWeights(d.weights(), name), 1f, "PyTorch convention");
     }

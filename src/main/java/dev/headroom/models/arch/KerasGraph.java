@@ -24,23 +24,16 @@ import java.util.Map;
 public final class KerasGraph {
     private KerasGraph() {}
 
-    /** Thrown for a config this reader does not understand; the message names the layer. */
-    public static final class Unsupported extends RuntimeException {
-        Unsupported(String msg) {
-            super(msg);
-        }
-    }
-
     public static Graph build(String configJson, Weights weights) {
         JsonNode root;
         try {
             root = new ObjectMapper().readTree(configJson);
         } catch (IOException e) {
-            throw new Unsupported("model config is not valid JSON");
+            throw new UnsupportedArchitecture("model config is not valid JSON");
         }
         JsonNode cfg = root.path("config");
         JsonNode layers = cfg.path("layers");
-        if (!layers.isArray() || layers.isEmpty()) throw new Unsupported("model config has no layers (class " + root.path("class_name").asText("?") + ")");
+        if (!layers.isArray() || layers.isEmpty()) throw new UnsupportedArchitecture("model config has no layers (class " + root.path("class_name").asText("?") + ")");
 
         GraphBuilder g = null;
         Map<String, Integer> ids = new HashMap<>();
@@ -54,7 +47,7 @@ public final class KerasGraph {
                 String cls = layer.path("class_name").asText();
                 String name = layer.path("config").path("name").asText(layer.path("name").asText());
                 if (cls.equals("InputLayer")) {
-                    if (g != null) throw new Unsupported("model has more than one input; headroom runs single-input image models");
+                    if (g != null) throw new UnsupportedArchitecture("model has more than one input; headroom runs single-input image models");
                     JsonNode shape = layer.path("config").path("batch_input_shape");
                     if (shape.isMissingNode()) shape = layer.path("config").path("batch_shape");
                     int c = shape.isArray() && shape.size() == 4 ? shape.get(3).asInt(3) : 3;
@@ -72,24 +65,24 @@ public final class KerasGraph {
                 progress = true;
             }
             if (!progress) {
-                throw new Unsupported("layers " + pending.stream().map(l -> l.path("name").asText()).limit(5).toList() + " read inputs that no layer produces");
+                throw new UnsupportedArchitecture("layers " + pending.stream().map(l -> l.path("name").asText()).limit(5).toList() + " read inputs that no layer produces");
             }
         }
         JsonNode outs = cfg.path("output_layers");
         String out = outs.isArray() && !outs.isEmpty() ? outs.get(0).get(0).asText() : layers.get(layers.size() - 1).path("name").asText();
-        if (outs.size() > 1) throw new Unsupported("model has " + outs.size() + " outputs; headroom runs single-output image models");
+        if (outs.size() > 1) throw new UnsupportedArchitecture("model has " + outs.size() + " outputs; headroom runs single-output image models");
         Integer outId = ids.get(out);
-        if (outId == null) throw new Unsupported("output layer '" + out + "' is not in the model");
+        if (outId == null) throw new UnsupportedArchitecture("output layer '" + out + "' is not in the model");
         return g.build(outId);
     }
 
     private static List<String> inbound(JsonNode layer, String name) {
         JsonNode nodes = layer.path("inbound_nodes");
         if (!nodes.isArray() || nodes.isEmpty()) return List.of();
-        if (nodes.size() > 1) throw new Unsupported("layer '" + name + "' is shared (called " + nodes.size() + " times); not supported");
+        if (nodes.size() > 1) throw new UnsupportedArchitecture("layer '" + name + "' is shared (called " + nodes.size() + " times); not supported");
         List<String> out = new ArrayList<>();
         JsonNode first = nodes.get(0);
-        if (first.isObject()) throw new Unsupported("layer '" + name + "' uses the Keras 3 config format; save the model with Keras 2 (tf.keras)");
+        if (first.isObject()) throw new UnsupportedArchitecture("layer '" + name + "' uses the Keras 3 config format; save the model with Keras 2 (tf.keras)");
         for (JsonNode ref : first) out.add(ref.get(0).asText());
         return out;
     }
@@ -106,7 +99,7 @@ public final class KerasGraph {
             case "PReLU" -> g.act(name, in[0], Act.prelu(name + "/alpha"));
             case "Concatenate" -> {
                 int axis = c.path("axis").asInt(-1);
-                if (axis != -1 && axis != 3) throw new Unsupported("layer '" + name + "' concatenates on axis " + axis + "; only the channel axis is supported");
+                if (axis != -1 && axis != 3) throw new UnsupportedArchitecture("layer '" + name + "' concatenates on axis " + axis + "; only the channel axis is supported");
                 yield g.concat(name, in);
             }
             case "Add" -> g.add(name, in);
@@ -114,33 +107,33 @@ public final class KerasGraph {
             case "UpSampling2D" -> {
                 JsonNode size = c.path("size");
                 int r = size.isArray() ? size.get(0).asInt() : size.asInt(2);
-                if (size.isArray() && size.get(1).asInt() != r) throw new Unsupported("layer '" + name + "' upsamples unevenly " + size);
+                if (size.isArray() && size.get(1).asInt() != r) throw new UnsupportedArchitecture("layer '" + name + "' upsamples unevenly " + size);
                 String interp = c.path("interpolation").asText("nearest");
-                if (!interp.equals("nearest")) throw new Unsupported("layer '" + name + "' uses " + interp + " upsampling; only nearest is supported");
+                if (!interp.equals("nearest")) throw new UnsupportedArchitecture("layer '" + name + "' uses " + interp + " upsampling; only nearest is supported");
                 yield g.upsample(name, in[0], r);
             }
-            case "Lambda" -> throw new Unsupported("layer '" + name + "' is a Lambda (Python code that cannot be read from the file); not supported");
-            default -> throw new Unsupported("layer '" + name + "' has class " + cls + ", which headroom does not support");
+            case "Lambda" -> throw new UnsupportedArchitecture("layer '" + name + "' is a Lambda (Python code that cannot be read from the file); not supported");
+            default -> throw new UnsupportedArchitecture("layer '" + name + "' has class " + cls + ", which headroom does not support");
         };
     }
 
     private static int conv(GraphBuilder g, String name, JsonNode c, int in, Weights weights) {
         JsonNode ks = c.path("kernel_size"), st = c.path("strides"), dil = c.path("dilation_rate");
         int kh = ks.get(0).asInt(), kw = ks.get(1).asInt();
-        if (st.isArray() && (st.get(0).asInt() != 1 || st.get(1).asInt() != 1)) throw new Unsupported("layer '" + name + "' has strides " + st + "; only stride 1 is supported");
-        if (dil.isArray() && (dil.get(0).asInt() != 1 || dil.get(1).asInt() != 1)) throw new Unsupported("layer '" + name + "' is dilated " + dil);
-        if (c.path("groups").asInt(1) != 1) throw new Unsupported("layer '" + name + "' is a grouped convolution");
-        if (!c.path("data_format").asText("channels_last").equals("channels_last")) throw new Unsupported("layer '" + name + "' is channels_first");
+        if (st.isArray() && (st.get(0).asInt() != 1 || st.get(1).asInt() != 1)) throw new UnsupportedArchitecture("layer '" + name + "' has strides " + st + "; only stride 1 is supported");
+        if (dil.isArray() && (dil.get(0).asInt() != 1 || dil.get(1).asInt() != 1)) throw new UnsupportedArchitecture("layer '" + name + "' is dilated " + dil);
+        if (c.path("groups").asInt(1) != 1) throw new UnsupportedArchitecture("layer '" + name + "' is a grouped convolution");
+        if (!c.path("data_format").asText("channels_last").equals("channels_last")) throw new UnsupportedArchitecture("layer '" + name + "' is channels_first");
         Padding pad = switch (c.path("padding").asText("valid")) {
             case "same" -> Padding.SAME;
             case "valid" -> Padding.VALID;
-            default -> throw new Unsupported("layer '" + name + "' has padding " + c.path("padding"));
+            default -> throw new UnsupportedArchitecture("layer '" + name + "' has padding " + c.path("padding"));
         };
         boolean bias = c.path("use_bias").asBoolean(true);
         int filters = c.path("filters").asInt();
         String kernel = name + "/kernel";
         if (weights.has(kernel) && weights.get(kernel).dim(-1) != filters) {
-            throw new Unsupported("layer '" + name + "' has " + filters + " filters but its kernel is " + weights.get(kernel).shapeString());
+            throw new UnsupportedArchitecture("layer '" + name + "' has " + filters + " filters but its kernel is " + weights.get(kernel).shapeString());
         }
         return g.conv(name, in, kernel, bias ? name + "/bias" : null, kh, kw, filters, pad, activation(name, c.path("activation").asText("linear")));
     }
@@ -149,7 +142,7 @@ public final class KerasGraph {
         return switch (a) {
             case "linear" -> Act.NONE;
             case "relu" -> Act.RELU;
-            default -> throw new Unsupported("layer '" + layer + "' uses activation '" + a + "'; supported: linear, relu");
+            default -> throw new UnsupportedArchitecture("layer '" + layer + "' uses activation '" + a + "'; supported: linear, relu");
         };
     }
 }

@@ -29,23 +29,23 @@ public final class TorchArchitectures {
     private static final Pattern OLD_TRUNK = Pattern.compile("model\\.1\\.sub\\.(\\d+)\\.(weight|bias)");
     private static final Pattern BODY = Pattern.compile("body\\.(\\d+)\\.(weight|bias)");
 
-    public static Detected detect(Map<String, TensorData> sd, String file) {
+    public static Detected detect(Map<String, TensorData> sd) {
         if (sd.containsKey("model.0.weight") && sd.keySet().stream().anyMatch(k -> k.startsWith("model.1.sub."))) {
-            return rrdb(transpose(renameOldEsrgan(sd, file)), file, "ESRGAN (original key style)");
+            return rrdb(transpose(renameOldEsrgan(sd)), "ESRGAN (original key style)");
         }
         if (sd.containsKey("conv_first.weight") && sd.containsKey("body.0.rdb1.conv1.weight")) {
-            return rrdb(transpose(sd), file, "BasicSR key style");
+            return rrdb(transpose(sd), "BasicSR key style");
         }
         if (sd.containsKey("body.0.weight") && sd.get("body.0.weight").rank() == 4) {
-            return srvgg(transpose(sd), file);
+            return srvgg(transpose(sd));
         }
         String sample = String.join(", ", sd.keySet().stream().limit(4).toList());
-        throw new KerasGraph.Unsupported("unknown architecture: keys (" + sample + ", ...) match none of RRDBNet, "
+        throw new UnsupportedArchitecture("unknown architecture: keys (" + sample + ", ...) match none of RRDBNet, "
                 + "SRVGGNetCompact (PyTorch) or RDN, RRDN (Keras)");
     }
 
     /** original ESRGAN names to BasicSR's */
-    static Map<String, TensorData> renameOldEsrgan(Map<String, TensorData> sd, String file) {
+    static Map<String, TensorData> renameOldEsrgan(Map<String, TensorData> sd) {
         int nb = 0;
         for (String k : sd.keySet()) {
             Matcher m = OLD_RDB.matcher(k);
@@ -65,7 +65,7 @@ public final class TorchArchitectures {
                 String param = k.substring(k.lastIndexOf('.') + 1);
                 String to = fixed.get(stem);
                 if (to == null) {
-                    throw new KerasGraph.Unsupported("ESRGAN-style key '" + k + "' is not part of a x4 RRDBNet (x8 and other variants are not supported)");
+                    throw new UnsupportedArchitecture("ESRGAN-style key '" + k + "' is not part of a x4 RRDBNet (x8 and other variants are not supported)");
                 }
                 nk = to + "." + param;
             }
@@ -80,7 +80,7 @@ public final class TorchArchitectures {
         return out;
     }
 
-    private static Detected rrdb(Map<String, TensorData> w, String file, String style) {
+    private static Detected rrdb(Map<String, TensorData> w, String style) {
         TensorData first = w.get("conv_first.weight");
         int inCh = first.dim(2), nf = first.dim(3);
         int gc = w.get("body.0.rdb1.conv1.weight").dim(3);
@@ -95,7 +95,7 @@ public final class TorchArchitectures {
         if (inCh == outCh) { scale = 4; unshuffle = 1; }
         else if (inCh == outCh * 4) { scale = 2; unshuffle = 2; }
         else if (inCh == outCh * 16) { scale = 1; unshuffle = 4; }
-        else throw new KerasGraph.Unsupported("RRDBNet conv_first takes " + inCh + " channels for " + outCh + " output channels; expected 1, 4 or 16 times");
+        else throw new UnsupportedArchitecture("RRDBNet conv_first takes " + inCh + " channels for " + outCh + " output channels; expected 1, 4 or 16 times");
         int imgCh = inCh / (unshuffle * unshuffle);
         GraphBuilder g = new GraphBuilder(imgCh);
         Act lrelu = Act.leakyRelu(0.2f);
@@ -130,11 +130,11 @@ public final class TorchArchitectures {
         return g.add(p + ".out", g.scale(p + ".beta", x5, 0.2f), x);
     }
 
-    private static Detected srvgg(Map<String, TensorData> w, String file) {
+    private static Detected srvgg(Map<String, TensorData> w) {
         TreeSet<Integer> idx = new TreeSet<>();
         for (String k : w.keySet()) {
             Matcher m = BODY.matcher(k);
-            if (!m.matches()) throw new KerasGraph.Unsupported("key '" + k + "' is not part of SRVGGNetCompact");
+            if (!m.matches()) throw new UnsupportedArchitecture("key '" + k + "' is not part of SRVGGNetCompact");
             idx.add(Integer.parseInt(m.group(1)));
         }
         int inCh = w.get("body.0.weight").dim(2);
@@ -153,7 +153,7 @@ public final class TorchArchitectures {
         }
         int outFeat = w.get("body." + last + ".weight").dim(3);
         int r = (int) Math.round(Math.sqrt(outFeat / (double) inCh));
-        if (r * r * inCh != outFeat) throw new KerasGraph.Unsupported("SRVGG last conv has " + outFeat + " outputs, not " + inCh + " times a square");
+        if (r * r * inCh != outFeat) throw new UnsupportedArchitecture("SRVGG last conv has " + outFeat + " outputs, not " + inCh + " times a square");
         int shuffled = g.pixelShuffle("pixel_shuffle", x, r, ChannelOrder.TORCH);
         int base = g.upsample("base", g.input(), r);
         int out = g.add("residual", shuffled, base);

@@ -112,6 +112,14 @@ public final class TorchCheckpoint {
             throw new ModelFormatException(file, "tensor '" + name + "' reaches element " + last + " of a storage of " + data.length / elem + " (truncated?)");
         }
         MemorySegment seg = MemorySegment.ofArray(data);
+        DType bulk = order == ByteOrder.LITTLE_ENDIAN && contiguous(shape, t.stride()) ? switch (type) {
+            case "FloatStorage" -> DType.F32;
+            case "HalfStorage" -> DType.F16;
+            case "BFloat16Storage" -> DType.BF16;
+            case "DoubleStorage" -> DType.F64;
+            default -> null;
+        } : null;
+        if (bulk != null) return new TensorData(name, shape, bulk.toFloats(seg, t.offset() * elem, Math.toIntExact(count)));
         float[] out = new float[Math.toIntExact(count)];
         long[] idx = new long[shape.length];
         for (int i = 0; i < out.length; i++) {
@@ -124,6 +132,16 @@ public final class TorchCheckpoint {
             }
         }
         return new TensorData(name, shape, out);
+    }
+
+    /** Row-major strides, as torch.save writes most tensors: then the data is read in one bulk conversion. */
+    private static boolean contiguous(int[] shape, long[] stride) {
+        long expect = 1;
+        for (int d = shape.length - 1; d >= 0; d--) {
+            if (shape[d] != 1 && stride[d] != expect) return false;
+            expect *= shape[d];
+        }
+        return true;
     }
 
     private static float element(MemorySegment s, long at, String type, ByteOrder order) {
