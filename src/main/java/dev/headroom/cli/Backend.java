@@ -15,15 +15,19 @@ final class Backend {
     private Backend() {}
 
     static Ops open(UpscaleCommand.Device device, String precision) {
+        return open(device, precision, dev.headroom.runtime.memory.MemoryOptions.DEFAULT);
+    }
+
+    static Ops open(UpscaleCommand.Device device, String precision, dev.headroom.runtime.memory.MemoryOptions memory) {
         Precision gpuPrecision = precision == null ? Precision.F16 : parse(precision);
         if (device == UpscaleCommand.Device.cpu || device == UpscaleCommand.Device.auto && !gpuUsable()) {
             if (precision != null && parse(precision) != Precision.F32) {
                 throw new Main.UsageError("--precision " + precision + ": the CPU backend computes in fp32 only; drop --precision or use --device cuda");
             }
-            return new CpuOps();
+            return new CpuOps(memory);
         }
         try {
-            return CudaOps.open(0, gpuPrecision);
+            return CudaOps.open(0, gpuPrecision, memory);
         } catch (CudaUnavailable e) {
             throw new Main.UsageError("--device cuda: " + e.getMessage() + "; use --device cpu");
         }

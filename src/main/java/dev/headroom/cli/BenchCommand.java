@@ -41,16 +41,23 @@ final class BenchCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     OutputOptions output;
 
+    @picocli.CommandLine.Mixin
+    MemoryMixin memory;
+
 
     @Override
     public Integer call() throws Exception {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
         Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
-        Ops ops = Backend.open(device, precision);
+        Ops ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             return bench(m, ops, runner);
         } finally {
-            Backend.close(ops);
+            try {
+                memory.writeTrace(ops);
+            } finally {
+                Backend.close(ops);
+            }
         }
     }
 
@@ -87,10 +94,11 @@ final class BenchCommand implements Callable<Integer> {
             row.put("gflop_per_tile", round(gflop));
             row.put("gflop_per_s", round(gflop / (median / 1e3)));
             row.put("peak_activation_bytes", runner.peakBytes());
-            if (ops instanceof dev.headroom.runtime.gpu.CudaOps gpu) {
-                row.put("device_peak_bytes", gpu.allocator().peakBytes());
-                row.put("device_reserved_peak_bytes", gpu.reservedPeakBytes());
-                row.put("driver_allocations", gpu.allocator().driverAllocations());
+            if (ops.memory() != null) {
+                var st = ops.memory().stats();
+                row.put("device_peak_bytes", st.allocatedPeak());
+                row.put("device_reserved_peak_bytes", st.reservedPeak());
+                row.put("driver_allocations", st.driverAllocations());
             }
             Map<String, Object> profile = new LinkedHashMap<>();   // from the profiled run only
             long total = byOp.values().stream().mapToLong(Long::longValue).sum();

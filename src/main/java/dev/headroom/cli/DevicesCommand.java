@@ -1,6 +1,6 @@
 package dev.headroom.cli;
 
-import dev.headroom.core.diagnose.Sizes;
+import dev.headroom.core.Sizes;
 import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.CudaUnavailable;
 import dev.headroom.cuda.Cudnn;

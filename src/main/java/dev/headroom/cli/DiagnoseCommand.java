@@ -4,7 +4,7 @@ import dev.headroom.core.diagnose.Diagnosis;
 import dev.headroom.core.diagnose.Incident;
 import dev.headroom.core.diagnose.LogScanner;
 import dev.headroom.core.diagnose.OomNumbers;
-import dev.headroom.core.diagnose.Sizes;
+import dev.headroom.core.Sizes;
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;

@@ -8,8 +8,9 @@ import picocli.CommandLine.Command;
 
 /**
  * The {@code headroom} command. Errors reach the user as one line, {@code headroom: what went
- * wrong}, with exit status 2 for bad input (a file, an option) and 1 for anything else; the stack
- * trace only with {@code --verbose}.
+ * wrong}, with exit status 2 for bad input (a file, an option), 3 when the device ran out of memory
+ * after every rung of the degrade ladder, and 1 for anything else; the stack trace only with
+ * {@code --verbose}.
  */
 @Command(name = "headroom", mixinStandardHelpOptions = true, version = "headroom 0.1.0",
         description = "Runs large image models without running out of memory.",
@@ -42,8 +43,9 @@ public final class Main implements Runnable {
             boolean verbose = parsed.originalArgs().contains("--verbose") || parsed.originalArgs().contains("-v");
             if (verbose) ex.printStackTrace(System.err);
             String msg = ex.getMessage() == null ? ex.getClass().getSimpleName() : ex.getMessage();
-            line.getErr().println("headroom: " + msg.lines().findFirst().orElse(msg) + (verbose ? "" : userError(ex) ? "" : " (--verbose shows where)"));
-            return userError(ex) ? 2 : 1;
+            boolean known = userError(ex) || ex instanceof dev.headroom.runtime.memory.DeviceOutOfMemory;
+            line.getErr().println("headroom: " + msg.lines().findFirst().orElse(msg) + (verbose || known ? "" : " (--verbose shows where)"));
+            return userError(ex) ? 2 : ex instanceof dev.headroom.runtime.memory.DeviceOutOfMemory ? 3 : 1;
         });
         cl.setParameterExceptionHandler((ex, a) -> {
             ex.getCommandLine().getErr().println("headroom: " + ex.getMessage());

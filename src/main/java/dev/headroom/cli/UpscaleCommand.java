@@ -61,6 +61,9 @@ final class UpscaleCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     OutputOptions outputOptions;
 
+    @picocli.CommandLine.Mixin
+    MemoryMixin memory;
+
 
     @Override
     public Integer call() throws IOException {
@@ -85,16 +88,21 @@ final class UpscaleCommand implements Callable<Integer> {
             m = m.withValueRange(valueRange, "--value-range");
         }
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
-        Ops ops = Backend.open(device, precision);
+        Ops ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             return run(m, ops, runner, toFolder, loadSeconds);
         } finally {
-            Backend.close(ops);
+            try {
+                memory.writeTrace(ops);
+            } finally {
+                Backend.close(ops);
+            }
         }
     }
 
     private int run(Model m, Ops ops, GraphRunner runner, boolean toFolder, double loadSeconds) throws IOException {
-        ImageUpscaler up = new ImageUpscaler(new TiledUpscaler(runner, m.valueRange()), m.graph().inputChannels());
+        TiledUpscaler tiled = new TiledUpscaler(runner, m.valueRange());
+        ImageUpscaler up = new ImageUpscaler(tiled, m.graph().inputChannels());
         boolean bar = !quiet && !outputOptions.json && ProgressBar.terminal();
 
         List<Map<String, Object>> results = new ArrayList<>();
@@ -117,9 +125,11 @@ final class UpscaleCommand implements Callable<Integer> {
             r.put("tiles", tiles);
             r.put("seconds", Math.round(secs * 1000) / 1000.0);
             results.add(r);
+            if (tiled.tile() != tile) r.put("tile_after_shrinking", tiled.tile());
             if (!outputOptions.json && !quiet) {
                 System.err.printf("%s -> %s (%dx%d -> %dx%d, %d tiles, %.2f s)%n", in, out, img.width(), img.height(),
                         result.width(), result.height(), tiles, secs);
+                if (tiled.tile() != tile) System.err.printf("  ran out of memory at tile %d: shrank to %d%n", tile, tiled.tile());
             }
         }
         if (outputOptions.json) {
@@ -134,6 +144,7 @@ final class UpscaleCommand implements Callable<Integer> {
             summary.put("peak_activation_bytes", up.peakActivationBytes());
             summary.put("weight_bytes", m.parameters() * 4);
             summary.put("images", results);
+            summary.put("memory", MemoryMixin.summary(ops));
             OutputOptions.printJson(summary);
         }
         return 0;

@@ -69,6 +69,11 @@ public final class GraphRunner implements AutoCloseable {
         return graph;
     }
 
+    /** The backend's memory, or null. */
+    public dev.headroom.runtime.memory.DeviceMemory memory() {
+        return ops.memory();
+    }
+
     /** Highest sum of live activation buffers seen by any run, in bytes. */
     public long peakBytes() {
         return peakBytes;
@@ -106,7 +111,11 @@ public final class GraphRunner implements AutoCloseable {
         int[] hs = graph.heights(in.h), ws = graph.widths(in.w);
         Tensor[] values = new Tensor[n];
         Tensor[] buffers = new Tensor[n];     // by root id: the whole buffer
-        Tensor input = ops.upload(in);
+        var memory = ops.memory();
+        Tensor input;
+        try (var scope = memory == null ? null : memory.tag("activations", "input")) {
+            input = ops.upload(in);
+        }
         int[] readers = new int[n];          // views still to be read, per root buffer
         int[] pending = new int[n];          // consumers still to run, per node
         for (int i = 0; i < n; i++) pending[i] = consumers.get(i).size();
@@ -122,38 +131,48 @@ public final class GraphRunner implements AutoCloseable {
 
     private Tensor execute(Tensor in, Tensor[] values, Tensor[] buffers, int[] readers, int[] pending, int[] hs, int[] ws) {
         long live = 0;
+        var memory = ops.memory();
         for (Node node : graph.nodes()) {
             int id = node.id();
             if (id == 0) continue;
             if (hs[id] < 1 || ws[id] < 1) {
                 throw new IllegalArgumentException("input " + in.w + "x" + in.h + " is too small for layer '" + node.name() + "'");
             }
-            int root = placement.root(id);
-            if (buffers[root] == null) {
-                buffers[root] = ops.allocate(in.n, hs[id], ws[id], graph.channels(root));
-                live += buffers[root].bytes();
-                peakBytes = Math.max(peakBytes, live);
-            }
-            readers[root]++;
-            Tensor out = buffers[root].slice(placement.offset(id), graph.channels(id));
-            values[id] = out;
-            long t0 = System.nanoTime();
-            step(node, values, out);
-            if (profiling) ops.synchronize();
-            nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
-            // release inputs whose last reader this was
-            for (int src : node.inputs()) {
-                if (--pending[src] == 0 && src != graph.output() && src != 0) {
-                    live -= release(src, buffers, readers);
-                    values[src] = null;
-                }
-            }
-            if (pending[id] == 0 && id != graph.output()) {
-                live -= release(id, buffers, readers);
-                values[id] = null;
+            try (var scope = memory == null ? null : memory.tag("activations", node.name())) {
+                live = runNode(node, in, values, buffers, readers, pending, hs, ws, live);
             }
         }
         return ops.download(values[graph.output()]);
+    }
+
+    /** Allocates the node's buffer if it is the first into it, runs it, and drops what it read last; returns live bytes. */
+    private long runNode(Node node, Tensor in, Tensor[] values, Tensor[] buffers, int[] readers, int[] pending, int[] hs, int[] ws, long live) {
+        int id = node.id();
+        int root = placement.root(id);
+        if (buffers[root] == null) {
+            buffers[root] = ops.allocate(in.n, hs[id], ws[id], graph.channels(root));
+            live += buffers[root].bytes();
+            peakBytes = Math.max(peakBytes, live);
+        }
+        readers[root]++;
+        Tensor out = buffers[root].slice(placement.offset(id), graph.channels(id));
+        values[id] = out;
+        long t0 = System.nanoTime();
+        step(node, values, out);
+        if (profiling) ops.synchronize();
+        nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
+        // release inputs whose last reader this was
+        for (int src : node.inputs()) {
+            if (--pending[src] == 0 && src != graph.output() && src != 0) {
+                live -= release(src, buffers, readers);
+                values[src] = null;
+            }
+        }
+        if (pending[id] == 0 && id != graph.output()) {
+            live -= release(id, buffers, readers);
+            values[id] = null;
+        }
+        return live;
     }
 
     private long release(int id, Tensor[] buffers, int[] readers) {

@@ -21,6 +21,11 @@ public interface Ops {
         default void close() {}
     }
 
+    /** This backend's memory (allocator, ledger, trace), or null for a backend that keeps none (the reference). */
+    default dev.headroom.runtime.memory.DeviceMemory memory() {
+        return null;
+    }
+
     /** Short name for reports: "cpu", "cuda:0". */
     default String name() {
         return "cpu";

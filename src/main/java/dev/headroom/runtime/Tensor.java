@@ -8,8 +8,10 @@ import dev.headroom.core.Precision;
  * channel slice of a concatenation buffer has neither, which is how producers write into a
  * concatenation without a copy.
  *
- * <p>The buffer is either on the host ({@link #data}) or on a device ({@link #device}, null on the
- * host); a backend's ops accept only their own kind.
+ * <p>The buffer is either on the host ({@link #data}, starting at element {@link #base}) or on a
+ * device ({@link #device}, with {@code data} null); a backend's ops accept only their own kind. A
+ * host tensor the CPU backend's memory handed out has both: its values in a pooled heap segment
+ * and the allocator's block in {@code device}, which is what the backend frees.
  */
 public final class Tensor {
     public final float[] data;
@@ -19,14 +21,16 @@ public final class Tensor {
     public final int n, h, w, c;
     public final int stride;
     public final int offset;
+    /** Index in {@link #data} of the buffer's first element (0 unless the array is a pooled segment). */
+    public final int base;
 
-    private Tensor(float[] data, DeviceBuffer device, Precision precision, int n, int h, int w, int c, int stride, int offset) {
+    private Tensor(float[] data, int base, DeviceBuffer device, Precision precision, int n, int h, int w, int c, int stride, int offset) {
         if (n < 1 || h < 1 || w < 1 || c < 1) {
             throw new IllegalArgumentException("tensor shape (" + n + "," + h + "," + w + "," + c + ") has an empty dimension");
         }
         if (offset + c > stride) throw new IllegalArgumentException("channel slice [" + offset + "," + (offset + c) + ") outside " + stride + " channels");
         long need = (long) n * h * w * stride;
-        if (data != null ? need > data.length : need * precision.bytes > device.bytes()) throw new IllegalArgumentException("tensor larger than its buffer");
+        if (data != null ? base + need > data.length : need * precision.bytes > device.bytes()) throw new IllegalArgumentException("tensor larger than its buffer");
         this.data = data;
         this.device = device;
         this.precision = precision;
@@ -36,6 +40,7 @@ public final class Tensor {
         this.c = c;
         this.stride = stride;
         this.offset = offset;
+        this.base = base;
     }
 
     /** A new zeroed (n, h, w, c) tensor. */
@@ -45,12 +50,17 @@ public final class Tensor {
             throw new IllegalArgumentException("tensor (" + n + "," + h + "," + w + "," + c + ") has " + size
                     + " values, more than one host array holds; use smaller tiles");
         }
-        return new Tensor(new float[(int) size], null, Precision.F32, n, h, w, c, c, 0);
+        return new Tensor(new float[(int) size], 0, null, Precision.F32, n, h, w, c, c, 0);
     }
 
     /** A dense (n, h, w, c) tensor of {@code precision} elements in device memory the caller allocated. */
     public static Tensor onDevice(DeviceBuffer buffer, Precision precision, int n, int h, int w, int c) {
-        return new Tensor(null, buffer, precision, n, h, w, c, c, 0);
+        return new Tensor(null, 0, buffer, precision, n, h, w, c, c, 0);
+    }
+
+    /** A dense fp32 (n, h, w, c) tensor at element {@code base} of a pooled host segment; {@code block} is what frees it. */
+    public static Tensor pooled(float[] segment, int base, DeviceBuffer block, int n, int h, int w, int c) {
+        return new Tensor(segment, base, block, Precision.F32, n, h, w, c, c, 0);
     }
 
     public boolean onHost() {
@@ -60,13 +70,13 @@ public final class Tensor {
     /** Wraps a dense (n, h, w, c) array. */
     public static Tensor wrap(float[] data, int n, int h, int w, int c) {
         if ((long) n * h * w * c != data.length) throw new IllegalArgumentException("array of " + data.length + " is not (" + n + "," + h + "," + w + "," + c + ")");
-        return new Tensor(data, null, Precision.F32, n, h, w, c, c, 0);
+        return new Tensor(data, 0, null, Precision.F32, n, h, w, c, c, 0);
     }
 
     /** Channels [from, from + count) of this tensor, sharing its buffer. */
     public Tensor slice(int from, int count) {
         if (from < 0 || from + count > c) throw new IllegalArgumentException("slice [" + from + "," + (from + count) + ") of " + c + " channels");
-        return new Tensor(data, device, precision, n, h, w, count, stride, offset + from);
+        return new Tensor(data, base, device, precision, n, h, w, count, stride, offset + from);
     }
 
     public boolean dense() {
@@ -75,7 +85,7 @@ public final class Tensor {
 
     /** Index of channel 0 of pixel (b, y, x) in {@link #data}. */
     public int index(int b, int y, int x) {
-        return ((b * h + y) * w + x) * stride + offset;
+        return base + ((b * h + y) * w + x) * stride + offset;
     }
 
     public float get(int b, int y, int x, int ch) {

@@ -3,6 +3,8 @@ package dev.headroom.runtime;
 import dev.headroom.core.image.FloatImage;
 import dev.headroom.core.tiling.AxisSpan;
 import dev.headroom.core.tiling.TileGrid;
+import dev.headroom.runtime.memory.DeviceMemory;
+import dev.headroom.runtime.memory.DeviceOutOfMemory;
 import java.util.List;
 
 /**
@@ -10,6 +12,11 @@ import java.util.List;
  * memory (see {@link TileGrid} for the layout and the weights). Each tile is cut from the input,
  * scaled to the model's value range, run, scaled back, and added into the output with its
  * weights; only one tile's activations are alive at a time.
+ *
+ * <p>The last rung of the degrade ladder is here: when a tile runs out of device memory, the
+ * tile edge is halved (down to {@link #MIN_TILE}) and that tile's region alone is run again as a
+ * grid of smaller tiles blended the same way; tiles already done are kept, and later tiles use the
+ * smaller edge from the start. Each halving is counted and traced by the device's memory.
  */
 public final class TiledUpscaler {
 
@@ -18,8 +25,12 @@ public final class TiledUpscaler {
         void tileDone(int done, int total);
     }
 
+    /** Tiles are not shrunk below this edge: the overlap would be most of the work. */
+    public static final int MIN_TILE = 32;
+
     private final GraphRunner runner;
     private final float valueRange;
+    private int tile, shrinks;
 
     /** @param valueRange the model's input and output are in [0, valueRange] (1 or 255) */
     public TiledUpscaler(GraphRunner runner, float valueRange) {
@@ -37,14 +48,14 @@ public final class TiledUpscaler {
         int oc = runner.graph().outputChannels();
         if (in.channels() != c) throw new IllegalArgumentException("model takes " + c + " channels, image has " + in.channels());
         int r = scale();
+        this.tile = tile;
         List<AxisSpan> xs = TileGrid.axis(in.width(), tile, overlap, r);
         List<AxisSpan> ys = TileGrid.axis(in.height(), tile, overlap, r);
         FloatImage out = FloatImage.blank(in.width() * r, in.height() * r, oc, in.bitDepth());
         int total = xs.size() * ys.size(), done = 0;
         for (AxisSpan sy : ys) {
             for (AxisSpan sx : xs) {
-                Tensor t = cut(in, sx, sy, c);
-                Tensor y = runner.run(t);
+                Tensor y = region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap);
                 blend(y, sx, sy, r, out);
                 if (progress != null) progress.tileDone(++done, total);
             }
@@ -52,13 +63,57 @@ public final class TiledUpscaler {
         return out;
     }
 
-    private Tensor cut(FloatImage in, AxisSpan sx, AxisSpan sy, int c) {
-        Tensor t = Tensor.allocate(1, sy.length(), sx.length(), c);
+    /** How many times a tile ran out of memory and the edge was halved, over all calls. */
+    public int shrinks() {
+        return shrinks;
+    }
+
+    /** The tile edge in use now: the one asked for, or less after running out of memory. */
+    public int tile() {
+        return tile;
+    }
+
+    /** The model's output for the w x h input region at (x0, y0): one run if it fits the tile, else a blended grid of smaller ones. */
+    private Tensor region(FloatImage in, int x0, int y0, int w, int h, int overlap) {
+        if (w <= tile && h <= tile) {
+            try {
+                return runner.run(cut(in, x0, y0, w, h));
+            } catch (DeviceOutOfMemory e) {
+                int smaller = tile / 2;
+                if (smaller < MIN_TILE || smaller <= overlap) throw e;
+                DeviceMemory m = runner.memory();
+                if (m != null) m.rung("shrink-tile", tile + " -> " + smaller + " px");
+                tile = smaller;
+                shrinks++;
+            }
+        }
+        int r = scale();
+        List<AxisSpan> xs = TileGrid.axis(w, tile, overlap, r), ys = TileGrid.axis(h, tile, overlap, r);
+        Tensor acc = Tensor.allocate(1, h * r, w * r, runner.graph().outputChannels());
+        for (AxisSpan sy : ys) {
+            for (AxisSpan sx : xs) {
+                Tensor y = region(in, x0 + sx.start(), y0 + sy.start(), sx.length(), sy.length(), overlap);
+                for (int py = 0; py < y.h; py++) {
+                    float wy = sy.weight(py);
+                    for (int px = 0; px < y.w; px++) {
+                        float wgt = wy * sx.weight(px);
+                        int src = y.index(0, py, px), dst = acc.index(0, sy.start() * r + py, sx.start() * r + px);
+                        for (int ch = 0; ch < acc.c; ch++) acc.data[dst + ch] += wgt * y.data[src + ch];
+                    }
+                }
+            }
+        }
+        return acc;
+    }
+
+    private Tensor cut(FloatImage in, int x0, int y0, int w, int h) {
+        int c = in.channels();
+        Tensor t = Tensor.allocate(1, h, w, c);
         float k = valueRange;
-        for (int y = 0; y < sy.length(); y++) {
-            int src = ((sy.start() + y) * in.width() + sx.start()) * c;
-            int dst = y * sx.length() * c;
-            for (int i = 0; i < sx.length() * c; i++) t.data[dst + i] = in.data()[src + i] * k;
+        for (int y = 0; y < h; y++) {
+            int src = ((y0 + y) * in.width() + x0) * c;
+            int dst = y * w * c;
+            for (int i = 0; i < w * c; i++) t.data[dst + i] = in.data()[src + i] * k;
         }
         return t;
     }

@@ -1,6 +1,7 @@
 package dev.headroom.core.diagnose;
 
-import static dev.headroom.core.diagnose.Sizes.format;
+import dev.headroom.core.Sizes;
+import static dev.headroom.core.Sizes.format;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -1,5 +1,6 @@
 package dev.headroom.core.diagnose;
 
+import dev.headroom.core.Sizes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;

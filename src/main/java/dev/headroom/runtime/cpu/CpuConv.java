@@ -49,14 +49,20 @@ final class CpuConv {
         return new Prepared(op, w, b, s, coPad);
     }
 
-    static void run(Tensor in, Prepared p, Tensor residual, Tensor out) {
+    /** The zero-padded input a convolution reads: (N, hp, wp, cin) elements. */
+    static long paddedElements(Tensor in, Prepared p, Tensor out) {
+        return (long) in.n * (out.h + p.op.kh() - 1) * (out.w + p.op.kw() - 1) * p.op.cin();
+    }
+
+    /** @param padded a workspace of {@link #paddedElements} values from element {@code base}, zeroed here */
+    static void run(Tensor in, Prepared p, Tensor residual, Tensor out, float[] padded, int base) {
         Op.Conv2d op = p.op;
         int kh = op.kh(), kw = op.kw(), cin = op.cin();
         int padY = op.padding() == Padding.SAME ? (kh - 1) / 2 : 0;
         int padX = op.padding() == Padding.SAME ? (kw - 1) / 2 : 0;
         int hp = out.h + kh - 1, wp = out.w + kw - 1;
         // padded is (N, hp, wp, cin), zero outside the input
-        float[] padded = new float[Math.toIntExact((long) in.n * hp * wp * cin)];
+        java.util.Arrays.fill(padded, base, Math.toIntExact(base + (long) in.n * hp * wp * cin), 0f);
         IntStream.range(0, in.n * in.h).parallel().forEach(row -> {
             int b = row / in.h, y = row % in.h;
             int py = y + padY;
@@ -64,13 +70,13 @@ final class CpuConv {
             for (int x = 0; x < in.w; x++) {
                 int px = x + padX;
                 if (px < 0 || px >= wp) continue;
-                System.arraycopy(in.data, in.index(b, y, x), padded, ((b * hp + py) * wp + px) * cin, cin);
+                System.arraycopy(in.data, in.index(b, y, x), padded, base + ((b * hp + py) * wp + px) * cin, cin);
             }
         });
         float scale = p.op.residualScale();
         IntStream.range(0, out.n * out.h).parallel().forEach(row -> {
             int b = row / out.h, y = row % out.h;
-            row(padded, hp, wp, b, y, p, out);
+            row(padded, base, hp, wp, b, y, p, out);
             if (residual != null) addResidual(out, residual, scale, b, y);
         });
     }
@@ -84,28 +90,28 @@ final class CpuConv {
         }
     }
 
-    private static void row(float[] in, int hp, int wp, int b, int y, Prepared p, Tensor out) {
+    private static void row(float[] in, int base, int hp, int wp, int b, int y, Prepared p, Tensor out) {
         int w = out.w, cout = p.op.cout(), coPad = p.coPad;
         int x = 0;
         for (; x + PX <= w; x += PX) {
             int cb = 0;
-            for (; cb + 2 * VL <= coPad; cb += 2 * VL) block4x2(in, hp, wp, b, y, x, cb, p, out, cout);
-            for (; cb < coPad; cb += VL) block1(in, hp, wp, b, y, x, PX, cb, p, out, cout);
+            for (; cb + 2 * VL <= coPad; cb += 2 * VL) block4x2(in, base, hp, wp, b, y, x, cb, p, out, cout);
+            for (; cb < coPad; cb += VL) block1(in, base, hp, wp, b, y, x, PX, cb, p, out, cout);
         }
         for (; x < w; x++) {
-            for (int cb = 0; cb < coPad; cb += VL) block1(in, hp, wp, b, y, x, 1, cb, p, out, cout);
+            for (int cb = 0; cb < coPad; cb += VL) block1(in, base, hp, wp, b, y, x, 1, cb, p, out, cout);
         }
     }
 
     /** Outputs (y, x..x+3) x channels [cb, cb + 2*VL). */
-    private static void block4x2(float[] in, int hp, int wp, int b, int y, int x, int cb, Prepared p, Tensor out, int cout) {
+    private static void block4x2(float[] in, int base, int hp, int wp, int b, int y, int x, int cb, Prepared p, Tensor out, int cout) {
         int kh = p.op.kh(), kw = p.op.kw(), cin = p.op.cin(), coPad = p.coPad;
         float[] w = p.w;
         FloatVector a00 = FloatVector.fromArray(S, p.bias, cb), a01 = FloatVector.fromArray(S, p.bias, cb + VL);
         FloatVector a10 = a00, a11 = a01, a20 = a00, a21 = a01, a30 = a00, a31 = a01;
         for (int ky = 0; ky < kh; ky++) {
             for (int kx = 0; kx < kw; kx++) {
-                int ib = ((b * hp + y + ky) * wp + x + kx) * cin;
+                int ib = base + ((b * hp + y + ky) * wp + x + kx) * cin;
                 int wb = (ky * kw + kx) * cin * coPad + cb;
                 for (int ci = 0; ci < cin; ci++) {
                     FloatVector w0 = FloatVector.fromArray(S, w, wb);
@@ -140,13 +146,13 @@ final class CpuConv {
     }
 
     /** Outputs (y, x..x+count-1) x channels [cb, cb + VL), one pixel at a time. */
-    private static void block1(float[] in, int hp, int wp, int b, int y, int x, int count, int cb, Prepared p, Tensor out, int cout) {
+    private static void block1(float[] in, int base, int hp, int wp, int b, int y, int x, int count, int cb, Prepared p, Tensor out, int cout) {
         int kh = p.op.kh(), kw = p.op.kw(), cin = p.op.cin(), coPad = p.coPad;
         for (int px = x; px < x + count; px++) {
             FloatVector acc = FloatVector.fromArray(S, p.bias, cb);
             for (int ky = 0; ky < kh; ky++) {
                 for (int kx = 0; kx < kw; kx++) {
-                    int ib = ((b * hp + y + ky) * wp + px + kx) * cin;
+                    int ib = base + ((b * hp + y + ky) * wp + px + kx) * cin;
                     int wb = (ky * kw + kx) * cin * coPad + cb;
                     for (int ci = 0; ci < cin; ci++, wb += coPad) {
                         acc = FloatVector.broadcast(S, in[ib + ci]).fma(FloatVector.fromArray(S, p.w, wb), acc);

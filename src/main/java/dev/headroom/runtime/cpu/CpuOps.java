@@ -5,14 +5,63 @@ import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Tensor;
+import dev.headroom.runtime.DeviceBuffer;
+import dev.headroom.runtime.memory.DeviceMemory;
+import dev.headroom.runtime.memory.MemoryOptions;
+import dev.headroom.runtime.memory.StreamEvents;
+import java.util.Map;
 import java.util.stream.IntStream;
 
 /**
  * The CPU backend: fp32 NHWC on the Java heap, every op spread over the cores by output row.
  * Convolution is {@link CpuConv}; the memory-bound ops are plain loops over a pixel's channels,
  * which the JIT vectorises.
+ *
+ * <p>Activations and workspaces come from a {@link DeviceMemory} over heap segments, the same
+ * caching allocator, ledger, budget and trace as on a GPU; its budget defaults to three quarters
+ * of the maximum heap. Weights stay plain arrays (they are read-only and live as long as the model).
  */
-public final class CpuOps implements Ops {
+public final class CpuOps implements Ops, AutoCloseable {
+    private final HeapSegments heap = new HeapSegments();
+    private final DeviceMemory memory;
+
+    public CpuOps() {
+        this(MemoryOptions.DEFAULT);
+    }
+
+    public CpuOps(MemoryOptions options) {
+        Runtime rt = Runtime.getRuntime();
+        long budget = options.budget() > 0 ? options.budget() : rt.maxMemory() / 4 * 3;
+        DeviceMemory.Probe probe = new DeviceMemory.Probe() {
+            public long free() { return rt.maxMemory() - rt.totalMemory() + rt.freeMemory(); }
+            public long total() { return rt.maxMemory(); }
+            public String otherProcesses() { return "n/a (Java heap)"; }
+        };
+        memory = new DeviceMemory("cpu", budget, heap, null, StreamEvents.SINGLE_STREAM, options.thresholds(), options.newTrace(), probe);
+    }
+
+    @Override
+    public DeviceMemory memory() {
+        return memory;
+    }
+
+    @Override
+    public Tensor allocate(int n, int h, int w, int c) {
+        DeviceBuffer b = memory.allocate((long) n * h * w * c * Float.BYTES);
+        Map.Entry<Long, float[]> seg = heap.at(b.address());
+        return Tensor.pooled(seg.getValue(), (int) ((b.address() - seg.getKey()) / Float.BYTES), b, n, h, w, c);
+    }
+
+    @Override
+    public void release(Tensor t) {
+        if (t.device != null) memory.free(t.device);
+    }
+
+    /** A plain heap copy: the pooled buffer goes back to the allocator while the caller still reads the result. */
+    @Override
+    public Tensor download(Tensor t) {
+        return t.device == null ? t : Tensor.wrap(t.toArray(), t.n, t.h, t.w, t.c);
+    }
 
     @Override
     public ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope) {
@@ -21,7 +70,24 @@ public final class CpuOps implements Ops {
 
     @Override
     public void conv2d(Tensor in, ConvWeights w, Tensor residual, Tensor out) {
-        CpuConv.run(in, (CpuConv.Prepared) w, residual, out);
+        CpuConv.Prepared p = (CpuConv.Prepared) w;
+        long elements = CpuConv.paddedElements(in, p, out);
+        DeviceBuffer b;
+        try (var scope = memory.tag("workspace", null)) {
+            b = memory.allocate(elements * Float.BYTES);
+        }
+        try {
+            Map.Entry<Long, float[]> seg = heap.at(b.address());
+            CpuConv.run(in, p, residual, out, seg.getValue(), (int) ((b.address() - seg.getKey()) / Float.BYTES));
+        } finally {
+            memory.free(b);
+        }
+    }
+
+    /** Audits the memory: buffers still live are leaks and are named. */
+    @Override
+    public void close() {
+        memory.close();
     }
 
     /** Calls {@code body(b, y)} for every output row, in parallel. */

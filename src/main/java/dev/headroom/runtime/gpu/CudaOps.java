@@ -13,8 +13,10 @@ import dev.headroom.core.graph.Op;
 import dev.headroom.core.graph.Padding;
 import dev.headroom.cuda.Cudnn;
 import dev.headroom.cuda.Driver;
-import dev.headroom.runtime.DeviceAllocator;
 import dev.headroom.runtime.DeviceBuffer;
+import dev.headroom.runtime.memory.DeviceMemory;
+import dev.headroom.runtime.memory.DeviceOutOfMemory;
+import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Tensor;
 import java.lang.foreign.Arena;
@@ -48,7 +50,7 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final MemorySegment module, handle;
     private final MemorySegment stream = MemorySegment.NULL;
     private final Map<String, MemorySegment> fns = new HashMap<>();
-    private final CudaAllocator alloc;
+    private final DeviceMemory alloc;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment alphaBeta;
     private final Map<String, ConvPlan> plans = new HashMap<>();
@@ -83,7 +85,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         }
     }
 
-    private CudaOps(int ordinal, Precision precision) {
+    private CudaOps(int ordinal, Precision precision, MemoryOptions memory) {
         this.ordinal = ordinal;
         this.precision = precision;
         int count = cu.deviceCount();
@@ -96,7 +98,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         String suffix = precision == Precision.F32 ? "_f32" : "_f16";
         for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
         handle = dnn.createHandle(stream);
-        alloc = new CudaAllocator(cu);
+        alloc = CudaMemory.open(cu, ordinal, memory);
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
         alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
@@ -104,24 +106,24 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     /** Opens device {@code ordinal} in fp32: context, kernels (compiled or from the cache), cuDNN. */
     public static CudaOps open(int ordinal) {
-        return new CudaOps(ordinal, Precision.F32);
+        return new CudaOps(ordinal, Precision.F32, MemoryOptions.DEFAULT);
     }
 
     public static CudaOps open(int ordinal, Precision precision) {
-        return new CudaOps(ordinal, precision);
+        return new CudaOps(ordinal, precision, MemoryOptions.DEFAULT);
+    }
+
+    public static CudaOps open(int ordinal, Precision precision, MemoryOptions memory) {
+        return new CudaOps(ordinal, precision, memory);
+    }
+
+    @Override
+    public DeviceMemory memory() {
+        return alloc;
     }
 
     public Precision precision() {
         return precision;
-    }
-
-    public DeviceAllocator allocator() {
-        return alloc;
-    }
-
-    /** Highest bytes of device segments the allocator held (its cache included). */
-    public long reservedPeakBytes() {
-        return alloc.stats().reservedPeak();
     }
 
     /** Bytes this backend keeps between calls: the convolution workspace and uploaded constants. */
@@ -186,7 +188,10 @@ public final class CudaOps implements Ops, AutoCloseable {
     }
 
     private DeviceBuffer upload(float[] a, Precision as) {
-        DeviceBuffer b = alloc.allocate((long) a.length * as.bytes);
+        DeviceBuffer b;
+        try (var scope = alloc.tag("weights", null)) {
+            b = alloc.allocate((long) a.length * as.bytes);
+        }
         copyIn(a, b.address(), as);
         return b;
     }
@@ -224,7 +229,10 @@ public final class CudaOps implements Ops, AutoCloseable {
             ConvPlan plan = plan(op, x, p.kernel, y);
             if (plan.workspace > 0 && (workspace == null || workspace.bytes() < plan.workspace)) {
                 if (workspace != null) alloc.free(workspace);
-                workspace = alloc.allocate(plan.workspace);
+                workspace = null;
+                try (var scope = alloc.tag("workspace", null)) {
+                    workspace = alloc.allocate(plan.workspace);
+                }
             }
             dnn.forward(handle, alphaBeta, plan.x, x.device.address(), plan.w, p.kernel.address(), plan.conv, plan.algo,
                     plan.workspace > 0 ? workspace.address() : 0L, plan.workspace, plan.y, y.device.address());
@@ -249,7 +257,17 @@ public final class CudaOps implements Ops, AutoCloseable {
         MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, precision == Precision.F32 ? Cudnn.FMA_MATH : Cudnn.TENSOR_OP_MATH);
         MemorySegment yd = dnn.tensorNhwc(type, y.n, y.c, y.h, y.w, y.c);
         // time every algorithm once on the real buffers, with a search workspace from our allocator
-        DeviceBuffer search = alloc.allocate(SEARCH_WORKSPACE);
+        // (smaller when memory is short: algorithms that need more are then not considered)
+        DeviceBuffer search = null;
+        try (var scope = alloc.tag("workspace", "algorithm search")) {
+            for (long bytes = SEARCH_WORKSPACE; search == null; bytes /= 8) {
+                try {
+                    search = alloc.allocate(bytes);
+                } catch (DeviceOutOfMemory e) {
+                    if (bytes < (1L << 20)) throw e;
+                }
+            }
+        }
         Cudnn.AlgoPerf[] found;
         try {
             found = dnn.findAlgorithms(handle, xd, x.device.address(), wd, w.address(), cd, yd, y.device.address(), search.address(), search.bytes());

@@ -42,12 +42,12 @@ class GpuModelsTest extends GpuTestBase {
         for (int i = 0; i < px.length; i++) px[i] = r.nextFloat();
         FloatImage img = new FloatImage(70, 53, 3, px, 8);
         FloatImage cpuOut = new TiledUpscaler(new GraphRunner(m.graph(), m.weights(), new CpuOps()), 1f).upscale(img, 32, 8, null);
-        long before = gpu.allocator().allocatedBytes() - gpu.heldBytes();
+        long before = gpu.memory().allocatedBytes() - gpu.heldBytes();
         FloatImage gpuOut;
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), gpu)) {
             gpuOut = new TiledUpscaler(runner, 1f).upscale(img, 32, 8, null);
         }
-        assertEquals(before, gpu.allocator().allocatedBytes() - gpu.heldBytes(), "every tile's buffers and the weights given back");
+        assertEquals(before, gpu.memory().allocatedBytes() - gpu.heldBytes(), "every tile's buffers and the weights given back");
         double psnr = Quality.psnr(cpuOut, gpuOut);
         System.out.printf("GPU vs CPU tiled upscale (RRDBNet x4, 70x53, tiles 32/8): PSNR %.1f dB%n", psnr);
         assertTrue(psnr > 50, "PSNR " + psnr);

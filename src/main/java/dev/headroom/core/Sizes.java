@@ -1,4 +1,4 @@
-package dev.headroom.core.diagnose;
+package dev.headroom.core;
 
 import java.util.Locale;
 

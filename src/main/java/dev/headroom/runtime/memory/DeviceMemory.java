@@ -1,0 +1,359 @@
+package dev.headroom.runtime.memory;
+
+import dev.headroom.core.Sizes;
+import dev.headroom.runtime.DeviceAllocator;
+import dev.headroom.runtime.DeviceBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * All memory of one device: the {@link CachingAllocator}, the ledger ({@link Budget} tree), the
+ * pressure levels, the degrade ladder and the trace. Every buffer of every op, weight and
+ * workspace of a backend comes from here, on the GPU and on the CPU alike.
+ *
+ * <p>Ledger: root = the device budget (the card, or a smaller --vram-budget, which the driver-side
+ * allocator enforces as if the card were that small); children weights, activations (a job's
+ * activations are its child), workspace, and cache = reserved bytes no block uses. So root's use
+ * is what the driver backs for us, and each category's use is its live blocks.
+ *
+ * <p>Degrade ladder for a failed request: flush the cache (return free segments, unmap free
+ * pages) and retry; ask listeners to evict and retry; then {@link DeviceOutOfMemory}. The
+ * executor may catch that and shrink its step ({@link #rung} records it). Every rung is counted
+ * and traced.
+ */
+public final class DeviceMemory implements DeviceAllocator {
+
+    /** Facts about the device for error messages; asked only when an allocation has failed. */
+    public interface Probe {
+        long free();
+
+        long total();
+
+        /** Other processes holding memory on the device, as a short phrase ("none", "pid 123: 4.00 GiB"). */
+        String otherProcesses();
+
+        Probe NONE = new Probe() {
+            public long free() { return -1; }
+            public long total() { return -1; }
+            public String otherProcesses() { return "unknown"; }
+        };
+    }
+
+    /** Fails requests on purpose, for tests: asked before each attempt at request number {@code request} (from 1). */
+    public interface FaultInjector {
+        boolean fail(long request, int attempt);
+
+        FaultInjector NONE = (r, a) -> false;
+    }
+
+    /** A buffer handed out: the block, its size when handed out, and the ledger node and op it was charged to. */
+    private record Buffer(CachingAllocator.Block block, long bytes, Budget charged, String op) implements DeviceBuffer {
+        public long address() {
+            return block.address();
+        }
+    }
+
+    /** Restores the previous tags when closed. */
+    public interface Scope extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    private final String device;
+    private final CachingAllocator pool;
+    private final Budget root, weights, activations, workspace, cache;
+    private final Pressure.Thresholds thresholds;
+    private final MemoryTrace trace;
+    private final Probe probe;
+    private final List<MemoryListener> listeners = new ArrayList<>();
+    private final Map<String, Long> rungs = new LinkedHashMap<>();
+    private final Map<Long, Buffer> live = new HashMap<>();
+    private Pressure level = Pressure.OPTIMAL;
+    private FaultInjector faults = FaultInjector.NONE;
+    private long requests;
+    private Budget current;
+    private String op, job;
+
+    /**
+     * @param budget bytes this device may back in all (the card's memory, or --vram-budget)
+     * @param vm     the driver's virtual memory for expandable segments, or null for plain ones
+     * @param trace  where events go, or null
+     */
+    public DeviceMemory(String device, long budget, RawAllocator raw, VirtualMemory vm, StreamEvents events,
+                        Pressure.Thresholds thresholds, MemoryTrace trace, Probe probe) {
+        this.device = device;
+        this.root = Budget.root(device, budget);
+        this.weights = root.child("weights");
+        this.activations = root.child("activations");
+        this.workspace = root.child("workspace");
+        this.cache = root.child("cache");
+        this.current = activations;
+        this.thresholds = thresholds;
+        this.trace = trace;
+        this.probe = probe;
+        this.pool = new CachingAllocator(withinBudget(raw), vm == null ? null : withinBudget(vm), budget, events);
+        pool.observe((address, bytes, grew) -> {
+            if (grew) cache.charge(bytes);
+            else cache.credit(bytes);
+            event(grew ? MemoryTrace.Kind.GROW : MemoryTrace.Kind.SHRINK, address, bytes, "cache", null);
+        });
+    }
+
+    /** The driver's allocator, refusing what would take the device past its budget. */
+    private RawAllocator withinBudget(RawAllocator raw) {
+        return new RawAllocator() {
+            public long allocate(long bytes) {
+                return root.used() + bytes > root.limit() ? 0 : raw.allocate(bytes);
+            }
+
+            public void free(long address, long bytes) {
+                raw.free(address, bytes);
+            }
+        };
+    }
+
+    private VirtualMemory withinBudget(VirtualMemory vm) {
+        return new VirtualMemory() {
+            public long granularity() { return vm.granularity(); }
+            public long reserve(long bytes) { return vm.reserve(bytes); }
+            public boolean map(long address, long bytes) { return root.used() + bytes <= root.limit() && vm.map(address, bytes); }
+            public void unmap(long address, long bytes) { vm.unmap(address, bytes); }
+            public void release(long address, long bytes) { vm.release(address, bytes); }
+        };
+    }
+
+    public String device() {
+        return device;
+    }
+
+    public synchronized void addListener(MemoryListener l) {
+        listeners.add(l);
+    }
+
+    public synchronized void injectFaults(FaultInjector f) {
+        this.faults = f == null ? FaultInjector.NONE : f;
+    }
+
+    /**
+     * Charges what is allocated until the scope closes to {@code category} (weights, activations,
+     * workspace) and tags it with {@code op} (null: keep the current op).
+     */
+    public synchronized Scope tag(String category, String op) {
+        Budget before = current;
+        String opBefore = this.op;
+        current = switch (category) {
+            case "weights" -> weights;
+            case "workspace" -> workspace;
+            case "activations" -> jobBudget();
+            default -> throw new IllegalArgumentException("unknown memory category '" + category + "'");
+        };
+        if (op != null) this.op = op;
+        return () -> {
+            synchronized (this) {
+                current = before;
+                this.op = opBefore;
+            }
+        };
+    }
+
+    private Budget jobBudget() {
+        if (job == null) return activations;
+        for (Budget b : activations.children()) if (b.name().equals(job)) return b;
+        return activations;
+    }
+
+    /** A job's activations, charged to their own ledger node (limit: Long.MAX_VALUE for none); closing it audits for leaks. */
+    public synchronized Scope job(String name, long limit) {
+        Budget b = activations.child(name, limit);
+        String before = job;
+        Budget currentBefore = current;
+        job = name;
+        if (current == activations) current = b;
+        trace(MemoryTrace.Kind.RUNG, 0, 0, "job-start", name);
+        return () -> {
+            synchronized (this) {
+                job = before;
+                current = currentBefore;
+                if (b.used() != 0) {
+                    List<String> ops = new ArrayList<>();
+                    for (Buffer buf : live.values()) if (buf.charged == b) ops.add(buf.op + " " + Sizes.format(buf.bytes()));
+                    throw new IllegalStateException("job '" + name + "' ended with " + Sizes.format(b.used()) + " of device memory live in "
+                            + ops.size() + " buffers (" + String.join(", ", ops) + "): a leak");
+                }
+                b.close();
+            }
+        };
+    }
+
+    @Override
+    public DeviceBuffer allocate(long bytes) {
+        return allocate(bytes, 0);
+    }
+
+    public synchronized DeviceBuffer allocate(long bytes, long stream) {
+        long request = ++requests;
+        List<String> tried = new ArrayList<>();
+        String why = null;
+        for (int attempt = 0; ; attempt++) {
+            try {
+                if (faults.fail(request, attempt)) throw new CachingAllocator.OutOfMemory(bytes, pool.stats());
+                CachingAllocator.Block b = pool.allocate(bytes, stream);
+                Budget to = current;
+                cache.credit(b.size());
+                try {
+                    to.charge(b.size());
+                } catch (Budget.Exceeded e) {
+                    cache.charge(b.size());
+                    pool.free(b);
+                    why = "over the " + Sizes.format(e.node.limit()) + " budget of '" + e.node.path() + "'";
+                    throw new CachingAllocator.OutOfMemory(bytes, pool.stats());
+                }
+                Buffer buf = new Buffer(b, b.size(), to, op);
+                live.put(b.address(), buf);
+                event(MemoryTrace.Kind.ALLOC, b.address(), b.size(), to.name(), null);
+                checkPressure();
+                return buf;
+            } catch (CachingAllocator.OutOfMemory e) {
+                if (attempt == 0) {
+                    takeRung("flush-cache", Sizes.format(bytes));
+                    pool.emptyCache();
+                    tried.add("flush-cache");
+                } else if (attempt == 1 && !listeners.isEmpty()) {
+                    long freed = 0;
+                    for (MemoryListener l : List.copyOf(listeners)) freed += l.evict(bytes);
+                    takeRung("evict", Sizes.format(freed) + " freed");
+                    tried.add("evict");
+                    pool.emptyCache();
+                    if (freed == 0) return fail(bytes, tried, why);
+                } else {
+                    return fail(bytes, tried, why);
+                }
+            }
+        }
+    }
+
+    private DeviceBuffer fail(long bytes, List<String> tried, String why) {
+        MemoryStats s = pool.stats();
+        event(MemoryTrace.Kind.OOM, 0, bytes, current.name(), null);
+        throw new DeviceOutOfMemory(device, bytes, root.limit(), s.allocated(), s.cached(), probe.free(), probe.total(), probe.otherProcesses(), tried, why);
+    }
+
+    @Override
+    public synchronized void free(DeviceBuffer buffer) {
+        Buffer b = (Buffer) buffer;
+        if (live.remove(b.address()) != b) throw new IllegalStateException("freeing a buffer that is not live: " + Sizes.format(b.bytes()) + " at " + b.address());
+        long bytes = b.bytes();   // read first: the freed block merges with its neighbours
+        pool.free(b.block);
+        b.charged.credit(bytes);
+        cache.charge(bytes);
+        event(MemoryTrace.Kind.FREE, b.address(), bytes, b.charged.name(), b.op);
+        checkPressure();
+    }
+
+    /** Counts and traces a rung taken by someone above (the executor shrinking its tile). */
+    public synchronized void rung(String name, String detail) {
+        takeRung(name, detail);
+    }
+
+    private void takeRung(String name, String detail) {
+        rungs.merge(name, 1L, Long::sum);
+        trace(MemoryTrace.Kind.RUNG, 0, 0, name, detail);
+    }
+
+    private void checkPressure() {
+        long used = root.used() - cache.used();
+        Pressure now = thresholds.of(used, root.limit());
+        if (now == level) return;
+        Pressure was = level;
+        level = now;
+        trace(MemoryTrace.Kind.PRESSURE, 0, used, null, now.name().toLowerCase());
+        for (MemoryListener l : List.copyOf(listeners)) l.pressureChanged(was, now, used, root.limit());
+    }
+
+    private void event(MemoryTrace.Kind kind, long address, long bytes, String category, String opOverride) {
+        if (trace == null) return;
+        MemoryStats s = pool.stats();
+        trace.add(kind, address, bytes, category, opOverride != null ? opOverride : op, job, s.allocated(), s.reserved(), null);
+    }
+
+    private void trace(MemoryTrace.Kind kind, long address, long bytes, String category, String detail) {
+        if (trace == null) return;
+        MemoryStats s = pool.stats();
+        trace.add(kind, address, bytes, category, op, job, s.allocated(), s.reserved(), detail);
+    }
+
+    /** Returns cached memory to the driver. */
+    public synchronized void emptyCache() {
+        pool.emptyCache();
+    }
+
+    public synchronized MemoryStats stats() {
+        return pool.stats();
+    }
+
+    public Budget ledger() {
+        return root;
+    }
+
+    public synchronized Pressure pressure() {
+        return level;
+    }
+
+    /** Bytes that can still be allocated without exceeding the budget, counting the cache as free. */
+    public synchronized long headroom() {
+        return root.limit() - (root.used() - cache.used());
+    }
+
+    /** Rungs taken so far, by name, in the order first taken. */
+    public synchronized Map<String, Long> rungs() {
+        return Map.copyOf(rungs);
+    }
+
+    /** The trace, or null when tracing is off. */
+    public MemoryTrace trace() {
+        return trace;
+    }
+
+    /** Live bytes charged to weights, activations and workspace, by category. */
+    public synchronized Map<String, Long> usedByCategory() {
+        Map<String, Long> m = new LinkedHashMap<>();
+        for (Budget b : root.children()) m.put(b.name(), b.used());
+        return m;
+    }
+
+    @Override
+    public synchronized long allocatedBytes() {
+        return pool.stats().allocated();
+    }
+
+    @Override
+    public synchronized long peakBytes() {
+        return pool.stats().allocatedPeak();
+    }
+
+    @Override
+    public synchronized long driverAllocations() {
+        return pool.stats().driverAllocations();
+    }
+
+    /**
+     * Frees everything and returns it to the driver. Live buffers at this point are leaks: they
+     * are freed, and the exception names their bytes by category and op.
+     */
+    @Override
+    public synchronized void close() {
+        List<Buffer> leaked = List.copyOf(live.values());
+        for (Buffer b : leaked) free(b);
+        pool.releaseAll();
+        if (!leaked.isEmpty()) {
+            Map<String, Long> by = new LinkedHashMap<>();
+            for (Buffer b : leaked) by.merge(b.charged.name() + (b.op == null ? "" : " (" + b.op + ")"), b.bytes(), Long::sum);
+            StringBuilder s = new StringBuilder();
+            by.forEach((k, v) -> s.append(s.isEmpty() ? "" : ", ").append(k).append(' ').append(Sizes.format(v)));
+            throw new IllegalStateException(device + " memory closed with " + leaked.size() + " live buffers: " + s + " (a leak)");
+        }
+    }
+}
