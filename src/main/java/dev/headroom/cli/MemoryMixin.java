@@ -40,7 +40,7 @@ final class MemoryMixin {
             } catch (IllegalArgumentException e) {
                 throw new Main.UsageError("--vram-budget: " + e.getMessage());
             }
-            if (bytes < (64L << 20)) throw new Main.UsageError("--vram-budget " + budget + " is too small to run anything; use at least 64MiB");
+            if (bytes < (16L << 20)) throw new Main.UsageError("--vram-budget " + budget + " is too small to run anything; use at least 16MiB");
         }
         Pressure.Thresholds t = Pressure.Thresholds.DEFAULT;
         if (pressure != null) {

@@ -36,8 +36,8 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "FILE", description = "Model file (.safetensors, .pth/.pt, .h5, TF.js model.json)")
     Path model;
 
-    @Option(names = "--tile", paramLabel = "N", defaultValue = "256", description = "Tile size in input pixels (default: ${DEFAULT-VALUE})")
-    int tile;
+    @Option(names = "--tile", paramLabel = "N", description = "Tile size in input pixels (default: the largest that the memory plan fits in the device's budget)")
+    Integer tile;
 
     @Option(names = "--overlap", paramLabel = "N", defaultValue = "16", description = "Pixels neighbouring tiles share, blended (default: ${DEFAULT-VALUE})")
     int overlap;
@@ -67,8 +67,9 @@ final class UpscaleCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
-        if (overlap < 0 || overlap >= tile) throw new Main.UsageError("--overlap " + overlap + " must be at least 0 and less than --tile (" + tile + ")");
+        if (tile != null && tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
+        if (overlap < 0) throw new Main.UsageError("--overlap " + overlap + " must be at least 0");
+        if (tile != null && overlap >= tile) throw new Main.UsageError("--overlap " + overlap + " must be at least 0 and less than --tile (" + tile + ")");
         boolean toFolder = Files.isDirectory(output) || inputs.size() > 1;
         if (toFolder && !Files.isDirectory(output)) {
             throw new Main.UsageError(inputs.size() + " inputs need -o to be an existing folder; " + output + " is not one");
@@ -110,6 +111,7 @@ final class UpscaleCommand implements Callable<Integer> {
             Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + ".png") : output;
             long t1 = System.nanoTime();
             FloatImage img = ImageFiles.read(in, maxPixels);
+            int tile = this.tile != null ? this.tile : fittedTile(m, ops, img);
             int tiles = TileGrid.count(img.width(), img.height(), tile, overlap);
             FloatImage result = up.upscale(img, tile, overlap, bar ? new ProgressBar(System.err, in.getFileName().toString()) : null);
             ImageFiles.writePng(result, out);
@@ -122,6 +124,7 @@ final class UpscaleCommand implements Callable<Integer> {
             r.put("channels", img.channels());
             r.put("out_width", result.width());
             r.put("out_height", result.height());
+            r.put("tile", tile);
             r.put("tiles", tiles);
             r.put("seconds", Math.round(secs * 1000) / 1000.0);
             results.add(r);
@@ -138,7 +141,6 @@ final class UpscaleCommand implements Callable<Integer> {
             summary.put("architecture", m.family());
             summary.put("scale", m.scale());
             summary.put("device", ops.name());
-            summary.put("tile", tile);
             summary.put("overlap", overlap);
             summary.put("model_load_seconds", Math.round(loadSeconds * 1000) / 1000.0);
             summary.put("peak_activation_bytes", up.peakActivationBytes());
@@ -148,6 +150,20 @@ final class UpscaleCommand implements Callable<Integer> {
             OutputOptions.printJson(summary);
         }
         return 0;
+    }
+
+    /** The largest tile whose memory plan fits the device's budget (the fitter of `headroom plan`). */
+    private int fittedTile(Model m, Ops ops, FloatImage img) {
+        var memory = ops.memory();
+        long budget = memory == null ? Runtime.getRuntime().maxMemory() / 2 : memory.ledger().limit();
+        var precision = ops instanceof dev.headroom.runtime.gpu.CudaOps gpu ? gpu.precision() : dev.headroom.core.Precision.F32;
+        try {
+            return dev.headroom.core.plan.Fitter.fit(m.graph(), img.width(), img.height(), overlap, budget, 0.90, List.of(precision),
+                    p -> ops.memoryModel(), p -> PlanCommand.flopsPerSecond(!ops.name().equals("cpu"), p), 0).tile();
+        } catch (dev.headroom.core.plan.Fitter.NoFit e) {
+            throw new dev.headroom.runtime.memory.DeviceOutOfMemory(ops.name(), 0, budget, memory == null ? 0 : memory.allocatedBytes(), 0, -1, -1,
+                    "unknown", List.of("plan"), e.getMessage());
+        }
     }
 
     private static String stem(Path p) {

@@ -6,13 +6,15 @@ import dev.headroom.core.graph.ConcatPlan;
 import dev.headroom.core.graph.Graph;
 import dev.headroom.core.graph.Node;
 import dev.headroom.core.graph.Op;
-import java.util.List;
+import dev.headroom.core.plan.MemoryPlan;
+import dev.headroom.core.plan.Planner;
 
 /**
  * Runs a {@link Graph} on one backend. Weights are checked and prepared once, at construction;
- * {@link #run} then executes the nodes in order, writing concatenation inputs straight into their
- * concatenation's buffer ({@link ConcatPlan}) and dropping each buffer after its last reader.
- * The peak of live activation bytes is kept for reports.
+ * {@link #run} then executes the nodes in order inside the arena of the shape's
+ * {@link MemoryPlan}, writing concatenation inputs straight into their concatenation's buffer
+ * ({@link ConcatPlan}); buffers whose lifetimes do not meet share bytes. The largest arena used is
+ * kept for reports.
  */
 public final class GraphRunner implements AutoCloseable {
     private final Graph graph;
@@ -20,7 +22,7 @@ public final class GraphRunner implements AutoCloseable {
     private final Ops.ConvWeights[] conv;
     private final float[][] slope;
     private final ConcatPlan placement;
-    private final List<List<Integer>> consumers;
+    private final java.util.Map<String, MemoryPlan> plans = new java.util.HashMap<>();
     private long peakBytes;
     private final java.util.Map<String, Long> nanosByOp = new java.util.TreeMap<>();
     private boolean profiling;
@@ -44,7 +46,6 @@ public final class GraphRunner implements AutoCloseable {
             }
         }
         this.placement = ConcatPlan.of(graph);
-        this.consumers = graph.consumers();
     }
 
     private static float[] expect(Weights weights, String name, Node node, int... shape) {
@@ -74,7 +75,7 @@ public final class GraphRunner implements AutoCloseable {
         return ops.memory();
     }
 
-    /** Highest sum of live activation buffers seen by any run, in bytes. */
+    /** The largest activation arena any run used, in bytes. */
     public long peakBytes() {
         return peakBytes;
     }
@@ -102,88 +103,57 @@ public final class GraphRunner implements AutoCloseable {
                 + (c.hasResidual() ? "+residual" : "");
     }
 
-    /** in is (N, H, W, inputChannels); returns (N, H*scale, W*scale, outputChannels). */
+    /** The memory plan for an (n, h, w) input on this backend, made once per shape. */
+    public MemoryPlan plan(int n, int h, int w) {
+        return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, ops.memoryModel()));
+    }
+
+    /**
+     * in is (N, H, W, inputChannels); returns (N, H*scale, W*scale, outputChannels). All
+     * activations live in one arena of the plan's size, allocated once for the run; each buffer
+     * sits at its planned offset, and concatenation inputs at their channel offset inside it.
+     */
     public Tensor run(Tensor in) {
         if (in.c != graph.inputChannels()) {
             throw new IllegalArgumentException("model takes " + graph.inputChannels() + " channels, input has " + in.c);
         }
-        int n = graph.size();
+        MemoryPlan plan = plan(in.n, in.h, in.w);
         int[] hs = graph.heights(in.h), ws = graph.widths(in.w);
-        Tensor[] values = new Tensor[n];
-        Tensor[] buffers = new Tensor[n];     // by root id: the whole buffer
         var memory = ops.memory();
-        Tensor input;
-        try (var scope = memory == null ? null : memory.tag("activations", "input")) {
-            input = ops.upload(in);
-        }
-        int[] readers = new int[n];          // views still to be read, per root buffer
-        int[] pending = new int[n];          // consumers still to run, per node
-        for (int i = 0; i < n; i++) pending[i] = consumers.get(i).size();
-        values[0] = input;
+        Tensor input = null;
+        DeviceBuffer arena = null;
         try {
-            return execute(in, values, buffers, readers, pending, hs, ws);
+            try (var scope = memory == null ? null : memory.tag("activations", "input")) {
+                input = ops.upload(in);
+            }
+            try (var scope = memory == null ? null : memory.tag("activations", "arena")) {
+                arena = ops.allocateArena(plan.arenaBytes());
+            }
+            peakBytes = Math.max(peakBytes, plan.arenaBytes());
+            Tensor[] buffers = new Tensor[graph.size()];    // by root id
+            for (MemoryPlan.Buffer b : plan.buffers()) {
+                int r = b.root();
+                buffers[r] = ops.view(arena, b.offset(), in.n, hs[b.first()], ws[b.first()], graph.channels(r));
+            }
+            Tensor[] values = new Tensor[graph.size()];
+            values[0] = input;
+            for (Node node : graph.nodes()) {
+                int id = node.id();
+                if (id == 0) continue;
+                Tensor out = buffers[placement.root(id)].slice(placement.offset(id), graph.channels(id));
+                values[id] = out;
+                try (var scope = memory == null ? null : memory.tag("activations", node.name())) {
+                    long t0 = System.nanoTime();
+                    step(node, values, out);
+                    if (profiling) ops.synchronize();
+                    nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
+                }
+            }
+            return ops.download(values[graph.output()]);
         } finally {
-            // on success only the output is left; on failure this frees whatever the failed step left behind
-            for (Tensor b : buffers) if (b != null) ops.release(b);
-            if (input != in) ops.release(input);
+            if (arena != null) ops.releaseArena(arena);
+            if (input != null && input != in) ops.release(input);
         }
-    }
-
-    private Tensor execute(Tensor in, Tensor[] values, Tensor[] buffers, int[] readers, int[] pending, int[] hs, int[] ws) {
-        long live = 0;
-        var memory = ops.memory();
-        for (Node node : graph.nodes()) {
-            int id = node.id();
-            if (id == 0) continue;
-            if (hs[id] < 1 || ws[id] < 1) {
-                throw new IllegalArgumentException("input " + in.w + "x" + in.h + " is too small for layer '" + node.name() + "'");
-            }
-            try (var scope = memory == null ? null : memory.tag("activations", node.name())) {
-                live = runNode(node, in, values, buffers, readers, pending, hs, ws, live);
-            }
-        }
-        return ops.download(values[graph.output()]);
-    }
-
-    /** Allocates the node's buffer if it is the first into it, runs it, and drops what it read last; returns live bytes. */
-    private long runNode(Node node, Tensor in, Tensor[] values, Tensor[] buffers, int[] readers, int[] pending, int[] hs, int[] ws, long live) {
-        int id = node.id();
-        int root = placement.root(id);
-        if (buffers[root] == null) {
-            buffers[root] = ops.allocate(in.n, hs[id], ws[id], graph.channels(root));
-            live += buffers[root].bytes();
-            peakBytes = Math.max(peakBytes, live);
-        }
-        readers[root]++;
-        Tensor out = buffers[root].slice(placement.offset(id), graph.channels(id));
-        values[id] = out;
-        long t0 = System.nanoTime();
-        step(node, values, out);
-        if (profiling) ops.synchronize();
-        nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
-        // release inputs whose last reader this was
-        for (int src : node.inputs()) {
-            if (--pending[src] == 0 && src != graph.output() && src != 0) {
-                live -= release(src, buffers, readers);
-                values[src] = null;
-            }
-        }
-        if (pending[id] == 0 && id != graph.output()) {
-            live -= release(id, buffers, readers);
-            values[id] = null;
-        }
-        return live;
-    }
-
-    private long release(int id, Tensor[] buffers, int[] readers) {
-        int root = placement.root(id);
-        if (--readers[root] == 0) {
-            long b = buffers[root].bytes();
-            ops.release(buffers[root]);
-            buffers[root] = null;
-            return b;
-        }
-        return 0;
     }
 
     /** Frees the prepared weights (device copies). */

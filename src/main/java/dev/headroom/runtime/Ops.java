@@ -3,6 +3,7 @@ package dev.headroom.runtime;
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
+import dev.headroom.core.plan.DeviceModel;
 
 /**
  * The op contracts every backend implements. Outputs are passed in, already shaped, and may be
@@ -38,6 +39,23 @@ public interface Ops {
 
     /** Gives back a tensor {@link #allocate} returned (the whole buffer, not a slice). */
     default void release(Tensor t) {}
+
+    /** What this backend allocates besides planned activations, for the planner. */
+    default DeviceModel memoryModel() {
+        return HostArena.MODEL;
+    }
+
+    /** One block of {@code bytes} for a planned arena of activations (the executor's one allocation per run). */
+    default DeviceBuffer allocateArena(long bytes) {
+        return HostArena.allocate(bytes);
+    }
+
+    default void releaseArena(DeviceBuffer arena) {}
+
+    /** A dense (n, h, w, c) tensor at {@code byteOffset} inside {@code arena}; it is never released on its own. */
+    default Tensor view(DeviceBuffer arena, long byteOffset, int n, int h, int w, int c) {
+        return ((HostArena) arena).view(byteOffset, n, h, w, c);
+    }
 
     /** This backend's copy of a host tensor (the same tensor on the CPU). */
     default Tensor upload(Tensor host) {

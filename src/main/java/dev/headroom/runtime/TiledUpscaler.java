@@ -82,7 +82,12 @@ public final class TiledUpscaler {
                 int smaller = tile / 2;
                 if (smaller < MIN_TILE || smaller <= overlap) throw e;
                 DeviceMemory m = runner.memory();
-                if (m != null) m.rung("shrink-tile", tile + " -> " + smaller + " px");
+                if (m != null) {
+                    m.rung("shrink-tile", tile + " -> " + smaller + " px");
+                    // the failed step's buffers are all free now, so whole segments can go back
+                    // (while the step ran, its live blocks pinned the segments they sat in)
+                    m.emptyCache();
+                }
                 tile = smaller;
                 shrinks++;
             }

@@ -118,6 +118,31 @@ class CliTest {
     }
 
     @Test
+    void aMemoryTraceRendersAsHtmlAndPng() throws Exception {
+        Path out = dir.resolve("traced.png"), trace = dir.resolve("memory.jsonl");
+        Result r = headroom("upscale", photo.toString(), "-o", out.toString(), "--model", Golden.dir().resolve("srvgg-x4.pth").toString(),
+                "--tile", "8", "--overlap", "2", "--memory-trace", trace.toString(), "--vram-budget", "1GiB", "--json");
+        assertEquals(0, r.status(), r.err());
+        JsonNode mem = new ObjectMapper().readTree(r.out()).path("memory");
+        assertEquals(1L << 30, mem.path("budget_bytes").asLong());
+        assertTrue(mem.path("peak_bytes_by_category").path("activations").asLong() > 0, r.out());
+        List<String> lines = Files.readAllLines(trace);
+        assertTrue(lines.size() > 20 && lines.stream().anyMatch(l -> l.contains("\"kind\":\"alloc\"")), "trace has allocations");
+        Path html = dir.resolve("report.html"), png = dir.resolve("report.png");
+        Result h = headroom("memory-report", trace.toString(), "-o", html.toString());
+        assertEquals(0, h.status(), h.err());
+        String page = Files.readString(html);
+        assertTrue(page.contains("<svg") && page.contains("peak") && page.contains("activations"), page);
+        Result p = headroom("memory-report", trace.toString(), "-o", png.toString());
+        assertEquals(0, p.status(), p.err());
+        assertEquals(1100, ImageIO.read(png.toFile()).getWidth());
+        Path junk = dir.resolve("junk.jsonl");
+        Files.writeString(junk, "this is not json\n");
+        assertRefused(headroom("memory-report", junk.toString(), "-o", dir.resolve("junk.html").toString()), "not a trace event", dir.resolve("junk.html"));
+        assertRefused(headroom("upscale", photo.toString(), "-o", dir.resolve("b.png").toString(), "--vram-budget", "lots"), "--vram-budget", dir.resolve("b.png"));
+    }
+
+    @Test
     void truncatedModelIsRefused() throws Exception {
         Path bad = dir.resolve("truncated.h5");
         Files.write(bad, java.util.Arrays.copyOf(Files.readAllBytes(DefaultModel.file()), 200_000));

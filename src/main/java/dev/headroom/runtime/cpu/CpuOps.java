@@ -57,6 +57,28 @@ public final class CpuOps implements Ops, AutoCloseable {
         if (t.device != null) memory.free(t.device);
     }
 
+    @Override
+    public dev.headroom.core.plan.DeviceModel memoryModel() {
+        return CpuMemoryModel.INSTANCE;
+    }
+
+    @Override
+    public DeviceBuffer allocateArena(long bytes) {
+        return memory.allocate(bytes);
+    }
+
+    @Override
+    public void releaseArena(DeviceBuffer arena) {
+        memory.free(arena);
+    }
+
+    @Override
+    public Tensor view(DeviceBuffer arena, long byteOffset, int n, int h, int w, int c) {
+        Map.Entry<Long, float[]> seg = heap.at(arena.address());
+        long at = arena.address() + byteOffset;
+        return Tensor.pooled(seg.getValue(), (int) ((at - seg.getKey()) / Float.BYTES), new dev.headroom.runtime.ArenaView(at, (long) n * h * w * c * Float.BYTES), n, h, w, c);
+    }
+
     /** A plain heap copy: the pooled buffer goes back to the allocator while the caller still reads the result. */
     @Override
     public Tensor download(Tensor t) {

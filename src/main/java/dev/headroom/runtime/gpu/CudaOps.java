@@ -15,7 +15,6 @@ import dev.headroom.cuda.Cudnn;
 import dev.headroom.cuda.Driver;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.memory.DeviceMemory;
-import dev.headroom.runtime.memory.DeviceOutOfMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Tensor;
@@ -43,7 +42,6 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     private final Driver cu = Driver.get();
     private final Cudnn dnn = Cudnn.get();
-    private static final long SEARCH_WORKSPACE = 256L << 20;
 
     private final int ordinal, device;
     private final Precision precision;
@@ -149,6 +147,26 @@ public final class CudaOps implements Ops, AutoCloseable {
     }
 
     @Override
+    public dev.headroom.core.plan.DeviceModel memoryModel() {
+        return new CudaMemoryModel(precision);
+    }
+
+    @Override
+    public DeviceBuffer allocateArena(long bytes) {
+        return alloc.allocate(bytes);
+    }
+
+    @Override
+    public void releaseArena(DeviceBuffer arena) {
+        alloc.free(arena);
+    }
+
+    @Override
+    public Tensor view(DeviceBuffer arena, long byteOffset, int n, int h, int w, int c) {
+        return Tensor.onDevice(new dev.headroom.runtime.ArenaView(arena.address() + byteOffset, (long) n * h * w * c * precision.bytes), precision, n, h, w, c);
+    }
+
+    @Override
     public Tensor upload(Tensor host) {
         if (!host.onHost()) return host;
         float[] dense = host.dense() ? host.data : host.toArray();
@@ -226,14 +244,8 @@ public final class CudaOps implements Ops, AutoCloseable {
                 copy(in, packed);
                 x = packed;
             }
+            ensureWorkspace(CudaMemoryModel.workspaceCap(x.bytes()));
             ConvPlan plan = plan(op, x, p.kernel, y);
-            if (plan.workspace > 0 && (workspace == null || workspace.bytes() < plan.workspace)) {
-                if (workspace != null) alloc.free(workspace);
-                workspace = null;
-                try (var scope = alloc.tag("workspace", null)) {
-                    workspace = alloc.allocate(plan.workspace);
-                }
-            }
             dnn.forward(handle, alphaBeta, plan.x, x.device.address(), plan.w, p.kernel.address(), plan.conv, plan.algo,
                     plan.workspace > 0 ? workspace.address() : 0L, plan.workspace, plan.y, y.device.address());
             Act act = op.act();
@@ -243,6 +255,19 @@ public final class CudaOps implements Ops, AutoCloseable {
         } finally {
             if (packed != null) release(packed);
             if (!direct) release(y);
+        }
+    }
+
+    /**
+     * Grows the one workspace to at least {@code bytes} (the planner counts it at the largest cap
+     * any convolution has, so it is allocated at exactly that, not at what an algorithm happens to use).
+     */
+    private void ensureWorkspace(long bytes) {
+        if (workspace != null && workspace.bytes() >= bytes) return;
+        if (workspace != null) alloc.free(workspace);
+        workspace = null;
+        try (var scope = alloc.tag("workspace", "convolution")) {
+            workspace = alloc.allocate(bytes);
         }
     }
 
@@ -256,32 +281,17 @@ public final class CudaOps implements Ops, AutoCloseable {
         MemorySegment wd = dnn.filterNhwc(type, op.cout(), op.cin(), op.kh(), op.kw());
         MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, precision == Precision.F32 ? Cudnn.FMA_MATH : Cudnn.TENSOR_OP_MATH);
         MemorySegment yd = dnn.tensorNhwc(type, y.n, y.c, y.h, y.w, y.c);
-        // time every algorithm once on the real buffers, with a search workspace from our allocator
-        // (smaller when memory is short: algorithms that need more are then not considered)
-        DeviceBuffer search = null;
-        try (var scope = alloc.tag("workspace", "algorithm search")) {
-            for (long bytes = SEARCH_WORKSPACE; search == null; bytes /= 8) {
-                try {
-                    search = alloc.allocate(bytes);
-                } catch (DeviceOutOfMemory e) {
-                    if (bytes < (1L << 20)) throw e;
-                }
-            }
-        }
-        Cudnn.AlgoPerf[] found;
-        try {
-            found = dnn.findAlgorithms(handle, xd, x.device.address(), wd, w.address(), cd, yd, y.device.address(), search.address(), search.bytes());
-        } finally {
-            alloc.free(search);
-        }
+        // time every algorithm once on the real buffers, in the workspace this convolution may use
+        long cap = CudaMemoryModel.workspaceCap(x.bytes());
+        Cudnn.AlgoPerf[] found = dnn.findAlgorithms(handle, xd, x.device.address(), wd, w.address(), cd, yd, y.device.address(), workspace.address(), cap);
         Cudnn.AlgoPerf chosen = null;
         for (Cudnn.AlgoPerf a : found) {
-            if (a.status() == 0 && a.workspace() <= SEARCH_WORKSPACE) {
+            if (a.status() == 0 && a.workspace() <= cap) {
                 chosen = a;
                 break;
             }
         }
-        if (chosen == null) throw new IllegalStateException("cuDNN has no algorithm for convolution " + key + " within " + SEARCH_WORKSPACE + " bytes of workspace");
+        if (chosen == null) throw new IllegalStateException("cuDNN has no algorithm for convolution " + key + " within " + cap + " bytes of workspace");
         long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, chosen.algo());
         plan = new ConvPlan(xd, wd, cd, yd, chosen.algo(), ws);
         plans.put(key, plan);

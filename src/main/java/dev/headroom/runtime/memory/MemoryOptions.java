@@ -19,6 +19,10 @@ public record MemoryOptions(long budget, boolean expandable, int traceEvents, Pr
         return new MemoryOptions(bytes, expandable, traceEvents, thresholds);
     }
 
+    public MemoryOptions withExpandable(boolean on) {
+        return new MemoryOptions(budget, on, traceEvents, thresholds);
+    }
+
     public MemoryOptions withTrace(int events) {
         return new MemoryOptions(budget, expandable, events, thresholds);
     }

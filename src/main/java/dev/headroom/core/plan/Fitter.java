@@ -1,0 +1,84 @@
+package dev.headroom.core.plan;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.Sizes;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.tiling.AxisSpan;
+import dev.headroom.core.tiling.TileGrid;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * Chooses how to run a job within a memory budget: the first precision (in the caller's order of
+ * preference) and the largest tile whose plan's predicted peak stays within the usable share of
+ * the budget (the ledger's critical pressure threshold, 90% by default: the rest is headroom for
+ * what no plan sees, such as the driver's own allocations). Tiles shrink in halves from the
+ * largest useful one, the image itself when it fits, down to {@link #MIN_TILE}. It also says why
+ * each larger choice was rejected.
+ */
+public final class Fitter {
+    public static final int MIN_TILE = 32;
+    private static final int MAX_TILE = 2048;
+
+    private Fitter() {}
+
+    /**
+     * @param tile       the tile edge in input pixels; tileWidth x tileHeight is the shape each tile really has
+     * @param seconds    estimated run time from the graph's FLOPs and the backend's measured rate
+     */
+    public record Fit(Precision precision, int tile, int tileWidth, int tileHeight, int tiles, int batch, MemoryPlan plan,
+                      long budget, long usable, double seconds, List<String> rejected) {}
+
+    /** No tile fits: the smallest tried and what it would need. */
+    public static final class NoFit extends RuntimeException {
+        public final List<String> rejected;
+
+        NoFit(String msg, List<String> rejected) {
+            super(msg);
+            this.rejected = List.copyOf(rejected);
+        }
+    }
+
+    /**
+     * @param precisions in order of preference
+     * @param models     what the backend allocates, per precision
+     * @param flopsPerSecond the backend's sustained rate per precision, for the time estimate
+     * @param fixedTile  a tile the user chose (0: choose)
+     */
+    public static Fit fit(Graph g, int width, int height, int overlap, long budget, double usableFraction, List<Precision> precisions,
+                          Function<Precision, DeviceModel> models, Function<Precision, Double> flopsPerSecond, int fixedTile) {
+        long usable = (long) (budget * usableFraction);
+        List<String> rejected = new ArrayList<>();
+        for (Precision p : precisions) {
+            DeviceModel model = models.apply(p);
+            for (int tile : candidates(width, height, overlap, fixedTile)) {
+                List<AxisSpan> xs = TileGrid.axis(width, tile, overlap, 1), ys = TileGrid.axis(height, tile, overlap, 1);
+                int tw = xs.getFirst().length(), th = ys.getFirst().length();
+                MemoryPlan plan = Planner.plan(g, 1, th, tw, model);
+                if (plan.peak() <= usable) {
+                    int tiles = xs.size() * ys.size();
+                    double seconds = g.flopsPerInputPixel() * tw * th * tiles / flopsPerSecond.apply(p);
+                    return new Fit(p, tile, tw, th, tiles, 1, plan, budget, usable, seconds, rejected);
+                }
+                rejected.add(String.format("tile %d (%dx%d) in %s needs %s, more than the %s usable", tile, tw, th, p, Sizes.format(plan.peak()),
+                        Sizes.format(usable)));
+            }
+        }
+        throw new NoFit("nothing fits in " + Sizes.format(budget) + " (" + Sizes.format(usable) + " usable): " + rejected.getLast()
+                + "; use a device with more memory or a smaller model", rejected);
+    }
+
+    /** The tile edges to try, largest first: the whole image if it is small, then halves. */
+    static List<Integer> candidates(int width, int height, int overlap, int fixedTile) {
+        if (fixedTile > 0) return List.of(fixedTile);
+        List<Integer> out = new ArrayList<>();
+        int whole = Math.max(width, height);
+        int t = Math.max(Math.min(whole, MAX_TILE), overlap + 1);
+        out.add(t);
+        int p = Integer.highestOneBit(t);
+        if (p == t) p /= 2;
+        for (; p >= MIN_TILE; p /= 2) if (p > overlap) out.add(p);
+        return out;
+    }
+}

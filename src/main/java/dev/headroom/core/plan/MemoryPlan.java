@@ -1,0 +1,38 @@
+package dev.headroom.core.plan;
+
+import java.util.List;
+
+/**
+ * A job's memory, planned before it runs, for one (graph, input shape, backend): every activation
+ * buffer with its lifetime and place in one arena, the arena's size against the lower bound, and
+ * the other terms of the predicted peak. Immutable.
+ *
+ * @param buffers    activation buffers (one per concatenation root), in graph order
+ * @param arenaBytes the arena that holds them all
+ * @param lowerBound the most activation bytes alive at any one step
+ * @param weights    device bytes of the prepared weights
+ * @param input      device bytes of the uploaded input
+ * @param persistent bytes kept across nodes (the convolution workspace)
+ * @param scratch    the largest transient any one node needs
+ */
+public record MemoryPlan(List<Buffer> buffers, long arenaBytes, long lowerBound, long weights, long input, long persistent, long scratch) {
+
+    /** An activation buffer: the node that first writes it, its bytes and lifetime [first, last] in steps, its offset. */
+    public record Buffer(int root, long bytes, int first, int last, long offset) {}
+
+    /** Everything but the weights: what one run adds to the device. */
+    public long activationPeak() {
+        return arenaBytes + input + persistent + scratch;
+    }
+
+    /** Weights plus one run: the predicted peak of allocated device memory. */
+    public long peak() {
+        return weights + activationPeak();
+    }
+
+    /** Where the buffer of root node {@code root} lies in the arena, or -1 if it has none. */
+    public long offsetOf(int root) {
+        for (Buffer b : buffers) if (b.root == root) return b.offset;
+        return -1;
+    }
+}

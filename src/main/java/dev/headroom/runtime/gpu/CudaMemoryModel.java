@@ -1,0 +1,65 @@
+package dev.headroom.runtime.gpu;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.graph.Node;
+import dev.headroom.core.graph.Op;
+import dev.headroom.core.plan.DeviceModel;
+
+/**
+ * What the CUDA backend ({@link CudaOps}) allocates besides planned activations: weights in the
+ * compute precision (kernel) and fp32 (bias, PReLU slopes); the uploaded input; a packed copy of a
+ * convolution's input when it is a channel slice, and a temporary output when the output is one;
+ * and one convolution workspace, kept, of the largest {@link #workspaceCap} any convolution
+ * asked for. Pure arithmetic: it needs no GPU, so plans for a card can be made anywhere.
+ */
+public final class CudaMemoryModel implements DeviceModel {
+    /** No convolution's workspace exceeds this; algorithms that want more are not considered. */
+    static final long MAX_WORKSPACE = 64L << 20;
+
+    private final Precision precision;
+
+    public CudaMemoryModel(Precision precision) {
+        this.precision = precision;
+    }
+
+    /**
+     * The workspace a convolution may use: as many bytes as its input, at most 64 MiB. Tying it to
+     * the input keeps it a small share of the tile's memory, so that small tiles stay small.
+     */
+    static long workspaceCap(long inputBytes) {
+        return DeviceModel.align(Math.min(inputBytes, MAX_WORKSPACE));
+    }
+
+    @Override
+    public int elementBytes() {
+        return precision.bytes;
+    }
+
+    @Override
+    public long weightBytes(Op.Conv2d c) {
+        long b = DeviceModel.align((long) c.kh() * c.kw() * c.cin() * c.cout() * precision.bytes);
+        if (c.bias() != null) b += DeviceModel.align(c.cout() * 4L);
+        if (c.act().preluWeight() != null) b += DeviceModel.align(c.cout() * 4L);
+        return b;
+    }
+
+    @Override
+    public long inputBytes(int n, int h, int w, int c) {
+        return DeviceModel.align((long) n * h * w * c * precision.bytes);
+    }
+
+    @Override
+    public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) {
+        if (!(node.op() instanceof Op.Conv2d)) return 0;
+        return (inDense ? 0 : DeviceModel.align(bytes(in))) + (outDense ? 0 : DeviceModel.align(bytes(out)));
+    }
+
+    @Override
+    public long persistent(Node node, int[] in, int[] out) {
+        return node.op() instanceof Op.Conv2d ? workspaceCap(bytes(in)) : 0;
+    }
+
+    private long bytes(int[] s) {
+        return (long) s[0] * s[1] * s[2] * s[3] * precision.bytes;
+    }
+}
