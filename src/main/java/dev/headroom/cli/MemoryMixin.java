@@ -83,6 +83,7 @@ final class MemoryMixin {
         r.put("reserved_peak_bytes", s.reservedPeak());
         r.put("driver_allocations", s.driverAllocations());
         r.put("driver_frees", s.driverFrees());
+        r.put("failed_allocations", s.failures());
         Map<String, Object> peaks = new LinkedHashMap<>();
         for (var b : m.ledger().children()) peaks.put(b.name(), b.peak());
         r.put("peak_bytes_by_category", peaks);

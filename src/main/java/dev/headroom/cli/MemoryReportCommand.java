@@ -177,11 +177,19 @@ final class MemoryReportCommand implements Callable<Integer> {
     /** The outline of category {@code c} stacked on those below it, as (x, y) pairs: top edge forwards, bottom edge back. */
     private static List<double[]> band(Timeline t, int c, double max) {
         List<double[]> top = new ArrayList<>(), bottom = new ArrayList<>();
+        double[] prevTop = null, prevBottom = null;
         for (Point p : t.points) {
             long below = 0;
             for (int i = 0; i < c; i++) below += p.bytes[i];
-            top.add(new double[] {x(t, p.seconds), y(below + p.bytes[c], max)});
-            bottom.add(new double[] {x(t, p.seconds), y(below, max)});
+            double px = x(t, p.seconds);
+            if (prevTop != null) {   // memory holds its value until the next event: draw steps, not slopes
+                top.add(new double[] {px, prevTop[1]});
+                bottom.add(new double[] {px, prevBottom[1]});
+            }
+            prevTop = new double[] {px, y(below + p.bytes[c], max)};
+            prevBottom = new double[] {px, y(below, max)};
+            top.add(prevTop);
+            bottom.add(prevBottom);
         }
         List<double[]> out = new ArrayList<>(top);
         for (int i = bottom.size() - 1; i >= 0; i--) out.add(bottom.get(i));
@@ -207,8 +215,8 @@ final class MemoryReportCommand implements Callable<Integer> {
         }
         Point peak = t.points.get(t.peakIndex);
         double px = x(t, peak.seconds);
-        s.append(String.format(Locale.ROOT, "<line x1=%.1f x2=%.1f y1=%d y2=%d stroke='black' stroke-dasharray='4'/><text x=%.1f y=%d>peak %s allocated</text>",
-                px, px, TOP, H - BOTTOM, px + 4, TOP - 8, Sizes.format(peak.total() - peak.bytes[3])));
+        s.append(String.format(Locale.ROOT, "<line x1=%.1f x2=%.1f y1=%d y2=%d stroke='black' stroke-dasharray='4'/><text x=%.1f y=%d text-anchor=%s>peak %s allocated</text>",
+                px, px, TOP, H - BOTTOM, px > W / 2 ? px - 4 : px + 4, TOP - 8, px > W / 2 ? "end" : "start", Sizes.format(peak.total() - peak.bytes[3])));
         for (Marker m : t.markers) {
             double mx = x(t, m.seconds);
             s.append(String.format(Locale.ROOT, "<line x1=%.1f x2=%.1f y1=%d y2=%d stroke='red'><title>%s</title></line>", mx, mx, TOP, H - BOTTOM, escape(m.label)));
@@ -230,6 +238,21 @@ final class MemoryReportCommand implements Callable<Integer> {
         return s.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&#39;");
     }
 
+    /**
+     * Whether text can be drawn: a server without fontconfig throws from the first font use, and
+     * the chart is still worth having without labels (the HTML report has them all).
+     */
+    private static boolean fontsWork(Graphics2D g) {
+        try {
+            g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+            g.getFontMetrics().stringWidth("0");
+            return true;
+        } catch (Throwable e) {
+            System.err.println("memory-report: no usable fonts on this machine (" + e.getMessage() + "); the PNG has no labels, the HTML report has them");
+            return false;
+        }
+    }
+
     static BufferedImage png(Timeline t) {
         double max = maxBytes(t);
         BufferedImage img = new BufferedImage(W, H, BufferedImage.TYPE_INT_RGB);
@@ -237,7 +260,7 @@ final class MemoryReportCommand implements Callable<Integer> {
         g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
         g.setColor(Color.WHITE);
         g.fillRect(0, 0, W, H);
-        g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+        boolean text = fontsWork(g);
         for (int c = 0; c < CATEGORIES.length; c++) {
             Path2D.Double path = new Path2D.Double();
             List<double[]> b = band(t, c, max);
@@ -248,15 +271,16 @@ final class MemoryReportCommand implements Callable<Integer> {
             g.fill(path);
             g.fillRect(LEFT + c * 140, H - 20, 12, 12);
             g.setColor(Color.BLACK);
-            g.drawString(CATEGORIES[c] + (c == 3 ? " (reserved, unused)" : ""), LEFT + c * 140 + 16, H - 10);
+            if (text) g.drawString(CATEGORIES[c] + (c == 3 ? " (reserved, unused)" : ""), LEFT + c * 140 + 16, H - 10);
         }
         g.setColor(Color.BLACK);
-        for (int i = 0; i <= 4; i++) g.drawString(Sizes.format((long) (max * i / 4)), 4, (int) y(max * i / 4, max) + 4);
+        if (text) for (int i = 0; i <= 4; i++) g.drawString(Sizes.format((long) (max * i / 4)), 4, (int) y(max * i / 4, max) + 4);
         Point peak = t.points.get(t.peakIndex);
         int px = (int) x(t, peak.seconds);
         g.setStroke(new BasicStroke(1, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 1, new float[] {4, 4}, 0));
         g.drawLine(px, TOP, px, H - BOTTOM);
-        g.drawString("peak " + Sizes.format(peak.total() - peak.bytes[3]) + " allocated", px + 4, TOP - 8);
+        String label = "peak " + Sizes.format(peak.total() - peak.bytes[3]) + " allocated";
+        if (text) g.drawString(label, px > W / 2 ? px - 4 - g.getFontMetrics().stringWidth(label) : px + 4, TOP - 8);
         g.setStroke(new BasicStroke(1));
         g.setColor(Color.RED);
         for (Marker m : t.markers) g.drawLine((int) x(t, m.seconds), TOP, (int) x(t, m.seconds), H - BOTTOM);

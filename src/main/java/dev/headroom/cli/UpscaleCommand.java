@@ -36,6 +36,10 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "FILE", description = "Model file (.safetensors, .pth/.pt, .h5, TF.js model.json)")
     Path model;
 
+    @Option(names = "--synthetic", paramLabel = "NAME", description = "A full-size architecture with seeded random weights instead of a file, "
+            + "to try memory and speed: " + dev.headroom.models.SyntheticModels.NAMES)
+    String synthetic;
+
     @Option(names = "--tile", paramLabel = "N", description = "Tile size in input pixels (default: the largest that the memory plan fits in the device's budget)")
     Integer tile;
 
@@ -83,7 +87,7 @@ final class UpscaleCommand implements Callable<Integer> {
         }
 
         long t0 = System.nanoTime();
-        Model m = ModelOption.load(model);
+        Model m = synthetic != null ? dev.headroom.models.SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
         if (valueRange != null) {
             if (valueRange != 1f && valueRange != 255f) throw new Main.UsageError("--value-range must be 1 or 255, not " + valueRange);
             m = m.withValueRange(valueRange, "--value-range");

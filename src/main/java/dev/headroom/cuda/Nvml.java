@@ -17,7 +17,10 @@ public final class Nvml {
     private static final Once<Nvml> INSTANCE = new Once<>(Nvml::new);
 
     private final NativeLibraries.Library lib;
-    private final MethodHandle getHandle, getName, getMemory, driverVersion, errorString;
+    private final MethodHandle getHandle, getName, getMemory, driverVersion, errorString, processes;
+
+    /** A process with a compute context on the device, and the device memory it uses. */
+    public record Process(long pid, long usedBytes) {}
 
     /** Bytes on one device: total, free and used, as the driver counts them (all processes). */
     public record Memory(long total, long free, long used) {}
@@ -30,6 +33,7 @@ public final class Nvml {
         getMemory = lib.function("nvmlDeviceGetMemoryInfo", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         driverVersion = lib.function("nvmlSystemGetDriverVersion", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         errorString = lib.function("nvmlErrorString", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        processes = lib.function("nvmlDeviceGetComputeRunningProcesses_v3", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         check(Driver.call(() -> (int) init.invokeExact()), "nvmlInit_v2");
     }
 
@@ -60,6 +64,29 @@ public final class Nvml {
             MemorySegment s = a.allocate(96);
             check(Driver.call(() -> (int) getName.invokeExact(h, s, 96)), "nvmlDeviceGetName");
             return s.getString(0);
+        }
+    }
+
+    /**
+     * Processes with a compute context on device {@code index}. nvmlProcessInfo_t (v2/v3 layout):
+     * pid (uint, then 4 bytes of padding), usedGpuMemory (u64), gpuInstanceId, computeInstanceId: 24 bytes.
+     */
+    public java.util.List<Process> processes(int index) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment h = handle(a, index);
+            for (int room = 16; ; room *= 4) {
+                MemorySegment count = a.allocate(JAVA_INT);
+                count.set(JAVA_INT, 0, room);
+                MemorySegment infos = a.allocate(24L * room, 8);
+                int st = Driver.call(() -> (int) processes.invokeExact(h, count, infos));
+                if (st == 7 && room < 4096) continue;   // NVML_ERROR_INSUFFICIENT_SIZE: more processes than room
+                check(st, "nvmlDeviceGetComputeRunningProcesses_v3");
+                java.util.List<Process> out = new java.util.ArrayList<>();
+                for (int i = 0; i < count.get(JAVA_INT, 0); i++) {
+                    out.add(new Process(Integer.toUnsignedLong(infos.get(JAVA_INT, 24L * i)), infos.get(JAVA_LONG, 24L * i + 8)));
+                }
+                return out;
+            }
         }
     }
 

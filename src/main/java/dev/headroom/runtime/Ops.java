@@ -47,10 +47,12 @@ public interface Ops {
 
     /** One block of {@code bytes} for a planned arena of activations (the executor's one allocation per run). */
     default DeviceBuffer allocateArena(long bytes) {
-        return HostArena.allocate(bytes);
+        return memory() != null ? memory().allocate(bytes) : HostArena.allocate(bytes);
     }
 
-    default void releaseArena(DeviceBuffer arena) {}
+    default void releaseArena(DeviceBuffer arena) {
+        if (memory() != null) memory().free(arena);
+    }
 
     /** A dense (n, h, w, c) tensor at {@code byteOffset} inside {@code arena}; it is never released on its own. */
     default Tensor view(DeviceBuffer arena, long byteOffset, int n, int h, int w, int c) {

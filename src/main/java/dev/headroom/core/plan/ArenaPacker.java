@@ -15,13 +15,15 @@ import java.util.List;
  * kept: greedy by size (largest first: large buffers claim the bottom and small ones fill the
  * holes they leave), greedy by breadth (the steps with the most bytes alive first, their buffers
  * largest first), by first use, by size times lifetime, by lifetime. When none comes within 2% of
- * the lower bound ({@link #lowerBound}), seeded perturbations of the size order are tried as well
+ * the lower bound ({@link #lowerBound}), seeded perturbations of the size order are tried as well,
+ * as many as a fixed amount of work allows
  * (chains of buffers that each overlap only their neighbours defeat every fixed order).
  * Deterministic: the same buffers give the same offsets. Placement only looks at the buffers a
  * buffer overlaps in time, so a network of 1,000 buffers packs in milliseconds.
  */
 public final class ArenaPacker {
-    private static final int PERTURBATIONS = 200;
+    /** Placements the perturbation search may make in all: 200 tries for 100 buffers, 20 for 1,000 (a few ms either way). */
+    private static final long PERTURBATION_WORK = 20_000;
 
     private ArenaPacker() {}
 
@@ -53,8 +55,11 @@ public final class ArenaPacker {
         }
         java.util.Random r = new java.util.Random(n * 31L + bound);
         double[] key = new double[n];
-        for (int p = 0; p < PERTURBATIONS && bestTop > bound * 1.02; p++) {
-            for (int i = 0; i < n; i++) key[i] = -sizes[i] * (1 + r.nextDouble());
+        long tries = Math.max(4, PERTURBATION_WORK / n);
+        for (int p = 0; p < tries && bestTop > bound * 1.02; p++) {
+            // sizes up to about e^2 = 7x apart may swap places: enough to let a mid-sized buffer
+            // claim a spot before a large one whose lifetime it never shares
+            for (int i = 0; i < n; i++) key[i] = -Math.log(sizes[i]) - 2 * r.nextDouble();
             long[] offsets = place(sorted(n, Comparator.comparingDouble(i -> key[i])), sizes, overlaps);
             long top = arenaBytes(sizes, offsets);
             if (top < bestTop) {

@@ -63,16 +63,6 @@ public final class CpuOps implements Ops, AutoCloseable {
     }
 
     @Override
-    public DeviceBuffer allocateArena(long bytes) {
-        return memory.allocate(bytes);
-    }
-
-    @Override
-    public void releaseArena(DeviceBuffer arena) {
-        memory.free(arena);
-    }
-
-    @Override
     public Tensor view(DeviceBuffer arena, long byteOffset, int n, int h, int w, int c) {
         Map.Entry<Long, float[]> seg = heap.at(arena.address());
         long at = arena.address() + byteOffset;

@@ -3,6 +3,7 @@ package dev.headroom.runtime.gpu;
 import dev.headroom.core.Sizes;
 import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.Driver;
+import dev.headroom.cuda.Nvml;
 import dev.headroom.cuda.VmmAndEvents;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
@@ -47,8 +48,18 @@ final class CudaMemory {
             public long free() { return cu.memInfo()[0]; }
             public long total() { return total; }
             public String otherProcesses() {
-                long[] info = cu.memInfo();
-                return Sizes.format(info[1] - info[0]) + " in use on the device by all processes (this one's CUDA context included)";
+                try {
+                    long self = ProcessHandle.current().pid();
+                    StringBuilder s = new StringBuilder();
+                    for (Nvml.Process p : Nvml.get().processes(device)) {
+                        if (p.pid() == self) continue;
+                        s.append(s.isEmpty() ? "" : ", ").append("pid ").append(p.pid()).append(' ').append(Sizes.format(p.usedBytes()));
+                    }
+                    return s.isEmpty() ? "none" : s.toString();
+                } catch (RuntimeException | UnsatisfiedLinkError e) {   // NVML missing or refusing: say what the driver knows
+                    long[] info = cu.memInfo();
+                    return "unknown (NVML: " + e.getMessage() + "); " + Sizes.format(info[1] - info[0]) + " in use on the device by all processes";
+                }
             }
         };
         return new DeviceMemory("cuda:" + device, budget, raw, vm, events(), options.thresholds(), options.newTrace(), probe);
@@ -64,7 +75,7 @@ final class CudaMemory {
             }
 
             public long reserve(long bytes) {
-                return v.reserve(bytes, page);
+                return v.reserve(bytes, g);   // alignment must be the driver's granularity (a power of two), not the page
             }
 
             public boolean map(long address, long bytes) {

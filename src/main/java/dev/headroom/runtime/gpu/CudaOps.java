@@ -152,16 +152,6 @@ public final class CudaOps implements Ops, AutoCloseable {
     }
 
     @Override
-    public DeviceBuffer allocateArena(long bytes) {
-        return alloc.allocate(bytes);
-    }
-
-    @Override
-    public void releaseArena(DeviceBuffer arena) {
-        alloc.free(arena);
-    }
-
-    @Override
     public Tensor view(DeviceBuffer arena, long byteOffset, int n, int h, int w, int c) {
         return Tensor.onDevice(new dev.headroom.runtime.ArenaView(arena.address() + byteOffset, (long) n * h * w * c * precision.bytes), precision, n, h, w, c);
     }

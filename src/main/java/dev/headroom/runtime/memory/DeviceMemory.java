@@ -253,6 +253,11 @@ public final class DeviceMemory implements DeviceAllocator {
         checkPressure();
     }
 
+    /** Notes that work on {@code stream} uses {@code buffer}: freeing it then waits for that work (see {@link CachingAllocator#recordStream}). */
+    public synchronized void recordStream(DeviceBuffer buffer, long stream) {
+        pool.recordStream(((Buffer) buffer).block, stream);
+    }
+
     /** Counts and traces a rung taken by someone above (the executor shrinking its tile). */
     public synchronized void rung(String name, String detail) {
         takeRung(name, detail);
