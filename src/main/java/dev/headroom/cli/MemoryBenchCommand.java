@@ -10,7 +10,6 @@ import java.io.Writer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -100,33 +99,15 @@ final class MemoryBenchCommand implements Callable<Integer> {
         MemoryStats first = null;
         for (int pass = 0; pass < 5; pass++) {
             long before = m.stats().driverAllocations();
-            requestedPeak = replay(trace, m);
+            requestedPeak = ImageTrace.replay(trace, m::allocate, m::free);
             driver[pass] = m.stats().driverAllocations() - before;
             if (pass == 0) first = m.stats();
         }
-        r.put("trace_driver_calls_per_pass", driver);
+        r.put("trace_driver_calls_per_pass", Arrays.stream(driver).boxed().toList());
         r.put("trace_requested_peak_bytes", requestedPeak);
         r.put("trace_allocated_peak_bytes", first.allocatedPeak());
         r.put("trace_reserved_peak_bytes", first.reservedPeak());
         r.put("trace_reserved_over_allocated", Math.round(1000.0 * first.reservedPeak() / first.allocatedPeak()) / 1000.0);
         return r;
-    }
-
-    /** Like {@link ImageTrace#replay}, through the device memory (its ledger and ladder included). */
-    private static long replay(List<ImageTrace.Step> steps, DeviceMemory m) {
-        Map<Integer, DeviceBuffer> live = new HashMap<>();
-        long bytes = 0, peak = 0;
-        for (ImageTrace.Step s : steps) {
-            if (s.free()) {
-                DeviceBuffer b = live.remove(s.id());
-                m.free(b);
-            } else {
-                live.put(s.id(), m.allocate(s.bytes()));
-            }
-            bytes = 0;
-            for (DeviceBuffer b : live.values()) bytes += b.bytes();
-            peak = Math.max(peak, bytes);
-        }
-        return peak;
     }
 }

@@ -124,11 +124,8 @@ final class MemoryReportCommand implements Callable<Integer> {
                 switch (kind) {
                     case "alloc" -> live[cat] += bytes;
                     case "free" -> live[cat] -= bytes;
-                    case "rung", "oom" -> {
-                        if (!"job-start".equals(e.path("category").asText())) {
-                            markers.add(new Marker(s, kind.equals("oom") ? "OOM " + Sizes.format(bytes) : e.path("category").asText() + " " + e.path("detail").asText("")));
-                        }
-                    }
+                    case "rung" -> markers.add(new Marker(s, e.path("category").asText() + " " + e.path("detail").asText("")));
+                    case "oom" -> markers.add(new Marker(s, "OOM " + Sizes.format(bytes)));
                     default -> { }
                 }
                 long reserved = e.path("reserved").asLong();

@@ -9,6 +9,7 @@ import dev.headroom.models.Model;
 import dev.headroom.models.SyntheticModels;
 import dev.headroom.runtime.cpu.CpuMemoryModel;
 import dev.headroom.runtime.gpu.CudaMemoryModel;
+import dev.headroom.runtime.memory.Pressure;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -109,7 +110,7 @@ final class PlanCommand implements Callable<Integer> {
         Model mod = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
         Fitter.Fit fit;
         try {
-            fit = Fitter.fit(mod.graph(), width, height, overlap, budget, 0.90, precisions,
+            fit = Fitter.fit(mod.graph(), width, height, overlap, budget, Pressure.Thresholds.DEFAULT.critical(), precisions,
                     p -> cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE, p -> flopsPerSecond(cuda, p), tile);
         } catch (Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
@@ -146,7 +147,8 @@ final class PlanCommand implements Callable<Integer> {
                 Sizes.format(plan.lowerBound()), plan.buffers().size());
         System.out.printf("  workspace          %12s%n", Sizes.format(plan.persistent() + plan.scratch()));
         System.out.printf("  input tile         %12s%n", Sizes.format(plan.input()));
-        System.out.printf("  predicted peak     %12s  of %s usable (90%% of %s)%n", Sizes.format(plan.peak()), Sizes.format(fit.usable()), Sizes.format(budget));
+        System.out.printf("  predicted peak     %12s  of %s usable (%.0f%% of %s)%n", Sizes.format(plan.peak()), Sizes.format(fit.usable()),
+                100.0 * fit.usable() / budget, Sizes.format(budget));
         System.out.printf("  plan: %s, tile %d (%dx%d), %d tiles, batch 1 (tiles run one at a time); about %.1f s%n", fit.precision(), fit.tile(),
                 fit.tileWidth(), fit.tileHeight(), fit.tiles(), fit.seconds());
         for (String r : fit.rejected()) System.out.println("  not chosen: " + r);

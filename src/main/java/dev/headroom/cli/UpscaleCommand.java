@@ -156,17 +156,19 @@ final class UpscaleCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The largest tile whose memory plan fits the device's budget (the fitter of `headroom plan`). */
+    /**
+     * The largest tile whose memory plan fits the device's budget up to its critical pressure
+     * threshold (the fitter of `headroom plan`).
+     */
     private int fittedTile(Model m, Ops ops, FloatImage img) {
         var memory = ops.memory();
-        long budget = memory == null ? Runtime.getRuntime().maxMemory() / 2 : memory.ledger().limit();
         var precision = ops instanceof dev.headroom.runtime.gpu.CudaOps gpu ? gpu.precision() : dev.headroom.core.Precision.F32;
         try {
-            return dev.headroom.core.plan.Fitter.fit(m.graph(), img.width(), img.height(), overlap, budget, 0.90, List.of(precision),
-                    p -> ops.memoryModel(), p -> PlanCommand.flopsPerSecond(!ops.name().equals("cpu"), p), 0).tile();
+            return dev.headroom.core.plan.Fitter.fit(m.graph(), img.width(), img.height(), overlap, memory.ledger().limit(),
+                    memory.thresholds().critical(), List.of(precision), p -> ops.memoryModel(),
+                    p -> PlanCommand.flopsPerSecond(!ops.name().equals("cpu"), p), 0).tile();
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
-            throw new dev.headroom.runtime.memory.DeviceOutOfMemory(ops.name(), 0, budget, memory == null ? 0 : memory.allocatedBytes(), 0, -1, -1,
-                    "unknown", List.of("plan"), e.getMessage());
+            throw new Main.UsageError(e.getMessage());
         }
     }
 

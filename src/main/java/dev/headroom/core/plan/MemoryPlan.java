@@ -20,19 +20,8 @@ public record MemoryPlan(List<Buffer> buffers, long arenaBytes, long lowerBound,
     /** An activation buffer: the node that first writes it, its bytes and lifetime [first, last] in steps, its offset. */
     public record Buffer(int root, long bytes, int first, int last, long offset) {}
 
-    /** Everything but the weights: what one run adds to the device. */
-    public long activationPeak() {
-        return arenaBytes + input + persistent + scratch;
-    }
-
-    /** Weights plus one run: the predicted peak of allocated device memory. */
+    /** Weights plus one run (arena, input, workspace, the largest transient): the predicted peak of allocated device memory. */
     public long peak() {
-        return weights + activationPeak();
-    }
-
-    /** Where the buffer of root node {@code root} lies in the arena, or -1 if it has none. */
-    public long offsetOf(int root) {
-        for (Buffer b : buffers) if (b.root == root) return b.offset;
-        return -1;
+        return weights + arenaBytes + input + persistent + scratch;
     }
 }

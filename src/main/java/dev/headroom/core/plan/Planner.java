@@ -33,7 +33,6 @@ public final class Planner {
             int dies = id == g.output() ? end : consumers.get(id).stream().mapToInt(Integer::intValue).max().orElse(id);
             last[root] = Math.max(last[root], dies);
         }
-        if (first[placement.root(g.output())] >= 0) last[placement.root(g.output())] = end;
         List<Integer> roots = new ArrayList<>();
         for (int i = 1; i < size; i++) if (first[i] >= 0) roots.add(i);
         long[] bytes = new long[roots.size()];

@@ -30,7 +30,7 @@ import java.util.Map;
  * buffers; fp32 uses FMA math so it stays fp32, fp16 uses tensor cores), everything else through
  * headroom's NVRTC kernels (kernels.cu). Work is issued on the legacy default stream for now, so
  * copies and kernels are ordered without events. All device memory, including cuDNN's workspace
- * and its algorithm search, comes from one {@link DeviceAllocator}.
+ * and its algorithm search, comes from one {@link DeviceMemory}.
  *
  * <p>Convolution: cuDNN reads a dense input (a channel-slice input is packed first: measured on
  * the H100, cuDNN's algorithms for the strided layout were slower than packing) and writes a dense

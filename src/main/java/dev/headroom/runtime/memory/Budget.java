@@ -31,7 +31,7 @@ public final class Budget {
 
     private final String name;
     private final Budget parent;
-    private long limit;
+    private final long limit;
     private long used, peak;
     private final List<Budget> children = new ArrayList<>();
     private boolean closed;
@@ -80,10 +80,6 @@ public final class Budget {
         long room = Long.MAX_VALUE;
         for (Budget b = this; b != null; b = b.parent) room = Math.min(room, b.limit - b.used);
         return room;
-    }
-
-    public void limit(long bytes) {
-        this.limit = bytes;
     }
 
     public long limit() {

@@ -152,10 +152,6 @@ public final class CachingAllocator {
         this.observer = o;
     }
 
-    public boolean expandable() {
-        return vm != null;
-    }
-
     public static long round(long bytes) {
         return Math.max(ROUND, (bytes + ROUND - 1) / ROUND * ROUND);
     }
@@ -390,6 +386,16 @@ public final class CachingAllocator {
             }
         }
         return true;
+    }
+
+    /** Bytes in live blocks now, without building a {@link #stats} snapshot. */
+    public synchronized long allocated() {
+        return allocated;
+    }
+
+    /** Bytes the driver backs now. */
+    public synchronized long reserved() {
+        return reserved;
     }
 
     public synchronized MemoryStats stats() {

@@ -1,7 +1,6 @@
 package dev.headroom.runtime.memory;
 
 import dev.headroom.core.Sizes;
-import dev.headroom.runtime.DeviceAllocator;
 import dev.headroom.runtime.DeviceBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -24,7 +23,7 @@ import java.util.Map;
  * executor may catch that and shrink its step ({@link #rung} records it). Every rung is counted
  * and traced.
  */
-public final class DeviceMemory implements DeviceAllocator {
+public final class DeviceMemory implements AutoCloseable {
 
     /** Facts about the device for error messages; asked only when an allocation has failed. */
     public interface Probe {
@@ -75,7 +74,8 @@ public final class DeviceMemory implements DeviceAllocator {
     private FaultInjector faults = FaultInjector.NONE;
     private long requests;
     private Budget current;
-    private String op, job;
+    private Budget job;        // the open job's node under activations, or null
+    private String op;
 
     /**
      * @param budget bytes this device may back in all (the card's memory, or --vram-budget)
@@ -147,7 +147,7 @@ public final class DeviceMemory implements DeviceAllocator {
         current = switch (category) {
             case "weights" -> weights;
             case "workspace" -> workspace;
-            case "activations" -> jobBudget();
+            case "activations" -> job != null ? job : activations;
             default -> throw new IllegalArgumentException("unknown memory category '" + category + "'");
         };
         if (op != null) this.op = op;
@@ -159,20 +159,14 @@ public final class DeviceMemory implements DeviceAllocator {
         };
     }
 
-    private Budget jobBudget() {
-        if (job == null) return activations;
-        for (Budget b : activations.children()) if (b.name().equals(job)) return b;
-        return activations;
-    }
-
     /** A job's activations, charged to their own ledger node (limit: Long.MAX_VALUE for none); closing it audits for leaks. */
     public synchronized Scope job(String name, long limit) {
         Budget b = activations.child(name, limit);
-        String before = job;
+        Budget before = job;
         Budget currentBefore = current;
-        job = name;
+        job = b;
         if (current == activations) current = b;
-        trace(MemoryTrace.Kind.RUNG, 0, 0, "job-start", name);
+        event(MemoryTrace.Kind.JOB, 0, 0, null, "start");
         return () -> {
             synchronized (this) {
                 job = before;
@@ -188,7 +182,6 @@ public final class DeviceMemory implements DeviceAllocator {
         };
     }
 
-    @Override
     public DeviceBuffer allocate(long bytes) {
         return allocate(bytes, 0);
     }
@@ -241,15 +234,13 @@ public final class DeviceMemory implements DeviceAllocator {
         throw new DeviceOutOfMemory(device, bytes, root.limit(), s.allocated(), s.cached(), probe.free(), probe.total(), probe.otherProcesses(), tried, why);
     }
 
-    @Override
     public synchronized void free(DeviceBuffer buffer) {
         Buffer b = (Buffer) buffer;
         if (live.remove(b.address()) != b) throw new IllegalStateException("freeing a buffer that is not live: " + Sizes.format(b.bytes()) + " at " + b.address());
-        long bytes = b.bytes();   // read first: the freed block merges with its neighbours
         pool.free(b.block);
-        b.charged.credit(bytes);
-        cache.charge(bytes);
-        event(MemoryTrace.Kind.FREE, b.address(), bytes, b.charged.name(), b.op);
+        b.charged.credit(b.bytes());
+        cache.charge(b.bytes());
+        eventFor(MemoryTrace.Kind.FREE, b.address(), b.bytes(), b.charged.name(), b.op, null);
         checkPressure();
     }
 
@@ -265,7 +256,7 @@ public final class DeviceMemory implements DeviceAllocator {
 
     private void takeRung(String name, String detail) {
         rungs.merge(name, 1L, Long::sum);
-        trace(MemoryTrace.Kind.RUNG, 0, 0, name, detail);
+        event(MemoryTrace.Kind.RUNG, 0, 0, name, detail);
     }
 
     private void checkPressure() {
@@ -274,20 +265,17 @@ public final class DeviceMemory implements DeviceAllocator {
         if (now == level) return;
         Pressure was = level;
         level = now;
-        trace(MemoryTrace.Kind.PRESSURE, 0, used, null, now.name().toLowerCase());
+        event(MemoryTrace.Kind.PRESSURE, 0, used, null, now.name().toLowerCase());
         for (MemoryListener l : List.copyOf(listeners)) l.pressureChanged(was, now, used, root.limit());
     }
 
-    private void event(MemoryTrace.Kind kind, long address, long bytes, String category, String opOverride) {
-        if (trace == null) return;
-        MemoryStats s = pool.stats();
-        trace.add(kind, address, bytes, category, opOverride != null ? opOverride : op, job, s.allocated(), s.reserved(), null);
+    /** Traces an event of the current op (detail: the rung's or level's words, else null). */
+    private void event(MemoryTrace.Kind kind, long address, long bytes, String category, String detail) {
+        eventFor(kind, address, bytes, category, op, detail);
     }
 
-    private void trace(MemoryTrace.Kind kind, long address, long bytes, String category, String detail) {
-        if (trace == null) return;
-        MemoryStats s = pool.stats();
-        trace.add(kind, address, bytes, category, op, job, s.allocated(), s.reserved(), detail);
+    private void eventFor(MemoryTrace.Kind kind, long address, long bytes, String category, String op, String detail) {
+        if (trace != null) trace.add(kind, address, bytes, category, op, job == null ? null : job.name(), pool.allocated(), pool.reserved(), detail);
     }
 
     /** Returns cached memory to the driver. */
@@ -329,19 +317,14 @@ public final class DeviceMemory implements DeviceAllocator {
         return m;
     }
 
-    @Override
+    /** Bytes in live buffers now. */
     public synchronized long allocatedBytes() {
-        return pool.stats().allocated();
+        return pool.allocated();
     }
 
-    @Override
-    public synchronized long peakBytes() {
-        return pool.stats().allocatedPeak();
-    }
-
-    @Override
-    public synchronized long driverAllocations() {
-        return pool.stats().driverAllocations();
+    /** The pressure thresholds, as fractions of the budget. */
+    public Pressure.Thresholds thresholds() {
+        return thresholds;
     }
 
     /**

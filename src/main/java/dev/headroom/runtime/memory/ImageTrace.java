@@ -37,17 +37,17 @@ public final class ImageTrace {
         return steps;
     }
 
-    /** Plays the trace on {@code a}; returns the highest sum of requested (unrounded) bytes live at once. */
-    public static long replay(List<Step> steps, CachingAllocator a) {
-        var blocks = new java.util.HashMap<Integer, CachingAllocator.Block>();
+    /** Plays the trace through any allocator; returns the highest sum of requested (unrounded) bytes live at once. */
+    public static <B> long replay(List<Step> steps, java.util.function.LongFunction<B> allocate, java.util.function.Consumer<B> free) {
+        var blocks = new java.util.HashMap<Integer, B>();
         var sizes = new java.util.HashMap<Integer, Long>();
         long live = 0, peak = 0;
         for (Step s : steps) {
             if (s.free()) {
-                a.free(blocks.remove(s.id()));
+                free.accept(blocks.remove(s.id()));
                 live -= sizes.remove(s.id());
             } else {
-                blocks.put(s.id(), a.allocate(s.bytes()));
+                blocks.put(s.id(), allocate.apply(s.bytes()));
                 sizes.put(s.id(), s.bytes());
                 live += s.bytes();
                 peak = Math.max(peak, live);

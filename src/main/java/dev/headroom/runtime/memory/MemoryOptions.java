@@ -23,10 +23,6 @@ public record MemoryOptions(long budget, boolean expandable, int traceEvents, Pr
         return new MemoryOptions(budget, on, traceEvents, thresholds);
     }
 
-    public MemoryOptions withTrace(int events) {
-        return new MemoryOptions(budget, expandable, events, thresholds);
-    }
-
     public MemoryTrace newTrace() {
         return traceEvents == 0 ? null : new MemoryTrace(traceEvents);
     }

@@ -12,22 +12,11 @@ import dev.headroom.runtime.memory.ImageTrace;
 import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.runtime.memory.MemoryStats;
 import dev.headroom.testing.GpuTestBase;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /** The device memory on a real GPU: expandable segments through the virtual-memory API, events, budgets. */
 class GpuMemoryTest extends GpuTestBase {
-
-    private static long replay(List<ImageTrace.Step> steps, DeviceMemory m) {
-        Map<Integer, DeviceBuffer> live = new HashMap<>();
-        for (ImageTrace.Step s : steps) {
-            if (s.free()) m.free(live.remove(s.id()));
-            else live.put(s.id(), m.allocate(s.bytes()));
-        }
-        return m.stats().driverAllocations();
-    }
 
     @Test
     void expandableSegmentsHoldTheImageTraceTightlyAndGiveItAllBack() {
@@ -37,8 +26,10 @@ class GpuMemoryTest extends GpuTestBase {
             long freeBefore = cu.memInfo()[0];
             try (CudaOps ops = CudaOps.open(0, Precision.F16, MemoryOptions.DEFAULT.withExpandable(expandable))) {
                 DeviceMemory m = ops.memory();
-                long first = replay(trace, m);
-                long second = replay(trace, m) - first;
+                ImageTrace.replay(trace, m::allocate, m::free);
+                long first = m.stats().driverAllocations();
+                ImageTrace.replay(trace, m::allocate, m::free);
+                long second = m.stats().driverAllocations() - first;
                 MemoryStats s = m.stats();
                 double ratio = (double) s.reservedPeak() / s.allocatedPeak();
                 System.out.printf("H100 image trace, %s: allocated peak %.1f MiB, reserved peak %.1f MiB, ratio %.3f; driver calls %d then %d%n",

@@ -188,11 +188,11 @@ class CachingAllocatorTest {
         var trace = ImageTrace.generate(20261122, 1000);
         var results = new java.util.LinkedHashMap<String, MemoryStats>();
         CachingAllocator plain = new CachingAllocator(new FakeDevice(1L << 40));
-        ImageTrace.replay(trace, plain);
+        ImageTrace.replay(trace, plain::allocate, plain::free);
         results.put("plain segments", plain.stats());
         for (long page : new long[] {2L << 20, 20L << 20}) {
             CachingAllocator exp = new CachingAllocator(new FakeDevice(1L << 40), new FakeVirtual(1L << 40, page), 1L << 36, StreamEvents.SINGLE_STREAM);
-            ImageTrace.replay(trace, exp);
+            ImageTrace.replay(trace, exp::allocate, exp::free);
             results.put("expandable, " + (page >> 20) + " MiB pages", exp.stats());
         }
         results.forEach((name, s) -> System.out.printf("image trace, %s: allocated peak %.1f MiB, reserved peak %.1f MiB, ratio %.3f, %d driver calls%n",

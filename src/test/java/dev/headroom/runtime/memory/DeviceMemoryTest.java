@@ -39,10 +39,13 @@ class DeviceMemoryTest {
         assertEquals(root.used(), children, "root = sum of its children");
         assertEquals(m.stats().allocated(), m.usedByCategory().get("activations"));
         assertEquals(List.of("OPTIMAL>ELEVATED", "ELEVATED>WARNING"), seen, "60% and 75% crossed, 90% not yet");
+        assertEquals(Pressure.WARNING, m.pressure());
+        assertEquals(20 * MiB, m.headroom(), "budget less live bytes: the cache counts as free");
         for (DeviceBuffer b : held) m.free(b);
         assertEquals(List.of("OPTIMAL>ELEVATED", "ELEVATED>WARNING", "WARNING>ELEVATED", "ELEVATED>OPTIMAL"), seen, "and back down, level by level");
         assertEquals(0, m.usedByCategory().get("activations"));
         assertEquals(m.stats().reserved(), m.usedByCategory().get("cache"), "freed blocks stay cached");
+        assertEquals(100 * MiB, m.headroom(), "all of it cached, so all of it available");
         m.close();
     }
 
