@@ -4,7 +4,7 @@ growth 32; the architecture of scripts/golden/make_golden.py), channels_last, cu
 GPU. Prints one JSON line per (mode, dtype, tile): median ms of a forward pass and the peak memory
 PyTorch allocated during it beyond the weights.
 
-  python3 scripts/bench/rrdbnet_torch.py [--tiles 256,512] [--runs 10] [--compile]
+  python3 scripts/bench/rrdbnet_torch.py [--tiles 256,512] [--runs 10] [--compile [--compile-mode max-autotune]] [--dtypes fp16]
 
 fp32 runs with TF32 off (as headroom's fp32 path computes); fp16 with the model and input in half.
 """
@@ -47,6 +47,8 @@ def main():
     ap.add_argument("--tiles", default="256,512")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-mode", default="default", help="torch.compile mode: default, max-autotune, ...")
+    ap.add_argument("--dtypes", default="fp32,fp16")
     args = ap.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
@@ -54,14 +56,17 @@ def main():
     torch.manual_seed(2026)
     base = RRDBNet(scale=4, num_feat=64, num_block=23, num_grow_ch=32).cuda().eval()
     modes = [("eager", False)] + ([("compile", True)] if args.compile else [])
+    wanted = args.dtypes.split(",")
     for dtype_name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        if dtype_name not in wanted:
+            continue
         model = base.to(dtype).to(memory_format=torch.channels_last)
         for mode, comp in modes:
-            m = torch.compile(model) if comp else model
+            m = torch.compile(model, mode=args.compile_mode) if comp else model
             for tile in [int(t) for t in args.tiles.split(",")]:
                 t0 = time.time()
                 ms, peak, weights = bench(m, tile, dtype, args.runs)
-                print(json.dumps({"impl": "pytorch " + torch.__version__, "mode": mode, "dtype": dtype_name, "tile": tile,
+                print(json.dumps({"impl": "pytorch " + torch.__version__, "mode": mode + ("" if not comp or args.compile_mode == "default" else " " + args.compile_mode), "dtype": dtype_name, "tile": tile,
                                   "median_ms": round(ms, 3), "peak_activation_bytes": peak, "weight_bytes": weights,
                                   "wall_s": round(time.time() - t0, 1), "gpu": torch.cuda.get_device_name()}), flush=True)
 

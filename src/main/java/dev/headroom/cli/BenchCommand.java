@@ -85,11 +85,16 @@ final class BenchCommand implements Callable<Integer> {
             }
             Arrays.sort(ms);
             double median = ms[runs / 2];
+            double[] deviceMs = deviceOnly(ops, runner, t);
             double gflop = m.graph().flopsPerInputPixel() * tile * tile / 1e9;
             Map<String, Object> row = new LinkedHashMap<>();
             row.put("tile", tile);
             row.put("median_ms", round(median));
             row.put("min_ms", round(ms[0]));
+            if (deviceMs != null) {
+                row.put("device_median_ms", round(deviceMs[runs / 2]));
+                row.put("device_min_ms", round(deviceMs[0]));
+            }
             row.put("megapixels_per_s", round(tile * tile / 1e6 / (median / 1e3)));
             row.put("gflop_per_tile", round(gflop));
             row.put("gflop_per_s", round(gflop / (median / 1e3)));
@@ -99,6 +104,10 @@ final class BenchCommand implements Callable<Integer> {
                 row.put("device_peak_bytes", st.allocatedPeak());
                 row.put("device_reserved_peak_bytes", st.reservedPeak());
                 row.put("driver_allocations", st.driverAllocations());
+            }
+            if (ops instanceof dev.headroom.runtime.gpu.CudaOps cuda) {
+                row.put("conv_strategies", cuda.convStrategies());
+                if (!cuda.graphFailures().isEmpty()) row.put("graph_failures", cuda.graphFailures());
             }
             Map<String, Object> profile = new LinkedHashMap<>();   // from the profiled run only
             long total = byOp.values().stream().mapToLong(Long::longValue).sum();
@@ -117,15 +126,44 @@ final class BenchCommand implements Callable<Integer> {
         if (output.json) {
             OutputOptions.printJson(out);
         } else {
-            System.out.printf("%s%n%s on %s%n%8s %10s %10s %10s %12s%n", out.get("model"), out.get("architecture"), out.get("device"),
-                    "tile", "median ms", "MP/s", "GFLOP/s", "peak act MiB");
+            System.out.printf("%s%n%s on %s%n%8s %10s %10s %10s %10s %12s%n", out.get("model"), out.get("architecture"), out.get("device"),
+                    "tile", "median ms", "device ms", "MP/s", "GFLOP/s", "peak act MiB");
             for (Map<String, Object> r : rows) {
-                System.out.printf("%8s %10.1f %10.4f %10.1f %12.1f%n", r.get("tile") + "x" + r.get("tile"), r.get("median_ms"),
+                System.out.printf("%8s %10.1f %10s %10.4f %10.1f %12.1f%n", r.get("tile") + "x" + r.get("tile"), r.get("median_ms"),
+                        r.containsKey("device_median_ms") ? String.format("%.1f", (Double) r.get("device_median_ms")) : "-",
                         r.get("megapixels_per_s"), r.get("gflop_per_s"), ((Long) r.get("peak_activation_bytes")) / 1048576.0);
                 System.out.printf("%8s time by op (%%): %s%n", "", r.get("percent_by_op"));
+                if (r.containsKey("conv_strategies")) System.out.printf("%8s convolution shapes by strategy: %s%n", "", r.get("conv_strategies"));
             }
         }
         return 0;
+    }
+
+    /**
+     * The forward pass alone, as PyTorch's reference times it: the input already on the device, the
+     * output left there, the clock stopped when the device is done. Null on the CPU, where there is no transfer.
+     */
+    private double[] deviceOnly(Ops ops, GraphRunner runner, Tensor host) {
+        if (ops.memory() == null || ops.name().startsWith("cpu")) return null;
+        Tensor dev;
+        try (var scope = ops.memory().tag("activations", "input")) {
+            dev = ops.upload(host);
+        }
+        try {
+            double[] ms = new double[runs];
+            for (int i = 0; i < runs; i++) {
+                long t0 = System.nanoTime();
+                runner.run(dev, out -> {
+                    ops.synchronize();
+                    return null;
+                });
+                ms[i] = (System.nanoTime() - t0) / 1e6;
+            }
+            Arrays.sort(ms);
+            return ms;
+        } finally {
+            ops.release(dev);
+        }
     }
 
     private static double round(double v) {

@@ -100,7 +100,7 @@ public final class GraphRunner implements AutoCloseable {
     private static String opLabel(Node n) {
         if (!(n.op() instanceof Op.Conv2d c)) return n.op().kind();
         return n.op().kind() + (c.act().kind() != dev.headroom.core.graph.Act.Kind.NONE ? "+" + c.act().kind().name().toLowerCase() : "")
-                + (c.hasResidual() ? "+residual" : "");
+                + (c.hasResidual() ? "+residual" : "") + (c.hasOuterResidual() ? "+outer" : "");
     }
 
     /** The memory plan for an (n, h, w) input on this backend, made once per shape. */
@@ -114,6 +114,16 @@ public final class GraphRunner implements AutoCloseable {
      * sits at its planned offset, and concatenation inputs at their channel offset inside it.
      */
     public Tensor run(Tensor in) {
+        return run(in, ops::download);
+    }
+
+    /**
+     * As {@link #run(Tensor)}, but {@code finish} receives the output while it is still in the
+     * arena (on the device) and its result is returned: {@code ops::download} for a host tensor,
+     * or a synchronisation alone to time the forward pass on the device, as PyTorch's figures are
+     * taken. An input already on the device is used as it is and not freed.
+     */
+    public <T> T run(Tensor in, java.util.function.Function<Tensor, T> finish) {
         if (in.c != graph.inputChannels()) {
             throw new IllegalArgumentException("model takes " + graph.inputChannels() + " channels, input has " + in.c);
         }
@@ -149,7 +159,7 @@ public final class GraphRunner implements AutoCloseable {
                     nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
                 }
             }
-            return ops.download(values[graph.output()]);
+            return finish.apply(values[graph.output()]);
         } finally {
             if (arena != null) ops.releaseArena(arena);
             if (input != null && input != in) ops.release(input);
@@ -166,7 +176,8 @@ public final class GraphRunner implements AutoCloseable {
         Tensor x = v[node.input(0)];
         switch (node.op()) {
             case Op.Input i -> throw new IllegalStateException("second input node");
-            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], c.hasResidual() ? v[node.input(1)] : null, out);
+            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], c.hasResidual() ? v[node.input(1)] : null,
+                    c.hasOuterResidual() ? v[node.input(2)] : null, out);
             case Op.Activation a -> ops.activation(x, a.act(), slope[node.id()], out);
             case Op.Add a -> {
                 Tensor[] ins = new Tensor[node.arity()];

@@ -90,6 +90,19 @@ public interface Ops {
         conv2d(in, w, null, out);
     }
 
+    /**
+     * With an outer residual (the op's outerScale is not 0):
+     * out = outerScale * (residualScale * act(conv(in, kernel) + bias) + residual) + outer.
+     * By default the convolution, then a scale and an add in place, exactly what the unfused graph
+     * computes; a backend that can do it in one pass overrides this.
+     */
+    default void conv2d(Tensor in, ConvWeights w, Tensor residual, Tensor outer, Tensor out) {
+        conv2d(in, w, residual, out);
+        if (outer == null) return;
+        scale(out, w.op().outerScale(), out);
+        add(new Tensor[] {out, outer}, out);
+    }
+
     /** out = act(in); slope is the PReLU slope per channel or null. */
     void activation(Tensor in, Act act, float[] slope, Tensor out);
 

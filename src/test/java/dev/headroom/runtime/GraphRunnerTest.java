@@ -17,6 +17,7 @@ import dev.headroom.core.graph.Node;
 import dev.headroom.core.graph.Op;
 import dev.headroom.testing.Randoms;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -24,14 +25,17 @@ import org.junit.jupiter.api.Test;
 class GraphRunnerTest {
     private final Random rnd = new Random(Randoms.seed());
 
-    /** Two nested dense blocks with residuals, a concat that reads the input, shuffle and upsample; fused. */
+    /**
+     * Two dense blocks with residuals, the second also inside an outer residual from the first
+     * conv (as RRDB's last block), a concat that reads the input, shuffle and upsample; fused.
+     */
     static Graph denseGraph() {
         return denseGraph(true);
     }
 
     static Graph denseGraph(boolean fused) {
         GraphBuilder g = new GraphBuilder(3);
-        int x = g.conv("first", g.input(), 3, 8, Act.NONE);
+        int x = g.conv("first", g.input(), 3, 8, Act.NONE), first = x;
         for (int b = 0; b < 2; b++) {
             int in = x, cat = x;
             for (int i = 0; i < 3; i++) {
@@ -42,6 +46,7 @@ class GraphRunnerTest {
             int fuse = g.conv("b" + b + ".fuse", cat, 1, 8, Act.NONE);
             x = g.add("b" + b + ".res", g.scale("b" + b + ".beta", fuse, 0.2f), in);
         }
+        x = g.add("outer.res", g.scale("outer.beta", x, 0.5f), first);
         int withInput = g.concat("with_input", x, g.input());
         int y = g.conv("pre", withInput, 3, 12, Act.RELU);
         y = g.pixelShuffle("shuffle", y, 2, ChannelOrder.TORCH);
@@ -137,7 +142,11 @@ class GraphRunnerTest {
         assertTrue(g.nodes().stream().noneMatch(n -> n.op() instanceof Op.Scale), g.toString());
         long residual = g.nodes().stream().filter(n -> n.op() instanceof Op.Conv2d c && c.hasResidual()).count();
         assertEquals(2, residual, "each block's fuse conv carries its 0.2-scaled residual:\n" + g);
-        assertEquals(denseGraph(false).size() - 6 - 2 - 2, g.size(), "6 activations and 2 scales are gone, and 2 convolutions merged into their adds");
+        List<Op.Conv2d> outer = g.nodes().stream().map(Node::op).filter(o -> o instanceof Op.Conv2d c && c.hasOuterResidual())
+                .map(o -> (Op.Conv2d) o).toList();
+        assertEquals(1, outer.size(), "the second block's fuse conv also carries the outer residual:\n" + g);
+        assertEquals(0.5f, outer.getFirst().outerScale());
+        assertEquals(denseGraph(false).size() - 6 - 3 - 3, g.size(), "6 activations and 3 scales are gone, and 3 convolutions merged into their adds");
     }
 
     @Test

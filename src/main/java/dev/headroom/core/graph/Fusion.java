@@ -6,13 +6,15 @@ import java.util.List;
 /**
  * Graph rewrites that change no result: an activation whose only input is a convolution joins its
  * epilogue; then a convolution whose only reader is a scale whose only reader is a two-input add
- * (or whose only reader is such an add) becomes one convolution with a scaled residual input.
+ * (or whose only reader is such an add) becomes one convolution with a scaled residual input;
+ * then the same once more around a convolution that has a residual: an outer residual (RRDB's sum
+ * around its last dense block, whose own sum is already in the convolution).
  */
 final class Fusion {
     private Fusion() {}
 
     static Graph fuse(Graph g) {
-        return fuseResiduals(fuseActivations(g));
+        return fuseOuterResiduals(fuseResiduals(fuseActivations(g)));
     }
 
     static Graph fuseActivations(Graph g) {
@@ -35,6 +37,19 @@ final class Fusion {
     }
 
     static Graph fuseResiduals(Graph g) {
+        return fuseSums(g, false);
+    }
+
+    static Graph fuseOuterResiduals(Graph g) {
+        return fuseSums(g, true);
+    }
+
+    /**
+     * A convolution without a residual ({@code outer} false), or with one but no outer residual
+     * ({@code outer} true), whose scaled sum with another tensor is its only use, becomes one
+     * convolution carrying that sum as its residual (or outer residual).
+     */
+    private static Graph fuseSums(Graph g, boolean outer) {
         List<List<Integer>> consumers = g.consumers();
         int n = g.size();
         Op[] ops = new Op[n];
@@ -42,24 +57,34 @@ final class Fusion {
         boolean[] gone = new boolean[n];
         int[][] inputs = new int[n][];
         for (Node node : g.nodes()) {
-            if (!(node.op() instanceof Op.Conv2d c) || c.hasResidual()) continue;
-            int conv = node.id(), at = conv;
-            float scale = 1f;
-            if (single(consumers, at, g) && g.node(consumers.get(at).getFirst()).op() instanceof Op.Scale s) {
-                at = consumers.get(at).getFirst();
-                scale = s.factor();
-            }
-            if (!single(consumers, at, g)) continue;
-            Node add = g.node(consumers.get(at).getFirst());
-            if (!(add.op() instanceof Op.Add) || add.arity() != 2 || add.input(0) == add.input(1) || scale == 0f) continue;
-            int residual = add.input(0) == at ? add.input(1) : add.input(0);
+            if (!(node.op() instanceof Op.Conv2d c) || c.hasResidual() != outer || c.hasOuterResidual()) continue;
+            ScaledSum sum = scaledSum(g, consumers, node.id());
+            if (sum == null) continue;
             // the add becomes the convolution (it keeps the add's id, so its readers need no change); the scale goes
-            ops[add.id()] = c.withResidual(scale);
-            inputs[add.id()] = new int[] {node.input(0), residual};
-            gone[conv] = true;
-            if (at != conv) gone[at] = true;
+            ops[sum.add()] = outer ? c.withOuterResidual(sum.scale()) : c.withResidual(sum.scale());
+            inputs[sum.add()] = outer ? new int[] {node.input(0), node.input(1), sum.other()} : new int[] {node.input(0), sum.other()};
+            gone[node.id()] = true;
+            if (sum.scaleNode() >= 0) gone[sum.scaleNode()] = true;
         }
         return rebuild(g, ops, gone, inputs);
+    }
+
+    /** out = scale * node + other, found in the graph as an add (node {@code add}) after an optional scale node (-1 if none). */
+    private record ScaledSum(int add, int other, float scale, int scaleNode) {}
+
+    /** Whether node {@code id}'s only reader is a two-input add, directly or through a scale that is its only reader. */
+    private static ScaledSum scaledSum(Graph g, List<List<Integer>> consumers, int id) {
+        int at = id, scaleNode = -1;
+        float scale = 1f;
+        if (single(consumers, at, g) && g.node(consumers.get(at).getFirst()).op() instanceof Op.Scale s) {
+            at = consumers.get(at).getFirst();
+            scaleNode = at;
+            scale = s.factor();
+        }
+        if (!single(consumers, at, g)) return null;
+        Node add = g.node(consumers.get(at).getFirst());
+        if (!(add.op() instanceof Op.Add) || add.arity() != 2 || add.input(0) == add.input(1) || scale == 0f) return null;
+        return new ScaledSum(add.id(), add.input(0) == at ? add.input(1) : add.input(0), scale, scaleNode);
     }
 
     private static boolean single(List<List<Integer>> consumers, int id, Graph g) {

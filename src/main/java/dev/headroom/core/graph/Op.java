@@ -18,10 +18,12 @@ public sealed interface Op {
      * 2-D convolution, stride 1, kernel (kh, kw, cin, cout), with a fused epilogue:
      * {@code y = act(conv(x) + bias)}, and when {@code residualScale != 0} (the node then has a
      * second input r) {@code y = residualScale * act(conv(x) + bias) + r}: the scaled residual
-     * sums of RRDB, RDN and RRDN in one pass instead of three.
+     * sums of RRDB, RDN and RRDN in one pass instead of three. When also {@code outerScale != 0}
+     * (a third input r2) {@code y = outerScale * (residualScale * act(conv(x) + bias) + r) + r2}:
+     * RRDB's residual around its last dense block's residual, in the same pass.
      */
-    record Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act, float residualScale)
-            implements Op {
+    record Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act, float residualScale,
+                  float outerScale) implements Op {
         public Conv2d {
             if (kh < 1 || kw < 1 || cin < 1 || cout < 1) {
                 throw new IllegalArgumentException("conv " + weight + ": bad kernel " + kh + "x" + kw + " " + cin + "->" + cout);
@@ -29,19 +31,31 @@ public sealed interface Op {
         }
 
         public Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act) {
-            this(weight, bias, kh, kw, cin, cout, padding, act, 0f);
+            this(weight, bias, kh, kw, cin, cout, padding, act, 0f, 0f);
+        }
+
+        public Conv2d(String weight, String bias, int kh, int kw, int cin, int cout, Padding padding, Act act, float residualScale) {
+            this(weight, bias, kh, kw, cin, cout, padding, act, residualScale, 0f);
         }
 
         public boolean hasResidual() {
             return residualScale != 0f;
         }
 
+        public boolean hasOuterResidual() {
+            return outerScale != 0f;
+        }
+
         Conv2d withAct(Act a) {
-            return new Conv2d(weight, bias, kh, kw, cin, cout, padding, a, residualScale);
+            return new Conv2d(weight, bias, kh, kw, cin, cout, padding, a, residualScale, outerScale);
         }
 
         Conv2d withResidual(float scale) {
-            return new Conv2d(weight, bias, kh, kw, cin, cout, padding, act, scale);
+            return new Conv2d(weight, bias, kh, kw, cin, cout, padding, act, scale, outerScale);
+        }
+
+        Conv2d withOuterResidual(float scale) {
+            return new Conv2d(weight, bias, kh, kw, cin, cout, padding, act, residualScale, scale);
         }
     }
 

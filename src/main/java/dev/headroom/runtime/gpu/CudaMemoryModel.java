@@ -11,6 +11,11 @@ import dev.headroom.core.plan.DeviceModel;
  * convolution's input when it is a channel slice, and a temporary output when the output is one;
  * and one convolution workspace, kept, of the largest {@link #workspaceCap} any convolution
  * asked for. Pure arithmetic: it needs no GPU, so plans for a card can be made anywhere.
+ *
+ * <p>The packed input and temporary output are what the legacy and unfused strategies need; a
+ * fused cuDNN graph needs neither, and which strategy a shape takes is only known once it has been
+ * timed. So in fp16 the scratch is an upper bound (measured on the H100: predictions 0-7% high),
+ * never an under-estimate; in fp32 (legacy only) it is exact.
  */
 public final class CudaMemoryModel implements DeviceModel {
     /** No convolution's workspace exceeds this; algorithms that want more are not considered. */

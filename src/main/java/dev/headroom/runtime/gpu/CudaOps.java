@@ -11,7 +11,9 @@ import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.graph.Padding;
+import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.Cudnn;
+import dev.headroom.cuda.CudnnGraph;
 import dev.headroom.cuda.Driver;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.memory.DeviceMemory;
@@ -26,16 +28,18 @@ import java.util.Map;
 
 /**
  * The CUDA backend in fp32 or fp16 storage (arithmetic and accumulation in fp32): convolutions
- * through cuDNN (NHWC; the algorithm is chosen once per shape by timing them all on the real
- * buffers; fp32 uses FMA math so it stays fp32, fp16 uses tensor cores), everything else through
- * headroom's NVRTC kernels (kernels.cu). Work is issued on the legacy default stream for now, so
- * copies and kernels are ordered without events. All device memory, including cuDNN's workspace
- * and its algorithm search, comes from one {@link DeviceMemory}.
+ * through cuDNN in NHWC, everything else through headroom's NVRTC kernels (kernels.cu). Work is
+ * issued on the legacy default stream for now, so copies and kernels are ordered without events.
+ * All device memory, including cuDNN's workspace and its algorithm search, comes from one
+ * {@link DeviceMemory}.
  *
- * <p>Convolution: cuDNN reads a dense input (a channel-slice input is packed first: measured on
- * the H100, cuDNN's algorithms for the strided layout were slower than packing) and writes a dense
- * output; bias + activation run as one epilogue kernel that also writes the result into its
- * slice of a concatenation buffer (in place when the output is dense).
+ * <p>Convolution: on its first call each shape (with its strides and epilogue) times the ways it
+ * can run and keeps the fastest ({@link Strategy}): in fp16 that is one cuDNN graph (runtime-fused
+ * convolution + bias + activation + scaled residuals, reading and writing channel slices in place;
+ * {@link ConvGraph}), or a graph for the convolution alone then headroom's epilogue kernel, or the
+ * legacy API on a packed input then the epilogue kernel. fp32 keeps the legacy API with FMA math,
+ * so it stays true fp32. On the H100 every RRDBNet fp16 shape chose the fused graph, and the
+ * forward pass of a 256 tile fell from 38 ms (legacy, same run) to 10.9 ms.
  */
 public final class CudaOps implements Ops, AutoCloseable {
     private static final String[] KERNELS = {"epilogue", "add2", "scale", "upsample", "pixel_shuffle", "pixel_unshuffle"};
@@ -52,6 +56,13 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment alphaBeta;
     private final Map<String, ConvPlan> plans = new HashMap<>();
+    private final Map<String, Choice> choices = new HashMap<>();
+    private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
+    /** Graphs cuDNN refused to build, with its reason (kept for `bench --verbose` and tests). */
+    private final java.util.List<String> graphFailures = new java.util.ArrayList<>();
+    /** Plans timed per graph; cuDNN's heuristics rank them, the clock decides. */
+    private static final int MAX_PLANS = 8;
+    private final boolean graphApi = !"0".equals(System.getenv("HEADROOM_CUDNN_GRAPH"));
     private final Map<float[], DeviceBuffer> constants = new IdentityHashMap<>();
     private DeviceBuffer workspace;
 
@@ -128,7 +139,19 @@ public final class CudaOps implements Ops, AutoCloseable {
     public long heldBytes() {
         long b = workspace == null ? 0 : workspace.bytes();
         for (DeviceBuffer c : constants.values()) b += c.bytes();
+        for (DeviceBuffer c : scalars.values()) b += c.bytes();
         return b;
+    }
+
+    /** How many convolution shapes run each way (FUSED, GRAPH, LEGACY), and why graphs were refused. */
+    public Map<String, Integer> convStrategies() {
+        Map<String, Integer> n = new java.util.TreeMap<>();
+        for (Choice c : choices.values()) n.merge(c.strategy().name(), 1, Integer::sum);
+        return n;
+    }
+
+    public java.util.List<String> graphFailures() {
+        return java.util.List.copyOf(graphFailures);
     }
 
     @Override
@@ -220,10 +243,181 @@ public final class CudaOps implements Ops, AutoCloseable {
         return new Prepared(op, upload(krsc, precision), bias == null ? null : upload(bias), slope == null ? null : upload(slope));
     }
 
+    /**
+     * How one convolution shape runs, chosen by timing the candidates on its first call:
+     * FUSED, one cuDNN graph for convolution and epilogue reading and writing slices in place;
+     * GRAPH, a cuDNN graph for the convolution alone (input slice read in place) then headroom's
+     * epilogue kernel; LEGACY, the legacy API on a packed input then the epilogue kernel.
+     */
+    private enum Strategy { FUSED, GRAPH, LEGACY }
+
+    /** Set by tests to run every convolution one way; null lets the clock choose. */
+    private Strategy forced;
+
+    /** Runs every later convolution with {@code strategy} (FUSED, GRAPH or LEGACY), or lets timing choose again (null). */
+    void forceConvStrategy(String strategy) {
+        for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+        choices.clear();
+        forced = strategy == null ? null : Strategy.valueOf(strategy);
+    }
+
+    private record Choice(Strategy strategy, ConvGraph graph, double micros) {}
+
     @Override
     public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor out) {
+        conv2d(in, weights, residual, null, out);
+    }
+
+    @Override
+    public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor outer, Tensor out) {
         Prepared p = (Prepared) weights;
-        Op.Conv2d op = p.op;
+        Call call = new Call(p, in, residual, outer, out);
+        ensureWorkspace(CudaMemoryModel.workspaceCap(in.bytes()));
+        String key = call.key();
+        Choice choice = choices.get(key);
+        if (choice == null) {
+            choice = choose(call);
+            choices.put(key, choice);
+        }
+        run(choice.strategy(), choice.graph(), 0, call);
+    }
+
+    /** One convolution call's operands; {@code residual} and {@code outer} may be null. */
+    private record Call(Prepared p, Tensor in, Tensor residual, Tensor outer, Tensor out) {
+        /** Shape, layout and epilogue: what decides which strategy is fastest. Pointers may differ between calls. */
+        String key() {
+            Op.Conv2d op = p.op;
+            return op.kh() + "x" + op.kw() + ":" + op.cin() + ">" + op.cout() + ":" + op.padding() + ":" + in.n + "," + in.h + "," + in.w
+                    + ":s" + in.stride + "," + out.stride + "," + (residual == null ? "-" : residual.stride + "*" + op.residualScale())
+                    + "," + (outer == null ? "-" : outer.stride + "*" + op.outerScale())
+                    + ":" + op.act().kind() + op.act().slope() + (op.bias() != null) + ":a" + aligned();
+        }
+
+        boolean aligned() {
+            return CudaOps.aligned(in) && CudaOps.aligned(out) && (residual == null || CudaOps.aligned(residual)) && (outer == null || CudaOps.aligned(outer));
+        }
+    }
+
+    private void run(Strategy strategy, ConvGraph graph, int plan, Call c) {
+        switch (strategy) {
+            case FUSED -> fused(graph, plan, c);
+            case GRAPH -> graphThenEpilogue(graph, plan, c);
+            case LEGACY -> legacy(c);
+        }
+    }
+
+    /** cuDNN's graph tensors are declared 16-byte aligned; a slice at an odd channel offset is not. */
+    private static boolean aligned(Tensor t) {
+        return ((t.device.address() + (long) t.offset * t.precision.bytes) & 15) == 0;
+    }
+
+    /**
+     * Times every strategy this call can use (each plan of each graph, 3 runs after a warm-up,
+     * host clock around a synchronised batch) and keeps the fastest; fp32 stays on the legacy API,
+     * whose FMA math type keeps it in true fp32 (graph engines may round inputs to TF32).
+     */
+    private Choice choose(Call c) {
+        Choice best = forced == null || forced == Strategy.LEGACY ? new Choice(Strategy.LEGACY, null, time(() -> legacy(c)))
+                : new Choice(Strategy.LEGACY, null, Double.MAX_VALUE);
+        boolean graphs = precision != Precision.F32 && graphApi && c.aligned();
+        if (graphs) {
+            for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
+                if (forced != null && st != forced) continue;
+                ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
+                if (st == Strategy.FUSED && !spec.fusable()) continue;
+                ConvGraph cg;
+                try {
+                    cg = ConvGraph.build(CudnnGraph.get(), handle, spec, workspace.bytes(), MAX_PLANS);
+                } catch (CudaException e) {
+                    graphFailures.add(st + " " + c.key() + ": " + e.getMessage());
+                    continue;
+                }
+                if (cg == null) continue;
+                int bestPlan = -1;
+                double bestTime = Double.MAX_VALUE;
+                for (int i = 0; i < cg.plans.size(); i++) {
+                    int plan = i;
+                    double t;
+                    try {
+                        t = time(() -> run(st, cg, plan, c));
+                    } catch (CudaException e) {
+                        graphFailures.add(st + " plan " + i + " " + c.key() + ": " + e.getMessage());
+                        continue;
+                    }
+                    if (t < bestTime) {
+                        bestTime = t;
+                        bestPlan = i;
+                    }
+                }
+                if (bestPlan >= 0 && bestTime < best.micros()) {
+                    cg.keep(bestPlan);
+                    if (best.graph() != null) best.graph().close();
+                    best = new Choice(st, cg, bestTime);
+                } else {
+                    cg.close();
+                }
+            }
+        }
+        if (forced != null && best.strategy() != forced) {
+            throw new IllegalStateException("convolution strategy " + forced + " is not available for " + c.key() + "; " + graphFailures);
+        }
+        return best;
+    }
+
+    /** Median microseconds of three synchronised runs after one warm-up. */
+    private double time(Runnable r) {
+        r.run();
+        cu.synchronize();
+        double[] t = new double[3];
+        for (int i = 0; i < t.length; i++) {
+            long t0 = System.nanoTime();
+            r.run();
+            cu.synchronize();
+            t[i] = (System.nanoTime() - t0) / 1e3;
+        }
+        java.util.Arrays.sort(t);
+        return t[1];
+    }
+
+    private ConvGraph.Spec spec(Call c, boolean fused) {
+        Op.Conv2d op = c.p().op;
+        int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
+        return new ConvGraph.Spec(Cudnn.DATA_HALF, c.in().n, c.in().h, c.in().w, op.cin(), c.in().stride, op.cout(), c.out().stride,
+                op.kh(), op.kw(), padH, padW, op.bias() != null, op.act().kind(), op.act().slope(),
+                c.residual() != null, c.residual() == null ? 0 : c.residual().stride, op.residualScale(),
+                c.outer() != null, c.outer() == null ? 0 : c.outer().stride, op.outerScale(), fused);
+    }
+
+    /** Element address of a view's first channel. */
+    private static long at(Tensor t) {
+        return t == null ? 0L : t.device.address() + (long) t.offset * t.precision.bytes;
+    }
+
+    private void fused(ConvGraph cg, int plan, Call c) {
+        Op.Conv2d op = c.p().op;
+        long s = c.residual() != null && op.residualScale() != 1f ? scalar(op.residualScale()) : 0L;
+        long s2 = c.outer() != null && op.outerScale() != 1f ? scalar(op.outerScale()) : 0L;
+        Prepared p = c.p();
+        cg.execute(handle, plan, new ConvGraph.Pointers(at(c.in()), p.kernel.address(), p.bias == null ? 0L : p.bias.address(), s,
+                at(c.residual()), s2, at(c.outer()), at(c.out()), cg.workspaces.get(plan) > 0 ? workspace.address() : 0L));
+    }
+
+    private void graphThenEpilogue(ConvGraph cg, int plan, Call c) {
+        Tensor out = c.out();
+        boolean direct = out.dense();
+        Tensor y = direct ? out : allocate(out.n, out.h, out.w, out.c);
+        try {
+            cg.execute(handle, plan, new ConvGraph.Pointers(at(c.in()), c.p().kernel.address(), 0L, 0L, 0L, 0L, 0L, at(y),
+                    cg.workspaces.get(plan) > 0 ? workspace.address() : 0L));
+            epilogueAfter(c, y, direct);
+        } finally {
+            if (!direct) release(y);
+        }
+    }
+
+    private void legacy(Call c) {
+        Prepared p = c.p();
+        Tensor in = c.in(), out = c.out();
         boolean direct = out.dense();
         Tensor y = direct ? out : allocate(out.n, out.h, out.w, out.c);
         Tensor packed = null;
@@ -234,18 +428,32 @@ public final class CudaOps implements Ops, AutoCloseable {
                 copy(in, packed);
                 x = packed;
             }
-            ensureWorkspace(CudaMemoryModel.workspaceCap(x.bytes()));
-            ConvPlan plan = plan(op, x, p.kernel, y);
+            ConvPlan plan = plan(p.op, x, p.kernel, y);
             dnn.forward(handle, alphaBeta, plan.x, x.device.address(), plan.w, p.kernel.address(), plan.conv, plan.algo,
                     plan.workspace > 0 ? workspace.address() : 0L, plan.workspace, plan.y, y.device.address());
-            Act act = op.act();
-            if (p.bias != null || act.kind() != Act.Kind.NONE || !direct || residual != null) {
-                epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), residual, op.residualScale(), out);
-            }
+            epilogueAfter(c, y, direct);
         } finally {
             if (packed != null) release(packed);
             if (!direct) release(y);
         }
+    }
+
+    /**
+     * The epilogue pass after an unfused convolution into {@code y} (none when that is already the
+     * result), and the outer residual as a second pass in place.
+     */
+    private void epilogueAfter(Call c, Tensor y, boolean direct) {
+        Prepared p = c.p();
+        Act act = p.op.act();
+        if (p.bias != null || act.kind() != Act.Kind.NONE || !direct || c.residual() != null) {
+            epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), c.residual(), p.op.residualScale(), c.out());
+        }
+        if (c.outer() != null) epilogue(c.out(), 0L, Act.NONE, 0L, c.outer(), p.op.outerScale(), c.out());
+    }
+
+    /** A device copy of one fp32 value (the residual scale of a fused graph), uploaded once. */
+    private long scalar(float v) {
+        return scalars.computeIfAbsent(v, f -> upload(new float[] {f})).address();
     }
 
     /**
@@ -296,7 +504,7 @@ public final class CudaOps implements Ops, AutoCloseable {
             case PRELU -> 3;
         };
         long pixels = (long) y.n * y.h * y.w;
-        launch("epilogue", pixels * y.c, ptr(x), x.stride, x.offset, bias, slope, a, act.slope(),
+        launchPixels("epilogue", pixels, y.c, ptr(x), x.stride, x.offset, bias, slope, a, act.slope(),
                 residual == null ? 0L : ptr(residual), residual == null ? 0 : residual.stride, residual == null ? 0 : residual.offset, residualScale,
                 ptr(y), y.stride, y.offset, pixels, y.c);
     }
@@ -313,7 +521,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         Tensor acc = ins[0];
         for (int k = 1; k < ins.length; k++) {
             Tensor b = ins[k];
-            launch("add2", pixels * out.c, ptr(acc), acc.stride, acc.offset, ptr(b), b.stride, b.offset, ptr(out), out.stride, out.offset, pixels, out.c);
+            launchPixels("add2", pixels, out.c, ptr(acc), acc.stride, acc.offset, ptr(b), b.stride, b.offset, ptr(out), out.stride, out.offset, pixels, out.c);
             acc = out;
         }
         if (ins.length == 1) copy(ins[0], out);
@@ -322,12 +530,14 @@ public final class CudaOps implements Ops, AutoCloseable {
     @Override
     public void scale(Tensor in, float factor, Tensor out) {
         long pixels = (long) out.n * out.h * out.w;
-        launch("scale", pixels * out.c, ptr(in), in.stride, in.offset, factor, ptr(out), out.stride, out.offset, pixels, out.c);
+        launchPixels("scale", pixels, out.c, ptr(in), in.stride, in.offset, factor, ptr(out), out.stride, out.offset, pixels, out.c);
     }
 
     @Override
     public void upsampleNearest(Tensor in, int r, Tensor out) {
-        launch("upsample", (long) out.n * out.h * out.w * out.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
+        long pixels = (long) out.n * out.h * out.w;
+        if (pixels >= 1L << 31) throw new IllegalArgumentException("upsample to " + out + ": more than 2^31 pixels in one tile");
+        launchPixels("upsample", pixels, out.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
                 in.n, in.h, in.w, in.c, r);
     }
 
@@ -358,9 +568,19 @@ public final class CudaOps implements Ops, AutoCloseable {
         return t.device.address();
     }
 
+    /** Launches a (channels, pixels) grid of 32 x 8 blocks (see PIXEL_LOOP in kernels.cu); arguments as for {@link #launch}. */
+    private void launchPixels(String fn, long pixels, int channels, Object... args) {
+        if (pixels == 0 || channels == 0) return;
+        launchGrid(fn, (channels + 31) / 32, (int) Math.min((pixels + 7) / 8, 65535), 32, 8, args);
+    }
+
     /** Launches a 1-D grid over {@code elements} with 256 threads a block; arguments are Long (pointers and 64-bit), Integer or Float. */
     private void launch(String fn, long elements, Object... args) {
         if (elements == 0) return;
+        launchGrid(fn, (int) Math.min((elements + 255) / 256, 1L << 20), 1, 256, 1, args);
+    }
+
+    private void launchGrid(String fn, int gx, int gy, int bx, int by, Object... args) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment params = a.allocate(ADDRESS, args.length);
             for (int i = 0; i < args.length; i++) {
@@ -372,8 +592,7 @@ public final class CudaOps implements Ops, AutoCloseable {
                 };
                 params.setAtIndex(ADDRESS, i, v);
             }
-            int blocks = (int) Math.min((elements + 255) / 256, 1L << 20);
-            cu.launch(fns.get(fn), blocks, 1, 1, 256, 1, 1, 0, stream, params);
+            cu.launch(fns.get(fn), gx, gy, 1, bx, by, 1, 0, stream, params);
         }
     }
 
@@ -389,6 +608,10 @@ public final class CudaOps implements Ops, AutoCloseable {
                 dnn.destroyTensor(p.y);
             }
             plans.clear();
+            for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+            choices.clear();
+            for (DeviceBuffer b : scalars.values()) alloc.free(b);
+            scalars.clear();
             for (DeviceBuffer b : constants.values()) alloc.free(b);
             constants.clear();
             if (workspace != null) alloc.free(workspace);

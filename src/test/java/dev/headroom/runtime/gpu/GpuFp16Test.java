@@ -78,6 +78,62 @@ class GpuFp16Test extends GpuTestBase {
         }
     }
 
+    /**
+     * Each way a convolution can run (one fused cuDNN graph; a graph then headroom's epilogue; the
+     * legacy API on a packed input) on what the graph runner gives it: inputs, outputs and
+     * residuals that are channel slices of wider buffers, bias, ReLU / leaky ReLU / none, residual
+     * scales 0.2 and 1. Output channels outside the slice must stay untouched.
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"FUSED", "GRAPH", "LEGACY"})
+    void everyConvolutionStrategyMatchesTheCpuOnSlices(String strategy) {
+        Random rnd = new Random(Randoms.seed());
+        Ops cpu = new CpuOps();
+        half.forceConvStrategy(strategy);
+        try {
+            for (int trial = 0; trial < 12; trial++) {
+                int k = trial % 4 == 3 ? 1 : 3, cin = 8 * (1 + rnd.nextInt(8)), cout = 8 * (1 + rnd.nextInt(6));
+                int h = 5 + rnd.nextInt(40), w = 5 + rnd.nextInt(40);
+                int inPad = 8 * rnd.nextInt(3), outPad = 8 * rnd.nextInt(3);   // extra channels around each slice
+                Act act = switch (trial % 3) { case 0 -> Act.leakyRelu(0.2f); case 1 -> Act.RELU; default -> Act.NONE; };
+                float rscale = trial % 2 == 0 ? 0f : (trial % 4 == 1 ? 0.2f : 1f), oscale = trial % 6 == 1 ? 0.2f : trial % 6 == 3 ? 1f : 0f;
+                Op.Conv2d op = new Op.Conv2d("k", "b", k, k, cin, cout, Padding.SAME, rscale != 0f ? Act.NONE : act, rscale, oscale);
+                float[] kernel = Randoms.floats(rnd, k * k * cin * cout, (float) Math.sqrt(1.0 / (k * k * cin)));
+                float[] bias = Randoms.floats(rnd, cout, 0.1f);
+                Tensor xBuf = Tensor.wrap(Randoms.floats(rnd, h * w * (cin + inPad), 1f), 1, h, w, cin + inPad);
+                Tensor rBuf = Tensor.wrap(Randoms.floats(rnd, h * w * (cout + outPad), 1f), 1, h, w, cout + outPad);
+                Tensor yBuf = Tensor.wrap(Randoms.floats(rnd, h * w * (cout + outPad), 1f), 1, h, w, cout + outPad);
+                Tensor oBuf = Tensor.wrap(Randoms.floats(rnd, h * w * (cout + 8), 1f), 1, h, w, cout + 8);
+                Tensor x = xBuf.slice(inPad / 2 / 8 * 8, cin), r = rscale != 0f ? rBuf.slice(0, cout) : null, o = oscale != 0f ? oBuf.slice(8, cout) : null;
+                int yOff = outPad / 2 / 8 * 8;
+                Tensor want = Tensor.wrap(yBuf.data.clone(), 1, h, w, cout + outPad);
+                cpu.conv2d(x, cpu.prepareConv(op, kernel, bias, null), r, o, want.slice(yOff, cout));
+                Tensor dx = half.upload(xBuf), dr = half.upload(rBuf), dy = half.upload(yBuf), dout = half.upload(oBuf);
+                try (Ops.ConvWeights gw = half.prepareConv(op, kernel, bias, null)) {
+                    half.conv2d(dx.slice(x.offset, cin), gw, r == null ? null : dr.slice(0, cout), o == null ? null : dout.slice(8, cout), dy.slice(yOff, cout));
+                    float[] got = half.download(dy).data, ref = want.data;
+                    for (int i = 0; i < ref.length; i++) {
+                        double d = Math.abs(got[i] - ref[i]);
+                        if (d > 1e-2 * (1 + Math.abs(ref[i]))) {
+                            throw new AssertionError(strategy + " conv " + k + "x" + k + " " + cin + "->" + cout + " slice " + x.offset + "/" + xBuf.c
+                                    + " -> " + yOff + "/" + yBuf.c + " " + op.act().kind() + " residual " + rscale + " outer " + oscale + ": element " + i
+                                    + " (channel " + i % yBuf.c + ") is " + got[i] + ", CPU " + ref[i]);
+                        }
+                    }
+                } finally {
+                    half.release(dx);
+                    half.release(dr);
+                    half.release(dy);
+                    half.release(dout);
+                }
+            }
+            System.out.printf("GPU fp16 convolution strategy %s: %s%n", strategy, half.convStrategies());
+            assertTrue(half.convStrategies().keySet().equals(java.util.Set.of(strategy)), "ran " + half.convStrategies());
+        } finally {
+            half.forceConvStrategy(null);
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @CsvSource({"rrdbnet-x4.pth, rrdbnet-x4.out.hrt", "rrdbnet-x2.pth, rrdbnet-x2.out.hrt", "srvgg-x4.pth, srvgg-x4.out.hrt"})
     void modelsAreWithinHalfPrecisionOfPyTorch(String file, String expected) {
