@@ -56,9 +56,9 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment alphaBeta;
     private final Map<String, ConvPlan> plans = new HashMap<>();
-    private final Map<String, Choice> choices = new HashMap<>();
+    private final Map<Key, Choice> choices = new HashMap<>();
     private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
-    /** Graphs cuDNN refused to build, with its reason (kept for `bench --verbose` and tests). */
+    /** Graphs and plans cuDNN refused, with its reason (`bench --json` lists them as graph_failures). */
     private final java.util.List<String> graphFailures = new java.util.ArrayList<>();
     /** Plans timed per graph; cuDNN's heuristics rank them, the clock decides. */
     private static final int MAX_PLANS = 8;
@@ -273,7 +273,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         Prepared p = (Prepared) weights;
         Call call = new Call(p, in, residual, outer, out);
         ensureWorkspace(CudaMemoryModel.workspaceCap(in.bytes()));
-        String key = call.key();
+        Key key = call.key();
         Choice choice = choices.get(key);
         if (choice == null) {
             choice = choose(call);
@@ -284,19 +284,26 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     /** One convolution call's operands; {@code residual} and {@code outer} may be null. */
     private record Call(Prepared p, Tensor in, Tensor residual, Tensor outer, Tensor out) {
-        /** Shape, layout and epilogue: what decides which strategy is fastest. Pointers may differ between calls. */
-        String key() {
+        Key key() {
             Op.Conv2d op = p.op;
-            return op.kh() + "x" + op.kw() + ":" + op.cin() + ">" + op.cout() + ":" + op.padding() + ":" + in.n + "," + in.h + "," + in.w
-                    + ":s" + in.stride + "," + out.stride + "," + (residual == null ? "-" : residual.stride + "*" + op.residualScale())
-                    + "," + (outer == null ? "-" : outer.stride + "*" + op.outerScale())
-                    + ":" + op.act().kind() + op.act().slope() + (op.bias() != null) + ":a" + aligned();
+            return new Key(op.kh(), op.kw(), op.cin(), op.cout(), op.padding(), in.n, in.h, in.w, in.stride, out.stride,
+                    residual == null ? 0 : residual.stride, op.residualScale(), outer == null ? 0 : outer.stride, op.outerScale(),
+                    op.act().kind(), op.act().slope(), op.bias() != null, aligned());
         }
 
         boolean aligned() {
             return CudaOps.aligned(in) && CudaOps.aligned(out) && (residual == null || CudaOps.aligned(residual)) && (outer == null || CudaOps.aligned(outer));
         }
     }
+
+    /**
+     * Shape, layout and epilogue: what decides which strategy is fastest (pointers may differ
+     * between calls, and layers with the same key share one choice). A record, not a string,
+     * because it is looked up on every convolution call. Strides are 0 for an absent residual.
+     */
+    private record Key(int kh, int kw, int cin, int cout, Padding padding, int n, int h, int w, int inStride, int outStride,
+                       int residualStride, float residualScale, int outerStride, float outerScale, Act.Kind act, float leak,
+                       boolean bias, boolean aligned) {}
 
     private void run(Strategy strategy, ConvGraph graph, int plan, Call c) {
         switch (strategy) {
@@ -308,7 +315,7 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     /** cuDNN's graph tensors are declared 16-byte aligned; a slice at an odd channel offset is not. */
     private static boolean aligned(Tensor t) {
-        return ((t.device.address() + (long) t.offset * t.precision.bytes) & 15) == 0;
+        return (at(t) & 15) == 0;
     }
 
     /**
