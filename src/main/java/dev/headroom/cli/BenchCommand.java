@@ -29,10 +29,16 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tile", split = ",", defaultValue = "128", paramLabel = "N[,N...]", description = "Tile sizes in input pixels (default: ${DEFAULT-VALUE})")
     int[] tiles;
 
+    @Option(names = "--batch", defaultValue = "1", paramLabel = "N", description = "Tiles per run, stacked as one (N, tile, tile, C) input (default: ${DEFAULT-VALUE}); times are per run, and per tile in *_per_tile")
+    int batch;
+
+    @Option(names = "--whole-tensors", description = "Run every layer on whole tensors, not the high-resolution tail in row bands: more memory, for comparison")
+    boolean wholeTensors;
+
     @Option(names = "--runs", defaultValue = "5", description = "Timed runs per tile size, after one warm-up (default: ${DEFAULT-VALUE})")
     int runs;
 
-    @Option(names = "--precision", paramLabel = "fp16|fp32", description = "GPU precision (default fp16; the CPU computes in fp32)")
+    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
     String precision;
 
     @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto")
@@ -48,9 +54,11 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
+        if (batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
         Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
         Ops ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+            runner.bands(!wholeTensors);
             return bench(m, ops, runner);
         } finally {
             try {
@@ -67,9 +75,9 @@ final class BenchCommand implements Callable<Integer> {
         for (int tile : tiles) {
             if (tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
             int c = m.graph().inputChannels();
-            float[] in = new float[tile * tile * c];
+            float[] in = new float[batch * tile * tile * c];
             for (int i = 0; i < in.length; i++) in[i] = rnd.nextFloat() * m.valueRange();
-            Tensor t = Tensor.wrap(in, 1, tile, tile, c);
+            Tensor t = Tensor.wrap(in, batch, tile, tile, c);
             runner.run(t);   // warm-up: JIT, kernel and algorithm choice, first allocations
             // one run with a wait after every op gives the profile; the timed runs below do not wait
             runner.resetProfile();
@@ -86,19 +94,24 @@ final class BenchCommand implements Callable<Integer> {
             Arrays.sort(ms);
             double median = ms[runs / 2];
             double[] deviceMs = deviceOnly(ops, runner, t);
-            double gflop = m.graph().flopsPerInputPixel() * tile * tile / 1e9;
+            double gflop = m.graph().flopsPerInputPixel() * tile * tile * batch / 1e9;
             Map<String, Object> row = new LinkedHashMap<>();
             row.put("tile", tile);
+            row.put("batch", batch);
             row.put("median_ms", round(median));
             row.put("min_ms", round(ms[0]));
             if (deviceMs != null) {
                 row.put("device_median_ms", round(deviceMs[runs / 2]));
                 row.put("device_min_ms", round(deviceMs[0]));
+                row.put("device_median_ms_per_tile", round(deviceMs[runs / 2] / batch));
             }
-            row.put("megapixels_per_s", round(tile * tile / 1e6 / (median / 1e3)));
-            row.put("gflop_per_tile", round(gflop));
+            row.put("median_ms_per_tile", round(median / batch));
+            row.put("megapixels_per_s", round((double) batch * tile * tile / 1e6 / (median / 1e3)));
+            row.put("gflop_per_run", round(gflop));
             row.put("gflop_per_s", round(gflop / (median / 1e3)));
             row.put("peak_activation_bytes", runner.peakBytes());
+            var bands = runner.plan(batch, tile, tile).bands();
+            row.put("row_bands", bands == null ? 1 : bands.count);
             if (ops.memory() != null) {
                 var st = ops.memory().stats();
                 row.put("device_peak_bytes", st.allocatedPeak());
@@ -126,8 +139,8 @@ final class BenchCommand implements Callable<Integer> {
         if (output.json) {
             OutputOptions.printJson(out);
         } else {
-            System.out.printf("%s%n%s on %s%n%8s %10s %10s %10s %10s %12s%n", out.get("model"), out.get("architecture"), out.get("device"),
-                    "tile", "median ms", "device ms", "MP/s", "GFLOP/s", "peak act MiB");
+            System.out.printf("%s%n%s on %s%s%n%8s %10s %10s %10s %10s %12s%n", out.get("model"), out.get("architecture"), out.get("device"),
+                    batch > 1 ? ", " + batch + " tiles per run (times per run)" : "", "tile", "median ms", "device ms", "MP/s", "GFLOP/s", "peak act MiB");
             for (Map<String, Object> r : rows) {
                 System.out.printf("%8s %10.1f %10s %10.4f %10.1f %12.1f%n", r.get("tile") + "x" + r.get("tile"), r.get("median_ms"),
                         r.containsKey("device_median_ms") ? String.format("%.1f", (Double) r.get("device_median_ms")) : "-",

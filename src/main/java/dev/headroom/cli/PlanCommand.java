@@ -40,11 +40,14 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "cpu|cuda|N", description = "Plan for this machine's CPU, or CUDA device N (default 0) and its memory")
     String device;
 
-    @Option(names = "--dtype", paramLabel = "fp16|fp32", description = "Only this precision (default: fp16, then fp32 on CUDA; fp32 on the CPU)")
+    @Option(names = "--dtype", paramLabel = "fp16|bf16|fp32", description = "Only this precision (default: fp16, then fp32 on CUDA; fp32 on the CPU)")
     String dtype;
 
     @Option(names = "--tile", paramLabel = "N", description = "Plan this tile instead of choosing one")
     int tile;
+
+    @Option(names = "--whole-tensors", description = "Run every layer on whole tensors, not the high-resolution tail in row bands: more memory, for comparison")
+    boolean wholeTensors;
 
     @Option(names = "--overlap", paramLabel = "N", defaultValue = "16", description = "Pixels neighbouring tiles share (default: ${DEFAULT-VALUE})")
     int overlap;
@@ -59,7 +62,7 @@ final class PlanCommand implements Callable<Integer> {
      */
     static double flopsPerSecond(boolean cuda, Precision p) {
         if (!cuda) return 80e9;
-        return p == Precision.F16 ? 59e12 : 17e12;
+        return p == Precision.F32 ? 17e12 : 59e12;
     }
 
     @Override
@@ -111,7 +114,8 @@ final class PlanCommand implements Callable<Integer> {
         Fitter.Fit fit;
         try {
             fit = Fitter.fit(mod.graph(), width, height, overlap, budget, Pressure.Thresholds.DEFAULT.critical(), precisions,
-                    p -> cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE, p -> flopsPerSecond(cuda, p), tile);
+                    p -> cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE, p -> flopsPerSecond(cuda, p), tile, !wholeTensors,
+                    cuda ? Fitter.GPU_BATCH_PIXELS : 0);
         } catch (Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }
@@ -132,6 +136,8 @@ final class PlanCommand implements Callable<Integer> {
         out.put("weights_bytes", plan.weights());
         out.put("activation_arena_bytes", plan.arenaBytes());
         out.put("activation_lower_bound_bytes", plan.lowerBound());
+        out.put("bands", plan.bands() == null ? 1 : plan.bands().count);
+        out.put("bands_from", plan.bands() == null ? null : mod.graph().node(plan.bands().start).name());
         out.put("workspace_bytes", plan.persistent() + plan.scratch());
         out.put("input_bytes", plan.input());
         out.put("predicted_peak_bytes", plan.peak());
@@ -145,12 +151,17 @@ final class PlanCommand implements Callable<Integer> {
         System.out.printf("  weights            %12s%n", Sizes.format(plan.weights()));
         System.out.printf("  activation arena   %12s  (lower bound %s: %d buffers share it)%n", Sizes.format(plan.arenaBytes()),
                 Sizes.format(plan.lowerBound()), plan.buffers().size());
+        if (plan.bands() != null) {
+            System.out.printf("  row bands          %12d  (layers from '%s' to the output run band by band)%n", plan.bands().count,
+                    mod.graph().node(plan.bands().start).name());
+        }
         System.out.printf("  workspace          %12s%n", Sizes.format(plan.persistent() + plan.scratch()));
         System.out.printf("  input tile         %12s%n", Sizes.format(plan.input()));
         System.out.printf("  predicted peak     %12s  of %s usable (%.0f%% of %s)%n", Sizes.format(plan.peak()), Sizes.format(fit.usable()),
                 100.0 * fit.usable() / budget, Sizes.format(budget));
-        System.out.printf("  plan: %s, tile %d (%dx%d), %d tiles, batch 1 (tiles run one at a time); about %.1f s%n", fit.precision(), fit.tile(),
-                fit.tileWidth(), fit.tileHeight(), fit.tiles(), fit.seconds());
+        System.out.printf("  plan: %s, tile %d (%dx%d), %d tiles, batch %d (%s); about %.1f s%n", fit.precision(), fit.tile(),
+                fit.tileWidth(), fit.tileHeight(), fit.tiles(), fit.batch(),
+                fit.batch() == 1 ? "tiles run one at a time" : fit.batch() + " tiles per run", fit.seconds());
         for (String r : fit.rejected()) System.out.println("  not chosen: " + r);
         return 0;
     }

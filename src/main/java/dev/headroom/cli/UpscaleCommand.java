@@ -43,10 +43,16 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = "--tile", paramLabel = "N", description = "Tile size in input pixels (default: the largest that the memory plan fits in the device's budget)")
     Integer tile;
 
+    @Option(names = "--batch", paramLabel = "N", description = "Tiles per run (default: on a GPU, small tiles are batched as far as the memory plan fits; 1 with --tile)")
+    Integer batch;
+
+    @Option(names = "--whole-tensors", description = "Run every layer on whole tensors, not the high-resolution tail in row bands: more memory, for comparison")
+    boolean wholeTensors;
+
     @Option(names = "--overlap", paramLabel = "N", defaultValue = "16", description = "Pixels neighbouring tiles share, blended (default: ${DEFAULT-VALUE})")
     int overlap;
 
-    @Option(names = "--precision", paramLabel = "fp16|fp32", description = "GPU precision (default fp16; the CPU computes in fp32)")
+    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
     String precision;
 
     @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
@@ -73,6 +79,7 @@ final class UpscaleCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         if (tile != null && tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
         if (overlap < 0) throw new Main.UsageError("--overlap " + overlap + " must be at least 0");
+        if (batch != null && batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
         if (tile != null && overlap >= tile) throw new Main.UsageError("--overlap " + overlap + " must be at least 0 and less than --tile (" + tile + ")");
         boolean toFolder = Files.isDirectory(output) || inputs.size() > 1;
         if (toFolder && !Files.isDirectory(output)) {
@@ -95,6 +102,7 @@ final class UpscaleCommand implements Callable<Integer> {
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
         Ops ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+            runner.bands(!wholeTensors);
             return run(m, ops, runner, toFolder, loadSeconds);
         } finally {
             try {
@@ -115,7 +123,10 @@ final class UpscaleCommand implements Callable<Integer> {
             Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + ".png") : output;
             long t1 = System.nanoTime();
             FloatImage img = ImageFiles.read(in, maxPixels);
-            int tile = this.tile != null ? this.tile : fittedTile(m, ops, img);
+            var fit = this.tile != null ? null : fit(m, ops, img);
+            int tile = fit != null ? fit.tile() : this.tile;
+            int batch = this.batch != null ? this.batch : fit != null ? fit.batch() : 1;
+            tiled.batch(batch);
             int tiles = TileGrid.count(img.width(), img.height(), tile, overlap);
             FloatImage result = up.upscale(img, tile, overlap, bar ? new ProgressBar(System.err, in.getFileName().toString()) : null);
             ImageFiles.writePng(result, out);
@@ -130,12 +141,15 @@ final class UpscaleCommand implements Callable<Integer> {
             r.put("out_height", result.height());
             r.put("tile", tile);
             r.put("tiles", tiles);
+            r.put("batch", batch);
+            if (tiled.batch() != batch) r.put("batch_after_halving", tiled.batch());
             r.put("seconds", Math.round(secs * 1000) / 1000.0);
             results.add(r);
             if (tiled.tile() != tile) r.put("tile_after_shrinking", tiled.tile());
             if (!outputOptions.json && !quiet) {
                 System.err.printf("%s -> %s (%dx%d -> %dx%d, %d tiles, %.2f s)%n", in, out, img.width(), img.height(),
                         result.width(), result.height(), tiles, secs);
+                if (tiled.batch() != batch) System.err.printf("  ran out of memory at batch %d: halved to %d%n", batch, tiled.batch());
                 if (tiled.tile() != tile) System.err.printf("  ran out of memory at tile %d: shrank to %d%n", tile, tiled.tile());
             }
         }
@@ -157,16 +171,17 @@ final class UpscaleCommand implements Callable<Integer> {
     }
 
     /**
-     * The largest tile whose memory plan fits the device's budget up to its critical pressure
-     * threshold (the fitter of `headroom plan`).
+     * The largest tile, then batch, whose memory plan fits the device's budget up to its critical
+     * pressure threshold (the fitter of `headroom plan`).
      */
-    private int fittedTile(Model m, Ops ops, FloatImage img) {
+    private dev.headroom.core.plan.Fitter.Fit fit(Model m, Ops ops, FloatImage img) {
         var memory = ops.memory();
         var precision = ops instanceof dev.headroom.runtime.gpu.CudaOps gpu ? gpu.precision() : dev.headroom.core.Precision.F32;
         try {
             return dev.headroom.core.plan.Fitter.fit(m.graph(), img.width(), img.height(), overlap, memory.ledger().limit(),
                     memory.thresholds().critical(), List.of(precision), p -> ops.memoryModel(),
-                    p -> PlanCommand.flopsPerSecond(!ops.name().equals("cpu"), p), 0).tile();
+                    p -> PlanCommand.flopsPerSecond(!ops.name().equals("cpu"), p), 0, !wholeTensors,
+                    ops.name().equals("cpu") ? 0 : dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS);
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }

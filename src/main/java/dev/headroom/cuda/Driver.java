@@ -27,7 +27,7 @@ public final class Driver {
     private final NativeLibraries.Library lib;
     private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceTotalMem,
             cuDeviceGetAttribute, cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize,
-            cuMemAlloc, cuMemFree, cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemsetD8, cuMemGetInfo, cuStreamCreate,
+            cuMemAlloc, cuMemFree, cuMemAllocHost, cuMemFreeHost, cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemsetD8, cuMemGetInfo, cuStreamCreate,
             cuStreamSynchronize, cuStreamDestroy, cuModuleLoadData, cuModuleGetFunction, cuModuleUnload, cuLaunchKernel, cuGetErrorName;
     private final int version;
 
@@ -48,6 +48,8 @@ public final class Driver {
         cuCtxSynchronize = lib.function("cuCtxSynchronize", FunctionDescriptor.of(JAVA_INT));
         cuMemAlloc = lib.function("cuMemAlloc_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
         cuMemFree = lib.function("cuMemFree_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG));
+        cuMemAllocHost = lib.function("cuMemAllocHost_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+        cuMemFreeHost = lib.function("cuMemFreeHost", i_p);
         cuMemcpyHtoD = lib.function("cuMemcpyHtoD_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG));
         cuMemcpyDtoH = lib.function("cuMemcpyDtoH_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
         cuMemcpyDtoD = lib.function("cuMemcpyDtoD_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
@@ -164,6 +166,23 @@ public final class Driver {
 
     public void memFree(long ptr) {
         check(call(() -> (int) cuMemFree.invokeExact(ptr)), "cuMemFree_v2");
+    }
+
+    /**
+     * Page-locked host memory of {@code bytes}: copies to and from it run at the bus's full rate
+     * (pageable memory is first copied by the driver into a pinned bounce buffer). Free with
+     * {@link #memFreeHost}.
+     */
+    public MemorySegment memAllocHost(long bytes) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(ADDRESS);
+            check(call(() -> (int) cuMemAllocHost.invokeExact(p, bytes)), "cuMemAllocHost_v2", "requested " + bytes + " bytes of pinned host memory");
+            return p.get(ADDRESS, 0).reinterpret(bytes);
+        }
+    }
+
+    public void memFreeHost(MemorySegment p) {
+        check(call(() -> (int) cuMemFreeHost.invokeExact(p)), "cuMemFreeHost");
     }
 
     public void copyHtoD(long dst, MemorySegment src, long bytes) {

@@ -6,6 +6,7 @@ import dev.headroom.core.graph.ConcatPlan;
 import dev.headroom.core.graph.Graph;
 import dev.headroom.core.graph.Node;
 import dev.headroom.core.graph.Op;
+import dev.headroom.core.plan.Bands;
 import dev.headroom.core.plan.MemoryPlan;
 import dev.headroom.core.plan.Planner;
 
@@ -26,6 +27,7 @@ public final class GraphRunner implements AutoCloseable {
     private long peakBytes;
     private final java.util.Map<String, Long> nanosByOp = new java.util.TreeMap<>();
     private boolean profiling;
+    private boolean bands = true;
 
     public GraphRunner(Graph graph, Weights weights, Ops ops) {
         this.graph = graph;
@@ -105,7 +107,21 @@ public final class GraphRunner implements AutoCloseable {
 
     /** The memory plan for an (n, h, w) input on this backend, made once per shape. */
     public MemoryPlan plan(int n, int h, int w) {
-        return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, ops.memoryModel()));
+        return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, ops.memoryModel(), bands));
+    }
+
+    /** Runs (n, h, w) inputs with this plan instead of the planner's choice: for tests that try every alternative. */
+    void usePlan(int n, int h, int w, MemoryPlan p) {
+        plans.put(n + "x" + h + "x" + w, p);
+    }
+
+    /**
+     * Whether the planner may run the graph's tail in row bands ({@link Bands}; on by default).
+     * Off, every node runs on whole tensors: more memory, for comparison.
+     */
+    public void bands(boolean allowed) {
+        if (allowed != bands) plans.clear();
+        bands = allowed;
     }
 
     /**
@@ -122,12 +138,18 @@ public final class GraphRunner implements AutoCloseable {
      * arena (on the device) and its result is returned: {@code ops::download} for a host tensor,
      * or a synchronisation alone to time the forward pass on the device, as PyTorch's figures are
      * taken. An input already on the device is used as it is and not freed.
+     *
+     * <p>The nodes before the plan's tail run on whole tensors; the tail then runs band after band,
+     * each node on the rows its band needs, reading row views of its inputs, and each band's output
+     * rows are copied into the whole output.
      */
     public <T> T run(Tensor in, java.util.function.Function<Tensor, T> finish) {
         if (in.c != graph.inputChannels()) {
             throw new IllegalArgumentException("model takes " + graph.inputChannels() + " channels, input has " + in.c);
         }
         MemoryPlan plan = plan(in.n, in.h, in.w);
+        Bands bands = plan.bands();
+        int size = graph.size(), tail = bands == null ? size : bands.start;
         int[] hs = graph.heights(in.h), ws = graph.widths(in.w);
         var memory = ops.memory();
         Tensor input = null;
@@ -140,23 +162,41 @@ public final class GraphRunner implements AutoCloseable {
                 arena = ops.allocateArena(plan.arenaBytes());
             }
             peakBytes = Math.max(peakBytes, plan.arenaBytes());
-            Tensor[] buffers = new Tensor[graph.size()];    // by root id
+            Tensor[] whole = new Tensor[size];                                      // by root id
+            Tensor[][] banded = new Tensor[bands == null ? 0 : bands.count][size];  // by band, node id
             for (MemoryPlan.Buffer b : plan.buffers()) {
                 int r = b.root();
-                buffers[r] = ops.view(arena, b.offset(), in.n, hs[b.first()], ws[b.first()], graph.channels(r));
+                if (b.band() < 0) whole[r] = ops.view(arena, b.offset(), in.n, hs[r], ws[r], graph.channels(r));
+                else banded[b.band()][r] = ops.view(arena, b.offset(), 1, bands.rows(b.band(), r), ws[r], graph.channels(r));
             }
-            Tensor[] values = new Tensor[graph.size()];
+            Tensor[] values = new Tensor[size];
             values[0] = input;
-            for (Node node : graph.nodes()) {
-                int id = node.id();
-                if (id == 0) continue;
-                Tensor out = buffers[placement.root(id)].slice(placement.offset(id), graph.channels(id));
-                values[id] = out;
-                try (var scope = memory == null ? null : memory.tag("activations", node.name())) {
+            for (int id = 1; id < tail; id++) {
+                Node node = graph.node(id);
+                Tensor[] ins = new Tensor[node.arity()];
+                for (int j = 0; j < ins.length; j++) ins[j] = values[node.input(j)];
+                values[id] = whole[placement.root(id)].slice(placement.offset(id), graph.channels(id));
+                timed(node, ins, values[id]);
+            }
+            if (bands != null) {
+                int o = graph.output();
+                values[o] = whole[o];
+                for (int k = 0; k < bands.count; k++) {
+                    Tensor[] band = banded[k];
+                    for (int v = tail; v < size; v++) {
+                        Node node = graph.node(v);
+                        Tensor[] ins = new Tensor[node.arity()];
+                        for (int j = 0; j < ins.length; j++) {
+                            int u = node.input(j), lo = bands.readFrom(k, v, j), hi = bands.readTo(k, v, j);
+                            ins[j] = u >= tail ? band[u].rows(lo - bands.from(k, u), hi - bands.from(k, u)) : values[u].rows(lo, hi);
+                        }
+                        timed(node, ins, band[v]);
+                    }
                     long t0 = System.nanoTime();
-                    step(node, values, out);
+                    ops.copy(band[o].rows(bands.outFrom(k) - bands.from(k, o), bands.outTo(k) - bands.from(k, o)),
+                            values[o].rows(bands.outFrom(k), bands.outTo(k)));
                     if (profiling) ops.synchronize();
-                    nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
+                    nanosByOp.merge("band copy", System.nanoTime() - t0, Long::sum);
                 }
             }
             return finish.apply(values[graph.output()]);
@@ -166,34 +206,41 @@ public final class GraphRunner implements AutoCloseable {
         }
     }
 
+    private void timed(Node node, Tensor[] ins, Tensor out) {
+        var memory = ops.memory();
+        try (var scope = memory == null ? null : memory.tag("activations", node.name())) {
+            long t0 = System.nanoTime();
+            step(node, ins, out);
+            if (profiling) ops.synchronize();
+            nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
+        }
+    }
+
     /** Frees the prepared weights (device copies). */
     @Override
     public void close() {
         for (Ops.ConvWeights w : conv) if (w != null) w.close();
     }
 
-    private void step(Node node, Tensor[] v, Tensor out) {
-        Tensor x = v[node.input(0)];
+    /** Runs one node: {@code in} holds its inputs in order, {@code out} its output (a whole buffer, slice or band). */
+    private void step(Node node, Tensor[] in, Tensor out) {
+        Tensor x = in[0];
         switch (node.op()) {
             case Op.Input i -> throw new IllegalStateException("second input node");
-            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], c.hasResidual() ? v[node.input(1)] : null,
-                    c.hasOuterResidual() ? v[node.input(2)] : null, out);
+            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], c.hasResidual() ? in[1] : null, c.hasOuterResidual() ? in[2] : null, out);
             case Op.Activation a -> ops.activation(x, a.act(), slope[node.id()], out);
-            case Op.Add a -> {
-                Tensor[] ins = new Tensor[node.arity()];
-                for (int i = 0; i < ins.length; i++) ins[i] = v[node.input(i)];
-                ops.add(ins, out);
-            }
+            case Op.Add a -> ops.add(in, out);
             case Op.Scale s -> ops.scale(x, s.factor(), out);
             case Op.UpsampleNearest u -> ops.upsampleNearest(x, u.factor(), out);
             case Op.PixelShuffle p -> ops.pixelShuffle(x, p.factor(), p.order(), out);
             case Op.PixelUnshuffle p -> ops.pixelUnshuffle(x, p.factor(), p.order(), out);
             case Op.Concat c -> {
                 int off = 0;
-                for (int src : node.inputs()) {
+                for (int j = 0; j < in.length; j++) {
+                    int src = node.input(j);
                     boolean inPlace = placement.root(src) == placement.root(node.id())
                             && placement.offset(src) == placement.offset(node.id()) + off;
-                    if (!inPlace) ops.copy(v[src], out.slice(off, graph.channels(src)));
+                    if (!inPlace) ops.copy(in[j], out.slice(off, graph.channels(src)));
                     off += graph.channels(src);
                 }
             }

@@ -79,6 +79,20 @@ public final class Tensor {
         return new Tensor(data, base, device, precision, n, h, w, count, stride, offset + from);
     }
 
+    /**
+     * Rows [from, to) of this single-image tensor, sharing its buffer: in NHWC the rows of one
+     * image are contiguous, so a band of rows is a view at a later address, never a copy.
+     */
+    public Tensor rows(int from, int to) {
+        if (n != 1) throw new IllegalArgumentException("row bands of a batch of " + n + " are not contiguous");
+        if (from < 0 || to > h || from >= to) throw new IllegalArgumentException("rows [" + from + "," + to + ") of " + h);
+        if (from == 0 && to == h) return this;
+        long skip = (long) from * w * stride;
+        DeviceBuffer d = device == null ? null
+                : new ArenaView(device.address() + skip * precision.bytes, device.bytes() - skip * precision.bytes);
+        return new Tensor(data, data == null ? base : Math.toIntExact(base + skip), d, precision, 1, to - from, w, c, stride, offset);
+    }
+
     public boolean dense() {
         return stride == c && offset == 0;
     }

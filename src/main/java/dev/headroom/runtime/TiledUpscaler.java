@@ -13,10 +13,15 @@ import java.util.List;
  * scaled to the model's value range, run, scaled back, and added into the output with its
  * weights; only one tile's activations are alive at a time.
  *
- * <p>The last rung of the degrade ladder is here: when a tile runs out of device memory, the
- * tile edge is halved (down to {@link #MIN_TILE}) and that tile's region alone is run again as a
- * grid of smaller tiles blended the same way; tiles already done are kept, and later tiles use the
- * smaller edge from the start. Each halving is counted and traced by the device's memory.
+ * <p>Tiles of one image all have the same shape, so {@link #batch} of them can run as one batch
+ * (N = batch), which keeps a GPU busy when tiles are small.
+ *
+ * <p>The last rungs of the degrade ladder are here. When a batch runs out of device memory, the
+ * batch is halved and the same tiles run again in smaller batches; later batches stay small. When
+ * a single tile runs out, the tile edge is halved (down to {@link #MIN_TILE}) and that tile's
+ * region alone is run again as a grid of smaller tiles blended the same way; tiles already done
+ * are kept, and later tiles use the smaller edge from the start. Each rung is counted and traced
+ * by the device's memory.
  */
 public final class TiledUpscaler {
 
@@ -30,7 +35,7 @@ public final class TiledUpscaler {
 
     private final GraphRunner runner;
     private final float valueRange;
-    private int tile, shrinks;
+    private int tile, shrinks, batch = 1, batchHalvings;
 
     /** @param valueRange the model's input and output are in [0, valueRange] (1 or 255) */
     public TiledUpscaler(GraphRunner runner, float valueRange) {
@@ -52,15 +57,73 @@ public final class TiledUpscaler {
         List<AxisSpan> xs = TileGrid.axis(in.width(), tile, overlap, r);
         List<AxisSpan> ys = TileGrid.axis(in.height(), tile, overlap, r);
         FloatImage out = FloatImage.blank(in.width() * r, in.height() * r, oc, in.bitDepth());
-        int total = xs.size() * ys.size(), done = 0;
-        for (AxisSpan sy : ys) {
-            for (AxisSpan sx : xs) {
-                Tensor y = region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap);
-                blend(y, sx, sy, r, out);
-                if (progress != null) progress.tileDone(++done, total);
-            }
+        List<AxisSpan[]> tiles = new java.util.ArrayList<>();
+        for (AxisSpan sy : ys) for (AxisSpan sx : xs) tiles.add(new AxisSpan[] {sx, sy});
+        int[] done = {0};
+        for (int i = 0; i < tiles.size(); ) {
+            List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
+            i += group.size();
+            runBatch(in, group, overlap, r, out, () -> {
+                if (progress != null) progress.tileDone(++done[0], tiles.size());
+            });
         }
         return out;
+    }
+
+    /** Tiles per run (at least 1); every tile of an image has the same shape, so they stack into one (N, H, W, C) input. */
+    public void batch(int tiles) {
+        if (tiles < 1) throw new IllegalArgumentException("batch " + tiles + ": at least 1 tile per run");
+        batch = tiles;
+    }
+
+    public int batch() {
+        return batch;
+    }
+
+    /** How many times a batch ran out of memory and was halved, over all calls. */
+    public int batchHalvings() {
+        return batchHalvings;
+    }
+
+    /** Runs tiles (x span, y span) of equal shape as one batch and blends each into out; halves the batch on running out of memory. */
+    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, FloatImage out, Runnable tileDone) {
+        if (group.size() == 1) {
+            AxisSpan sx = group.getFirst()[0], sy = group.getFirst()[1];
+            blend(region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap), 0, sx, sy, r, out);
+            tileDone.run();
+            return;
+        }
+        int w = group.getFirst()[0].length(), h = group.getFirst()[1].length(), c = in.channels();
+        Tensor y;
+        try {
+            // x is (B, h, w, c): tile b's pixels at b * h * w * c
+            Tensor x = Tensor.allocate(group.size(), h, w, c);
+            for (int b = 0; b < group.size(); b++) {
+                float[] one = cut(in, group.get(b)[0].start(), group.get(b)[1].start(), w, h).data;
+                System.arraycopy(one, 0, x.data, b * one.length, one.length);
+            }
+            y = runner.run(x);
+        } catch (DeviceOutOfMemory e) {
+            int smaller = group.size() / 2;
+            DeviceMemory m = runner.memory();
+            if (m != null) {
+                m.rung("halve-batch", group.size() + " -> " + smaller + " tiles");
+                m.emptyCache();
+            }
+            batch = Math.min(batch, smaller);
+            batchHalvings++;
+            // the same tiles again, in batches of the current size (which the first may halve again)
+            for (int i = 0; i < group.size(); ) {
+                int k = Math.min(batch, group.size() - i);
+                runBatch(in, group.subList(i, i + k), overlap, r, out, tileDone);
+                i += k;
+            }
+            return;
+        }
+        for (int b = 0; b < group.size(); b++) {
+            blend(y, b, group.get(b)[0], group.get(b)[1], r, out);
+            tileDone.run();
+        }
     }
 
     /** How many times a tile ran out of memory and the edge was halved, over all calls. */
@@ -123,7 +186,8 @@ public final class TiledUpscaler {
         return t;
     }
 
-    private void blend(Tensor y, AxisSpan sx, AxisSpan sy, int r, FloatImage out) {
+    /** Adds image {@code b} of the model's output y into out with the tile's weights. */
+    private void blend(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r, FloatImage out) {
         int oc = out.channels();
         if (y.h != sy.length() * r || y.w != sx.length() * r || y.c != oc) {
             throw new IllegalStateException("model gave " + y.shape() + " for a " + sx.length() + "x" + sy.length() + " tile at scale " + r);
@@ -136,7 +200,7 @@ public final class TiledUpscaler {
             for (int px = 0; px < y.w; px++) {
                 float wgt = wy * sx.weight(px);
                 int dst = (row + sx.start() * r + px) * oc;
-                int src = y.index(0, py, px);
+                int src = y.index(b, py, px);
                 // the output starts at zero and 0 + 1 * v == v, so a lone tile is copied exactly
                 for (int ch = 0; ch < oc; ch++) o[dst + ch] += wgt * (y.data[src + ch] * inv);
             }

@@ -1,5 +1,6 @@
 package dev.headroom.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -88,6 +89,15 @@ class CliTest {
         assertEquals(80, img.getWidth());
         assertEquals(56, img.getHeight());
         assertTrue(img.getColorModel().hasAlpha());
+        // the same tiles three per run: the same image
+        Path batched = dir.resolve("small-x4-batched.png");
+        r = headroom("upscale", photo.toString(), "-o", batched.toString(), "--model", Golden.dir().resolve("srvgg-x4.pth").toString(),
+                "--tile", "8", "--overlap", "2", "--batch", "3", "--json");
+        assertEquals(0, r.status(), r.err());
+        assertEquals(3, new ObjectMapper().readTree(r.out()).path("images").get(0).path("batch").asInt());
+        assertArrayEquals(Files.readAllBytes(out), Files.readAllBytes(batched));
+        assertRefused(headroom("upscale", photo.toString(), "-o", dir.resolve("none.png").toString(), "--batch", "0"), "--batch 0",
+                dir.resolve("none.png"));
     }
 
     @Test

@@ -146,4 +146,44 @@ class FaultInjectionTest {
             assertBaseline(ops.memory());
         }
     }
+
+    /**
+     * Under a budget that a batch of four tiles does not fit but one tile does, the batch is halved
+     * until it fits, the result is the tile-by-tile one, and the trace shows each halving.
+     */
+    @Test
+    void underABudgetTheBatchHalvesInsteadOfFailing() {
+        FloatImage img = image(420, 420);
+        long allocatedBatch, reservedOne;
+        float[] reference;
+        try (CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(graph, weights, ops)) {
+            TiledUpscaler up = new TiledUpscaler(runner, 1f);
+            up.batch(4);
+            up.upscale(img, 216, 8, null);
+            allocatedBatch = ops.memory().stats().allocatedPeak();
+        }
+        try (CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(graph, weights, ops)) {
+            reference = new TiledUpscaler(runner, 1f).upscale(img, 216, 8, null).data();
+            reservedOne = ops.memory().stats().reservedPeak();
+        }
+        long budget = Math.max(reservedOne, allocatedBatch / 2);
+        assertTrue(budget < allocatedBatch, "a budget between the two: one tile needs " + reservedOne + ", four " + allocatedBatch);
+        MemoryOptions options = new MemoryOptions(budget, false, 100_000, Pressure.Thresholds.DEFAULT);
+        try (CpuOps ops = new CpuOps(options); GraphRunner runner = new GraphRunner(graph, weights, ops)) {
+            TiledUpscaler up = new TiledUpscaler(runner, 1f);
+            up.batch(4);
+            float[] got = up.upscale(img, 216, 8, null).data();
+            assertTrue(up.batch() < 4, "halved to " + up.batch());
+            assertEquals(0, up.shrinks(), "the tile edge was kept");
+            assertTrue(up.batchHalvings() >= 1);
+            assertEquals((long) up.batchHalvings(), ops.memory().rungs().get("halve-batch"));
+            assertTrue(ops.memory().trace().events().stream()
+                    .anyMatch(e -> e.kind() == MemoryTrace.Kind.RUNG && "halve-batch".equals(e.category()) && "4 -> 2 tiles".equals(e.detail())));
+            assertTrue(ops.memory().stats().reservedPeak() <= budget, "never beyond the budget");
+            assertArrayEquals(reference, got, "halved batches compute every tile as before");
+            System.out.printf("batch of 4 tiles under a %.1f MiB budget (it needs %.1f MiB): halved %d time(s) to %d%n", budget / 1048576.0,
+                    allocatedBatch / 1048576.0, up.batchHalvings(), up.batch());
+            assertBaseline(ops.memory());
+        }
+    }
 }

@@ -9,6 +9,7 @@ import dev.headroom.core.Weights;
 import dev.headroom.core.graph.Graph;
 import dev.headroom.core.graph.GraphBuilder;
 import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.tiling.TileGrid;
 import dev.headroom.runtime.cpu.CpuOps;
 import dev.headroom.testing.Randoms;
 import java.util.Map;
@@ -37,6 +38,28 @@ class TiledUpscalerTest {
         float[] out = runner.run(Tensor.wrap(in, 1, 17, 23, 3)).toArray();
         for (int i = 0; i < out.length; i++) out[i] = out[i] * (1f / 255f);
         assertArrayEquals(out, tiled.data());
+    }
+
+    @Test
+    void batchedTilesGiveExactlyTheTileByTileResult() {
+        Graph g = GraphRunnerTest.denseGraph();
+        Weights w = GraphRunnerTest.randomWeights(g, rnd);
+        FloatImage img = randomImage(61, 45, 3);
+        FloatImage one;
+        try (CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, ops)) {
+            one = new TiledUpscaler(runner, 1f).upscale(img, 20, 6, null);
+        }
+        for (int batch : new int[] {2, 3, 7, 100}) {
+            try (CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, ops)) {
+                TiledUpscaler up = new TiledUpscaler(runner, 1f);
+                up.batch(batch);
+                int[] seen = {0};
+                FloatImage batched = up.upscale(img, 20, 6, (done, total) -> assertEquals(++seen[0], done));
+                assertArrayEquals(one.data(), batched.data(), "batch " + batch + ": each tile is computed the same way, alone or stacked");
+                assertEquals(TileGrid.count(61, 45, 20, 6), seen[0], "progress told once per tile");
+                assertEquals(0, up.batchHalvings());
+            }
+        }
     }
 
     @Test

@@ -22,8 +22,8 @@ import java.util.List;
  * buffer overlaps in time, so a network of 1,000 buffers packs in milliseconds.
  */
 public final class ArenaPacker {
-    /** Placements the perturbation search may make in all: 200 tries for 100 buffers, 20 for 1,000 (a few ms either way). */
-    private static final long PERTURBATION_WORK = 20_000;
+    /** Placements the perturbation search may make in all: 100 tries for 100 buffers, 10 for 1,000 (a few ms either way). */
+    private static final long PERTURBATION_WORK = 10_000;
 
     private ArenaPacker() {}
 
@@ -46,7 +46,8 @@ public final class ArenaPacker {
                 () -> sorted(n, Comparator.<Integer>comparingInt(i -> first[i] - last[i]).thenComparingLong(i -> -sizes[i])));
         for (var order : orders) {
             if (bestTop == bound) break;      // nothing can beat the lower bound
-            long[] offsets = place(order.get(), sizes, overlaps);
+            long[] offsets = place(order.get(), sizes, overlaps, bestTop);
+            if (offsets == null) continue;      // abandoned: it could not beat the best
             long top = arenaBytes(sizes, offsets);
             if (top < bestTop) {
                 bestTop = top;
@@ -60,7 +61,8 @@ public final class ArenaPacker {
             // sizes up to about e^2 = 7x apart may swap places: enough to let a mid-sized buffer
             // claim a spot before a large one whose lifetime it never shares
             for (int i = 0; i < n; i++) key[i] = -Math.log(sizes[i]) - 2 * r.nextDouble();
-            long[] offsets = place(sorted(n, Comparator.comparingDouble(i -> key[i])), sizes, overlaps);
+            long[] offsets = place(sorted(n, Comparator.comparingDouble(i -> key[i])), sizes, overlaps, bestTop);
+            if (offsets == null) continue;      // abandoned: it could not beat the best
             long top = arenaBytes(sizes, offsets);
             if (top < bestTop) {
                 bestTop = top;
@@ -74,20 +76,35 @@ public final class ArenaPacker {
     private static int[][] overlaps(int[] first, int[] last) {
         int n = first.length;
         int[] byFirst = sorted(n, Comparator.comparingInt(i -> first[i]));
-        List<List<Integer>> adj = new java.util.ArrayList<>();
-        for (int i = 0; i < n; i++) adj.add(new java.util.ArrayList<>());
-        List<Integer> active = new java.util.ArrayList<>();
-        for (int i : byFirst) {
-            active.removeIf(j -> last[j] < first[i]);
-            for (int j : active) {
-                adj.get(i).add(j);
-                adj.get(j).add(i);
+        int[] count = new int[n];
+        int[] active = new int[n];
+        int live = 0;
+        // two sweeps: count, then fill, so each list is one int array
+        for (int pass = 0; pass < 2; pass++) {
+            live = 0;
+            int[][] out = pass == 1 ? new int[n][] : null;
+            if (pass == 1) {
+                for (int i = 0; i < n; i++) out[i] = new int[count[i]];
+                java.util.Arrays.fill(count, 0);
             }
-            active.add(i);
+            for (int i : byFirst) {
+                int kept = 0;
+                for (int a = 0; a < live; a++) if (last[active[a]] >= first[i]) active[kept++] = active[a];
+                live = kept;
+                for (int a = 0; a < live; a++) {
+                    int j = active[a];
+                    if (pass == 1) {
+                        out[i][count[i]] = j;
+                        out[j][count[j]] = i;
+                    }
+                    count[i]++;
+                    count[j]++;
+                }
+                active[live++] = i;
+            }
+            if (pass == 1) return out;
         }
-        int[][] out = new int[n][];
-        for (int i = 0; i < n; i++) out[i] = adj.get(i).stream().mapToInt(Integer::intValue).toArray();
-        return out;
+        throw new AssertionError();
     }
 
     private static int[] sorted(int n, Comparator<Integer> c) {
@@ -107,7 +124,12 @@ public final class ArenaPacker {
         return sorted(sizes.length, Comparator.<Integer>comparingInt(i -> first[i]).thenComparingLong(i -> -sizes[i]));
     }
 
-    /** Steps by the bytes alive in them, most first; each step's buffers not yet taken, largest first. */
+    /**
+     * Steps by the bytes alive in them, most first; each step's buffers not yet taken, largest
+     * first. A buffer is taken at the first step of that order inside its lifetime, so the order
+     * is: by the best rank of a step in the lifetime (a range-minimum query on a sparse table),
+     * then by size.
+     */
     private static int[] byBreadth(long[] sizes, int[] first, int[] last) {
         int steps = 0;
         for (int l : last) steps = Math.max(steps, l + 1);
@@ -118,42 +140,59 @@ public final class ArenaPacker {
         }
         for (int t = 1; t <= steps; t++) breadth[t] += breadth[t - 1];
         int[] stepOrder = sorted(steps, Comparator.<Integer>comparingLong(t -> -breadth[t]));
-        int[] bySize = bySize(sizes, first);
-        boolean[] taken = new boolean[sizes.length];
-        int[] out = new int[sizes.length];
-        int k = 0;
-        for (int t : stepOrder) {
-            for (int i : bySize) {
-                if (!taken[i] && first[i] <= t && t <= last[i]) {
-                    taken[i] = true;
-                    out[k++] = i;
-                }
-            }
-            if (k == sizes.length) break;
+        int[] rank = new int[steps];
+        for (int k = 0; k < steps; k++) rank[stepOrder[k]] = k;
+        // table[j][t] = least rank among steps [t, t + 2^j)
+        int levels = 32 - Integer.numberOfLeadingZeros(Math.max(1, steps));
+        int[][] table = new int[levels][];
+        table[0] = rank;
+        for (int j = 1; j < levels; j++) {
+            int span = 1 << j, half = span >> 1;
+            table[j] = new int[steps - span + 1];
+            for (int t = 0; t + span <= steps; t++) table[j][t] = Math.min(table[j - 1][t], table[j - 1][t + half]);
         }
-        return out;
+        int[] takenAt = new int[sizes.length];
+        for (int i = 0; i < sizes.length; i++) {
+            int len = last[i] - first[i] + 1, j = 31 - Integer.numberOfLeadingZeros(len);
+            takenAt[i] = Math.min(table[j][first[i]], table[j][last[i] - (1 << j) + 1]);
+        }
+        return sorted(sizes.length, Comparator.<Integer>comparingInt(i -> takenAt[i]).thenComparingLong(i -> -sizes[i])
+                .thenComparingInt(i -> first[i]));
     }
 
-    /** Best-fit placement in the given order. */
-    private static long[] place(int[] order, long[] sizes, int[][] overlaps) {
+    /**
+     * Best-fit placement in the given order. The placed neighbours of a buffer are sorted by
+     * offset as primitive keys (offset in the high bits, the neighbour's slot in the low 20), which
+     * keeps a 1,000-buffer placement free of boxing. A placement that reaches {@code limit} is
+     * abandoned (null): a perturbation that cannot beat the best so far stops early.
+     */
+    private static long[] place(int[] order, long[] sizes, int[][] overlaps, long limit) {
         int n = sizes.length;
         long[] offset = new long[n];
         boolean[] placed = new boolean[n];
+        int widest = 0;
+        for (int[] o : overlaps) widest = Math.max(widest, o.length);
+        long[] keys = new long[widest], ends = new long[widest];
         for (int i : order) {
             int m = 0;
-            long[][] near = new long[overlaps[i].length][];
-            for (int j : overlaps[i]) if (placed[j]) near[m++] = new long[] {offset[j], offset[j] + sizes[j]};
-            Arrays.sort(near, 0, m, Comparator.comparingLong(x -> x[0]));
+            for (int j : overlaps[i]) {
+                if (!placed[j]) continue;
+                keys[m] = offset[j] << 20 | m;
+                ends[m++] = offset[j] + sizes[j];
+            }
+            Arrays.sort(keys, 0, m);
             long best = -1, bestGap = Long.MAX_VALUE, top = 0;
             for (int k = 0; k < m; k++) {
-                long gap = near[k][0] - top;
+                long start = keys[k] >>> 20;
+                long gap = start - top;
                 if (gap >= sizes[i] && gap < bestGap) {
                     bestGap = gap;
                     best = top;
                 }
-                top = Math.max(top, near[k][1]);
+                top = Math.max(top, ends[(int) (keys[k] & 0xFFFFF)]);
             }
             offset[i] = best >= 0 ? best : top;
+            if (offset[i] + sizes[i] >= limit) return null;
             placed[i] = true;
         }
         return offset;

@@ -14,11 +14,16 @@ import java.util.List;
  * @param input      device bytes of the uploaded input
  * @param persistent bytes kept across nodes (the convolution workspace)
  * @param scratch    the largest transient any one node needs
+ * @param bands      how the tail runs in row bands, or null when every node runs on whole tensors
  */
-public record MemoryPlan(List<Buffer> buffers, long arenaBytes, long lowerBound, long weights, long input, long persistent, long scratch) {
+public record MemoryPlan(List<Buffer> buffers, long arenaBytes, long lowerBound, long weights, long input, long persistent, long scratch,
+                         Bands bands) {
 
-    /** An activation buffer: the node that first writes it, its bytes and lifetime [first, last] in steps, its offset. */
-    public record Buffer(int root, long bytes, int first, int last, long offset) {}
+    /**
+     * An activation buffer: the concatenation root it holds, the band (-1 for a whole tensor), its
+     * bytes and lifetime [first, last] in steps (see {@link Planner}), its offset.
+     */
+    public record Buffer(int root, int band, long bytes, int first, int last, long offset) {}
 
     /** Weights plus one run (arena, input, workspace, the largest transient): the predicted peak of allocated device memory. */
     public long peak() {

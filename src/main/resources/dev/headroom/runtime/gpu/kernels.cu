@@ -1,14 +1,13 @@
 // headroom's elementwise kernels, compiled at run time by NVRTC (see KernelCache), in fp32 (suffix
-// _f32) and fp16 (_f16) storage; arithmetic is always fp32. fp16 values are converted with PTX
-// cvt instructions so no header is needed.
+// _f32), fp16 (_f16) and bf16 (_bf16) storage; arithmetic is always fp32. fp16 values are converted
+// with PTX cvt instructions and bf16 ones with integer arithmetic (bf16 is fp32's upper half), so no
+// header is needed and any architecture compiles them.
 // Every tensor is NHWC and may be a channel slice of a wider buffer: element (p, c) of a view with
 // `stride` channels per pixel and channel offset `off` lives at p * stride + off + c.
-// Shuffles use a grid-stride loop over the output's elements, so any grid size is correct. The hot
-// elementwise kernels (epilogue, add, scale, upsample) run on a 2-D grid instead: x over channels,
-// y a grid-stride loop over pixels, so no thread divides per element (a 64-bit division per
-// element made them compute-bound: upsample took 6% of an RRDBNet 512 tile).
+// Every kernel runs on a 2-D grid: x over channels, y a grid-stride loop over pixels, so no thread
+// divides per element (a 64-bit division per element made them compute-bound: upsample took 6% of
+// an RRDBNet 512 tile), and any grid size is correct.
 
-#define LOOP(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
 #define PIXEL_LOOP(p, c, pixels, C) \
     const int c = blockIdx.x * blockDim.x + threadIdx.x; \
     if (c >= (C)) return; \
@@ -23,6 +22,15 @@ __device__ __forceinline__ float load(const half_t* p, long long i) {
 }
 __device__ __forceinline__ void store(half_t* p, long long i, float v) {
     unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i].bits = h;
+}
+
+struct bf16_t { unsigned short bits; };
+
+__device__ __forceinline__ float load(const bf16_t* p, long long i) { return __uint_as_float(((unsigned)p[i].bits) << 16); }
+// round to nearest even, as cvt.rn.bf16.f32 does; a NaN stays a NaN
+__device__ __forceinline__ void store(bf16_t* p, long long i, float v) {
+    unsigned u = __float_as_uint(v);
+    p[i].bits = v != v ? (unsigned short)((u >> 16) | 0x40) : (unsigned short)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
 // act: 0 none, 1 relu, 2 leaky relu (leak), 3 prelu (slope per channel)
@@ -66,52 +74,52 @@ __device__ void scale(const T* x, int xs, int xo, float f, T* y, int ys, int yo,
     }
 }
 
+// (x, y, image) of pixel p of an (N, H, W) grid, with 32-bit divisions: the host keeps N*H*W below 2^31
+__device__ __forceinline__ void pixel_at(unsigned p, unsigned W, unsigned H, unsigned& x, unsigned& y, unsigned& b) {
+    x = p % W; p /= W;
+    y = p % H;
+    b = p / H;
+}
+
 // y (N, H*r, W*r, C) = nearest upsample of x (N, H, W, C); the host keeps N*H*r*W*r below 2^31,
 // so a pixel's coordinates come from 32-bit divisions, once per pixel and channel thread.
 template <typename T>
 __device__ void upsample(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r) {
     unsigned OW = (unsigned)W * r, OH = (unsigned)H * r;
     PIXEL_LOOP(p, c, (long long)N * OH * OW, C) {
-        unsigned q = (unsigned)p;
-        unsigned ox = q % OW; q /= OW;
-        unsigned oy = q % OH;
-        unsigned b = q / OH;
+        unsigned ox, oy, b;
+        pixel_at((unsigned)p, OW, OH, ox, oy, b);
         long long src = ((long long)b * H + oy / r) * W + ox / r;
         store(y, p * ys + yo + c, load(x, src * xs + xo + c));
     }
 }
 
-// y (N, H*r, W*r, C) from x (N, H, W, C*r*r). order 0: PyTorch (channel c*r*r + i*r + j); 1: TensorFlow ((i*r + j)*C + c)
+// y (N, H*r, W*r, C) from x (N, H, W, C*r*r). order 0: PyTorch (channel c*r*r + i*r + j); 1: TensorFlow ((i*r + j)*C + c).
+// One thread per output pixel and channel; the host keeps N*H*r*W*r below 2^31 (32-bit divisions).
 template <typename T>
 __device__ void pixel_shuffle(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) {
-    long long OW = (long long)W * r, OH = (long long)H * r;
-    LOOP(i, (long long)N * OH * OW * C) {
-        int c = (int)(i % C);
-        long long q = i / C;
-        long long ox = q % OW; q /= OW;
-        long long oy = q % OH;
-        long long b = q / OH;
+    unsigned OW = (unsigned)W * r, OH = (unsigned)H * r;
+    PIXEL_LOOP(p, c, (long long)N * OH * OW, C) {
+        unsigned ox, oy, b;
+        pixel_at((unsigned)p, OW, OH, ox, oy, b);
         int si = (int)(oy % r), sj = (int)(ox % r);
         int sc = order == 0 ? c * r * r + si * r + sj : (si * r + sj) * C + c;
-        long long src = (b * H + oy / r) * W + ox / r;
-        long long dst = (b * OH + oy) * OW + ox;
-        store(y, dst * ys + yo + c, load(x, src * xs + xo + sc));
+        long long src = ((long long)b * H + oy / r) * W + ox / r;
+        store(y, p * ys + yo + c, load(x, src * xs + xo + sc));
     }
 }
 
-// y (N, H/r, W/r, C*r*r) from x (N, H, W, C): the inverse of pixel_shuffle; H, W, C are x's
+// y (N, H/r, W/r, C*r*r) from x (N, H, W, C): the inverse of pixel_shuffle; H, W, C are x's.
+// One thread per input pixel and channel; the host keeps N*H*W below 2^31.
 template <typename T>
 __device__ void pixel_unshuffle(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) {
-    LOOP(i, (long long)N * H * W * C) {
-        int c = (int)(i % C);
-        long long q = i / C;
-        long long ix = q % W; q /= W;
-        long long iy = q % H;
-        long long b = q / H;
+    PIXEL_LOOP(p, c, (long long)N * H * W, C) {
+        unsigned ix, iy, b;
+        pixel_at((unsigned)p, (unsigned)W, (unsigned)H, ix, iy, b);
         int si = (int)(iy % r), sj = (int)(ix % r);
         int dc = order == 0 ? c * r * r + si * r + sj : (si * r + sj) * C + c;
-        long long dst = (b * (H / r) + iy / r) * (W / r) + ix / r;
-        store(y, dst * ys + yo + dc, load(x, ((b * H + iy) * W + ix) * xs + xo + c));
+        long long dst = ((long long)b * (H / r) + iy / r) * (W / r) + ix / r;
+        store(y, dst * ys + yo + dc, load(x, p * xs + xo + c));
     }
 }
 
@@ -133,3 +141,4 @@ extern "C" __global__ void pixel_unshuffle_##S(const T* x, int xs, int xo, T* y,
 
 ENTRY(float, f32)
 ENTRY(half_t, f16)
+ENTRY(bf16_t, bf16)
