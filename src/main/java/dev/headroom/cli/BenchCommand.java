@@ -35,6 +35,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--whole-tensors", description = "Run every layer on whole tensors, not the high-resolution tail in row bands: more memory, for comparison")
     boolean wholeTensors;
 
+    @Option(names = "--eager", description = "Issue every op on every run, never replaying a recorded forward pass (CUDA graph): for comparison")
+    boolean eager;
+
     @Option(names = "--runs", defaultValue = "5", description = "Timed runs per tile size, after one warm-up (default: ${DEFAULT-VALUE})")
     int runs;
 
@@ -59,6 +62,7 @@ final class BenchCommand implements Callable<Integer> {
         Ops ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);
+            runner.record(!eager);
             return bench(m, ops, runner);
         } finally {
             try {
@@ -112,6 +116,7 @@ final class BenchCommand implements Callable<Integer> {
             row.put("peak_activation_bytes", runner.peakBytes());
             var bands = runner.plan(batch, tile, tile).bands();
             row.put("row_bands", bands == null ? 1 : bands.count);
+            row.put("replays", runner.replays());
             if (ops.memory() != null) {
                 var st = ops.memory().stats();
                 row.put("device_peak_bytes", st.allocatedPeak());
@@ -121,12 +126,14 @@ final class BenchCommand implements Callable<Integer> {
             if (ops instanceof dev.headroom.runtime.gpu.CudaOps cuda) {
                 row.put("conv_strategies", cuda.convStrategies());
                 if (!cuda.graphFailures().isEmpty()) row.put("graph_failures", cuda.graphFailures());
+                if (!cuda.captureFailures().isEmpty()) row.put("capture_failures", cuda.captureFailures());
             }
             Map<String, Object> profile = new LinkedHashMap<>();   // from the profiled run only
             long total = byOp.values().stream().mapToLong(Long::longValue).sum();
             byOp.entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
                     .forEach(e -> profile.put(e.getKey(), Math.round(1000.0 * e.getValue() / total) / 10.0));
             row.put("percent_by_op", profile);
+            row.put("profiled_ms", round(total / 1e6));
             rows.add(row);
         }
         Map<String, Object> out = new LinkedHashMap<>();

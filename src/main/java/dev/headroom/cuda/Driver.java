@@ -210,10 +210,14 @@ public final class Driver {
         }
     }
 
+    /**
+     * A new stream. Ordered with the legacy default stream (flags 0): headroom's synchronous
+     * copies, which run there, then wait for the stream's work and its later work waits for them.
+     */
     public MemorySegment streamCreate() {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(ADDRESS);
-            check(call(() -> (int) cuStreamCreate.invokeExact(s, 1)), "cuStreamCreate");   // CU_STREAM_NON_BLOCKING
+            check(call(() -> (int) cuStreamCreate.invokeExact(s, 0)), "cuStreamCreate");
             return s.get(ADDRESS, 0);
         }
     }

@@ -38,7 +38,7 @@ public final class NpmPackage {
 
     /** The folder holding the unpacked package ({@code .../package/...} inside), fetched if needed. */
     public static synchronized Path unpacked(String name, String version) {
-        Path dir = cacheRoot().resolve("npm").resolve(name.replace('/', '+') + "@" + version);
+        Path dir = folder(name, version);
         if (Files.isDirectory(dir.resolve("package"))) return dir;
         try {
             Files.createDirectories(dir.getParent());
@@ -59,6 +59,16 @@ public final class NpmPackage {
         } catch (IOException e) {
             throw new Unavailable("could not unpack npm package " + name + "@" + version + " into " + dir.getParent() + ": " + e.getMessage());
         }
+    }
+
+    /** The package's folder if it is already in the cache (fetching nothing), else empty. */
+    public static java.util.Optional<Path> cached(String name, String version) {
+        Path dir = folder(name, version);
+        return Files.isDirectory(dir.resolve("package")) ? java.util.Optional.of(dir) : java.util.Optional.empty();
+    }
+
+    private static Path folder(String name, String version) {
+        return cacheRoot().resolve("npm").resolve(name.replace('/', '+') + "@" + version);
     }
 
     private static Path pack(String spec, Path work) throws IOException {

@@ -28,6 +28,8 @@ public final class GraphRunner implements AutoCloseable {
     private final java.util.Map<String, Long> nanosByOp = new java.util.TreeMap<>();
     private boolean profiling;
     private boolean bands = true;
+    private final Replays replays;
+    private boolean record = true;
 
     public GraphRunner(Graph graph, Weights weights, Ops ops) {
         this.graph = graph;
@@ -48,6 +50,7 @@ public final class GraphRunner implements AutoCloseable {
             }
         }
         this.placement = ConcatPlan.of(graph);
+        this.replays = new Replays(ops);
     }
 
     private static float[] expect(Weights weights, String name, Node node, int... shape) {
@@ -112,6 +115,7 @@ public final class GraphRunner implements AutoCloseable {
 
     /** Runs (n, h, w) inputs with this plan instead of the planner's choice: for tests that try every alternative. */
     void usePlan(int n, int h, int w, MemoryPlan p) {
+        replays.close();
         plans.put(n + "x" + h + "x" + w, p);
     }
 
@@ -120,8 +124,27 @@ public final class GraphRunner implements AutoCloseable {
      * Off, every node runs on whole tensors: more memory, for comparison.
      */
     public void bands(boolean allowed) {
-        if (allowed != bands) plans.clear();
+        if (allowed != bands) {
+            plans.clear();
+            replays.close();
+        }
         bands = allowed;
+    }
+
+    /**
+     * Whether forward passes may be recorded and replayed ({@link Ops#record}: CUDA graphs; on by
+     * default): a pass that repeats is recorded on its second run and then replayed with one call
+     * where that is faster than issuing its ops one by one ({@link Replays}). Profiling runs op by
+     * op regardless.
+     */
+    public void record(boolean allowed) {
+        if (!allowed) replays.close();
+        record = allowed;
+    }
+
+    /** How many forward passes ran as replays of a recording. */
+    public long replays() {
+        return replays.count();
     }
 
     /**
@@ -169,40 +192,58 @@ public final class GraphRunner implements AutoCloseable {
                 if (b.band() < 0) whole[r] = ops.view(arena, b.offset(), in.n, hs[r], ws[r], graph.channels(r));
                 else banded[b.band()][r] = ops.view(arena, b.offset(), 1, bands.rows(b.band(), r), ws[r], graph.channels(r));
             }
-            Tensor[] values = new Tensor[size];
-            values[0] = input;
-            for (int id = 1; id < tail; id++) {
-                Node node = graph.node(id);
-                Tensor[] ins = new Tensor[node.arity()];
-                for (int j = 0; j < ins.length; j++) ins[j] = values[node.input(j)];
-                values[id] = whole[placement.root(id)].slice(placement.offset(id), graph.channels(id));
-                timed(node, ins, values[id]);
+            int o = graph.output();
+            Tensor output = bands != null ? whole[o] : whole[placement.root(o)].slice(placement.offset(o), graph.channels(o));
+            Tensor x = input;
+            Runnable forward = () -> forward(x, whole, banded, bands);
+            if (!record || profiling) {
+                forward.run();
+                return finish.apply(output);
             }
-            if (bands != null) {
-                int o = graph.output();
-                values[o] = whole[o];
-                for (int k = 0; k < bands.count; k++) {
-                    Tensor[] band = banded[k];
-                    for (int v = tail; v < size; v++) {
-                        Node node = graph.node(v);
-                        Tensor[] ins = new Tensor[node.arity()];
-                        for (int j = 0; j < ins.length; j++) {
-                            int u = node.input(j), lo = bands.readFrom(k, v, j), hi = bands.readTo(k, v, j);
-                            ins[j] = u >= tail ? band[u].rows(lo - bands.from(k, u), hi - bands.from(k, u)) : values[u].rows(lo, hi);
-                        }
-                        timed(node, ins, band[v]);
-                    }
-                    long t0 = System.nanoTime();
-                    ops.copy(band[o].rows(bands.outFrom(k) - bands.from(k, o), bands.outTo(k) - bands.from(k, o)),
-                            values[o].rows(bands.outFrom(k), bands.outTo(k)));
-                    if (profiling) ops.synchronize();
-                    nanosByOp.merge("band copy", System.nanoTime() - t0, Long::sum);
-                }
-            }
-            return finish.apply(values[graph.output()]);
+            long t0 = System.nanoTime();
+            var pass = new Replays.Pass(in.n, in.h, in.w, x.onHost() ? -1 : x.device.address() + (long) x.offset * x.precision.bytes, x.stride, arena.address());
+            Replays.Trial trial = replays.issue(pass, forward);
+            T result = finish.apply(output);
+            replays.finished(pass, trial, System.nanoTime() - t0);
+            return result;
         } finally {
             if (arena != null) ops.releaseArena(arena);
             if (input != null && input != in) ops.release(input);
+        }
+    }
+
+    /** The forward pass op by op: whole nodes, then the tail band by band (see {@link #run(Tensor, java.util.function.Function)}). */
+    private void forward(Tensor input, Tensor[] whole, Tensor[][] banded, Bands bands) {
+        int size = graph.size(), tail = bands == null ? size : bands.start;
+        Tensor[] values = new Tensor[size];
+        values[0] = input;
+        for (int id = 1; id < tail; id++) {
+            Node node = graph.node(id);
+            Tensor[] ins = new Tensor[node.arity()];
+            for (int j = 0; j < ins.length; j++) ins[j] = values[node.input(j)];
+            values[id] = whole[placement.root(id)].slice(placement.offset(id), graph.channels(id));
+            timed(node, ins, values[id]);
+        }
+        if (bands != null) {
+            int o = graph.output();
+            values[o] = whole[o];
+            for (int k = 0; k < bands.count; k++) {
+                Tensor[] band = banded[k];
+                for (int v = tail; v < size; v++) {
+                    Node node = graph.node(v);
+                    Tensor[] ins = new Tensor[node.arity()];
+                    for (int j = 0; j < ins.length; j++) {
+                        int u = node.input(j), lo = bands.readFrom(k, v, j), hi = bands.readTo(k, v, j);
+                        ins[j] = u >= tail ? band[u].rows(lo - bands.from(k, u), hi - bands.from(k, u)) : values[u].rows(lo, hi);
+                    }
+                    timed(node, ins, band[v]);
+                }
+                long t0 = System.nanoTime();
+                ops.copy(band[o].rows(bands.outFrom(k) - bands.from(k, o), bands.outTo(k) - bands.from(k, o)),
+                        values[o].rows(bands.outFrom(k), bands.outTo(k)));
+                if (profiling) ops.synchronize();
+                nanosByOp.merge("band copy", System.nanoTime() - t0, Long::sum);
+            }
         }
     }
 
@@ -219,6 +260,7 @@ public final class GraphRunner implements AutoCloseable {
     /** Frees the prepared weights (device copies). */
     @Override
     public void close() {
+        replays.close();
         for (Ops.ConvWeights w : conv) if (w != null) w.close();
     }
 

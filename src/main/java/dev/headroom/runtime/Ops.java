@@ -64,6 +64,28 @@ public interface Ops {
         return host;
     }
 
+    /**
+     * Work recorded once and replayed with one call (a CUDA graph): the same device pointers, the
+     * same kernels, new data. Owned by whoever asked for it; closing frees the recording.
+     */
+    interface Recording extends AutoCloseable {
+        /** Issues the recorded work again; false when it can no longer be replayed (record again). */
+        boolean replay();
+
+        @Override
+        void close();
+    }
+
+    /**
+     * Records {@code work} for {@link Recording#replay} without running it, or returns null where
+     * this backend cannot (then the caller runs {@code work} itself). {@code work} must already
+     * have run once with the same pointers, so that everything it sets up on a first call
+     * (algorithm choices, workspace, constants) exists: a recording allocates nothing.
+     */
+    default Recording record(Runnable work) {
+        return null;
+    }
+
     /** Waits until all work issued so far is done (nothing to wait for on the CPU). */
     default void synchronize() {}
 

@@ -15,6 +15,7 @@ import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.Cudnn;
 import dev.headroom.cuda.CudnnGraph;
 import dev.headroom.cuda.Driver;
+import dev.headroom.cuda.StreamCapture;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
@@ -29,9 +30,10 @@ import java.util.Map;
 /**
  * The CUDA backend in fp32 or fp16 storage (arithmetic and accumulation in fp32): convolutions
  * through cuDNN in NHWC, everything else through headroom's NVRTC kernels (kernels.cu). Work is
- * issued on the legacy default stream for now, so copies and kernels are ordered without events.
- * All device memory, including cuDNN's workspace and its algorithm search, comes from one
- * {@link DeviceMemory}.
+ * issued on one stream of this backend's own, ordered with the legacy default stream on which the
+ * synchronous copies run, so copies and kernels are ordered without events. A forward pass can be
+ * recorded as a CUDA graph and replayed ({@link #record}). All device memory, including cuDNN's
+ * workspace and its algorithm search, comes from one {@link DeviceMemory}.
  *
  * <p>Convolution: on its first call each shape (with its strides and epilogue) times the ways it
  * can run and keeps the fastest ({@link Strategy}): in fp16 that is one cuDNN graph (runtime-fused
@@ -50,7 +52,7 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final int ordinal, device;
     private final Precision precision;
     private final MemorySegment module, handle;
-    private final MemorySegment stream = MemorySegment.NULL;
+    private final MemorySegment stream;
     private final Map<String, MemorySegment> fns = new HashMap<>();
     private final DeviceMemory alloc;
     private final Arena arena = Arena.ofShared();
@@ -65,6 +67,16 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final boolean graphApi = !"0".equals(System.getenv("HEADROOM_CUDNN_GRAPH"));
     private final Map<float[], DeviceBuffer> constants = new IdentityHashMap<>();
     private DeviceBuffer workspace;
+    /** True while a forward pass is being recorded: nothing may be allocated or freed then. */
+    private boolean capturing;
+    /**
+     * Bumped whenever something a recording points at is freed or replaced (the workspace, the
+     * convolution plans); a recording from an older epoch refuses to replay.
+     */
+    private long epoch;
+    private final java.util.Set<CudaRecording> recordings = new java.util.HashSet<>();
+    /** Why recordings failed (`bench --json` lists them as capture_failures). */
+    private final java.util.List<String> captureFailures = new java.util.ArrayList<>();
     private MemorySegment pinned;
     private short[] halfBits = new short[0];
 
@@ -108,6 +120,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         module = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/kernels.cu", major, minor, cu));
         String suffix = "_" + switch (precision) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
         for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
+        stream = cu.streamCreate();
         handle = dnn.createHandle(stream);
         alloc = CudaMemory.open(cu, ordinal, memory);
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
@@ -163,6 +176,7 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     @Override
     public Tensor allocate(int n, int h, int w, int c) {
+        notWhileCapturing("allocate a " + n + "x" + h + "x" + w + "x" + c + " tensor");
         return Tensor.onDevice(alloc.allocate((long) n * h * w * c * precision.bytes), precision, n, h, w, c);
     }
 
@@ -252,6 +266,7 @@ public final class CudaOps implements Ops, AutoCloseable {
     }
 
     private DeviceBuffer upload(float[] a, Precision as) {
+        notWhileCapturing("upload " + a.length + " values");
         DeviceBuffer b;
         try (var scope = alloc.tag("weights", null)) {
             b = alloc.allocate((long) a.length * as.bytes);
@@ -289,6 +304,7 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     /** Runs every later convolution with {@code strategy} (FUSED, GRAPH or LEGACY), or lets timing choose again (null). */
     void forceConvStrategy(String strategy) {
+        epoch++;
         for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
         choices.clear();
         forced = strategy == null ? null : Strategy.valueOf(strategy);
@@ -346,9 +362,17 @@ public final class CudaOps implements Ops, AutoCloseable {
         }
     }
 
-    /** cuDNN's graph tensors are declared 16-byte aligned; a slice at an odd channel offset is not. */
+    /**
+     * Whether cuDNN's graphs may take this view: its tensors are declared 16-byte aligned, and its
+     * kernels move 16 bytes at a time, so a channel slice must also have a pixel stride and a width
+     * that are multiples of 16 bytes (a dense tensor of any width is fine). Otherwise the legacy
+     * API runs it on a packed copy. Seen on the H100: a fused graph writing 4 fp16 channels after
+     * the 64 it read, in one 68-channel buffer (esrgan-slim's dense blocks), wrote wrong values,
+     * 29 LSB off UpscalerJS's output; the guarded run is within 1 LSB.
+     */
     private static boolean aligned(Tensor t) {
-        return (at(t) & 15) == 0;
+        int b = t.precision.bytes;
+        return (at(t) & 15) == 0 && (t.dense() || (t.stride * b) % 16 == 0 && (t.c * b) % 16 == 0);
     }
 
     /**
@@ -523,6 +547,8 @@ public final class CudaOps implements Ops, AutoCloseable {
      */
     private void ensureWorkspace(long bytes) {
         if (workspace != null && workspace.bytes() >= bytes) return;
+        notWhileCapturing("grow the convolution workspace to " + bytes + " bytes");
+        epoch++;
         if (workspace != null) alloc.free(workspace);
         workspace = null;
         try (var scope = alloc.tag("workspace", "convolution")) {
@@ -637,6 +663,83 @@ public final class CudaOps implements Ops, AutoCloseable {
         cu.synchronize();
     }
 
+    /**
+     * Records {@code work} on this backend's stream as a CUDA graph (see {@link StreamCapture}).
+     * Null, with the reason kept for {@link #captureFailures}, when the work did something a
+     * recording cannot hold: allocated or freed (a temporary freed after capture could be handed
+     * to someone else before a replay writes to it), or a call CUDA forbids during capture. The
+     * work has then not run.
+     */
+    @Override
+    public Recording record(Runnable work) {
+        StreamCapture sc = StreamCapture.get();
+        long at = epoch;
+        sc.begin(stream);
+        RuntimeException failure = null;
+        capturing = true;
+        try {
+            work.run();
+        } catch (RuntimeException e) {
+            failure = e;
+        } finally {
+            capturing = false;
+        }
+        MemorySegment graph = null;
+        try {
+            graph = sc.end(stream);
+        } catch (CudaException e) {
+            if (failure == null) failure = e;
+        }
+        try {
+            if (failure == null && epoch == at) {
+                CudaRecording r = new CudaRecording(sc.instantiate(graph), at);
+                recordings.add(r);
+                return r;
+            }
+        } catch (CudaException e) {
+            failure = e;
+        } finally {
+            if (graph != null && !graph.equals(MemorySegment.NULL)) sc.destroyGraph(graph);
+        }
+        captureFailures.add(failure == null ? "the workspace or a convolution plan changed while recording" : failure.getMessage());
+        return null;
+    }
+
+    /** Why forward passes could not be recorded as CUDA graphs (empty when every one was). */
+    public java.util.List<String> captureFailures() {
+        return java.util.List.copyOf(captureFailures);
+    }
+
+    private void notWhileCapturing(String what) {
+        if (capturing) throw new IllegalStateException("cannot " + what + " while recording a CUDA graph: the recording would point at memory it does not own");
+    }
+
+    /** An instantiated CUDA graph of one forward pass. */
+    private final class CudaRecording implements Recording {
+        private MemorySegment exec;
+        private final long epoch;
+
+        CudaRecording(MemorySegment exec, long epoch) {
+            this.exec = exec;
+            this.epoch = epoch;
+        }
+
+        @Override
+        public boolean replay() {
+            if (exec == null || epoch != CudaOps.this.epoch) return false;
+            StreamCapture.get().launch(exec, stream);
+            return true;
+        }
+
+        @Override
+        public void close() {
+            if (exec == null) return;
+            StreamCapture.get().destroyExec(exec);
+            exec = null;
+            recordings.remove(this);
+        }
+    }
+
     /** Base address of a view (channel offsets are passed separately). */
     private static long ptr(Tensor t) {
         return t.device.address();
@@ -672,6 +775,7 @@ public final class CudaOps implements Ops, AutoCloseable {
     public void close() {
         try {
             cu.synchronize();
+            for (CudaRecording r : java.util.List.copyOf(recordings)) r.close();
             for (ConvPlan p : plans.values()) {
                 dnn.destroyTensor(p.x);
                 dnn.destroyFilter(p.w);
@@ -690,6 +794,7 @@ public final class CudaOps implements Ops, AutoCloseable {
             if (pinned != null) cu.memFreeHost(pinned);
             pinned = null;
             dnn.destroyHandle(handle);
+            cu.streamDestroy(stream);
             cu.moduleUnload(module);
             alloc.close();
         } finally {
