@@ -129,7 +129,8 @@ public final class Planner {
             }
             if (bands != null) {
                 ids.add(new int[] {out, -1});
-                spans.add(new long[] {bufferBytes(n, hs[out], ws[out], g.channels(out), model), t + (out - t), end});
+                // the whole output: band 0 writes its first rows at the output node's step, band copies fill it to the end
+                spans.add(new long[] {bufferBytes(n, hs[out], ws[out], g.channels(out), model), out, end});
                 for (int k = 0; k < count; k++) {
                     for (int v = t; v < size; v++) {
                         int step = t + k * len + (v - t);
