@@ -26,7 +26,8 @@ public final class Cudnn {
             destroyFilter, createConv, setConv, setMath, destroyConv, findAlgo, wsSize, forward, errorString;
 
     /** One candidate algorithm from the heuristics. */
-    public record AlgoPerf(int algo, int status, long workspace, int mathType) {}
+    /** One algorithm's result: its id, status, measured milliseconds, workspace bytes and math type. */
+    public record AlgoPerf(int algo, int status, float ms, long workspace, int mathType) {}
 
     private Cudnn() {
         lib = NativeLibraries.load("cuDNN 9 (libcudnn)", "HEADROOM_CUDNN", "libcudnn.so.9", "libcudnn.so");
@@ -143,7 +144,7 @@ public final class Cudnn {
         AlgoPerf[] out = new AlgoPerf[n.get(JAVA_INT, 0)];
         for (int i = 0; i < out.length; i++) {
             long o = (long) i * PERF_BYTES;
-            out[i] = new AlgoPerf(perf.get(JAVA_INT, o), perf.get(JAVA_INT, o + 4), perf.get(JAVA_LONG, o + 16), perf.get(JAVA_INT, o + 28));
+            out[i] = new AlgoPerf(perf.get(JAVA_INT, o), perf.get(JAVA_INT, o + 4), perf.get(JAVA_FLOAT, o + 8), perf.get(JAVA_LONG, o + 16), perf.get(JAVA_INT, o + 28));
         }
         return out;
     }

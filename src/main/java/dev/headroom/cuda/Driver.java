@@ -27,7 +27,7 @@ public final class Driver {
     private final NativeLibraries.Library lib;
     private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceTotalMem,
             cuDeviceGetAttribute, cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize,
-            cuMemAlloc, cuMemFree, cuMemAllocHost, cuMemFreeHost, cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemsetD8, cuMemGetInfo, cuStreamCreate,
+            cuMemAlloc, cuMemFree, cuMemAllocHost, cuMemFreeHost, cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoD, cuMemsetD8, cuMemGetInfo, cuStreamCreate,
             cuStreamSynchronize, cuStreamDestroy, cuModuleLoadData, cuModuleGetFunction, cuModuleUnload, cuLaunchKernel, cuGetErrorName;
     private final int version;
 
@@ -52,6 +52,8 @@ public final class Driver {
         cuMemFreeHost = lib.function("cuMemFreeHost", i_p);
         cuMemcpyHtoD = lib.function("cuMemcpyHtoD_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG));
         cuMemcpyDtoH = lib.function("cuMemcpyDtoH_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+        cuMemcpyHtoDAsync = lib.function("cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS));
+        cuMemcpyDtoHAsync = lib.function("cuMemcpyDtoHAsync_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS));
         cuMemcpyDtoD = lib.function("cuMemcpyDtoD_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         cuMemsetD8 = lib.function("cuMemsetD8_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG));
         cuMemGetInfo = lib.function("cuMemGetInfo_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
@@ -191,6 +193,16 @@ public final class Driver {
 
     public void copyDtoH(MemorySegment dst, long src, long bytes) {
         check(call(() -> (int) cuMemcpyDtoH.invokeExact(dst, src, bytes)), "cuMemcpyDtoH_v2");
+    }
+
+    /** Queues a copy from pinned host memory on {@code stream}; {@code src} must stay untouched until the stream reaches it. */
+    public void copyHtoDAsync(long dst, MemorySegment src, long bytes, MemorySegment stream) {
+        check(call(() -> (int) cuMemcpyHtoDAsync.invokeExact(dst, src, bytes, stream)), "cuMemcpyHtoDAsync_v2");
+    }
+
+    /** Queues a copy into pinned host memory on {@code stream}; {@code dst} holds the data once the stream has passed it. */
+    public void copyDtoHAsync(MemorySegment dst, long src, long bytes, MemorySegment stream) {
+        check(call(() -> (int) cuMemcpyDtoHAsync.invokeExact(dst, src, bytes, stream)), "cuMemcpyDtoHAsync_v2");
     }
 
     public void copyDtoD(long dst, long src, long bytes) {

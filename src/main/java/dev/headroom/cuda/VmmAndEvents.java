@@ -22,7 +22,7 @@ public final class VmmAndEvents {
 
     private final Driver cu = Driver.get();
     private final MethodHandle reserve, addressFree, create, release, map, unmap, setAccess, granularity,
-            eventCreate, eventRecord, eventQuery, eventDestroy;
+            eventCreate, eventRecord, eventQuery, eventSynchronize, eventDestroy;
 
     private VmmAndEvents() {
         NativeLibraries.Library lib = NativeLibraries.load("the CUDA driver (libcuda)", "HEADROOM_LIBCUDA", "libcuda.so.1", "libcuda.so");
@@ -37,6 +37,7 @@ public final class VmmAndEvents {
         eventCreate = lib.function("cuEventCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         eventRecord = lib.function("cuEventRecord", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         eventQuery = lib.function("cuEventQuery", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        eventSynchronize = lib.function("cuEventSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         eventDestroy = lib.function("cuEventDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
     }
 
@@ -129,6 +130,11 @@ public final class VmmAndEvents {
         if (st == CUDA_ERROR_NOT_READY) return false;
         cu.check(st, "cuEventQuery");
         return true;
+    }
+
+    /** Blocks until the work before the event's last record has completed. */
+    public void eventSynchronize(MemorySegment event) {
+        cu.check(Driver.call(() -> (int) eventSynchronize.invokeExact(event)), "cuEventSynchronize");
     }
 
     public void eventDestroy(MemorySegment event) {

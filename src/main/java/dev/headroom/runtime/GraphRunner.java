@@ -157,6 +157,16 @@ public final class GraphRunner implements AutoCloseable {
     }
 
     /**
+     * As {@link #run(Tensor)}, but returns once the pass and the copy of its output are queued:
+     * the host may prepare the next input, or use the last output, while the device works. The
+     * next {@code submit} may be issued before this one's {@code get()}; runs on one backend
+     * follow each other in order.
+     */
+    public Ops.Download submit(Tensor in) {
+        return run(in, ops::downloadLater);
+    }
+
+    /**
      * As {@link #run(Tensor)}, but {@code finish} receives the output while it is still in the
      * arena (on the device) and its result is returned: {@code ops::download} for a host tensor,
      * or a synchronisation alone to time the forward pass on the device, as PyTorch's figures are
@@ -204,6 +214,7 @@ public final class GraphRunner implements AutoCloseable {
             var pass = new Replays.Pass(in.n, in.h, in.w, x.onHost() ? -1 : x.device.address() + (long) x.offset * x.precision.bytes, x.stride, arena.address());
             Replays.Trial trial = replays.issue(pass, forward);
             T result = finish.apply(output);
+            if (trial != Replays.Trial.NONE) ops.synchronize();   // a trial is timed until the device is done, whatever finish waits for
             replays.finished(pass, trial, System.nanoTime() - t0);
             return result;
         } finally {

@@ -94,6 +94,21 @@ public interface Ops {
         return t;
     }
 
+    /** A copy to the host under way; {@link #get} waits for it (and only for it). */
+    interface Download {
+        Tensor get();
+    }
+
+    /**
+     * Starts {@link #download} behind the work issued so far and returns without waiting, so the
+     * host can do other work meanwhile; {@code t}'s memory may be reused by later work at once.
+     * Where copies are not queued (the CPU) the copy is made now.
+     */
+    default Download downloadLater(Tensor t) {
+        Tensor h = download(t);
+        return () -> h;
+    }
+
     /**
      * @param kernel (kh, kw, cin, cout), row-major
      * @param bias   (cout) or null

@@ -60,14 +60,69 @@ public final class TiledUpscaler {
         List<AxisSpan[]> tiles = new java.util.ArrayList<>();
         for (AxisSpan sy : ys) for (AxisSpan sx : xs) tiles.add(new AxisSpan[] {sx, sy});
         int[] done = {0};
-        for (int i = 0; i < tiles.size(); ) {
-            List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
-            i += group.size();
-            runBatch(in, group, overlap, r, out, () -> {
-                if (progress != null) progress.tileDone(++done[0], tiles.size());
-            });
+        Runnable tileDone = () -> {
+            if (progress != null) progress.tileDone(++done[0], tiles.size());
+        };
+        // two batches in flight: batch i+1 is cut and queued before batch i's output is blended,
+        // so the host's work on both overlaps the device's work on i+1
+        InFlight last = null;
+        try {
+            for (int i = 0; i < tiles.size(); ) {
+                List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
+                i += group.size();
+                InFlight next = null;
+                DeviceOutOfMemory failed = null;
+                if (group.getFirst()[0].length() <= tile && group.getFirst()[1].length() <= tile) {
+                    try {
+                        next = new InFlight(group, runner.submit(stack(in, group)));
+                    } catch (DeviceOutOfMemory e) {
+                        failed = e;
+                    }
+                }
+                if (last != null) last.blend(r, out, tileDone);
+                last = null;
+                if (next == null) runBatch(in, group, overlap, r, out, tileDone, failed);
+                last = next;
+            }
+            if (last != null) last.blend(r, out, tileDone);
+        } finally {
+            if (last != null) last.output.get();   // give its pinned buffer back whatever went wrong
         }
         return out;
+    }
+
+    /** A batch queued on the device, its output on the way home. */
+    private final class InFlight {
+        final List<AxisSpan[]> group;
+        final Ops.Download output;
+        private boolean blended;
+
+        InFlight(List<AxisSpan[]> group, Ops.Download output) {
+            this.group = group;
+            this.output = output;
+        }
+
+        void blend(int r, FloatImage out, Runnable tileDone) {
+            if (blended) return;
+            blended = true;
+            Tensor y = output.get();
+            for (int b = 0; b < group.size(); b++) {
+                TiledUpscaler.this.blend(y, b, group.get(b)[0], group.get(b)[1], r, out);
+                tileDone.run();
+            }
+        }
+    }
+
+    /** Tiles of equal shape cut from in and stacked into one (B, h, w, c) input: tile b's pixels at b * h * w * c. */
+    private Tensor stack(FloatImage in, List<AxisSpan[]> group) {
+        int w = group.getFirst()[0].length(), h = group.getFirst()[1].length();
+        if (group.size() == 1) return cut(in, group.getFirst()[0].start(), group.getFirst()[1].start(), w, h);
+        Tensor x = Tensor.allocate(group.size(), h, w, in.channels());
+        for (int b = 0; b < group.size(); b++) {
+            float[] one = cut(in, group.get(b)[0].start(), group.get(b)[1].start(), w, h).data;
+            System.arraycopy(one, 0, x.data, b * one.length, one.length);
+        }
+        return x;
     }
 
     /** Tiles per run (at least 1); every tile of an image has the same shape, so they stack into one (N, H, W, C) input. */
@@ -85,24 +140,22 @@ public final class TiledUpscaler {
         return batchHalvings;
     }
 
-    /** Runs tiles (x span, y span) of equal shape as one batch and blends each into out; halves the batch on running out of memory. */
-    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, FloatImage out, Runnable tileDone) {
+    /**
+     * Runs tiles (x span, y span) of equal shape as one batch and blends each into out; halves the
+     * batch on running out of memory. {@code failed}: the batch already ran out of memory once
+     * (queued by {@link #upscale}), so that rung is taken without trying again.
+     */
+    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, FloatImage out, Runnable tileDone, DeviceOutOfMemory failed) {
         if (group.size() == 1) {
             AxisSpan sx = group.getFirst()[0], sy = group.getFirst()[1];
-            blend(region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap), 0, sx, sy, r, out);
+            blend(region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap, failed), 0, sx, sy, r, out);
             tileDone.run();
             return;
         }
-        int w = group.getFirst()[0].length(), h = group.getFirst()[1].length(), c = in.channels();
         Tensor y;
         try {
-            // x is (B, h, w, c): tile b's pixels at b * h * w * c
-            Tensor x = Tensor.allocate(group.size(), h, w, c);
-            for (int b = 0; b < group.size(); b++) {
-                float[] one = cut(in, group.get(b)[0].start(), group.get(b)[1].start(), w, h).data;
-                System.arraycopy(one, 0, x.data, b * one.length, one.length);
-            }
-            y = runner.run(x);
+            if (failed != null) throw failed;
+            y = runner.run(stack(in, group));
         } catch (DeviceOutOfMemory e) {
             int smaller = group.size() / 2;
             DeviceMemory m = runner.memory();
@@ -115,7 +168,7 @@ public final class TiledUpscaler {
             // the same tiles again, in batches of the current size (which the first may halve again)
             for (int i = 0; i < group.size(); ) {
                 int k = Math.min(batch, group.size() - i);
-                runBatch(in, group.subList(i, i + k), overlap, r, out, tileDone);
+                runBatch(in, group.subList(i, i + k), overlap, r, out, tileDone, null);
                 i += k;
             }
             return;
@@ -136,10 +189,14 @@ public final class TiledUpscaler {
         return tile;
     }
 
-    /** The model's output for the w x h input region at (x0, y0): one run if it fits the tile, else a blended grid of smaller ones. */
-    private Tensor region(FloatImage in, int x0, int y0, int w, int h, int overlap) {
+    /**
+     * The model's output for the w x h input region at (x0, y0): one run if it fits the tile, else
+     * a blended grid of smaller ones. {@code failed}: that one run already ran out of memory.
+     */
+    private Tensor region(FloatImage in, int x0, int y0, int w, int h, int overlap, DeviceOutOfMemory failed) {
         if (w <= tile && h <= tile) {
             try {
+                if (failed != null) throw failed;
                 return runner.run(cut(in, x0, y0, w, h));
             } catch (DeviceOutOfMemory e) {
                 int smaller = tile / 2;
@@ -160,7 +217,7 @@ public final class TiledUpscaler {
         Tensor acc = Tensor.allocate(1, h * r, w * r, runner.graph().outputChannels());
         for (AxisSpan sy : ys) {
             for (AxisSpan sx : xs) {
-                Tensor y = region(in, x0 + sx.start(), y0 + sy.start(), sx.length(), sy.length(), overlap);
+                Tensor y = region(in, x0 + sx.start(), y0 + sy.start(), sx.length(), sy.length(), overlap, null);
                 for (int py = 0; py < y.h; py++) {
                     float wy = sy.weight(py);
                     for (int px = 0; px < y.w; px++) {

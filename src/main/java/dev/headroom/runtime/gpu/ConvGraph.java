@@ -43,6 +43,12 @@ final class ConvGraph implements AutoCloseable {
     private final long[] uids;
     final List<MemorySegment> plans = new ArrayList<>();
     final List<Long> workspaces = new ArrayList<>();
+    /** Where each plan came from: heuristics mode and position in its list (what {@link ConvChoiceStore} remembers). */
+    final List<Origin> origins = new ArrayList<>();
+    private MemorySegment graph;
+
+    /** An engine configuration's place in cuDNN's heuristics: the same graph, library and device list them in the same order. */
+    record Origin(int mode, int position) {}
     private final Map<Pointers, MemorySegment> packs = new HashMap<>();
 
     private ConvGraph(CudnnGraph g, Spec spec, long[] uids) {
@@ -57,6 +63,66 @@ final class ConvGraph implements AutoCloseable {
      * has no plan for it (the caller then uses the legacy API).
      */
     static ConvGraph build(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace, int maxPlans) {
+        ConvGraph cg = describe(g, handle, s);
+        try {
+            for (int mode : new int[] {CudnnGraph.HEUR_A, CudnnGraph.HEUR_FALLBACK}) {
+                List<MemorySegment> cfgs = g.engineConfigs(cg.graph, mode, maxPlans);
+                try {
+                    for (int i = 0; i < cfgs.size() && cg.plans.size() < maxPlans; i++) cg.addPlan(handle, cfgs.get(i), maxWorkspace, new Origin(mode, i));
+                } finally {
+                    for (MemorySegment c : cfgs) g.destroy(c);
+                }
+            }
+        } catch (RuntimeException e) {
+            cg.close();
+            throw e;
+        }
+        return cg.orNull();
+    }
+
+    /**
+     * Builds the graph with the one plan at {@code origin} (a choice remembered from an earlier
+     * run), finalising only that plan. Null when the heuristics no longer list it there or its
+     * workspace no longer fits (the caller then times the candidates again).
+     */
+    static ConvGraph rebuild(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace, Origin origin) {
+        ConvGraph cg = describe(g, handle, s);
+        try {
+            List<MemorySegment> cfgs = g.engineConfigs(cg.graph, origin.mode(), origin.position() + 1);
+            try {
+                if (cfgs.size() > origin.position()) cg.addPlan(handle, cfgs.get(origin.position()), maxWorkspace, origin);
+            } finally {
+                for (MemorySegment c : cfgs) g.destroy(c);
+            }
+        } catch (RuntimeException e) {
+            cg.close();
+            throw e;
+        }
+        return cg.orNull();
+    }
+
+    private ConvGraph orNull() {
+        if (!plans.isEmpty()) return this;
+        close();
+        return null;
+    }
+
+    /** Finalises the plan for one engine configuration if cuDNN supports it and its workspace fits. */
+    private void addPlan(MemorySegment handle, MemorySegment cfg, long maxWorkspace, Origin origin) {
+        MemorySegment plan = g.plan(handle, cfg);
+        if (plan == null) return;
+        long ws = g.workspaceSize(plan);
+        if (ws > maxWorkspace) {
+            g.destroy(plan);
+            return;
+        }
+        plans.add(plan);
+        workspaces.add(ws);
+        origins.add(origin);
+    }
+
+    /** The operation graph of {@code s}, with no plans yet. */
+    private static ConvGraph describe(CudnnGraph g, MemorySegment handle, Spec s) {
         List<Long> uids = new ArrayList<>(List.of(X, W, Y));
         if (s.fused() && s.bias()) uids.add(B);
         if (s.fused() && s.residual() && s.rscale() != 1f) uids.add(S);
@@ -93,32 +159,10 @@ final class ConvGraph implements AutoCloseable {
                 ops.add(cg.own(g.pointwiseOp(steps.get(i)[0], acc, steps.get(i)[1], out)));
                 acc = out;
             }
-            MemorySegment graph = cg.own(g.operationGraph(handle, ops));
-            for (int mode : new int[] {CudnnGraph.HEUR_A, CudnnGraph.HEUR_FALLBACK}) {
-                for (MemorySegment cfg : g.engineConfigs(graph, mode, maxPlans)) {
-                    try {
-                        if (cg.plans.size() >= maxPlans) continue;
-                        MemorySegment plan = g.plan(handle, cfg);
-                        if (plan == null) continue;
-                        long ws = g.workspaceSize(plan);
-                        if (ws > maxWorkspace) {
-                            g.destroy(plan);
-                            continue;
-                        }
-                        cg.plans.add(plan);
-                        cg.workspaces.add(ws);
-                    } finally {
-                        g.destroy(cfg);
-                    }
-                }
-            }
+            cg.graph = cg.own(g.operationGraph(handle, ops));
         } catch (RuntimeException e) {
             cg.close();
             throw e;
-        }
-        if (cg.plans.isEmpty()) {
-            cg.close();
-            return null;
         }
         return cg;
     }
@@ -174,11 +218,14 @@ final class ConvGraph implements AutoCloseable {
     void keep(int index) {
         MemorySegment chosen = plans.get(index);
         long ws = workspaces.get(index);
+        Origin origin = origins.get(index);
         for (int i = 0; i < plans.size(); i++) if (i != index) g.destroy(plans.get(i));
         plans.clear();
         workspaces.clear();
+        origins.clear();
         plans.add(chosen);
         workspaces.add(ws);
+        origins.add(origin);
         for (MemorySegment v : packs.values()) g.destroy(v);
         packs.clear();
     }
@@ -189,6 +236,7 @@ final class ConvGraph implements AutoCloseable {
         packs.clear();
         for (MemorySegment p : plans) g.destroy(p);
         plans.clear();
+        origins.clear();
         for (int i = owned.size() - 1; i >= 0; i--) g.destroy(owned.get(i));
         owned.clear();
     }

@@ -40,10 +40,11 @@ final class CudaMemory {
             }
 
             public void free(long address, long bytes) {
+                cu.synchronize();   // queued work may still use it: blocks go back to the pool at issue time (see unmap)
                 cu.memFree(address);
             }
         };
-        VirtualMemory vm = options.expandable() ? virtual(VmmAndEvents.get(), device) : null;
+        VirtualMemory vm = options.expandable() ? virtual(cu, VmmAndEvents.get(), device) : null;
         DeviceMemory.Probe probe = new DeviceMemory.Probe() {
             public long free() { return cu.memInfo()[0]; }
             public long total() { return total; }
@@ -65,7 +66,7 @@ final class CudaMemory {
         return new DeviceMemory("cuda:" + device, budget, raw, vm, events(), options.thresholds(), options.newTrace(), probe);
     }
 
-    private static VirtualMemory virtual(VmmAndEvents v, int device) {
+    private static VirtualMemory virtual(Driver cu, VmmAndEvents v, int device) {
         long g = v.granularity(device);
         long page = (PAGE + g - 1) / g * g;
         Map<Long, Long> handles = new HashMap<>();
@@ -91,6 +92,10 @@ final class CudaMemory {
             }
 
             public void unmap(long address, long bytes) {
+                // work is queued asynchronously and the caching allocator takes a block back as
+                // soon as it is issued, so wait for the device before its pages go (PyTorch's
+                // expandable segments synchronise before unmapping too); this is rare (emptyCache)
+                cu.synchronize();
                 for (long a = address; a < address + bytes; a += page) v.unmapAndRelease(a, page, handles.remove(a));
             }
 

@@ -29,9 +29,11 @@ import java.util.Map;
 
 /**
  * The CUDA backend in fp32 or fp16 storage (arithmetic and accumulation in fp32): convolutions
- * through cuDNN in NHWC, everything else through headroom's NVRTC kernels (kernels.cu). Work is
- * issued on one stream of this backend's own, ordered with the legacy default stream on which the
- * synchronous copies run, so copies and kernels are ordered without events. A forward pass can be
+ * through cuDNN in NHWC, everything else through headroom's NVRTC kernels (kernels.cu). Work,
+ * copies included, is queued on one stream of this backend's own (one backend per worker), so it
+ * runs in issue order without events; copies go through pinned slots ({@link PinnedSlots}), and a
+ * download can be waited for later ({@link #downloadLater}), so the host can cut the next tile
+ * and blend the last while the device works. A forward pass can be
  * recorded as a CUDA graph and replayed ({@link #record}). All device memory, including cuDNN's
  * workspace and its algorithm search, comes from one {@link DeviceMemory}.
  *
@@ -59,6 +61,9 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final MemorySegment alphaBeta;
     private final Map<String, ConvPlan> plans = new HashMap<>();
     private final Map<Key, Choice> choices = new HashMap<>();
+    /** Choices from earlier processes on this kind of device, libraries and precision. */
+    private final ConvChoiceStore remembered;
+    private int recalled;
     private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
     /** Graphs and plans cuDNN refused, with its reason (`bench --json` lists them as graph_failures). */
     private final java.util.List<String> graphFailures = new java.util.ArrayList<>();
@@ -77,7 +82,7 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final java.util.Set<CudaRecording> recordings = new java.util.HashSet<>();
     /** Why recordings failed (`bench --json` lists them as capture_failures). */
     private final java.util.List<String> captureFailures = new java.util.ArrayList<>();
-    private MemorySegment pinned;
+    private final PinnedSlots slots;
     private short[] halfBits = new short[0];
 
     /** Descriptors and algorithm for one convolution shape. */
@@ -121,8 +126,12 @@ public final class CudaOps implements Ops, AutoCloseable {
         String suffix = "_" + switch (precision) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
         for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
         stream = cu.streamCreate();
+        slots = new PinnedSlots(cu);
         handle = dnn.createHandle(stream);
         alloc = CudaMemory.open(cu, ordinal, memory);
+        remembered = ConvChoiceStore.open(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
+                cu.deviceName(device) + " sm_" + major + minor + " driver " + cu.version() + " cudnn " + dnn.version() + " " + precision
+                        + (graphApi ? "" : " legacy-only"));
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
         alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
@@ -163,6 +172,11 @@ public final class CudaOps implements Ops, AutoCloseable {
         Map<String, Integer> n = new java.util.TreeMap<>();
         for (Choice c : choices.values()) n.merge(c.strategy().name(), 1, Integer::sum);
         return n;
+    }
+
+    /** How many convolution shapes took their strategy from an earlier process instead of timing it. */
+    public int recalledChoices() {
+        return recalled;
     }
 
     public java.util.List<String> graphFailures() {
@@ -208,55 +222,102 @@ public final class CudaOps implements Ops, AutoCloseable {
     public Tensor download(Tensor t) {
         if (t.onHost()) return t;
         if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
-        Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
-        int count = h.data.length;
-        MemorySegment staging = staging((long) count * t.precision.bytes);
-        cu.copyDtoH(staging, t.device.address(), (long) count * t.precision.bytes);
-        if (t.precision == Precision.F32) {
-            MemorySegment.copy(staging, JAVA_FLOAT, 0, h.data, 0, count);
-        } else {
-            // one bulk copy, then a plain loop over arrays, which C2 vectorises (fp16: vcvtph2ps)
-            short[] bits = shorts(count);
-            MemorySegment.copy(staging, JAVA_SHORT, 0, bits, 0, count);
-            float[] out = h.data;
-            if (t.precision == Precision.F16) {
-                for (int i = 0; i < count; i++) out[i] = Float.float16ToFloat(bits[i]);
-            } else {
-                for (int i = 0; i < count; i++) out[i] = Float.intBitsToFloat(bits[i] << 16);
-            }
+        int count = t.n * t.h * t.w * t.c;
+        long bytes = (long) count * t.precision.bytes;
+        PinnedSlots.Slot slot = slots.take(bytes);
+        try {
+            // synchronous: on the legacy stream, which waits for this backend's stream
+            cu.copyDtoH(slot.memory(), t.device.address(), bytes);
+            Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
+            toFloats(slot.memory(), t.precision, h.data, count);
+            return h;
+        } finally {
+            slots.giveBack(slot);
         }
-        return h;
-    }
-
-    /** Copies floats to the device, converted to {@code as}. */
-    private void copyIn(float[] src, long dst, Precision as) {
-        MemorySegment staging = staging((long) src.length * as.bytes);
-        if (as == Precision.F32) {
-            MemorySegment.copy(src, 0, staging, JAVA_FLOAT, 0, src.length);
-        } else {
-            short[] bits = shorts(src.length);
-            if (as == Precision.F16) {
-                for (int i = 0; i < src.length; i++) bits[i] = Float.floatToFloat16(src[i]);
-            } else {
-                for (int i = 0; i < src.length; i++) bits[i] = as.toBits(src[i]);
-            }
-            MemorySegment.copy(bits, 0, staging, JAVA_SHORT, 0, src.length);
-        }
-        cu.copyHtoD(dst, staging, (long) src.length * as.bytes);
     }
 
     /**
-     * The pinned host buffer every upload and download goes through, grown to the largest transfer
-     * so far (in 1 MiB steps) and kept: pinning is slow, and a tile's transfers repeat. Host
-     * memory, so outside the device ledger.
+     * Queues the copy of {@code t} into a pinned slot behind the work issued so far and returns at
+     * once; {@link Download#get} waits for that copy alone and converts the slot's values. The
+     * device buffer may be reused as soon as this returns: later work on this stream runs after
+     * the copy.
      */
-    private MemorySegment staging(long bytes) {
-        if (pinned == null || pinned.byteSize() < bytes) {
-            if (pinned != null) cu.memFreeHost(pinned);
-            pinned = null;
-            pinned = cu.memAllocHost(Math.max(1L << 20, (bytes + (1 << 20) - 1) & -(1L << 20)));
+    @Override
+    public Download downloadLater(Tensor t) {
+        if (t.onHost()) return () -> t;
+        if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
+        int count = t.n * t.h * t.w * t.c;
+        long bytes = (long) count * t.precision.bytes;
+        PinnedSlots.Slot slot = slots.take(bytes);
+        try {
+            cu.copyDtoHAsync(slot.memory(), t.device.address(), bytes, stream);
+            slots.queued(slot, stream);
+        } catch (RuntimeException e) {
+            slots.giveBack(slot);
+            throw e;
         }
-        return pinned;
+        Precision p = t.precision;
+        return new Download() {
+            private Tensor done;
+
+            @Override
+            public Tensor get() {
+                if (done != null) return done;
+                try {
+                    slots.await(slot);
+                    Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
+                    toFloats(slot.memory(), p, h.data, count);
+                    done = h;
+                } finally {
+                    slots.giveBack(slot);
+                }
+                return done;
+            }
+        };
+    }
+
+    /** Values of {@code as} in {@code from} to floats in {@code out}. */
+    private void toFloats(MemorySegment from, Precision as, float[] out, int count) {
+        if (as == Precision.F32) {
+            MemorySegment.copy(from, JAVA_FLOAT, 0, out, 0, count);
+            return;
+        }
+        // one bulk copy, then a plain loop over arrays, which C2 vectorises (fp16: vcvtph2ps)
+        short[] bits = shorts(count);
+        MemorySegment.copy(from, JAVA_SHORT, 0, bits, 0, count);
+        if (as == Precision.F16) {
+            for (int i = 0; i < count; i++) out[i] = Float.float16ToFloat(bits[i]);
+        } else {
+            for (int i = 0; i < count; i++) out[i] = Float.intBitsToFloat(bits[i] << 16);
+        }
+    }
+
+    /**
+     * Copies floats to the device, converted to {@code as}: converted into a pinned slot, then
+     * queued on this stream, so the call returns before the copy runs and the device keeps working
+     * on what was issued before.
+     */
+    private void copyIn(float[] src, long dst, Precision as) {
+        long bytes = (long) src.length * as.bytes;
+        PinnedSlots.Slot slot = slots.take(bytes);
+        try {
+            MemorySegment staging = slot.memory();
+            if (as == Precision.F32) {
+                MemorySegment.copy(src, 0, staging, JAVA_FLOAT, 0, src.length);
+            } else {
+                short[] bits = shorts(src.length);
+                if (as == Precision.F16) {
+                    for (int i = 0; i < src.length; i++) bits[i] = Float.floatToFloat16(src[i]);
+                } else {
+                    for (int i = 0; i < src.length; i++) bits[i] = as.toBits(src[i]);
+                }
+                MemorySegment.copy(bits, 0, staging, JAVA_SHORT, 0, src.length);
+            }
+            cu.copyHtoDAsync(dst, staging, bytes, stream);
+            slots.queued(slot, stream);
+        } finally {
+            slots.giveBack(slot);
+        }
     }
 
     /** A reused array for 16-bit patterns on their way through the staging buffer. */
@@ -325,7 +386,11 @@ public final class CudaOps implements Ops, AutoCloseable {
         Key key = call.key();
         Choice choice = choices.get(key);
         if (choice == null) {
-            choice = choose(call);
+            choice = recall(call, key);
+            if (choice == null) {
+                choice = choose(call);
+                if (forced == null) remember(key, choice);
+            }
             choices.put(key, choice);
         }
         run(choice.strategy(), choice.graph(), 0, call);
@@ -442,6 +507,40 @@ public final class CudaOps implements Ops, AutoCloseable {
             throw new IllegalStateException("convolution strategy " + forced + " is not available for " + c.key() + "; " + graphFailures);
         }
         return best;
+    }
+
+    /**
+     * The strategy an earlier process chose for {@code key} ({@link ConvChoiceStore}), with only its
+     * plan finalised; null when none is remembered, a strategy is forced, or the remembered plan no
+     * longer builds (the candidates are then timed again).
+     */
+    private Choice recall(Call c, Key key) {
+        ConvChoiceStore.Entry e = forced == null ? remembered.get(key.toString()) : null;
+        if (e == null) return null;
+        Strategy st = switch (e.way()) {
+            case "FUSED" -> Strategy.FUSED;
+            case "GRAPH" -> Strategy.GRAPH;
+            case "LEGACY" -> Strategy.LEGACY;
+            default -> null;
+        };
+        if (st == null) return null;
+        ConvGraph cg = null;
+        if (st != Strategy.LEGACY) {
+            if (precision == Precision.F32 || !graphApi || !c.aligned()) return null;
+            try {
+                cg = ConvGraph.rebuild(CudnnGraph.get(), handle, spec(c, st == Strategy.FUSED), workspace.bytes(), new ConvGraph.Origin(e.a(), e.b()));
+            } catch (CudaException x) {
+                graphFailures.add("remembered " + st + " " + key + ": " + x.getMessage());
+            }
+            if (cg == null) return null;
+        }
+        recalled++;
+        return new Choice(st, cg, e.micros());
+    }
+
+    private void remember(Key key, Choice choice) {
+        ConvGraph.Origin o = choice.graph() == null ? new ConvGraph.Origin(0, 0) : choice.graph().origins.getFirst();
+        remembered.put(key.toString(), new ConvChoiceStore.Entry(choice.strategy().name(), o.mode(), o.position(), choice.micros()));
     }
 
     /**
@@ -575,8 +674,21 @@ public final class CudaOps implements Ops, AutoCloseable {
         MemorySegment wd = dnn.filterNhwc(type, op.cout(), op.cin(), op.kh(), op.kw());
         MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, precision == Precision.F32 ? Cudnn.FMA_MATH : Cudnn.TENSOR_OP_MATH);
         MemorySegment yd = dnn.tensorNhwc(type, y.n, y.c, y.h, y.w, y.c);
-        // time every algorithm once on the real buffers, in the workspace this convolution may use
         long cap = CudaMemoryModel.workspaceCap(x.bytes());
+        ConvChoiceStore.Entry known = remembered.get("algo " + key);
+        if (known != null) {
+            try {
+                long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, known.a());
+                if (ws <= cap) {
+                    plan = new ConvPlan(xd, wd, cd, yd, known.a(), ws);
+                    plans.put(key, plan);
+                    return plan;
+                }
+            } catch (CudaException e) {
+                // that algorithm no longer takes this shape: search again
+            }
+        }
+        // time every algorithm once on the real buffers, in the workspace this convolution may use
         Cudnn.AlgoPerf[] found = dnn.findAlgorithms(handle, xd, x.device.address(), wd, w.address(), cd, yd, y.device.address(), workspace.address(), cap);
         Cudnn.AlgoPerf chosen = null;
         for (Cudnn.AlgoPerf a : found) {
@@ -589,6 +701,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, chosen.algo());
         plan = new ConvPlan(xd, wd, cd, yd, chosen.algo(), ws);
         plans.put(key, plan);
+        remembered.put("algo " + key, new ConvChoiceStore.Entry("ALGO", chosen.algo(), 0, chosen.ms() * 1e3));
         return plan;
     }
 
@@ -791,8 +904,7 @@ public final class CudaOps implements Ops, AutoCloseable {
             constants.clear();
             if (workspace != null) alloc.free(workspace);
             workspace = null;
-            if (pinned != null) cu.memFreeHost(pinned);
-            pinned = null;
+            slots.close();
             dnn.destroyHandle(handle);
             cu.streamDestroy(stream);
             cu.moduleUnload(module);

@@ -9,9 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 
 /**
  * Compiles headroom's CUDA C resources with NVRTC for the device's architecture and keeps the
@@ -31,7 +28,7 @@ final class KernelCache {
         }
         Nvrtc nvrtc = Nvrtc.get();
         String[] options = {"--gpu-architecture=sm_" + major + minor, "--std=c++17", "-default-device"};
-        String key = sha256(source + "\n" + String.join(" ", options) + "\nnvrtc " + nvrtc.version() + "\ndriver " + cu.version());
+        String key = CacheDir.sha256(source + "\n" + String.join(" ", options) + "\nnvrtc " + nvrtc.version() + "\ndriver " + cu.version());
         Path file = CacheDir.root().resolve("kernels").resolve(key + ".cubin");
         try {
             if (Files.isRegularFile(file)) return Files.readAllBytes(file);
@@ -48,13 +45,5 @@ final class KernelCache {
             // no cache this time; the compiled kernels still work
         }
         return bin;
-    }
-
-    private static String sha256(String s) {
-        try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 }

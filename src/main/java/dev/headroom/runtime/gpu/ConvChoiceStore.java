@@ -1,0 +1,102 @@
+package dev.headroom.runtime.gpu;
+
+import dev.headroom.runtime.CacheDir;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * How each convolution shape runs, remembered across processes, so a shape is timed once per
+ * machine and not once per process: on the H100 timing the candidates took about 40 s of an 89 s
+ * 4096x4096 job, and seconds per model in every test run.
+ *
+ * <p>One file per fingerprint, {@code <cache>/conv-choices/<sha256 of fingerprint>.tsv}. The
+ * fingerprint names all that may change the answer: device name and compute capability, driver
+ * and cuDNN versions, storage precision, and {@link #FORMAT}. The file is a header line
+ * {@code headroom-conv-choices <FORMAT> <fingerprint>}, then one line per choice:
+ * <pre>
+ *   key TAB way TAB a TAB b TAB micros
+ * </pre>
+ * where {@code way} is FUSED or GRAPH (a, b: the plan's heuristics mode and position), LEGACY
+ * (a, b unused) or ALGO (a legacy-API algorithm for the key; a: algorithm). Lines are appended as
+ * choices are made, each in one write, so processes sharing the cache do not tear each other's
+ * lines; a later line for a key wins; a line that does not parse is skipped. A cache that cannot be
+ * read or written only costs the timing again.
+ */
+final class ConvChoiceStore {
+    /** Bumped when a key's meaning or the line format changes, so old files are not read. */
+    static final int FORMAT = 1;
+
+    /** One remembered choice. */
+    record Entry(String way, int a, int b, double micros) {}
+
+    private final Path file;
+    private final String header;
+    private final Map<String, Entry> entries = new HashMap<>();
+
+    private ConvChoiceStore(Path file, String header) {
+        this.file = file;
+        this.header = header;
+    }
+
+    /** The store for {@code fingerprint} under {@code dir}, read now; a missing or unreadable file is an empty store. */
+    static ConvChoiceStore open(Path dir, String fingerprint) {
+        String header = "headroom-conv-choices " + FORMAT + " " + fingerprint.replace('\n', ' ');
+        ConvChoiceStore s = new ConvChoiceStore(dir.resolve(CacheDir.sha256(header) + ".tsv"), header);
+        s.read();
+        return s;
+    }
+
+    private void read() {
+        List<String> lines;
+        try {
+            if (!Files.isRegularFile(file)) return;
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return;
+        }
+        if (lines.isEmpty() || !lines.getFirst().equals(header)) return;
+        for (String line : lines.subList(1, lines.size())) {
+            String[] f = line.split("\t", -1);
+            if (f.length != 5) continue;
+            try {
+                entries.put(f[0], new Entry(f[1], Integer.parseInt(f[2]), Integer.parseInt(f[3]), Double.parseDouble(f[4])));
+            } catch (NumberFormatException e) {
+                // a torn or foreign line: that key is timed again
+            }
+        }
+    }
+
+    Entry get(String key) {
+        return entries.get(key);
+    }
+
+    int size() {
+        return entries.size();
+    }
+
+    /** Remembers {@code e} for {@code key}, here and (when this store has a file) on disk. */
+    void put(String key, Entry e) {
+        if (key.indexOf('\t') >= 0 || key.indexOf('\n') >= 0) throw new IllegalArgumentException("choice key with a tab or newline: " + key);
+        entries.put(key, e);
+        String line = key + "\t" + e.way() + "\t" + e.a() + "\t" + e.b() + "\t" + e.micros() + "\n";
+        try {
+            Files.createDirectories(file.getParent());
+            if (!Files.isRegularFile(file) || Files.size(file) == 0) {
+                line = header + "\n" + line;
+            }
+            Files.write(file, line.getBytes(StandardCharsets.UTF_8), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        } catch (IOException ignored) {
+            // not remembered across processes this time; this process still has it
+        }
+    }
+
+    Path file() {
+        return file;
+    }
+}
