@@ -79,14 +79,16 @@ public final class TiledUpscaler {
                         failed = e;
                     }
                 }
-                if (last != null) last.blend(r, out, tileDone);
-                last = null;
-                if (next == null) runBatch(in, group, overlap, r, out, tileDone, failed);
+                InFlight prev = last;
                 last = next;
+                if (prev != null) prev.blend(r, out, tileDone);
+                if (next == null) runBatch(in, group, overlap, r, out, tileDone, failed);
             }
-            if (last != null) last.blend(r, out, tileDone);
+            InFlight prev = last;
+            last = null;
+            if (prev != null) prev.blend(r, out, tileDone);
         } finally {
-            if (last != null) last.output.get();   // give its pinned buffer back whatever went wrong
+            if (last != null) last.output.get();   // a batch left in flight by a failure: give its pinned buffer back
         }
         return out;
     }
@@ -95,7 +97,6 @@ public final class TiledUpscaler {
     private final class InFlight {
         final List<AxisSpan[]> group;
         final Ops.Download output;
-        private boolean blended;
 
         InFlight(List<AxisSpan[]> group, Ops.Download output) {
             this.group = group;
@@ -103,8 +104,6 @@ public final class TiledUpscaler {
         }
 
         void blend(int r, FloatImage out, Runnable tileDone) {
-            if (blended) return;
-            blended = true;
             Tensor y = output.get();
             for (int b = 0; b < group.size(); b++) {
                 TiledUpscaler.this.blend(y, b, group.get(b)[0], group.get(b)[1], r, out);

@@ -65,14 +65,7 @@ final class ConvGraph implements AutoCloseable {
     static ConvGraph build(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace, int maxPlans) {
         ConvGraph cg = describe(g, handle, s);
         try {
-            for (int mode : new int[] {CudnnGraph.HEUR_A, CudnnGraph.HEUR_FALLBACK}) {
-                List<MemorySegment> cfgs = g.engineConfigs(cg.graph, mode, maxPlans);
-                try {
-                    for (int i = 0; i < cfgs.size() && cg.plans.size() < maxPlans; i++) cg.addPlan(handle, cfgs.get(i), maxWorkspace, new Origin(mode, i));
-                } finally {
-                    for (MemorySegment c : cfgs) g.destroy(c);
-                }
-            }
+            for (int mode : new int[] {CudnnGraph.HEUR_A, CudnnGraph.HEUR_FALLBACK}) cg.addPlans(handle, mode, maxPlans, -1, maxPlans, maxWorkspace);
         } catch (RuntimeException e) {
             cg.close();
             throw e;
@@ -88,17 +81,28 @@ final class ConvGraph implements AutoCloseable {
     static ConvGraph rebuild(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace, Origin origin) {
         ConvGraph cg = describe(g, handle, s);
         try {
-            List<MemorySegment> cfgs = g.engineConfigs(cg.graph, origin.mode(), origin.position() + 1);
-            try {
-                if (cfgs.size() > origin.position()) cg.addPlan(handle, cfgs.get(origin.position()), maxWorkspace, origin);
-            } finally {
-                for (MemorySegment c : cfgs) g.destroy(c);
-            }
+            cg.addPlans(handle, origin.mode(), origin.position() + 1, origin.position(), 1, maxWorkspace);
         } catch (RuntimeException e) {
             cg.close();
             throw e;
         }
         return cg.orNull();
+    }
+
+    /**
+     * Finalises plans from the first {@code count} engine configurations the heuristics of
+     * {@code mode} list (only position {@code only}, or all when it is -1) until this graph has
+     * {@code maxPlans}.
+     */
+    private void addPlans(MemorySegment handle, int mode, int count, int only, int maxPlans, long maxWorkspace) {
+        List<MemorySegment> cfgs = g.engineConfigs(graph, mode, count);
+        try {
+            for (int i = 0; i < cfgs.size() && plans.size() < maxPlans; i++) {
+                if (only < 0 || i == only) addPlan(handle, cfgs.get(i), maxWorkspace, new Origin(mode, i));
+            }
+        } finally {
+            for (MemorySegment c : cfgs) g.destroy(c);
+        }
     }
 
     private ConvGraph orNull() {

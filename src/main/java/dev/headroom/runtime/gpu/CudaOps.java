@@ -221,16 +221,11 @@ public final class CudaOps implements Ops, AutoCloseable {
     @Override
     public Tensor download(Tensor t) {
         if (t.onHost()) return t;
-        if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
-        int count = t.n * t.h * t.w * t.c;
-        long bytes = (long) count * t.precision.bytes;
-        PinnedSlots.Slot slot = slots.take(bytes);
+        PinnedSlots.Slot slot = slots.take(hostBytes(t));
         try {
             // synchronous: on the legacy stream, which waits for this backend's stream
-            cu.copyDtoH(slot.memory(), t.device.address(), bytes);
-            Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
-            toFloats(slot.memory(), t.precision, h.data, count);
-            return h;
+            cu.copyDtoH(slot.memory(), t.device.address(), hostBytes(t));
+            return fromSlot(slot, t);
         } finally {
             slots.giveBack(slot);
         }
@@ -245,18 +240,14 @@ public final class CudaOps implements Ops, AutoCloseable {
     @Override
     public Download downloadLater(Tensor t) {
         if (t.onHost()) return () -> t;
-        if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
-        int count = t.n * t.h * t.w * t.c;
-        long bytes = (long) count * t.precision.bytes;
-        PinnedSlots.Slot slot = slots.take(bytes);
+        PinnedSlots.Slot slot = slots.take(hostBytes(t));
         try {
-            cu.copyDtoHAsync(slot.memory(), t.device.address(), bytes, stream);
+            cu.copyDtoHAsync(slot.memory(), t.device.address(), hostBytes(t), stream);
             slots.queued(slot, stream);
         } catch (RuntimeException e) {
             slots.giveBack(slot);
             throw e;
         }
-        Precision p = t.precision;
         return new Download() {
             private Tensor done;
 
@@ -265,15 +256,26 @@ public final class CudaOps implements Ops, AutoCloseable {
                 if (done != null) return done;
                 try {
                     slots.await(slot);
-                    Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
-                    toFloats(slot.memory(), p, h.data, count);
-                    done = h;
+                    done = fromSlot(slot, t);
                 } finally {
                     slots.giveBack(slot);
                 }
                 return done;
             }
         };
+    }
+
+    /** Bytes of a device tensor that can be copied home in one piece (a channel slice cannot). */
+    private static long hostBytes(Tensor t) {
+        if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
+        return (long) t.n * t.h * t.w * t.c * t.precision.bytes;
+    }
+
+    /** A host tensor of {@code t}'s shape from the values copied into {@code slot}. */
+    private Tensor fromSlot(PinnedSlots.Slot slot, Tensor t) {
+        Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);
+        toFloats(slot.memory(), t.precision, h.data, h.data.length);
+        return h;
     }
 
     /** Values of {@code as} in {@code from} to floats in {@code out}. */

@@ -89,14 +89,6 @@ final class PinnedSlots implements AutoCloseable {
         if (held.remove(s)) free.add(s);
     }
 
-    /** Pinned bytes kept, held and free. */
-    long bytes() {
-        long b = 0;
-        for (Slot s : free) b += s.memory == null ? 0 : s.memory.byteSize();
-        for (Slot s : held) b += s.memory == null ? 0 : s.memory.byteSize();
-        return b;
-    }
-
     /** Frees every slot, held ones too (call after the device is idle). */
     @Override
     public void close() {
