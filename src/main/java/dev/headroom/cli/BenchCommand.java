@@ -116,6 +116,7 @@ final class BenchCommand implements Callable<Integer> {
             Arrays.sort(ms);
             double median = ms[runs / 2];
             double[] deviceMs = deviceOnly(ops, runner, t);
+            Map<String, Double> phases = phases(ops, runner, t);
             double pipelinedMs = pipelined(runner, t);
             double gflop = m.graph().flopsPerInputPixel() * tile * tile * batch / 1e9;
             Map<String, Object> row = new LinkedHashMap<>();
@@ -130,6 +131,7 @@ final class BenchCommand implements Callable<Integer> {
                 row.put("device_median_ms_per_tile", round(deviceMs[runs / 2] / batch));
             }
             row.put("median_ms_per_tile", round(median / batch));
+            if (phases != null) row.put("phases_ms", phases);
             row.put("pipelined_ms_per_tile", round(pipelinedMs / batch));
             row.put("megapixels_per_s", round((double) batch * tile * tile / 1e6 / (median / 1e3)));
             row.put("gflop_per_run", round(gflop));
@@ -207,6 +209,39 @@ final class BenchCommand implements Callable<Integer> {
         } finally {
             ops.release(dev);
         }
+    }
+
+    /**
+     * Where a run one at a time spends its time, medians over {@code runs}: "issue" from the call to
+     * the last op queued (input conversion and upload, arena, issuing or replaying the pass), "device"
+     * waiting for the device after that, "home" the output's copy and conversion to floats, "release"
+     * the rest of the call. Null on the CPU.
+     */
+    private Map<String, Double> phases(Ops ops, GraphRunner runner, Tensor host) {
+        if (ops.memory() == null || ops.name().startsWith("cpu")) return null;
+        double[][] ms = new double[4][runs];
+        for (int i = 0; i < runs; i++) {
+            long[] at = new long[4];
+            at[0] = System.nanoTime();
+            int run = i;
+            runner.run(host, out -> {
+                at[1] = System.nanoTime();
+                ops.synchronize();
+                at[2] = System.nanoTime();
+                Tensor home = ops.download(out);
+                at[3] = System.nanoTime();
+                return home;
+            });
+            long end = System.nanoTime();
+            for (int k = 0; k < 4; k++) ms[k][run] = ((k < 3 ? at[k + 1] : end) - at[k]) / 1e6;
+        }
+        Map<String, Double> out = new LinkedHashMap<>();
+        String[] names = {"issue", "device", "home", "release"};
+        for (int k = 0; k < 4; k++) {
+            Arrays.sort(ms[k]);
+            out.put(names[k], round(ms[k][runs / 2]));
+        }
+        return out;
     }
 
     private static double round(double v) {

@@ -3,6 +3,7 @@ package dev.headroom.cli;
 import dev.headroom.core.Sizes;
 import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.CudaUnavailable;
+import dev.headroom.cuda.Cublas;
 import dev.headroom.cuda.Cudnn;
 import dev.headroom.cuda.Driver;
 import dev.headroom.cuda.Nvml;
@@ -46,6 +47,8 @@ final class DevicesCommand implements Callable<Integer> {
             long v = dnn.version();
             out.put("cudnn", v / 10000 + "." + v % 10000 / 100 + "." + v % 100 + " (" + dnn.libraryPath() + ")");
         }
+        Cublas blas = optional(Cublas::get, out, "cublas");
+        if (blas != null) out.put("cublas", blas.version() + " (" + blas.libraryPath() + ")");
         for (int i = 0; i < cu.deviceCount(); i++) {
             int dev = cu.device(i);
             Map<String, Object> g = new LinkedHashMap<>();
@@ -68,8 +71,8 @@ final class DevicesCommand implements Callable<Integer> {
             return 0;
         }
         System.out.printf("CUDA driver %s (%s), NVIDIA driver %s%n", out.get("cuda_driver"), out.get("libcuda"), out.getOrDefault("driver", "?"));
-        System.out.printf("NVRTC %s%ncuDNN %s%n", out.getOrDefault("nvrtc", "missing: " + out.get("nvrtc_error")),
-                out.getOrDefault("cudnn", "missing: " + out.get("cudnn_error")));
+        System.out.printf("NVRTC %s%ncuDNN %s%ncuBLAS %s%n", out.getOrDefault("nvrtc", "missing: " + out.get("nvrtc_error")),
+                out.getOrDefault("cudnn", "missing: " + out.get("cudnn_error")), out.getOrDefault("cublas", "missing: " + out.get("cublas_error")));
         for (Map<String, Object> g : gpus) {
             System.out.printf("GPU %s: %s, compute %s, %s SMs, %s total, %s free%n", g.get("index"), g.get("name"), g.get("compute_capability"),
                     g.get("multiprocessors"), Sizes.format((Long) g.get("memory_total_bytes")),

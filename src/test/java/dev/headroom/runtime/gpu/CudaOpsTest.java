@@ -1,5 +1,7 @@
 package dev.headroom.runtime.gpu;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
@@ -54,10 +56,28 @@ class CudaOpsTest extends GpuTestBase {
 
     @Test
     void conv2dMatchesTheCpu() {
-        int[] ks = {1, 3, 5};
+        convolutionTrials(new int[] {1, 3, 5}, 40);
+    }
+
+    /**
+     * 1x1 convolutions as one cuBLAS GEMM straight between channel slices (odd widths and offsets,
+     * batches of two), then the epilogue in place, in true fp32.
+     */
+    @Test
+    void pointwiseConvolutionAsOneGemmMatchesTheCpu() {
+        gpu.forceConvStrategy("GEMM");
+        try {
+            convolutionTrials(new int[] {1}, 24);
+            assertEquals(java.util.Set.of("GEMM"), gpu.convStrategies().keySet());
+        } finally {
+            gpu.forceConvStrategy(null);
+        }
+    }
+
+    private void convolutionTrials(int[] ks, int trials) {
         int[] chans = {1, 3, 4, 12, 32, 64, 67};
-        for (int trial = 0; trial < 40; trial++) {
-            int k = ks[rnd.nextInt(3)], cin = chans[rnd.nextInt(chans.length)], cout = chans[rnd.nextInt(chans.length)];
+        for (int trial = 0; trial < trials; trial++) {
+            int k = ks[rnd.nextInt(ks.length)], cin = chans[rnd.nextInt(chans.length)], cout = chans[rnd.nextInt(chans.length)];
             int n = 1 + rnd.nextInt(2), h = 1 + rnd.nextInt(20), w = 1 + rnd.nextInt(20);
             Padding pad = rnd.nextInt(3) == 0 && h >= k && w >= k ? Padding.VALID : Padding.SAME;
             Act act = switch (rnd.nextInt(4)) { case 0 -> Act.NONE; case 1 -> Act.RELU; case 2 -> Act.leakyRelu(0.2f); default -> Act.prelu("s"); };

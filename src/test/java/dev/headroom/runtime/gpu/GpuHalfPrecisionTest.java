@@ -92,13 +92,14 @@ class GpuHalfPrecisionTest extends HalfGpuTestBase {
     }
 
     /**
-     * Each way a convolution can run (one fused cuDNN graph; a graph then headroom's epilogue; the
-     * legacy API on a packed input) on what the graph runner gives it: inputs, outputs and
+     * Each way a convolution can run (one fused cuDNN graph; a graph then headroom's epilogue; one
+     * cuBLAS GEMM between the slices, for 1x1 only; the legacy API on a packed input) on what the
+     * graph runner gives it: inputs, outputs and
      * residuals that are channel slices of wider buffers, bias, ReLU / leaky ReLU / none, residual
      * scales 0.2 and 1. Output channels outside the slice must stay untouched.
      */
     @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"F16, FUSED", "F16, GRAPH", "F16, LEGACY", "BF16, FUSED", "BF16, GRAPH", "BF16, LEGACY"})
+    @CsvSource({"F16, FUSED", "F16, GRAPH", "F16, GEMM", "F16, LEGACY", "BF16, FUSED", "BF16, GRAPH", "BF16, GEMM", "BF16, LEGACY"})
     void everyConvolutionStrategyMatchesTheCpuOnSlices(Precision precision, String strategy) {
         CudaOps half = ops(precision);
         double tol = tolerance(precision);
@@ -107,7 +108,7 @@ class GpuHalfPrecisionTest extends HalfGpuTestBase {
         half.forceConvStrategy(strategy);
         try {
             for (int trial = 0; trial < 12; trial++) {
-                int k = trial % 4 == 3 ? 1 : 3, cin = 8 * (1 + rnd.nextInt(8)), cout = 8 * (1 + rnd.nextInt(6));
+                int k = trial % 4 == 3 || strategy.equals("GEMM") ? 1 : 3, cin = 8 * (1 + rnd.nextInt(8)), cout = 8 * (1 + rnd.nextInt(6));
                 int h = 5 + rnd.nextInt(40), w = 5 + rnd.nextInt(40);
                 int inPad = 8 * rnd.nextInt(3), outPad = 8 * rnd.nextInt(3);   // extra channels around each slice
                 Act act = switch (trial % 3) { case 0 -> Act.leakyRelu(0.2f); case 1 -> Act.RELU; default -> Act.NONE; };

@@ -1,0 +1,566 @@
+package dev.headroom.runtime.gpu;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.graph.Act;
+import dev.headroom.core.graph.Op;
+import dev.headroom.core.graph.Padding;
+import dev.headroom.cuda.Cublas;
+import dev.headroom.cuda.CudaException;
+import dev.headroom.cuda.CudaUnavailable;
+import dev.headroom.cuda.Cudnn;
+import dev.headroom.cuda.CudnnGraph;
+import dev.headroom.cuda.Driver;
+import dev.headroom.runtime.DeviceBuffer;
+import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Tensor;
+import dev.headroom.runtime.memory.DeviceMemory;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * How {@link CudaOps} runs a convolution. On its first call each shape (with its strides and
+ * epilogue) times the ways it can run and keeps the fastest ({@link Strategy}), and remembers the
+ * choice on disk ({@link ConvChoiceStore}) so later processes on the same device, driver, cuDNN
+ * and precision skip the timing:
+ * <ul>
+ * <li>FUSED: one cuDNN graph for convolution + bias + activation + scaled residuals, reading and
+ *     writing channel slices in place ({@link ConvGraph});
+ * <li>GRAPH: a cuDNN graph for the convolution alone, then headroom's epilogue kernel;
+ * <li>GEMM (1x1 only): one cuBLAS matrix product straight between the channel slices (their
+ *     pixel strides are the leading dimensions), then the epilogue kernel in place;
+ * <li>LEGACY: cuDNN's legacy API on a packed input, then the epilogue kernel.
+ * </ul>
+ * fp32 keeps to LEGACY with FMA math and GEMM with fp32 compute, so it stays true fp32 (graph
+ * engines may round inputs to TF32). On the H100 every RRDBNet fp16 shape chose the fused graph,
+ * and the forward pass of a 256 tile fell from 38 ms (legacy, same run) to 10.9 ms.
+ *
+ * <p>All device memory (the workspace, temporaries, cuDNN's algorithm search, cuBLAS's scratch)
+ * comes from the backend's {@link DeviceMemory}. One owner thread, the backend's.
+ */
+final class Convolutions implements AutoCloseable {
+    enum Strategy { FUSED, GRAPH, GEMM, LEGACY }
+
+    /** Plans timed per graph; cuDNN's heuristics rank them, the clock decides. */
+    private static final int MAX_PLANS = 8;
+
+    private final CudaOps ops;
+    private final Driver cu;
+    private final Cudnn dnn = Cudnn.get();
+    private final MemorySegment handle;
+    private final MemorySegment stream;
+    private final DeviceMemory alloc;
+    private final Precision precision;
+    private final boolean graphApi = !"0".equals(System.getenv("HEADROOM_CUDNN_GRAPH"));
+    /** HEADROOM_CUBLAS_GEMM=0 leaves 1x1 convolutions to cuDNN (for comparison). */
+    private final boolean gemmApi = !"0".equals(System.getenv("HEADROOM_CUBLAS_GEMM"));
+    private final Arena arena = Arena.ofShared();
+    /** {1, 0}: alpha and beta of the legacy forward call and the GEMM. */
+    private final MemorySegment alphaBeta;
+    private final Map<String, LegacyPlan> plans = new HashMap<>();
+    private final Map<Key, Choice> choices = new HashMap<>();
+    /** Choices from earlier processes on this kind of device, libraries and precision. */
+    private final ConvChoiceStore remembered;
+    private int recalled;
+    private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
+    /** Graphs, plans and GEMMs refused, with the reason (`bench --json` lists them as graph_failures). */
+    private final List<String> failures = new ArrayList<>();
+    private DeviceBuffer workspace;
+    /** cuBLAS's handle on the backend's stream, made at the first 1x1 convolution; null before, or when cuBLAS is missing. */
+    private MemorySegment blas;
+    private boolean blasMissing;
+    /** Set by tests to run every convolution one way; null lets the clock choose. */
+    private Strategy forced;
+
+    /** Descriptors and algorithm for one shape on the legacy API. */
+    private record LegacyPlan(MemorySegment x, MemorySegment w, MemorySegment conv, MemorySegment y, int algo, long workspace) {}
+
+    private record Choice(Strategy strategy, ConvGraph graph, double micros) {}
+
+    /** Weights on the device in KRSC (cout, kh, kw, cin) order; fp32 bias and PReLU slopes. */
+    static final class Weights implements Ops.ConvWeights {
+        final Op.Conv2d op;
+        final DeviceBuffer kernel, bias, slope;
+        private final DeviceMemory alloc;
+
+        Weights(Op.Conv2d op, DeviceBuffer kernel, DeviceBuffer bias, DeviceBuffer slope, DeviceMemory alloc) {
+            this.op = op;
+            this.kernel = kernel;
+            this.bias = bias;
+            this.slope = slope;
+            this.alloc = alloc;
+        }
+
+        @Override
+        public Op.Conv2d op() {
+            return op;
+        }
+
+        @Override
+        public void close() {
+            alloc.free(kernel);
+            if (bias != null) alloc.free(bias);
+            if (slope != null) alloc.free(slope);
+        }
+    }
+
+    Convolutions(CudaOps ops, Driver cu, MemorySegment stream, DeviceMemory alloc, Precision precision, String device) {
+        this.ops = ops;
+        this.cu = cu;
+        this.stream = stream;
+        this.alloc = alloc;
+        this.precision = precision;
+        handle = dnn.createHandle(stream);
+        remembered = ConvChoiceStore.open(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
+                device + " cudnn " + dnn.version() + " " + precision + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
+        alphaBeta = arena.allocate(JAVA_FLOAT, 2);
+        alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
+        alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
+    }
+
+    /** Bytes kept between calls: the workspace and the residual scales' device copies. */
+    long heldBytes() {
+        long b = workspace == null ? 0 : workspace.bytes();
+        for (DeviceBuffer c : scalars.values()) b += c.bytes();
+        return b;
+    }
+
+    Map<String, Integer> strategies() {
+        Map<String, Integer> n = new java.util.TreeMap<>();
+        for (Choice c : choices.values()) n.merge(c.strategy().name(), 1, Integer::sum);
+        return n;
+    }
+
+    int recalled() {
+        return recalled;
+    }
+
+    List<String> failures() {
+        return List.copyOf(failures);
+    }
+
+    /** Runs every later convolution with {@code strategy}, or lets timing choose again (null). */
+    void force(String strategy) {
+        ops.invalidateRecordings("force a convolution strategy");
+        for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+        choices.clear();
+        forced = strategy == null ? null : Strategy.valueOf(strategy);
+    }
+
+    /** out = conv(in) with the weights' epilogue, residual and outer residual (either may be null). */
+    void run(Tensor in, Weights weights, Tensor residual, Tensor outer, Tensor out) {
+        Call call = new Call(weights, in, residual, outer, out);
+        ensureWorkspace(CudaMemoryModel.workspaceCap(in.bytes()));
+        Key key = call.key();
+        Choice choice = choices.get(key);
+        if (choice == null) {
+            choice = recall(call, key);
+            if (choice == null) {
+                choice = choose(call);
+                if (forced == null) remember(key, choice);
+            }
+            choices.put(key, choice);
+        }
+        run(choice.strategy(), choice.graph(), 0, call);
+    }
+
+    /** One convolution call's operands; {@code residual} and {@code outer} may be null. */
+    private record Call(Weights p, Tensor in, Tensor residual, Tensor outer, Tensor out) {
+        Key key() {
+            Op.Conv2d op = p.op;
+            return new Key(op.kh(), op.kw(), op.cin(), op.cout(), op.padding(), in.n, in.h, in.w, in.stride, out.stride,
+                    residual == null ? 0 : residual.stride, op.residualScale(), outer == null ? 0 : outer.stride, op.outerScale(),
+                    op.act().kind(), op.act().slope(), op.bias() != null, aligned());
+        }
+
+        boolean aligned() {
+            return Convolutions.aligned(in) && Convolutions.aligned(out) && (residual == null || Convolutions.aligned(residual))
+                    && (outer == null || Convolutions.aligned(outer));
+        }
+
+        boolean pointwise() {
+            return p.op.kh() == 1 && p.op.kw() == 1;
+        }
+    }
+
+    /**
+     * Shape, layout and epilogue: what decides which strategy is fastest (pointers may differ
+     * between calls, and layers with the same key share one choice). A record, not a string,
+     * because it is looked up on every convolution call. Strides are 0 for an absent residual.
+     */
+    private record Key(int kh, int kw, int cin, int cout, Padding padding, int n, int h, int w, int inStride, int outStride,
+                       int residualStride, float residualScale, int outerStride, float outerScale, Act.Kind act, float leak,
+                       boolean bias, boolean aligned) {}
+
+    private void run(Strategy strategy, ConvGraph graph, int plan, Call c) {
+        switch (strategy) {
+            case FUSED -> fused(graph, plan, c);
+            case GRAPH -> graphThenEpilogue(graph, plan, c);
+            case GEMM -> gemm(c);
+            case LEGACY -> legacy(c);
+        }
+    }
+
+    /**
+     * Whether cuDNN's graphs may take this view: its tensors are declared 16-byte aligned, and its
+     * kernels move 16 bytes at a time, so a channel slice must also have a pixel stride and a width
+     * that are multiples of 16 bytes (a dense tensor of any width is fine). Otherwise the legacy
+     * API runs it on a packed copy. Seen on the H100: a fused graph writing 4 fp16 channels after
+     * the 64 it read, in one 68-channel buffer (esrgan-slim's dense blocks), wrote wrong values,
+     * 29 LSB off UpscalerJS's output; the guarded run is within 1 LSB.
+     */
+    private static boolean aligned(Tensor t) {
+        int b = t.precision.bytes;
+        return (at(t) & 15) == 0 && (t.dense() || (t.stride * b) % 16 == 0 && (t.c * b) % 16 == 0);
+    }
+
+    /**
+     * Times the strategies this call can use (each plan of each graph, up to 3 runs after a
+     * warm-up, host clock around a synchronised batch; a candidate whose first timed run is 1.5x
+     * the best so far is dropped at once) and keeps the fastest. In 16 bits the legacy API is only
+     * the fallback when nothing else runs: its algorithm search runs every algorithm at full size.
+     * With every candidate timed in full, the first 1376x1376 tile of a 4096x4096 RRDBNet job took
+     * about 45 s of the job's 88 s on the H100; and the fused graph won every RRDBNet shape
+     * measured there (35 of 35 at 256 and 512 tiles).
+     */
+    private Choice choose(Call c) {
+        boolean graphs = precision != Precision.F32 && graphApi && c.aligned();
+        Choice best = new Choice(Strategy.LEGACY, null, Double.MAX_VALUE);
+        if (graphs) {
+            for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
+                if (forced != null && st != forced) continue;
+                best = tryGraph(st, c, best);
+            }
+        }
+        if ((forced == null || forced == Strategy.GEMM) && c.pointwise() && blas() != null) {
+            try {
+                double t = time(() -> gemm(c), best.micros());
+                if (t < best.micros()) {
+                    if (best.graph() != null) best.graph().close();
+                    best = new Choice(Strategy.GEMM, null, t);
+                }
+            } catch (CudaException e) {
+                failures.add("GEMM " + c.key() + ": " + e.getMessage());
+            }
+        }
+        if (forced == Strategy.LEGACY || forced == null && (!graphs || best.micros() == Double.MAX_VALUE)) {
+            try {
+                double t = time(() -> legacy(c), best.micros());
+                if (t < best.micros()) best = new Choice(Strategy.LEGACY, null, t);
+            } catch (CudaException e) {
+                // in 16 bits a graph or GEMM may have run where the legacy API has no kernel
+                if (best.micros() == Double.MAX_VALUE || forced == Strategy.LEGACY) throw e;
+                failures.add("LEGACY " + c.key() + ": " + e.getMessage());
+            }
+        }
+        if (best.micros() == Double.MAX_VALUE) {
+            throw new IllegalStateException("no convolution strategy runs " + c.key() + " in " + precision + ": " + failures);
+        }
+        if (forced != null && best.strategy() != forced) {
+            throw new IllegalStateException("convolution strategy " + forced + " is not available for " + c.key() + "; " + failures);
+        }
+        return best;
+    }
+
+    /** Times every plan of a FUSED or GRAPH graph for this call; the better of its best and {@code best}. */
+    private Choice tryGraph(Strategy st, Call c, Choice best) {
+        ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
+        if (st == Strategy.FUSED && !spec.fusable()) return best;
+        ConvGraph cg;
+        try {
+            cg = ConvGraph.build(CudnnGraph.get(), handle, spec, workspace.bytes(), MAX_PLANS);
+        } catch (CudaException e) {
+            failures.add(st + " " + c.key() + ": " + e.getMessage());
+            return best;
+        }
+        if (cg == null) return best;
+        int bestPlan = -1;
+        double bestTime = Double.MAX_VALUE;
+        for (int i = 0; i < cg.plans.size(); i++) {
+            int plan = i;
+            double t;
+            try {
+                t = time(() -> run(st, cg, plan, c), Math.min(bestTime, best.micros()));
+            } catch (CudaException e) {
+                failures.add(st + " plan " + i + " " + c.key() + ": " + e.getMessage());
+                continue;
+            }
+            if (t < bestTime) {
+                bestTime = t;
+                bestPlan = i;
+            }
+        }
+        if (bestPlan < 0 || bestTime >= best.micros()) {
+            cg.close();
+            return best;
+        }
+        cg.keep(bestPlan);
+        if (best.graph() != null) best.graph().close();
+        return new Choice(st, cg, bestTime);
+    }
+
+    /**
+     * The strategy an earlier process chose for {@code key} ({@link ConvChoiceStore}), with only its
+     * plan finalised; null when none is remembered, a strategy is forced, or the remembered way no
+     * longer builds here (the candidates are then timed again).
+     */
+    private Choice recall(Call c, Key key) {
+        ConvChoiceStore.Entry e = forced == null ? remembered.get(key.toString()) : null;
+        if (e == null) return null;
+        Strategy st;
+        try {
+            st = Strategy.valueOf(e.way());
+        } catch (IllegalArgumentException unknown) {
+            return null;
+        }
+        ConvGraph cg = null;
+        if (st == Strategy.GEMM && (!c.pointwise() || blas() == null)) return null;
+        if (st == Strategy.FUSED || st == Strategy.GRAPH) {
+            if (precision == Precision.F32 || !graphApi || !c.aligned()) return null;
+            try {
+                cg = ConvGraph.rebuild(CudnnGraph.get(), handle, spec(c, st == Strategy.FUSED), workspace.bytes(), new ConvGraph.Origin(e.a(), e.b()));
+            } catch (CudaException x) {
+                failures.add("remembered " + st + " " + key + ": " + x.getMessage());
+            }
+            if (cg == null) return null;
+        }
+        recalled++;
+        return new Choice(st, cg, e.micros());
+    }
+
+    private void remember(Key key, Choice choice) {
+        ConvGraph.Origin o = choice.graph() == null ? new ConvGraph.Origin(0, 0) : choice.graph().origins.getFirst();
+        remembered.put(key.toString(), new ConvChoiceStore.Entry(choice.strategy().name(), o.mode(), o.position(), choice.micros()));
+    }
+
+    /**
+     * Median microseconds of three synchronised runs after one warm-up; only the first when it
+     * already takes 1.5x {@code best} (such a candidate cannot win, and at large tiles a slow plan
+     * costs tens of milliseconds a run).
+     */
+    private double time(Runnable r, double best) {
+        r.run();
+        cu.synchronize();
+        double[] t = new double[3];
+        for (int i = 0; i < t.length; i++) {
+            long t0 = System.nanoTime();
+            r.run();
+            cu.synchronize();
+            t[i] = (System.nanoTime() - t0) / 1e3;
+            if (i == 0 && t[0] > 1.5 * best) return t[0];
+        }
+        java.util.Arrays.sort(t);
+        return t[1];
+    }
+
+    private ConvGraph.Spec spec(Call c, boolean fused) {
+        Op.Conv2d op = c.p().op;
+        int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
+        return new ConvGraph.Spec(dataType(), c.in().n, c.in().h, c.in().w, op.cin(), c.in().stride, op.cout(), c.out().stride,
+                op.kh(), op.kw(), padH, padW, op.bias() != null, op.act().kind(), op.act().slope(),
+                c.residual() != null, c.residual() == null ? 0 : c.residual().stride, op.residualScale(),
+                c.outer() != null, c.outer() == null ? 0 : c.outer().stride, op.outerScale(), fused);
+    }
+
+    /** Element address of a view's first channel. */
+    static long at(Tensor t) {
+        return t == null ? 0L : t.device.address() + (long) t.offset * t.precision.bytes;
+    }
+
+    private void fused(ConvGraph cg, int plan, Call c) {
+        Op.Conv2d op = c.p().op;
+        long s = c.residual() != null && op.residualScale() != 1f ? scalar(op.residualScale()) : 0L;
+        long s2 = c.outer() != null && op.outerScale() != 1f ? scalar(op.outerScale()) : 0L;
+        Weights p = c.p();
+        cg.execute(handle, plan, new ConvGraph.Pointers(at(c.in()), p.kernel.address(), p.bias == null ? 0L : p.bias.address(), s,
+                at(c.residual()), s2, at(c.outer()), at(c.out()), cg.workspaces.get(plan) > 0 ? workspace.address() : 0L));
+    }
+
+    private void graphThenEpilogue(ConvGraph cg, int plan, Call c) {
+        Tensor out = c.out();
+        boolean direct = out.dense();
+        Tensor y = direct ? out : ops.allocate(out.n, out.h, out.w, out.c);
+        try {
+            cg.execute(handle, plan, new ConvGraph.Pointers(at(c.in()), c.p().kernel.address(), 0L, 0L, 0L, 0L, 0L, at(y),
+                    cg.workspaces.get(plan) > 0 ? workspace.address() : 0L));
+            epilogueAfter(c, y, direct);
+        } finally {
+            if (!direct) ops.release(y);
+        }
+    }
+
+    /**
+     * A 1x1 convolution as one matrix product, in place between channel slices. Row-major NHWC is
+     * column-major with the pixel stride as leading dimension, so, in cuBLAS's column-major terms:
+     * out (cout, P; ld out.stride) = W^T (cout, cin) x in (cin, P; ld in.stride), where the KRSC
+     * weights (cout, cin) row-major are (cin, cout; ld cin) column-major, hence OP_T. P counts the
+     * pixels of all images: a view's pixels follow each other at one stride. Then the epilogue
+     * (bias, activation, residuals) in place on the output.
+     */
+    private void gemm(Call c) {
+        Tensor in = c.in(), out = c.out();
+        long pixels = (long) in.n * in.h * in.w;
+        if (pixels > Integer.MAX_VALUE) throw new IllegalArgumentException("1x1 convolution over " + pixels + " pixels: more than 2^31 in one call");
+        Op.Conv2d op = c.p().op;
+        int type = switch (precision) {
+            case F32 -> Cublas.R_32F;
+            case F16 -> Cublas.R_16F;
+            case BF16 -> Cublas.R_16BF;
+        };
+        Cublas.get().gemm(blas, Cublas.OP_T, Cublas.OP_N, op.cout(), (int) pixels, op.cin(), alphaBeta,
+                c.p().kernel.address(), type, op.cin(), at(in), type, in.stride, at(out), type, out.stride, Cublas.COMPUTE_32F);
+        epilogueAfter(c, out, true);
+    }
+
+    /** cuBLAS's handle, made on first use and given the workspace; null (once said in the failures) where cuBLAS cannot be loaded. */
+    private MemorySegment blas() {
+        if (!gemmApi) return null;
+        if (blas == null && !blasMissing) {
+            try {
+                blas = Cublas.get().createHandle(stream);
+                Cublas.get().setWorkspace(blas, workspace.address(), workspace.bytes());
+            } catch (CudaUnavailable | CudaException e) {
+                blasMissing = true;
+                failures.add("GEMM: " + e.getMessage());
+            }
+        }
+        return blas;
+    }
+
+    private void legacy(Call c) {
+        Weights p = c.p();
+        Tensor in = c.in(), out = c.out();
+        boolean direct = out.dense();
+        Tensor y = direct ? out : ops.allocate(out.n, out.h, out.w, out.c);
+        Tensor packed = null;
+        try {
+            Tensor x = in;
+            if (!in.dense()) {
+                packed = ops.allocate(in.n, in.h, in.w, in.c);
+                ops.copy(in, packed);
+                x = packed;
+            }
+            LegacyPlan plan = plan(p.op, x, p.kernel, y);
+            dnn.forward(handle, alphaBeta, plan.x, x.device.address(), plan.w, p.kernel.address(), plan.conv, plan.algo,
+                    plan.workspace > 0 ? workspace.address() : 0L, plan.workspace, plan.y, y.device.address());
+            epilogueAfter(c, y, direct);
+        } finally {
+            if (packed != null) ops.release(packed);
+            if (!direct) ops.release(y);
+        }
+    }
+
+    /**
+     * The epilogue pass after an unfused convolution into {@code y} (none when that is already the
+     * result), and the outer residual as a second pass in place.
+     */
+    private void epilogueAfter(Call c, Tensor y, boolean direct) {
+        Weights p = c.p();
+        Act act = p.op.act();
+        if (p.bias != null || act.kind() != Act.Kind.NONE || !direct || c.residual() != null) {
+            ops.epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), c.residual(), p.op.residualScale(), c.out());
+        }
+        if (c.outer() != null) ops.epilogue(c.out(), 0L, Act.NONE, 0L, c.outer(), p.op.outerScale(), c.out());
+    }
+
+    /** A device copy of one fp32 value (the residual scale of a fused graph), uploaded once. */
+    private long scalar(float v) {
+        return scalars.computeIfAbsent(v, f -> ops.uploadFloats(new float[] {f})).address();
+    }
+
+    /**
+     * Grows the one workspace to at least {@code bytes} (the planner counts it at the largest cap
+     * any convolution has, so it is allocated at exactly that, not at what an algorithm happens to
+     * use). cuBLAS gets the same memory: its GEMMs and cuDNN's calls run one after another on one stream.
+     */
+    private void ensureWorkspace(long bytes) {
+        if (workspace != null && workspace.bytes() >= bytes) return;
+        ops.invalidateRecordings("grow the convolution workspace to " + bytes + " bytes");
+        if (workspace != null) alloc.free(workspace);
+        workspace = null;
+        try (var scope = alloc.tag("workspace", "convolution")) {
+            workspace = alloc.allocate(bytes);
+        }
+        if (blas != null) Cublas.get().setWorkspace(blas, workspace.address(), workspace.bytes());
+    }
+
+    /** cuDNN's name for the storage type. */
+    private int dataType() {
+        return switch (precision) {
+            case F32 -> Cudnn.DATA_FLOAT;
+            case F16 -> Cudnn.DATA_HALF;
+            case BF16 -> Cudnn.DATA_BFLOAT16;
+        };
+    }
+
+    private LegacyPlan plan(Op.Conv2d op, Tensor x, DeviceBuffer w, Tensor y) {
+        String key = op.kh() + "x" + op.kw() + ":" + op.cin() + ">" + op.cout() + ":" + op.padding() + ":" + x.n + "," + x.h + "," + x.w;
+        LegacyPlan plan = plans.get(key);
+        if (plan != null) return plan;
+        int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
+        int type = dataType();
+        MemorySegment xd = dnn.tensorNhwc(type, x.n, x.c, x.h, x.w, x.c);
+        MemorySegment wd = dnn.filterNhwc(type, op.cout(), op.cin(), op.kh(), op.kw());
+        MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, precision == Precision.F32 ? Cudnn.FMA_MATH : Cudnn.TENSOR_OP_MATH);
+        MemorySegment yd = dnn.tensorNhwc(type, y.n, y.c, y.h, y.w, y.c);
+        long cap = CudaMemoryModel.workspaceCap(x.bytes());
+        ConvChoiceStore.Entry known = remembered.get("algo " + key);
+        if (known != null) {
+            try {
+                long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, known.a());
+                if (ws <= cap) {
+                    plan = new LegacyPlan(xd, wd, cd, yd, known.a(), ws);
+                    plans.put(key, plan);
+                    return plan;
+                }
+            } catch (CudaException e) {
+                // that algorithm no longer takes this shape: search again
+            }
+        }
+        // time every algorithm once on the real buffers, in the workspace this convolution may use
+        Cudnn.AlgoPerf[] found = dnn.findAlgorithms(handle, xd, x.device.address(), wd, w.address(), cd, yd, y.device.address(), workspace.address(), cap);
+        Cudnn.AlgoPerf chosen = null;
+        for (Cudnn.AlgoPerf a : found) {
+            if (a.status() == 0 && a.workspace() <= cap) {
+                chosen = a;
+                break;
+            }
+        }
+        if (chosen == null) throw new IllegalStateException("cuDNN has no algorithm for convolution " + key + " within " + cap + " bytes of workspace");
+        long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, chosen.algo());
+        plan = new LegacyPlan(xd, wd, cd, yd, chosen.algo(), ws);
+        plans.put(key, plan);
+        remembered.put("algo " + key, new ConvChoiceStore.Entry("ALGO", chosen.algo(), 0, chosen.ms() * 1e3));
+        return plan;
+    }
+
+    /** Frees descriptors, graphs, handles and the workspace; call when the device is idle. */
+    @Override
+    public void close() {
+        try {
+            for (LegacyPlan p : plans.values()) {
+                dnn.destroyTensor(p.x);
+                dnn.destroyFilter(p.w);
+                dnn.destroyConvolution(p.conv);
+                dnn.destroyTensor(p.y);
+            }
+            plans.clear();
+            for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+            choices.clear();
+            for (DeviceBuffer b : scalars.values()) alloc.free(b);
+            scalars.clear();
+            if (blas != null) Cublas.get().destroyHandle(blas);
+            blas = null;
+            if (workspace != null) alloc.free(workspace);
+            workspace = null;
+            dnn.destroyHandle(handle);
+        } finally {
+            arena.close();
+        }
+    }
+}
