@@ -65,7 +65,9 @@ final class ConvGraph implements AutoCloseable {
     static ConvGraph build(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace, int maxPlans) {
         ConvGraph cg = describe(g, handle, s);
         try {
-            for (int mode : new int[] {CudnnGraph.HEUR_A, CudnnGraph.HEUR_FALLBACK}) cg.addPlans(handle, mode, maxPlans, -1, maxPlans, maxWorkspace);
+            // in fp32 the heuristics rank TF32 engines first, which exact() refuses: look further down
+            int count = s.dataType() == Cudnn.DATA_FLOAT ? 8 * maxPlans : maxPlans;
+            for (int mode : new int[] {CudnnGraph.HEUR_A, CudnnGraph.HEUR_FALLBACK}) cg.addPlans(handle, mode, count, -1, maxPlans, maxWorkspace);
         } catch (RuntimeException e) {
             cg.close();
             throw e;
@@ -98,11 +100,26 @@ final class ConvGraph implements AutoCloseable {
         List<MemorySegment> cfgs = g.engineConfigs(graph, mode, count);
         try {
             for (int i = 0; i < cfgs.size() && plans.size() < maxPlans; i++) {
-                if (only < 0 || i == only) addPlan(handle, cfgs.get(i), maxWorkspace, new Origin(mode, i));
+                if ((only < 0 || i == only) && exact(cfgs.get(i))) addPlan(handle, cfgs.get(i), maxWorkspace, new Origin(mode, i));
             }
         } finally {
             for (MemorySegment c : cfgs) g.destroy(c);
         }
+    }
+
+    /**
+     * Whether an engine keeps this graph's numbers: in fp32, one that rounds inputs to TF32 on
+     * tensor cores does not (10-bit mantissas; fp32 must stay within 1 LSB of fp32 references), so
+     * fp32 graphs run on the engines without tensor cores. 16-bit graphs take any engine.
+     */
+    private boolean exact(MemorySegment cfg) {
+        if (spec.dataType() != Cudnn.DATA_FLOAT) return true;
+        for (int note : g.numericalNotes(cfg)) {
+            if (note == CudnnGraph.NOTE_TENSOR_CORE || note == CudnnGraph.NOTE_DOWN_CONVERT_INPUTS || note == CudnnGraph.NOTE_REDUCED_PRECISION_REDUCTION) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private ConvGraph orNull() {

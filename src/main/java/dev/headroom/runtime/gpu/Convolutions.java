@@ -36,8 +36,9 @@ import java.util.Map;
  *     pixel strides are the leading dimensions), then the epilogue kernel in place;
  * <li>LEGACY: cuDNN's legacy API on a packed input, then the epilogue kernel.
  * </ul>
- * fp32 keeps to LEGACY with FMA math and GEMM with fp32 compute, so it stays true fp32 (graph
- * engines may round inputs to TF32). On the H100 every RRDBNet fp16 shape chose the fused graph,
+ * fp32 stays true fp32: LEGACY with FMA math, GEMM with fp32 compute, and graphs only on engines
+ * without tensor cores (which would round inputs to TF32; {@link ConvGraph}), with LEGACY
+ * always among the candidates. On the H100 every RRDBNet fp16 shape chose the fused graph,
  * and the forward pass of a 256 tile fell from 38 ms (legacy, same run) to 10.9 ms.
  *
  * <p>All device memory (the workspace, temporaries, cuDNN's algorithm search, cuBLAS's scratch)
@@ -45,6 +46,9 @@ import java.util.Map;
  */
 final class Convolutions implements AutoCloseable {
     enum Strategy { FUSED, GRAPH, GEMM, LEGACY }
+
+    /** What a remembered choice was chosen among: a choice made among fewer candidates is made again. */
+    private static final String CANDIDATES = "FUSED,GRAPH,GEMM,LEGACY fp32-graphs-without-tf32";
 
     /** Plans timed per graph; cuDNN's heuristics rank them, the clock decides. */
     private static final int MAX_PLANS = 8;
@@ -117,7 +121,7 @@ final class Convolutions implements AutoCloseable {
         this.precision = precision;
         handle = dnn.createHandle(stream);
         remembered = ConvChoiceStore.open(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
-                device + " cudnn " + dnn.version() + " " + precision + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
+                device + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
         alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
@@ -229,7 +233,7 @@ final class Convolutions implements AutoCloseable {
      * measured there (35 of 35 at 256 and 512 tiles).
      */
     private Choice choose(Call c) {
-        boolean graphs = precision != Precision.F32 && graphApi && c.aligned();
+        boolean graphs = graphApi && c.aligned();
         Choice best = new Choice(Strategy.LEGACY, null, Double.MAX_VALUE);
         if (graphs) {
             for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
@@ -248,7 +252,7 @@ final class Convolutions implements AutoCloseable {
                 failures.add("GEMM " + c.key() + ": " + e.getMessage());
             }
         }
-        if (forced == Strategy.LEGACY || forced == null && (!graphs || best.micros() == Double.MAX_VALUE)) {
+        if (forced == Strategy.LEGACY || forced == null && (!graphs || precision == Precision.F32 || best.micros() == Double.MAX_VALUE)) {
             try {
                 double t = time(() -> legacy(c), best.micros());
                 if (t < best.micros()) best = new Choice(Strategy.LEGACY, null, t);
@@ -321,7 +325,7 @@ final class Convolutions implements AutoCloseable {
         ConvGraph cg = null;
         if (st == Strategy.GEMM && (!c.pointwise() || blas() == null)) return null;
         if (st == Strategy.FUSED || st == Strategy.GRAPH) {
-            if (precision == Precision.F32 || !graphApi || !c.aligned()) return null;
+            if (!graphApi || !c.aligned()) return null;
             try {
                 cg = ConvGraph.rebuild(CudnnGraph.get(), handle, spec(c, st == Strategy.FUSED), workspace.bytes(), new ConvGraph.Origin(e.a(), e.b()));
             } catch (CudaException x) {

@@ -13,9 +13,9 @@ import dev.headroom.core.plan.DeviceModel;
  * asked for. Pure arithmetic: it needs no GPU, so plans for a card can be made anywhere.
  *
  * <p>The packed input and temporary output are what the legacy and unfused strategies need; a
- * fused cuDNN graph needs neither, and which strategy a shape takes is only known once it has been
- * timed. So in fp16 the scratch is an upper bound (measured on the H100: predictions 0-7% high),
- * never an under-estimate; in fp32 (legacy only) it is exact.
+ * fused cuDNN graph or a cuBLAS GEMM needs neither, and which strategy a shape takes is only known
+ * once it has been timed. So the scratch is an upper bound, never an under-estimate (on the H100,
+ * RRDBNet fp16 at 256 all fused: 185.1 MiB predicted, 161.1 measured, 24 of it scratch).
  */
 public final class CudaMemoryModel implements DeviceModel {
     /** No convolution's workspace exceeds this; algorithms that want more are not considered. */
