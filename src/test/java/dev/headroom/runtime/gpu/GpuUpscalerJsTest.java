@@ -28,7 +28,8 @@ class GpuUpscalerJsTest extends HalfGpuTestBase {
         var dir = NpmPackage.cached(UpscalerJsFixture.packageName(size), UpscalerJsFixture.VERSION);
         Assumptions.assumeTrue(dir.isPresent() && java.nio.file.Files.isDirectory(dir.get().resolve("package/models/x" + scale)),
                 UpscalerJsFixture.packageName(size) + " x" + scale + " is not in " + NpmPackage.cacheRoot()
-                        + "; run UpscalerJsFixtureTest once where npm works (it caches the package) and copy it there");
+                        + "; run UpscalerJsFixtureTest once where npm works (it caches the package) and copy it there"
+                        + " (to a GPU machine: scripts/device-pack, and --rest for what exceeds one call)");
         var fixture = new UpscalerJsFixture(dir.get().resolve("package"), size, scale);
         var r = fixture.run(fixture.load(), precision == Precision.F16 ? half : gpu);
         System.out.printf("esrgan-%s x%d on the GPU in %s: %s%n", size, scale, precision, r);
