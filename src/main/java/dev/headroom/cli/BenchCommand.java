@@ -189,7 +189,7 @@ final class BenchCommand implements Callable<Integer> {
      * output left there, the clock stopped when the device is done. Null on the CPU, where there is no transfer.
      */
     private double[] deviceOnly(Ops ops, GraphRunner runner, Tensor host) {
-        if (ops.memory() == null || ops.name().startsWith("cpu")) return null;
+        if (!onDevice(ops)) return null;
         Tensor dev;
         try (var scope = ops.memory().tag("activations", "input")) {
             dev = ops.upload(host);
@@ -218,12 +218,11 @@ final class BenchCommand implements Callable<Integer> {
      * the rest of the call. Null on the CPU.
      */
     private Map<String, Double> phases(Ops ops, GraphRunner runner, Tensor host) {
-        if (ops.memory() == null || ops.name().startsWith("cpu")) return null;
+        if (!onDevice(ops)) return null;
         double[][] ms = new double[4][runs];
-        for (int i = 0; i < runs; i++) {
+        for (int run = 0; run < runs; run++) {
             long[] at = new long[4];
             at[0] = System.nanoTime();
-            int run = i;
             runner.run(host, out -> {
                 at[1] = System.nanoTime();
                 ops.synchronize();
@@ -242,6 +241,11 @@ final class BenchCommand implements Callable<Integer> {
             out.put(names[k], round(ms[k][runs / 2]));
         }
         return out;
+    }
+
+    /** Whether {@code ops} runs on a device, with transfers to time (the CPU backend has none). */
+    private static boolean onDevice(Ops ops) {
+        return ops.memory() != null && !ops.name().startsWith("cpu");
     }
 
     private static double round(double v) {

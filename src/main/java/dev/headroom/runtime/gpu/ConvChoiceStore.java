@@ -17,13 +17,13 @@ import java.util.Map;
  *
  * <p>One file per fingerprint, {@code <cache>/conv-choices/<sha256 of fingerprint>.tsv}. The
  * fingerprint names all that may change the answer: device name and compute capability, driver
- * and cuDNN versions, storage precision, and {@link #FORMAT}. The file is a header line
+ * and cuDNN versions, storage precision, the strategies chosen among, and {@link #FORMAT}. The file is a header line
  * {@code headroom-conv-choices <FORMAT> <fingerprint>}, then one line per choice:
  * <pre>
  *   key TAB way TAB a TAB b TAB micros
  * </pre>
- * where {@code way} is FUSED or GRAPH (a, b: the plan's heuristics mode and position), LEGACY
- * (a, b unused) or ALGO (a legacy-API algorithm for the key; a: algorithm). Lines are appended as
+ * where {@code way} is FUSED or GRAPH (a, b: the plan's heuristics mode and position), GEMM or
+ * LEGACY (a, b unused), or ALGO (a legacy-API algorithm for the key; a: algorithm). Lines are appended as
  * choices are made, each in one write, so processes sharing the cache do not tear each other's
  * lines; a later line for a key wins; a line that does not parse is skipped. A cache that cannot be
  * read or written only costs the timing again.

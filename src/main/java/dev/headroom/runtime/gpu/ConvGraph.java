@@ -18,7 +18,7 @@ import java.util.Map;
  * so one kernel reads the input slice in place and writes the output slice, with no separate
  * epilogue pass and no packed copy. Unfused, it is the convolution alone into a dense output.
  * Tensors are bound by uid ({@link #X} ... {@link #Y}); intermediate results are virtual (fp32, in
- * registers). Which plan runs is chosen by timing ({@link CudaOps}); {@link #keep} drops the rest.
+ * registers). Which plan runs is chosen by timing ({@link Convolutions}); {@link #keep} drops the rest.
  */
 final class ConvGraph implements AutoCloseable {
     static final long X = 1, W = 2, B = 3, S = 4, R = 5, S2 = 7, R2 = 8, Y = 6;

@@ -47,8 +47,11 @@ import java.util.Map;
 final class Convolutions implements AutoCloseable {
     enum Strategy { FUSED, GRAPH, GEMM, LEGACY }
 
-    /** What a remembered choice was chosen among: a choice made among fewer candidates is made again. */
-    private static final String CANDIDATES = "FUSED,GRAPH,GEMM,LEGACY fp32-graphs-without-tf32";
+    /**
+     * What a remembered choice was chosen among, part of the store's fingerprint: a choice made
+     * among other candidates (before GEMM, or before fp32 took graphs) is made again.
+     */
+    private static final String CANDIDATES = java.util.Arrays.toString(Strategy.values()) + " fp32-graphs-without-tf32";
 
     /** Plans timed per graph; cuDNN's heuristics rank them, the clock decides. */
     private static final int MAX_PLANS = 8;

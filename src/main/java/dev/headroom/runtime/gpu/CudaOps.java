@@ -164,11 +164,12 @@ public final class CudaOps implements Ops, AutoCloseable {
     @Override
     public Tensor download(Tensor t) {
         if (t.onHost()) return t;
-        PinnedSlots.Slot slot = slots.take(hostBytes(t));
+        long bytes = hostBytes(t);
+        PinnedSlots.Slot slot = slots.take(bytes);
         try {
             Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);   // before the wait: zeroing 50 MB costs as much as converting it
             // synchronous: on the legacy stream, which waits for this backend's stream
-            cu.copyDtoH(slot.memory(), t.device.address(), hostBytes(t));
+            cu.copyDtoH(slot.memory(), t.device.address(), bytes);
             toFloats(slot.memory(), t.precision, h.data, h.data.length);
             return h;
         } finally {
@@ -185,9 +186,10 @@ public final class CudaOps implements Ops, AutoCloseable {
     @Override
     public Download downloadLater(Tensor t) {
         if (t.onHost()) return () -> t;
-        PinnedSlots.Slot slot = slots.take(hostBytes(t));
+        long bytes = hostBytes(t);
+        PinnedSlots.Slot slot = slots.take(bytes);
         try {
-            cu.copyDtoHAsync(slot.memory(), t.device.address(), hostBytes(t), stream);
+            cu.copyDtoHAsync(slot.memory(), t.device.address(), bytes, stream);
             slots.queued(slot, stream);
         } catch (RuntimeException e) {
             slots.giveBack(slot);
