@@ -22,6 +22,8 @@ public final class GraphRunner implements AutoCloseable {
     private final Ops ops;
     private final Ops.ConvWeights[] conv;
     private final float[][] slope;
+    /** Per node: the float parameters of ops without prepared weights (GroupNorm's gamma and beta; a strided convolution's kernel and bias). */
+    private final float[][][] params;
     private final ConcatPlan placement;
     private final java.util.Map<String, MemoryPlan> plans = new java.util.HashMap<>();
     private long peakBytes;
@@ -36,6 +38,7 @@ public final class GraphRunner implements AutoCloseable {
         this.ops = ops;
         this.conv = new Ops.ConvWeights[graph.size()];
         this.slope = new float[graph.size()][];
+        this.params = new float[graph.size()][][];
         for (Node n : graph.nodes()) {
             switch (n.op()) {
                 case Op.Conv2d c -> {
@@ -46,6 +49,10 @@ public final class GraphRunner implements AutoCloseable {
                 }
                 case Op.Activation a when a.act().preluWeight() != null ->
                         slope[n.id()] = expect(weights, a.act().preluWeight(), n, graph.channels(n.input(0)));
+                case Op.GroupNorm g -> params[n.id()] = new float[][] {
+                        expect(weights, g.weight(), n, graph.channels(n.id())), expect(weights, g.bias(), n, graph.channels(n.id()))};
+                case Op.StridedConv c -> params[n.id()] = new float[][] {
+                        expect(weights, c.weight(), n, c.k(), c.k(), c.cin(), c.cout()), c.bias() == null ? null : expect(weights, c.bias(), n, c.cout())};
                 default -> { }
             }
         }
@@ -73,6 +80,26 @@ public final class GraphRunner implements AutoCloseable {
 
     public Graph graph() {
         return graph;
+    }
+
+    /** The float parameters bound to node {@code id} (see {@link #params}), or null. */
+    public float[][] params(int id) {
+        return params[id];
+    }
+
+    /** Node {@code id}'s prepared convolution weights, or null. */
+    public Ops.ConvWeights convWeights(int id) {
+        return conv[id];
+    }
+
+    /** Node {@code id}'s PReLU slopes, or null. */
+    public float[] slope(int id) {
+        return slope[id];
+    }
+
+    /** The backend this runner runs on. */
+    public Ops ops() {
+        return ops;
     }
 
     /** The backend's memory, or null. */
@@ -287,6 +314,9 @@ public final class GraphRunner implements AutoCloseable {
             case Op.UpsampleNearest u -> ops.upsampleNearest(x, u.factor(), out);
             case Op.PixelShuffle p -> ops.pixelShuffle(x, p.factor(), p.order(), out);
             case Op.PixelUnshuffle p -> ops.pixelUnshuffle(x, p.factor(), p.order(), out);
+            case Op.GroupNorm g -> ops.groupNorm(x, g, params[node.id()][0], params[node.id()][1], out);
+            case Op.StridedConv c -> ops.stridedConv(x, c, params[node.id()][0], params[node.id()][1], out);
+            case Op.Attention a -> ops.attention(in[0], in[1], in[2], a.scale(), out);
             case Op.Concat c -> {
                 int off = 0;
                 for (int j = 0; j < in.length; j++) {

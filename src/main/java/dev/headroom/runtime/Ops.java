@@ -160,4 +160,45 @@ public interface Ops {
 
     /** out = in (same shape), e.g. into a channel slice. */
     void copy(Tensor in, Tensor out);
+
+    // The diffusion-VAE ops. Defaults refuse, so a backend without them still compiles and says so.
+
+    /**
+     * GroupNorm statistics of in (N,H,W,C) in {@code groups} groups: adds to {@code acc}, per
+     * (image, group) at {@code (b * groups + g) * 3}, the count, sum and sum of squares of its
+     * values. Sums are fp32 within a row of pixels and double across rows, so statistics gathered
+     * band by band equal the whole image's (up to double rounding).
+     */
+    default void groupNormStats(Tensor in, int groups, double[] acc) {
+        throw unsupported("group norm");
+    }
+
+    /**
+     * out = (in - mean) * rstd * gamma + beta, then SiLU when {@code op.silu()}; {@code meanRstd}
+     * holds (mean, rstd) per (image, group) at {@code (b * groups + g) * 2}.
+     */
+    default void groupNormApply(Tensor in, Op.GroupNorm op, float[] meanRstd, float[] gamma, float[] beta, Tensor out) {
+        throw unsupported("group norm");
+    }
+
+    /** GroupNorm on a whole image: statistics, then {@link #groupNormApply}. */
+    default void groupNorm(Tensor in, Op.GroupNorm op, float[] gamma, float[] beta, Tensor out) {
+        double[] acc = new double[in.n * op.groups() * 3];
+        groupNormStats(in, op.groups(), acc);
+        groupNormApply(in, op, GroupStats.meanRstd(acc, op.eps()), gamma, beta, out);
+    }
+
+    /** out (N,H',W',cout) = conv(in, kernel (k,k,cin,cout)) + bias with the op's stride and padding. */
+    default void stridedConv(Tensor in, Op.StridedConv op, float[] kernel, float[] bias, Tensor out) {
+        throw unsupported("strided convolution");
+    }
+
+    /** out = softmax(q k^T * scale) v over the h*w positions of each image; q, k, v, out all (N,H,W,C). */
+    default void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out) {
+        throw unsupported("attention");
+    }
+
+    private UnsupportedOperationException unsupported(String what) {
+        return new UnsupportedOperationException("backend " + name() + " has no " + what);
+    }
 }

@@ -90,6 +90,70 @@ public final class ReferenceOps implements Ops {
         forEach(out, (b, y, x, ch) -> out.set(b, y, x, ch, in.get(b, y, x, ch)));
     }
 
+    @Override
+    public void groupNormStats(Tensor in, int groups, double[] acc) {
+        int per = in.c / groups;
+        forEach(in, (b, y, x, ch) -> {
+            double v = in.get(b, y, x, ch);
+            int at = (b * groups + ch / per) * 3;
+            acc[at] += 1;
+            acc[at + 1] += v;
+            acc[at + 2] += v * v;
+        });
+    }
+
+    @Override
+    public void groupNormApply(Tensor in, Op.GroupNorm op, float[] meanRstd, float[] gamma, float[] beta, Tensor out) {
+        int per = in.c / op.groups();
+        forEach(out, (b, y, x, ch) -> {
+            int g = (b * op.groups() + ch / per) * 2;
+            float v = (in.get(b, y, x, ch) - meanRstd[g]) * meanRstd[g + 1] * gamma[ch] + beta[ch];
+            out.set(b, y, x, ch, op.silu() ? Act.SILU.apply(v, 0) : v);
+        });
+    }
+
+    @Override
+    public void stridedConv(Tensor in, Op.StridedConv op, float[] kernel, float[] bias, Tensor out) {
+        int k = op.k(), cin = op.cin(), cout = op.cout(), s = op.stride();
+        forEach(out, (b, y, x, o) -> {
+            double acc = bias == null ? 0 : bias[o];
+            for (int ky = 0; ky < k; ky++) {
+                int iy = y * s + ky - op.padTop();
+                if (iy < 0 || iy >= in.h) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = x * s + kx - op.padLeft();
+                    if (ix < 0 || ix >= in.w) continue;
+                    for (int i = 0; i < cin; i++) acc += (double) in.get(b, iy, ix, i) * kernel[((ky * k + kx) * cin + i) * cout + o];
+                }
+            }
+            out.set(b, y, x, o, (float) acc);
+        });
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out) {
+        int positions = k.h * k.w, c = q.c;
+        double[] score = new double[positions];
+        for (int b = 0; b < q.n; b++)
+            for (int p = 0; p < q.h * q.w; p++) {
+                int py = p / q.w, px = p % q.w;
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j < positions; j++) {
+                    double dot = 0;
+                    for (int ch = 0; ch < c; ch++) dot += (double) q.get(b, py, px, ch) * k.get(b, j / k.w, j % k.w, ch);
+                    score[j] = dot * scale;
+                    max = Math.max(max, score[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < positions; j++) sum += score[j] = Math.exp(score[j] - max);
+                for (int ch = 0; ch < v.c; ch++) {
+                    double acc = 0;
+                    for (int j = 0; j < positions; j++) acc += score[j] * v.get(b, j / v.w, j % v.w, ch);
+                    out.set(b, py, px, ch, (float) (acc / sum));
+                }
+            }
+    }
+
     private interface Visit {
         void at(int b, int y, int x, int ch);
     }

@@ -96,6 +96,9 @@ class GraphRunnerTest {
                         off += v[src].c;
                     }
                 }
+                case Op.GroupNorm gn -> ops.groupNorm(x, gn, w.get(gn.weight()).data(), w.get(gn.bias()).data(), out);
+                case Op.StridedConv sc -> ops.stridedConv(x, sc, w.get(sc.weight()).data(), w.get(sc.bias()).data(), out);
+                case Op.Attention a -> ops.attention(x, v[n.input(1)], v[n.input(2)], a.scale(), out);
                 case Op.Input i -> throw new IllegalStateException();
             }
             v[n.id()] = out;

@@ -1,14 +1,16 @@
 package dev.headroom.core.graph;
 
 /**
- * An activation: identity, ReLU, leaky ReLU with a slope, or PReLU with a per-channel slope
- * tensor named {@code preluWeight}.
+ * An activation: identity, ReLU, leaky ReLU with a slope, PReLU with a per-channel slope
+ * tensor named {@code preluWeight}, or SiLU.
  */
 public record Act(Kind kind, float slope, String preluWeight) {
-    public enum Kind { NONE, RELU, LEAKY_RELU, PRELU }
+    public enum Kind { NONE, RELU, LEAKY_RELU, PRELU, SILU }
 
     public static final Act NONE = new Act(Kind.NONE, 0f, null);
     public static final Act RELU = new Act(Kind.RELU, 0f, null);
+    /** x * sigmoid(x), the diffusion models' activation. */
+    public static final Act SILU = new Act(Kind.SILU, 0f, null);
 
     public static Act leakyRelu(float slope) {
         return new Act(Kind.LEAKY_RELU, slope, null);
@@ -25,6 +27,7 @@ public record Act(Kind kind, float slope, String preluWeight) {
             case RELU -> Math.max(x, 0f);
             case LEAKY_RELU -> x >= 0 ? x : x * slope;
             case PRELU -> x >= 0 ? x : x * channelSlope;
+            case SILU -> (float) (x / (1.0 + Math.exp(-x)));
         };
     }
 }

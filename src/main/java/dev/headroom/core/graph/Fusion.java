@@ -24,7 +24,8 @@ final class Fusion {
         Op[] ops = new Op[n];
         for (Node node : g.nodes()) ops[node.id()] = node.op();
         for (Node node : g.nodes()) {
-            if (node.op() instanceof Op.Activation a && a.act().kind() != Act.Kind.NONE) {
+            // SiLU stays a node of its own: the convolution epilogues (cuDNN's fused graphs, the CPU's vector epilogue) do not have it
+            if (node.op() instanceof Op.Activation a && a.act().kind() != Act.Kind.NONE && a.act().kind() != Act.Kind.SILU) {
                 int src = node.input(0);
                 if (ops[src] instanceof Op.Conv2d c && c.act().kind() == Act.Kind.NONE
                         && consumers.get(src).size() == 1 && src != g.output()) {

@@ -96,6 +96,12 @@ public final class Graph {
                 if (c.act().preluWeight() != null) names.add(c.act().preluWeight());
             } else if (n.op() instanceof Op.Activation a && a.act().preluWeight() != null) {
                 names.add(a.act().preluWeight());
+            } else if (n.op() instanceof Op.GroupNorm g) {
+                names.add(g.weight());
+                names.add(g.bias());
+            } else if (n.op() instanceof Op.StridedConv s) {
+                names.add(s.weight());
+                if (s.bias() != null) names.add(s.bias());
             }
         }
         return names;
@@ -114,6 +120,11 @@ public final class Graph {
         for (Node n : nodes) {
             if (n.op() instanceof Op.Conv2d c) {
                 flops += 2.0 * h[n.id()] * w[n.id()] * c.kh() * c.kw() * c.cin() * c.cout();
+            } else if (n.op() instanceof Op.StridedConv s) {
+                flops += 2.0 * h[n.id()] * w[n.id()] * s.k() * s.k() * s.cin() * s.cout();
+            } else if (n.op() instanceof Op.Attention) {
+                double positions = (double) h[n.id()] * w[n.id()];
+                flops += 4.0 * positions * positions * channels[n.id()];
             }
         }
         return flops / ((double) probe * probe);

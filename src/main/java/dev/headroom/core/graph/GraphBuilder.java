@@ -72,6 +72,27 @@ public final class GraphBuilder {
         return add(new Op.PixelUnshuffle(factor, order), name, new int[] {in}, channels(in) * factor * factor);
     }
 
+    public int groupNorm(String name, int in, int groups, float eps, boolean silu) {
+        if (channels(in) % groups != 0) {
+            throw new IllegalArgumentException("group norm " + name + ": " + channels(in) + " channels do not split into " + groups + " groups");
+        }
+        return add(new Op.GroupNorm(name + ".weight", name + ".bias", groups, eps, silu), name, new int[] {in}, channels(in));
+    }
+
+    /** A k x k convolution with a stride and explicit padding, named {@code name.weight}, {@code name.bias}. */
+    public int stridedConv(String name, int in, int k, int cout, int stride, int padTop, int padBottom, int padLeft, int padRight) {
+        return add(new Op.StridedConv(name + ".weight", name + ".bias", k, channels(in), cout, stride, padTop, padBottom, padLeft, padRight),
+                name, new int[] {in}, cout);
+    }
+
+    /** Single-head attention of q over the positions of k and v (all with the same channels). */
+    public int attention(String name, int q, int k, int v, float scale) {
+        if (channels(q) != channels(k) || channels(k) != channels(v)) {
+            throw new IllegalArgumentException("attention " + name + ": q, k, v have " + channels(q) + ", " + channels(k) + ", " + channels(v) + " channels");
+        }
+        return add(new Op.Attention(scale), name, new int[] {q, k, v}, channels(v));
+    }
+
     /** Finishes with {@code output} as the graph's output, with activations and scaled residual sums fused into convolutions. */
     public Graph build(int output) {
         return Fusion.fuse(new Graph(nodes, channels.stream().mapToInt(Integer::intValue).toArray(), output));

@@ -80,9 +80,37 @@ public sealed interface Op {
     /** Space to depth: (H*r, W*r, C) to (H, W, C*r*r), in the given channel order. */
     record PixelUnshuffle(int factor, ChannelOrder order) implements Op {}
 
+    /**
+     * GroupNorm over {@code groups} groups of channels with statistics over the whole image, then
+     * per-channel {@code weight} (gamma) and {@code bias} (beta), and SiLU after it when {@code silu}:
+     * {@code y = (x - mean_g) / sqrt(var_g + eps) * gamma + beta}. Statistics are fp32 sums of every
+     * row, combined in double, so tiles of rows give the same mean and variance as the whole image.
+     */
+    record GroupNorm(String weight, String bias, int groups, float eps, boolean silu) implements Op {}
+
+    /**
+     * Convolution with a stride and explicit, possibly asymmetric, zero padding (top, bottom, left,
+     * right): the encoder's downsampling (stride 2, padding 0/1/0/1, as diffusers' Downsample2D).
+     * Kernel HWIO like {@link Conv2d}; no fused epilogue beyond the bias.
+     */
+    record StridedConv(String weight, String bias, int k, int cin, int cout, int stride, int padTop, int padBottom, int padLeft,
+                       int padRight) implements Op {
+        public int outSize(int in, boolean rows) {
+            return (in + (rows ? padTop + padBottom : padLeft + padRight) - k) / stride + 1;
+        }
+    }
+
+    /**
+     * Single-head scaled dot-product attention over every spatial position of each image: inputs
+     * q, k, v (N,H,W,C); out[p] = sum_j softmax_j(q[p].k[j] * scale) v[j]. Backends keep memory
+     * linear in the number of positions (chunked, never the whole score matrix).
+     */
+    record Attention(float scale) implements Op {}
+
     default int outHeight(int inHeight) {
         return switch (this) {
             case Conv2d c when c.padding() == Padding.VALID -> inHeight - c.kh() + 1;
+            case StridedConv s -> s.outSize(inHeight, true);
             case UpsampleNearest u -> inHeight * u.factor();
             case PixelShuffle p -> inHeight * p.factor();
             case PixelUnshuffle p -> inHeight / p.factor();
@@ -93,6 +121,7 @@ public sealed interface Op {
     default int outWidth(int inWidth) {
         return switch (this) {
             case Conv2d c when c.padding() == Padding.VALID -> inWidth - c.kw() + 1;
+            case StridedConv s -> s.outSize(inWidth, false);
             case UpsampleNearest u -> inWidth * u.factor();
             case PixelShuffle p -> inWidth * p.factor();
             case PixelUnshuffle p -> inWidth / p.factor();
@@ -112,6 +141,9 @@ public sealed interface Op {
             case UpsampleNearest u -> "upsample";
             case PixelShuffle p -> "pixel_shuffle";
             case PixelUnshuffle p -> "pixel_unshuffle";
+            case GroupNorm g -> g.silu() ? "group_norm+silu" : "group_norm";
+            case StridedConv s -> "conv" + s.k() + "x" + s.k() + "/" + s.stride();
+            case Attention a -> "attention";
         };
     }
 }

@@ -108,6 +108,9 @@ public final class Bands {
             case Op.PixelUnshuffle p -> true;
             case Op.Concat c -> false;     // its inputs are placed in channel slices of one whole buffer
             case Op.Input i -> false;
+            case Op.GroupNorm g -> false;  // statistics of the whole image
+            case Op.Attention a -> false;  // every position reads every other
+            case Op.StridedConv s -> false;
         };
     }
 

@@ -179,6 +179,7 @@ final class CpuConv {
             case RELU -> v.max(0f);
             case LEAKY_RELU -> v.blend(v.mul(act.slope()), v.compare(VectorOperators.LT, 0f));
             case PRELU -> v.blend(v.mul(FloatVector.fromArray(S, slope, cb)), v.compare(VectorOperators.LT, 0f));
+            case SILU -> v.div(v.neg().lanewise(VectorOperators.EXP).add(1f));
         };
     }
 }

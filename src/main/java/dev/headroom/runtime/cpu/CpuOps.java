@@ -127,6 +127,7 @@ public final class CpuOps implements Ops, AutoCloseable {
                     case PRELU -> {
                         for (int ch = 0; ch < c; ch++) { float v = in.data[i + ch]; out.data[o + ch] = v >= 0 ? v : v * slope[ch]; }
                     }
+                    case SILU -> { for (int ch = 0; ch < c; ch++) out.data[o + ch] = CpuVaeOps.silu(in.data[i + ch]); }
                 }
             }
         });
@@ -200,6 +201,26 @@ public final class CpuOps implements Ops, AutoCloseable {
                     }
             }
         });
+    }
+
+    @Override
+    public void groupNormStats(Tensor in, int groups, double[] acc) {
+        CpuVaeOps.groupNormStats(in, groups, acc);
+    }
+
+    @Override
+    public void groupNormApply(Tensor in, Op.GroupNorm op, float[] meanRstd, float[] gamma, float[] beta, Tensor out) {
+        CpuVaeOps.groupNormApply(in, op, meanRstd, gamma, beta, out);
+    }
+
+    @Override
+    public void stridedConv(Tensor in, Op.StridedConv op, float[] kernel, float[] bias, Tensor out) {
+        CpuVaeOps.stridedConv(in, op, kernel, bias, out);
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out) {
+        CpuVaeOps.attention(q, k, v, scale, out);
     }
 
     @Override

@@ -28,9 +28,9 @@ final class ConvGraph implements AutoCloseable {
     record Spec(int dataType, int n, int h, int w, int cin, int xStride, int cout, int yStride, int kh, int kw, int padH, int padW,
                 boolean bias, Act.Kind act, float leak, boolean residual, int rStride, float rscale,
                 boolean outer, int oStride, float oscale, boolean fused) {
-        /** Whether cuDNN's pointwise operators can express the epilogue (PReLU's per-channel slope they cannot). */
+        /** Whether cuDNN's pointwise operators can express the epilogue (PReLU's per-channel slope and SiLU are left to headroom's epilogue). */
         boolean fusable() {
-            return act != Act.Kind.PRELU;
+            return act != Act.Kind.PRELU && act != Act.Kind.SILU;
         }
     }
 

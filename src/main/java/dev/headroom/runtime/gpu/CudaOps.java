@@ -62,6 +62,8 @@ public final class CudaOps implements Ops, AutoCloseable {
     private final java.util.List<String> captureFailures = new java.util.ArrayList<>();
     private final PinnedSlots slots;
     private short[] halfBits = new short[0];
+    /** The diffusion-VAE kernels, loaded on first use. */
+    private VaeKernels vae;
 
     private CudaOps(int ordinal, Precision precision, MemoryOptions memory) {
         this.ordinal = ordinal;
@@ -327,6 +329,7 @@ public final class CudaOps implements Ops, AutoCloseable {
             case RELU -> 1;
             case LEAKY_RELU -> 2;
             case PRELU -> 3;
+            case SILU -> 4;
         };
         long pixels = (long) y.n * y.h * y.w;
         launchPixels("epilogue", pixels, y.c, ptr(x), x.stride, x.offset, bias, slope, a, act.slope(),
@@ -385,6 +388,31 @@ public final class CudaOps implements Ops, AutoCloseable {
     @Override
     public void copy(Tensor in, Tensor out) {
         epilogue(in, 0L, Act.NONE, 0L, null, 0f, out);
+    }
+
+    private VaeKernels vae() {
+        if (vae == null) vae = new VaeKernels(cu, device, stream, alloc, precision);
+        return vae;
+    }
+
+    @Override
+    public void groupNormStats(Tensor in, int groups, double[] acc) {
+        vae().groupNormStats(in, groups, acc);
+    }
+
+    @Override
+    public void groupNormApply(Tensor in, Op.GroupNorm op, float[] meanRstd, float[] gamma, float[] beta, Tensor out) {
+        vae().groupNormApply(in, op, meanRstd, gamma, beta, out);
+    }
+
+    @Override
+    public void stridedConv(Tensor in, Op.StridedConv op, float[] kernel, float[] bias, Tensor out) {
+        vae().stridedConv(in, op, kernel, bias, out);
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out) {
+        vae().attention(q, k, v, scale, out);
     }
 
     @Override
@@ -506,6 +534,7 @@ public final class CudaOps implements Ops, AutoCloseable {
             cu.synchronize();
             for (CudaRecording r : java.util.List.copyOf(recordings)) r.close();
             convolutions.close();
+            if (vae != null) vae.close();
             for (DeviceBuffer b : constants.values()) alloc.free(b);
             constants.clear();
             slots.close();

@@ -33,12 +33,13 @@ __device__ __forceinline__ void store(bf16_t* p, long long i, float v) {
     p[i].bits = v != v ? (unsigned short)((u >> 16) | 0x40) : (unsigned short)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
-// act: 0 none, 1 relu, 2 leaky relu (leak), 3 prelu (slope per channel)
+// act: 0 none, 1 relu, 2 leaky relu (leak), 3 prelu (slope per channel), 4 silu
 __device__ __forceinline__ float activate(float v, int act, float leak, const float* slope, int c) {
     switch (act) {
         case 1: return v > 0.f ? v : 0.f;
         case 2: return v >= 0.f ? v : v * leak;
         case 3: return v >= 0.f ? v : v * slope[c];
+        case 4: return v / (1.f + expf(-v));
         default: return v;
     }
 }
