@@ -3,7 +3,7 @@ package dev.headroom.cli;
 import dev.headroom.core.Precision;
 import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.CudaUnavailable;
-import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
 import dev.headroom.runtime.cpu.CpuOps;
 import dev.headroom.runtime.gpu.CudaOps;
 
@@ -14,11 +14,12 @@ import dev.headroom.runtime.gpu.CudaOps;
 final class Backend {
     private Backend() {}
 
-    static Ops open(UpscaleCommand.Device device, String precision) {
+    static Session open(UpscaleCommand.Device device, String precision) {
         return open(device, precision, dev.headroom.runtime.memory.MemoryOptions.DEFAULT);
     }
 
-    static Ops open(UpscaleCommand.Device device, String precision, dev.headroom.runtime.memory.MemoryOptions memory) {
+    /** A session on a device of its own (the command line runs one job); closing the session closes the device. */
+    static Session open(UpscaleCommand.Device device, String precision, dev.headroom.runtime.memory.MemoryOptions memory) {
         Precision gpuPrecision = precision == null ? Precision.F16 : parse(precision);
         if (device == UpscaleCommand.Device.cpu || device == UpscaleCommand.Device.auto && !gpuUsable()) {
             if (precision != null && parse(precision) != Precision.F32) {
@@ -46,16 +47,6 @@ final class Backend {
             return dev.headroom.cuda.Driver.get().deviceCount() > 0;
         } catch (CudaUnavailable | CudaException e) {
             return false;
-        }
-    }
-
-    static void close(Ops ops) {
-        if (ops instanceof AutoCloseable c) {
-            try {
-                c.close();
-            } catch (Exception e) {
-                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
-            }
         }
     }
 }

@@ -5,6 +5,7 @@ import dev.headroom.models.SyntheticModels;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -59,7 +60,7 @@ final class BenchCommand implements Callable<Integer> {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
         if (batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
         Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
-        Ops ops = Backend.open(device, precision, memory.options());
+        Session ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);
             runner.record(!eager);
@@ -68,7 +69,7 @@ final class BenchCommand implements Callable<Integer> {
             try {
                 memory.writeTrace(ops);
             } finally {
-                Backend.close(ops);
+                ops.close();
             }
         }
     }
@@ -89,7 +90,7 @@ final class BenchCommand implements Callable<Integer> {
         return (System.nanoTime() - t0) / 1e6 / runs;
     }
 
-    private int bench(Model m, Ops ops, GraphRunner runner) throws Exception {
+    private int bench(Model m, Session ops, GraphRunner runner) throws Exception {
         Random rnd = new Random(1);
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int tile : tiles) {
@@ -146,12 +147,7 @@ final class BenchCommand implements Callable<Integer> {
                 row.put("device_reserved_peak_bytes", st.reservedPeak());
                 row.put("driver_allocations", st.driverAllocations());
             }
-            if (ops instanceof dev.headroom.runtime.gpu.CudaOps cuda) {
-                row.put("conv_strategies", cuda.convStrategies());
-                row.put("conv_choices_recalled", cuda.recalledChoices());
-                if (!cuda.graphFailures().isEmpty()) row.put("graph_failures", cuda.graphFailures());
-                if (!cuda.captureFailures().isEmpty()) row.put("capture_failures", cuda.captureFailures());
-            }
+            row.putAll(ops.diagnostics());
             Map<String, Object> profile = new LinkedHashMap<>();   // from the profiled run only
             long total = byOp.values().stream().mapToLong(Long::longValue).sum();
             byOp.entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
@@ -163,7 +159,7 @@ final class BenchCommand implements Callable<Integer> {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", synthetic != null ? "synthetic " + synthetic : m.file().toString());
         out.put("architecture", m.family() + " " + m.details());
-        out.put("device", ops.name().equals("cpu") ? "cpu (" + Runtime.getRuntime().availableProcessors() + " cores, "
+        out.put("device", !ops.device().accelerator() ? "cpu (" + Runtime.getRuntime().availableProcessors() + " cores, "
                 + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 32 + "-bit vectors)" : ops.name());
         out.put("runs", runs);
         out.put("results", rows);
@@ -188,7 +184,7 @@ final class BenchCommand implements Callable<Integer> {
      * The forward pass alone, as PyTorch's reference times it: the input already on the device, the
      * output left there, the clock stopped when the device is done. Null on the CPU, where there is no transfer.
      */
-    private double[] deviceOnly(Ops ops, GraphRunner runner, Tensor host) {
+    private double[] deviceOnly(Session ops, GraphRunner runner, Tensor host) {
         if (!onDevice(ops)) return null;
         Tensor dev;
         try (var scope = ops.memory().tag("activations", "input")) {
@@ -217,7 +213,7 @@ final class BenchCommand implements Callable<Integer> {
      * waiting for the device after that, "home" the output's copy and conversion to floats, "release"
      * the rest of the call. Null on the CPU.
      */
-    private Map<String, Double> phases(Ops ops, GraphRunner runner, Tensor host) {
+    private Map<String, Double> phases(Session ops, GraphRunner runner, Tensor host) {
         if (!onDevice(ops)) return null;
         double[][] ms = new double[4][runs];
         for (int run = 0; run < runs; run++) {
@@ -244,8 +240,8 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** Whether {@code ops} runs on a device, with transfers to time (the CPU backend has none). */
-    private static boolean onDevice(Ops ops) {
-        return ops.memory() != null && !ops.name().startsWith("cpu");
+    private static boolean onDevice(Session ops) {
+        return ops.device().accelerator();
     }
 
     private static double round(double v) {

@@ -1,7 +1,7 @@
 package dev.headroom.cli;
 
 import dev.headroom.runtime.DeviceBuffer;
-import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.ImageTrace;
 import dev.headroom.runtime.memory.MemoryOptions;
@@ -54,12 +54,9 @@ final class MemoryBenchCommand implements Callable<Integer> {
         Map<String, Object> out = new LinkedHashMap<>();
         Map<String, Object> modes = new LinkedHashMap<>();
         for (boolean expandable : new boolean[] {true, false}) {
-            Ops ops = Backend.open(device, null, MemoryOptions.DEFAULT.withBudget(0).withExpandable(expandable));
-            try {
+            try (Session ops = Backend.open(device, null, MemoryOptions.DEFAULT.withBudget(0).withExpandable(expandable))) {
                 out.put("device", ops.name());
                 modes.put(expandable ? "expandable" : "plain", measure(ops.memory(), trace));
-            } finally {
-                Backend.close(ops);
             }
         }
         out.put("trace", "seed " + seed + ", " + trace.size() + " steps");

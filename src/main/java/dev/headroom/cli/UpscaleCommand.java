@@ -7,7 +7,7 @@ import dev.headroom.models.image.ImageFiles;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.ImageUpscaler;
 import dev.headroom.runtime.TiledUpscaler;
-import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -100,7 +100,7 @@ final class UpscaleCommand implements Callable<Integer> {
             m = m.withValueRange(valueRange, "--value-range");
         }
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
-        Ops ops = Backend.open(device, precision, memory.options());
+        Session ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);
             return run(m, ops, runner, toFolder, loadSeconds);
@@ -108,12 +108,12 @@ final class UpscaleCommand implements Callable<Integer> {
             try {
                 memory.writeTrace(ops);
             } finally {
-                Backend.close(ops);
+                ops.close();
             }
         }
     }
 
-    private int run(Model m, Ops ops, GraphRunner runner, boolean toFolder, double loadSeconds) throws IOException {
+    private int run(Model m, Session ops, GraphRunner runner, boolean toFolder, double loadSeconds) throws IOException {
         TiledUpscaler tiled = new TiledUpscaler(runner, m.valueRange());
         ImageUpscaler up = new ImageUpscaler(tiled, m.graph().inputChannels());
         boolean bar = !quiet && !outputOptions.json && ProgressBar.terminal();
@@ -174,14 +174,14 @@ final class UpscaleCommand implements Callable<Integer> {
      * The largest tile, then batch, whose memory plan fits the device's budget up to its critical
      * pressure threshold (the fitter of `headroom plan`).
      */
-    private dev.headroom.core.plan.Fitter.Fit fit(Model m, Ops ops, FloatImage img) {
+    private dev.headroom.core.plan.Fitter.Fit fit(Model m, Session ops, FloatImage img) {
         var memory = ops.memory();
-        var precision = ops instanceof dev.headroom.runtime.gpu.CudaOps gpu ? gpu.precision() : dev.headroom.core.Precision.F32;
+        boolean gpu = ops.device().accelerator();
         try {
             return dev.headroom.core.plan.Fitter.fit(m.graph(), img.width(), img.height(), overlap, memory.ledger().limit(),
-                    memory.thresholds().critical(), List.of(precision), p -> ops.memoryModel(),
-                    p -> PlanCommand.flopsPerSecond(!ops.name().equals("cpu"), p), 0, !wholeTensors,
-                    ops.name().equals("cpu") ? 0 : dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS);
+                    memory.thresholds().critical(), List.of(ops.precision()), p -> ops.memoryModel(),
+                    p -> PlanCommand.flopsPerSecond(gpu, p), 0, !wholeTensors,
+                    gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0);
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }

@@ -234,6 +234,19 @@ public final class Driver {
         }
     }
 
+    /**
+     * A new stream not ordered with the legacy default stream (CU_STREAM_NON_BLOCKING): one
+     * session's stream never waits for another's through it. Nothing may then rely on synchronous
+     * copies, which run on the legacy stream, to see its work.
+     */
+    public MemorySegment streamCreateNonBlocking() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(ADDRESS);
+            check(call(() -> (int) cuStreamCreate.invokeExact(s, 1)), "cuStreamCreate");
+            return s.get(ADDRESS, 0);
+        }
+    }
+
     public void streamSynchronize(MemorySegment stream) {
         check(call(() -> (int) cuStreamSynchronize.invokeExact(stream)), "cuStreamSynchronize");
     }

@@ -20,6 +20,14 @@ public final class SyntheticModels {
     public static final String NAMES = "rrdbnet-x4 (Real-ESRGAN x4plus: 23 blocks, 64 features), rrdbnet-x4-6b (anime 6B), srvgg-x4 (compact: 16 convs)";
 
     public static Model build(String name, long seed) {
+        Map<String, TensorData> sd = stateDict(name, seed);
+        Detected d = TorchArchitectures.detect(sd);
+        return new Model(Path.of(name), "synthetic (seed " + seed + ")", d.family(), d.details(), "float32",
+                d.graph(), new MapWeights(d.weights(), name), 1f, "PyTorch convention");
+    }
+
+    /** The PyTorch-layout state dict {@link #build} detects (kernels (cout, cin, 3, 3)), e.g. to write as a file. */
+    public static Map<String, TensorData> stateDict(String name, long seed) {
         Map<String, TensorData> sd = new LinkedHashMap<>();
         Random r = new Random(seed);
         switch (name) {
@@ -46,9 +54,7 @@ public final class SyntheticModels {
             }
             default -> throw new IllegalArgumentException("unknown synthetic model '" + name + "'; known: " + NAMES);
         }
-        Detected d = TorchArchitectures.detect(sd);
-        return new Model(Path.of(name), "synthetic (seed " + seed + ")", d.family(), d.details(), "float32",
-                d.graph(), new MapWeights(d.weights(), name), 1f, "PyTorch convention");
+        return sd;
     }
 
     /** A PyTorch-layout (cout, cin, 3, 3) kernel with Kaiming-like scale, and a small bias. */

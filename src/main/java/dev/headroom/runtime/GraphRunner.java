@@ -1,6 +1,5 @@
 package dev.headroom.runtime;
 
-import dev.headroom.core.TensorData;
 import dev.headroom.core.Weights;
 import dev.headroom.core.graph.ConcatPlan;
 import dev.headroom.core.graph.Graph;
@@ -11,7 +10,8 @@ import dev.headroom.core.plan.MemoryPlan;
 import dev.headroom.core.plan.Planner;
 
 /**
- * Runs a {@link Graph} on one backend. Weights are checked and prepared once, at construction;
+ * Runs a {@link Graph} on one backend (a session). Weights are checked and prepared once, at
+ * construction, or shared from the residency manager ({@link PreparedWeights});
  * {@link #run} then executes the nodes in order inside the arena of the shape's
  * {@link MemoryPlan}, writing concatenation inputs straight into their concatenation's buffer
  * ({@link ConcatPlan}); buffers whose lifetimes do not meet share bytes. The largest arena used is
@@ -20,6 +20,8 @@ import dev.headroom.core.plan.Planner;
 public final class GraphRunner implements AutoCloseable {
     private final Graph graph;
     private final Ops ops;
+    private final PreparedWeights weights;
+    private final boolean ownsWeights;
     private final Ops.ConvWeights[] conv;
     private final float[][] slope;
     /** Per node: the float parameters of ops without prepared weights (GroupNorm's gamma and beta; a strided convolution's kernel and bias). */
@@ -33,49 +35,29 @@ public final class GraphRunner implements AutoCloseable {
     private final Replays replays;
     private boolean record = true;
 
+    /** Prepares {@code weights} on {@code ops} for this runner alone (freed when it closes). */
     public GraphRunner(Graph graph, Weights weights, Ops ops) {
+        this(graph, PreparedWeights.prepare(graph, weights, ops::prepareConv), true, ops);
+    }
+
+    /**
+     * Runs {@code graph} with weights prepared elsewhere and shared (a {@link Residency} lease's),
+     * which this runner does not free; they must be of {@code ops}' device and precision.
+     */
+    public GraphRunner(Graph graph, PreparedWeights weights, Ops ops) {
+        this(graph, weights, false, ops);
+    }
+
+    private GraphRunner(Graph graph, PreparedWeights weights, boolean owned, Ops ops) {
         this.graph = graph;
         this.ops = ops;
-        this.conv = new Ops.ConvWeights[graph.size()];
-        this.slope = new float[graph.size()][];
-        this.params = new float[graph.size()][][];
-        for (Node n : graph.nodes()) {
-            switch (n.op()) {
-                case Op.Conv2d c -> {
-                    float[] k = expect(weights, c.weight(), n, c.kh(), c.kw(), c.cin(), c.cout());
-                    float[] b = c.bias() == null ? null : expect(weights, c.bias(), n, c.cout());
-                    float[] s = c.act().preluWeight() == null ? null : expect(weights, c.act().preluWeight(), n, c.cout());
-                    conv[n.id()] = ops.prepareConv(c, k, b, s);
-                }
-                case Op.Activation a when a.act().preluWeight() != null ->
-                        slope[n.id()] = expect(weights, a.act().preluWeight(), n, graph.channels(n.input(0)));
-                case Op.GroupNorm g -> params[n.id()] = new float[][] {
-                        expect(weights, g.weight(), n, graph.channels(n.id())), expect(weights, g.bias(), n, graph.channels(n.id()))};
-                case Op.StridedConv c -> params[n.id()] = new float[][] {
-                        expect(weights, c.weight(), n, c.k(), c.k(), c.cin(), c.cout()), c.bias() == null ? null : expect(weights, c.bias(), n, c.cout())};
-                default -> { }
-            }
-        }
+        this.weights = weights;
+        this.ownsWeights = owned;
+        this.conv = weights.conv;
+        this.slope = weights.slope;
+        this.params = weights.params;
         this.placement = ConcatPlan.of(graph);
         this.replays = new Replays(ops);
-    }
-
-    private static float[] expect(Weights weights, String name, Node node, int... shape) {
-        if (!weights.has(name)) {
-            throw new IllegalArgumentException("layer '" + node.name() + "' needs weight '" + name + "', which the model file does not have");
-        }
-        TensorData t = weights.get(name);
-        if (t.count() != product(shape)) {
-            throw new IllegalArgumentException("layer '" + node.name() + "': weight '" + name + "' has shape " + t.shapeString()
-                    + ", expected " + java.util.Arrays.toString(shape));
-        }
-        return t.data();
-    }
-
-    private static long product(int[] s) {
-        long p = 1;
-        for (int d : s) p *= d;
-        return p;
     }
 
     public Graph graph() {
@@ -295,11 +277,11 @@ public final class GraphRunner implements AutoCloseable {
         }
     }
 
-    /** Frees the prepared weights (device copies). */
+    /** Frees the recordings, and the prepared weights (device copies) when this runner prepared them itself. */
     @Override
     public void close() {
         replays.close();
-        for (Ops.ConvWeights w : conv) if (w != null) w.close();
+        if (ownsWeights) weights.close();
     }
 
     /** Runs one node: {@code in} holds its inputs in order, {@code out} its output (a whole buffer, slice or band). */

@@ -6,7 +6,8 @@ import dev.headroom.core.plan.DeviceModel;
 
 /**
  * What the CPU backend allocates besides planned activations: the zero-padded input of each
- * convolution while it runs ({@link CpuConv}). Weights and the input image stay plain heap arrays.
+ * convolution while it runs ({@link CpuConv}), and the prepared weights, which are plain heap arrays
+ * but charged to the ledger all the same. The input image stays a plain heap array.
  */
 public final class CpuMemoryModel implements DeviceModel {
     public static final CpuMemoryModel INSTANCE = new CpuMemoryModel();
@@ -16,9 +17,11 @@ public final class CpuMemoryModel implements DeviceModel {
         return Float.BYTES;
     }
 
+    /** The prepared kernel, bias and slopes ({@link CpuConv#prepare}: output channels padded to the vector length), charged to the ledger. */
     @Override
     public long weightBytes(Op.Conv2d conv) {
-        return 0;
+        long coPad = (conv.cout() + CpuConv.VL - 1) / CpuConv.VL * CpuConv.VL;
+        return ((long) conv.kh() * conv.kw() * conv.cin() + 2) * coPad * Float.BYTES;
     }
 
     @Override

@@ -1,43 +1,57 @@
 package dev.headroom.runtime.cpu;
 
+import dev.headroom.core.Precision;
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
-import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Device;
+import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
-import dev.headroom.runtime.memory.StreamEvents;
 import java.util.Map;
 import java.util.stream.IntStream;
 
 /**
- * The CPU backend: fp32 NHWC on the Java heap, every op spread over the cores by output row.
- * Convolution is {@link CpuConv}; the memory-bound ops are plain loops over a pixel's channels,
- * which the JIT vectorises.
+ * A session on the CPU backend ({@link CpuDevice}): fp32 NHWC on the Java heap, every op spread
+ * over the cores by output row. Convolution is {@link CpuConv}; the memory-bound ops are plain
+ * loops over a pixel's channels, which the JIT vectorises.
  *
- * <p>Activations and workspaces come from a {@link DeviceMemory} over heap segments, the same
- * caching allocator, ledger, budget and trace as on a GPU; its budget defaults to three quarters
- * of the maximum heap. Weights stay plain arrays (they are read-only and live as long as the model).
+ * <p>Activations and workspaces come from the device's {@link DeviceMemory}. {@code new CpuOps()}
+ * is a session on a device of its own, closed with it (one job, as the command line runs); a
+ * server opens sessions of one shared {@link CpuDevice}.
  */
-public final class CpuOps implements Ops, AutoCloseable {
-    private final HeapSegments heap = new HeapSegments();
+public final class CpuOps implements Session {
+    private final CpuDevice device;
+    private final HeapSegments heap;
     private final DeviceMemory memory;
+    private final boolean ownsDevice;
 
+    /** A session on a device of its own (closed with it). */
     public CpuOps() {
         this(MemoryOptions.DEFAULT);
     }
 
     public CpuOps(MemoryOptions options) {
-        Runtime rt = Runtime.getRuntime();
-        long budget = options.budget() > 0 ? options.budget() : rt.maxMemory() / 4 * 3;
-        DeviceMemory.Probe probe = new DeviceMemory.Probe() {
-            public long free() { return rt.maxMemory() - rt.totalMemory() + rt.freeMemory(); }
-            public long total() { return rt.maxMemory(); }
-            public String otherProcesses() { return "n/a (Java heap)"; }
-        };
-        memory = new DeviceMemory("cpu", budget, heap, null, StreamEvents.SINGLE_STREAM, options.thresholds(), options.newTrace(), probe);
+        this(new CpuDevice(options), true);
+    }
+
+    CpuOps(CpuDevice device, boolean ownsDevice) {
+        this.device = device;
+        this.heap = device.heap;
+        this.memory = device.memory();
+        this.ownsDevice = ownsDevice;
+    }
+
+    @Override
+    public Device device() {
+        return device;
+    }
+
+    @Override
+    public Precision precision() {
+        return Precision.F32;
     }
 
     @Override
@@ -77,12 +91,12 @@ public final class CpuOps implements Ops, AutoCloseable {
 
     @Override
     public ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope) {
-        return CpuConv.prepare(op, kernel, bias, slope);
+        return device.prepareConv(op, kernel, bias, slope, Precision.F32);
     }
 
     @Override
     public void conv2d(Tensor in, ConvWeights w, Tensor residual, Tensor out) {
-        CpuConv.Prepared p = (CpuConv.Prepared) w;
+        CpuConv.Prepared p = w instanceof CpuDevice.Charged c ? c.prepared() : (CpuConv.Prepared) w;
         long elements = CpuConv.paddedElements(in, p, out);
         DeviceBuffer b;
         try (var scope = memory.tag("workspace", null)) {
@@ -96,10 +110,10 @@ public final class CpuOps implements Ops, AutoCloseable {
         }
     }
 
-    /** Audits the memory: buffers still live are leaks and are named. */
+    /** Nothing of its own to free; a session on a device of its own closes the device, which audits the memory for leaks. */
     @Override
     public void close() {
-        memory.close();
+        if (ownsDevice) device.close();
     }
 
     /** Calls {@code body(b, y)} for every output row, in parallel. */

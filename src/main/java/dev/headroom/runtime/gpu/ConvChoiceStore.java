@@ -26,7 +26,8 @@ import java.util.Map;
  * LEGACY (a, b unused), or ALGO (a legacy-API algorithm for the key; a: algorithm). Lines are appended as
  * choices are made, each in one write, so processes sharing the cache do not tear each other's
  * lines; a later line for a key wins; a line that does not parse is skipped. A cache that cannot be
- * read or written only costs the timing again.
+ * read or written only costs the timing again. One per fingerprint per process ({@link CudaDevice}),
+ * shared by the device's sessions.
  */
 final class ConvChoiceStore {
     /** Bumped when a key's meaning or the line format changes, so old files are not read. */
@@ -72,16 +73,16 @@ final class ConvChoiceStore {
         }
     }
 
-    Entry get(String key) {
+    synchronized Entry get(String key) {
         return entries.get(key);
     }
 
-    int size() {
+    synchronized int size() {
         return entries.size();
     }
 
     /** Remembers {@code e} for {@code key}, here and (when this store has a file) on disk. */
-    void put(String key, Entry e) {
+    synchronized void put(String key, Entry e) {
         if (key.indexOf('\t') >= 0 || key.indexOf('\n') >= 0) throw new IllegalArgumentException("choice key with a tab or newline: " + key);
         entries.put(key, e);
         String line = key + "\t" + e.way() + "\t" + e.a() + "\t" + e.b() + "\t" + e.micros() + "\n";

@@ -42,7 +42,8 @@ import java.util.Map;
  * and the forward pass of a 256 tile fell from 38 ms (legacy, same run) to 10.9 ms.
  *
  * <p>All device memory (the workspace, temporaries, cuDNN's algorithm search, cuBLAS's scratch)
- * comes from the backend's {@link DeviceMemory}. One owner thread, the backend's.
+ * comes from the device's {@link DeviceMemory}. One per session ({@link CudaOps}), on its stream and
+ * its thread; the remembered choices are the device's, shared.
  */
 final class Convolutions implements AutoCloseable {
     enum Strategy { FUSED, GRAPH, GEMM, LEGACY }
@@ -116,15 +117,15 @@ final class Convolutions implements AutoCloseable {
         }
     }
 
-    Convolutions(CudaOps ops, Driver cu, MemorySegment stream, DeviceMemory alloc, Precision precision, String device) {
+    Convolutions(CudaOps ops, Driver cu, MemorySegment stream, DeviceMemory alloc, Precision precision, CudaDevice device) {
         this.ops = ops;
         this.cu = cu;
         this.stream = stream;
         this.alloc = alloc;
         this.precision = precision;
         handle = dnn.createHandle(stream);
-        remembered = ConvChoiceStore.open(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
-                device + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
+        remembered = device.choiceStore(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
+                device.description() + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
         alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
@@ -352,12 +353,12 @@ final class Convolutions implements AutoCloseable {
      */
     private double time(Runnable r, double best) {
         r.run();
-        cu.synchronize();
+        cu.streamSynchronize(stream);
         double[] t = new double[3];
         for (int i = 0; i < t.length; i++) {
             long t0 = System.nanoTime();
             r.run();
-            cu.synchronize();
+            cu.streamSynchronize(stream);
             t[i] = (System.nanoTime() - t0) / 1e3;
             if (i == 0 && t[0] > 1.5 * best) return t[0];
         }

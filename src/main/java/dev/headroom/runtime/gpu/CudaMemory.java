@@ -40,7 +40,7 @@ final class CudaMemory {
             }
 
             public void free(long address, long bytes) {
-                cu.synchronize();   // queued work may still use it: blocks go back to the pool at issue time (see unmap)
+                // the allocator has waited for the stream whose pool held it (StreamEvents.synchronize)
                 cu.memFree(address);
             }
         };
@@ -63,7 +63,7 @@ final class CudaMemory {
                 }
             }
         };
-        return new DeviceMemory("cuda:" + device, budget, raw, vm, events(), options.thresholds(), options.newTrace(), probe);
+        return new DeviceMemory("cuda:" + device, budget, raw, vm, events(cu), options.thresholds(), options.newTrace(), probe);
     }
 
     private static VirtualMemory virtual(Driver cu, VmmAndEvents v, int device) {
@@ -93,9 +93,9 @@ final class CudaMemory {
 
             public void unmap(long address, long bytes) {
                 // work is queued asynchronously and the caching allocator takes a block back as
-                // soon as it is issued, so wait for the device before its pages go (PyTorch's
-                // expandable segments synchronise before unmapping too); this is rare (emptyCache)
-                cu.synchronize();
+                // soon as it is issued, so the allocator has waited for the stream of the pool
+                // these pages belong to (StreamEvents.synchronize; PyTorch's expandable segments
+                // synchronise before unmapping too, but the whole device); this is rare (emptyCache)
                 for (long a = address; a < address + bytes; a += page) v.unmapAndRelease(a, page, handles.remove(a));
             }
 
@@ -106,7 +106,7 @@ final class CudaMemory {
     }
 
     /** Streams are CUstream handles as numbers (0 = the legacy default stream). */
-    private static StreamEvents events() {
+    private static StreamEvents events(Driver cu) {
         return new StreamEvents() {
             final Map<Long, MemorySegment> live = new HashMap<>();
             long next = 1;
@@ -125,6 +125,11 @@ final class CudaMemory {
 
             public void destroy(long event) {
                 VmmAndEvents.get().eventDestroy(live.remove(event));
+            }
+
+            public void synchronize(long stream) {
+                if (stream == 0) cu.synchronize();   // the legacy stream's pool: only allocations made without a session
+                else cu.streamSynchronize(MemorySegment.ofAddress(stream));
             }
         };
     }

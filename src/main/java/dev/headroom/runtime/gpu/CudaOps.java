@@ -4,97 +4,96 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
-import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import dev.headroom.core.Precision;
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
-import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.Driver;
-import dev.headroom.cuda.StreamCapture;
+import dev.headroom.runtime.Device;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
-import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Map;
 
 /**
- * The CUDA backend in fp32 or fp16 storage (arithmetic and accumulation in fp32): convolutions
- * through cuDNN in NHWC, everything else through headroom's NVRTC kernels (kernels.cu). Work,
- * copies included, is queued on one stream of this backend's own (one backend per worker), so it
- * runs in issue order without events; copies go through pinned slots ({@link PinnedSlots}), and a
- * download can be waited for later ({@link #downloadLater}), so the host can cut the next tile
- * and blend the last while the device works. A forward pass can be
- * recorded as a CUDA graph and replayed ({@link #record}). All device memory, including cuDNN's
- * and cuBLAS's workspace and cuDNN's algorithm search, comes from one {@link DeviceMemory}.
+ * A session on a GPU ({@link CudaDevice}): the CUDA backend's ops in one storage precision, fp32,
+ * fp16 or bf16 (arithmetic and accumulation in fp32): convolutions through cuDNN in NHWC
+ * ({@link Convolutions}: each shape times the ways it can run, fused cuDNN graphs, cuBLAS for 1x1,
+ * the legacy API, and keeps and remembers the fastest), everything else through headroom's NVRTC
+ * kernels (kernels.cu). Work, copies included, is queued on this session's own stream, so it runs
+ * in issue order without events, and waits are for that stream alone; copies go through pinned
+ * slots ({@link CudaCopies}), and a download can be waited for later ({@link #downloadLater}), so
+ * the host can cut the next tile and blend the last while the device works. A forward pass can be
+ * recorded as a CUDA graph and replayed ({@link CudaRecorder}). All device memory, including
+ * cuDNN's and cuBLAS's workspace and cuDNN's algorithm search, comes from the device's one
+ * {@link DeviceMemory}, in this stream's pools.
  *
- * <p>Convolutions are {@link Convolutions}': each shape times the ways it can run (fused cuDNN
- * graphs, cuBLAS for 1x1, the legacy API) and keeps and remembers the fastest.
+ * <p>{@code CudaOps.open(0, precision)} is a session on a device of its own, closed with it (one
+ * job, as the command line runs); a server opens sessions of one shared device:
+ * {@code device.openSession(precision)}. One thread at a time uses a session; the device's
+ * context is made current on whichever thread that is.
  */
-public final class CudaOps implements Ops, AutoCloseable {
-    private static final String[] KERNELS = {"epilogue", "add2", "scale", "upsample", "pixel_shuffle", "pixel_unshuffle"};
-
+public final class CudaOps implements Session {
     private final Driver cu = Driver.get();
 
-    private final int ordinal, device;
+    private final CudaDevice dev;
+    private final boolean ownsDevice;
     private final Precision precision;
-    private final MemorySegment module;
     private final MemorySegment stream;
-    private final Map<String, MemorySegment> fns = new HashMap<>();
+    private final long streamId;
+    private final Map<String, MemorySegment> fns;
     private final DeviceMemory alloc;
+    private final CudaCopies copies;
+    private final CudaRecorder recorder;
     private final Convolutions convolutions;
     private final Map<float[], DeviceBuffer> constants = new IdentityHashMap<>();
-    /** True while a forward pass is being recorded: nothing may be allocated or freed then. */
-    private boolean capturing;
-    /**
-     * Bumped whenever something a recording points at is freed or replaced (the workspace, the
-     * convolution plans); a recording from an older epoch refuses to replay.
-     */
-    private long epoch;
-    private final java.util.Set<CudaRecording> recordings = new java.util.HashSet<>();
-    /** Why recordings failed (`bench --json` lists them as capture_failures). */
-    private final java.util.List<String> captureFailures = new java.util.ArrayList<>();
-    private final PinnedSlots slots;
-    private short[] halfBits = new short[0];
     /** The diffusion-VAE kernels, loaded on first use. */
     private VaeKernels vae;
+    private boolean closed;
 
-    private CudaOps(int ordinal, Precision precision, MemoryOptions memory) {
-        this.ordinal = ordinal;
+    CudaOps(CudaDevice dev, Precision precision, boolean ownsDevice) {
+        this.dev = dev;
+        this.ownsDevice = ownsDevice;
         this.precision = precision;
-        int count = cu.deviceCount();
-        if (ordinal < 0 || ordinal >= count) throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist; this machine has " + count);
-        device = cu.device(ordinal);
-        cu.retainPrimaryContext(device);
-        int major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
-        int minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
-        module = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/kernels.cu", major, minor, cu));
-        String suffix = "_" + switch (precision) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
-        for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
-        stream = cu.streamCreate();
-        slots = new PinnedSlots(cu);
-        alloc = CudaMemory.open(cu, ordinal, memory);
-        convolutions = new Convolutions(this, cu, stream, alloc, precision,
-                cu.deviceName(device) + " sm_" + major + minor + " driver " + cu.version());
+        dev.bind();
+        fns = dev.functions(precision);
+        alloc = dev.memory();
+        stream = cu.streamCreateNonBlocking();
+        streamId = stream.address();
+        copies = new CudaCopies(cu, stream);
+        recorder = new CudaRecorder(stream);
+        convolutions = new Convolutions(this, cu, stream, alloc, precision, dev);
     }
 
-    /** Opens device {@code ordinal} in fp32: context, kernels (compiled or from the cache), cuDNN. */
+    /** Opens device {@code ordinal} in fp32 and a session on it; closing the session closes the device. */
     public static CudaOps open(int ordinal) {
-        return new CudaOps(ordinal, Precision.F32, MemoryOptions.DEFAULT);
+        return open(ordinal, Precision.F32, MemoryOptions.DEFAULT);
     }
 
     public static CudaOps open(int ordinal, Precision precision) {
-        return new CudaOps(ordinal, precision, MemoryOptions.DEFAULT);
+        return open(ordinal, precision, MemoryOptions.DEFAULT);
     }
 
+    /** A session on a device of its own (context, kernels, memory), closed with it. */
     public static CudaOps open(int ordinal, Precision precision, MemoryOptions memory) {
-        return new CudaOps(ordinal, precision, memory);
+        CudaDevice d = CudaDevice.open(ordinal, memory);
+        try {
+            return new CudaOps(d, precision, true);
+        } catch (RuntimeException e) {
+            d.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public Device device() {
+        return dev;
     }
 
     @Override
@@ -102,6 +101,7 @@ public final class CudaOps implements Ops, AutoCloseable {
         return alloc;
     }
 
+    @Override
     public Precision precision() {
         return precision;
     }
@@ -130,18 +130,26 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     @Override
     public String name() {
-        return "cuda:" + ordinal + " " + precision;
+        return dev.name() + " " + precision;
     }
 
     @Override
     public Tensor allocate(int n, int h, int w, int c) {
-        notWhileCapturing("allocate a " + n + "x" + h + "x" + w + "x" + c + " tensor");
-        return Tensor.onDevice(alloc.allocate((long) n * h * w * c * precision.bytes), precision, n, h, w, c);
+        dev.bind();
+        recorder.notWhileCapturing("allocate a " + n + "x" + h + "x" + w + "x" + c + " tensor");
+        return Tensor.onDevice(alloc.allocate((long) n * h * w * c * precision.bytes, streamId), precision, n, h, w, c);
     }
 
     @Override
     public void release(Tensor t) {
         alloc.free(t.device);
+    }
+
+    @Override
+    public DeviceBuffer allocateArena(long bytes) {
+        dev.bind();
+        recorder.notWhileCapturing("allocate an arena of " + bytes + " bytes");
+        return alloc.allocate(bytes, streamId);
     }
 
     @Override
@@ -159,126 +167,35 @@ public final class CudaOps implements Ops, AutoCloseable {
         if (!host.onHost()) return host;
         float[] dense = host.dense() ? host.data : host.toArray();
         Tensor d = allocate(host.n, host.h, host.w, host.c);
-        copyIn(dense, d.device.address(), precision);
+        copies.copyIn(dense, d.device.address(), precision);
         return d;
     }
 
+    /** A host copy, waiting for this session's stream up to the copy (not for other sessions). */
     @Override
     public Tensor download(Tensor t) {
         if (t.onHost()) return t;
-        long bytes = hostBytes(t);
-        PinnedSlots.Slot slot = slots.take(bytes);
-        try {
-            Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);   // before the wait: zeroing 50 MB costs as much as converting it
-            // synchronous: on the legacy stream, which waits for this backend's stream
-            cu.copyDtoH(slot.memory(), t.device.address(), bytes);
-            toFloats(slot.memory(), t.precision, h.data, h.data.length);
-            return h;
-        } finally {
-            slots.giveBack(slot);
-        }
+        dev.bind();
+        return copies.download(t);
     }
 
-    /**
-     * Queues the copy of {@code t} into a pinned slot behind the work issued so far and returns at
-     * once; {@link Download#get} waits for that copy alone and converts the slot's values. The
-     * device buffer may be reused as soon as this returns: later work on this stream runs after
-     * the copy.
-     */
+    /** See {@link CudaCopies#downloadLater}: queued behind this stream's work; {@code t}'s memory may be reused at once. */
     @Override
     public Download downloadLater(Tensor t) {
         if (t.onHost()) return () -> t;
-        long bytes = hostBytes(t);
-        PinnedSlots.Slot slot = slots.take(bytes);
-        try {
-            cu.copyDtoHAsync(slot.memory(), t.device.address(), bytes, stream);
-            slots.queued(slot, stream);
-        } catch (RuntimeException e) {
-            slots.giveBack(slot);
-            throw e;
-        }
-        return new Download() {
-            private Tensor done;
-
-            @Override
-            public Tensor get() {
-                if (done != null) return done;
-                try {
-                    Tensor h = Tensor.allocate(t.n, t.h, t.w, t.c);   // while the copy may still be on its way
-                    slots.await(slot);
-                    toFloats(slot.memory(), t.precision, h.data, h.data.length);
-                    done = h;
-                } finally {
-                    slots.giveBack(slot);
-                }
-                return done;
-            }
-        };
+        dev.bind();
+        return copies.downloadLater(t);
     }
 
-    /** Bytes of a device tensor that can be copied home in one piece (a channel slice cannot). */
-    private static long hostBytes(Tensor t) {
-        if (!t.dense()) throw new IllegalArgumentException("download of a channel slice " + t);
-        return (long) t.n * t.h * t.w * t.c * t.precision.bytes;
-    }
-
-    /** Values of {@code as} in {@code from} to floats in {@code out}. */
-    private void toFloats(MemorySegment from, Precision as, float[] out, int count) {
-        if (as == Precision.F32) {
-            MemorySegment.copy(from, JAVA_FLOAT, 0, out, 0, count);
-            return;
-        }
-        // one bulk copy, then a plain loop over arrays, which C2 vectorises (fp16: vcvtph2ps)
-        short[] bits = shorts(count);
-        MemorySegment.copy(from, JAVA_SHORT, 0, bits, 0, count);
-        if (as == Precision.F16) {
-            for (int i = 0; i < count; i++) out[i] = Float.float16ToFloat(bits[i]);
-        } else {
-            for (int i = 0; i < count; i++) out[i] = Float.intBitsToFloat(bits[i] << 16);
-        }
-    }
-
-    /**
-     * Copies floats to the device, converted to {@code as}: converted into a pinned slot, then
-     * queued on this stream, so the call returns before the copy runs and the device keeps working
-     * on what was issued before.
-     */
-    private void copyIn(float[] src, long dst, Precision as) {
-        long bytes = (long) src.length * as.bytes;
-        PinnedSlots.Slot slot = slots.take(bytes);
-        try {
-            MemorySegment staging = slot.memory();
-            if (as == Precision.F32) {
-                MemorySegment.copy(src, 0, staging, JAVA_FLOAT, 0, src.length);
-            } else {
-                short[] bits = shorts(src.length);
-                if (as == Precision.F16) {
-                    for (int i = 0; i < src.length; i++) bits[i] = Float.floatToFloat16(src[i]);
-                } else {
-                    for (int i = 0; i < src.length; i++) bits[i] = as.toBits(src[i]);
-                }
-                MemorySegment.copy(bits, 0, staging, JAVA_SHORT, 0, src.length);
-            }
-            cu.copyHtoDAsync(dst, staging, bytes, stream);
-            slots.queued(slot, stream);
-        } finally {
-            slots.giveBack(slot);
-        }
-    }
-
-    /** A reused array for 16-bit patterns on their way through the staging buffer. */
-    private short[] shorts(int count) {
-        if (halfBits.length < count) halfBits = new short[count];
-        return halfBits;
-    }
-
+    /** A session constant (fp32), charged to the weights category and freed when the session closes. */
     private DeviceBuffer upload(float[] a, Precision as) {
-        notWhileCapturing("upload " + a.length + " values");
+        dev.bind();
+        recorder.notWhileCapturing("upload " + a.length + " values");
         DeviceBuffer b;
         try (var scope = alloc.tag("weights", null)) {
-            b = alloc.allocate((long) a.length * as.bytes);
+            b = alloc.allocate((long) a.length * as.bytes, streamId);
         }
-        copyIn(a, b.address(), as);
+        copies.copyIn(a, b.address(), as);
         return b;
     }
 
@@ -287,15 +204,10 @@ public final class CudaOps implements Ops, AutoCloseable {
         return upload(a, Precision.F32);
     }
 
+    /** Weights prepared by the device (shared loader, complete on return) in this session's precision; closing them frees them. */
     @Override
     public ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope) {
-        int kh = op.kh(), kw = op.kw(), ci = op.cin(), co = op.cout();
-        float[] krsc = new float[kernel.length];
-        for (int y = 0; y < kh; y++)
-            for (int x = 0; x < kw; x++)
-                for (int i = 0; i < ci; i++)
-                    for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = kernel[((y * kw + x) * ci + i) * co + o];
-        return new Convolutions.Weights(op, upload(krsc, precision), bias == null ? null : uploadFloats(bias), slope == null ? null : uploadFloats(slope), alloc);
+        return dev.prepareConv(op, kernel, bias, slope, precision);
     }
 
     /** Runs every later convolution with {@code strategy} (FUSED, GRAPH, GEMM or LEGACY), or lets timing choose again (null). */
@@ -305,11 +217,13 @@ public final class CudaOps implements Ops, AutoCloseable {
 
     @Override
     public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor out) {
+        dev.bind();
         convolutions.run(in, (Convolutions.Weights) weights, residual, null, out);
     }
 
     @Override
     public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor outer, Tensor out) {
+        dev.bind();
         convolutions.run(in, (Convolutions.Weights) weights, residual, outer, out);
     }
 
@@ -318,8 +232,7 @@ public final class CudaOps implements Ops, AutoCloseable {
      * freed or replaced (the convolution workspace, a graph); refused while recording.
      */
     void invalidateRecordings(String what) {
-        notWhileCapturing(what);
-        epoch++;
+        recorder.invalidate(what);
     }
 
     /** y = act(x + bias) with residuals: headroom's epilogue kernel, which also runs in place (x == y). */
@@ -391,7 +304,8 @@ public final class CudaOps implements Ops, AutoCloseable {
     }
 
     private VaeKernels vae() {
-        if (vae == null) vae = new VaeKernels(cu, device, stream, alloc, precision);
+        dev.bind();
+        if (vae == null) vae = new VaeKernels(cu, dev.handle(), stream, alloc, precision);
         return vae;
     }
 
@@ -415,86 +329,33 @@ public final class CudaOps implements Ops, AutoCloseable {
         vae().attention(q, k, v, scale, out);
     }
 
+    /** Waits for this session's stream (never the whole device). */
     @Override
     public void synchronize() {
-        cu.synchronize();
+        dev.bind();
+        cu.streamSynchronize(stream);
     }
 
-    /**
-     * Records {@code work} on this backend's stream as a CUDA graph (see {@link StreamCapture}).
-     * Null, with the reason kept for {@link #captureFailures}, when the work did something a
-     * recording cannot hold: allocated or freed (a temporary freed after capture could be handed
-     * to someone else before a replay writes to it), or a call CUDA forbids during capture. The
-     * work has then not run.
-     */
+    /** See {@link CudaRecorder#record}. */
     @Override
     public Recording record(Runnable work) {
-        StreamCapture sc = StreamCapture.get();
-        long at = epoch;
-        sc.begin(stream);
-        RuntimeException failure = null;
-        capturing = true;
-        try {
-            work.run();
-        } catch (RuntimeException e) {
-            failure = e;
-        } finally {
-            capturing = false;
-        }
-        MemorySegment graph = null;
-        try {
-            graph = sc.end(stream);
-        } catch (CudaException e) {
-            if (failure == null) failure = e;
-        }
-        try {
-            if (failure == null && epoch == at) {
-                CudaRecording r = new CudaRecording(sc.instantiate(graph), at);
-                recordings.add(r);
-                return r;
-            }
-        } catch (CudaException e) {
-            failure = e;
-        } finally {
-            if (graph != null && !graph.equals(MemorySegment.NULL)) sc.destroyGraph(graph);
-        }
-        captureFailures.add(failure == null ? "the workspace or a convolution plan changed while recording" : failure.getMessage());
-        return null;
+        dev.bind();
+        return recorder.record(work);
+    }
+
+    @Override
+    public Map<String, Object> diagnostics() {
+        Map<String, Object> d = new java.util.LinkedHashMap<>();
+        d.put("conv_strategies", convStrategies());
+        d.put("conv_choices_recalled", recalledChoices());
+        if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
+        if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());
+        return d;
     }
 
     /** Why forward passes could not be recorded as CUDA graphs (empty when every one was). */
     public java.util.List<String> captureFailures() {
-        return java.util.List.copyOf(captureFailures);
-    }
-
-    private void notWhileCapturing(String what) {
-        if (capturing) throw new IllegalStateException("cannot " + what + " while recording a CUDA graph: the recording would point at memory it does not own");
-    }
-
-    /** An instantiated CUDA graph of one forward pass. */
-    private final class CudaRecording implements Recording {
-        private MemorySegment exec;
-        private final long epoch;
-
-        CudaRecording(MemorySegment exec, long epoch) {
-            this.exec = exec;
-            this.epoch = epoch;
-        }
-
-        @Override
-        public boolean replay() {
-            if (exec == null || epoch != CudaOps.this.epoch) return false;
-            StreamCapture.get().launch(exec, stream);
-            return true;
-        }
-
-        @Override
-        public void close() {
-            if (exec == null) return;
-            StreamCapture.get().destroyExec(exec);
-            exec = null;
-            recordings.remove(this);
-        }
+        return recorder.failures();
     }
 
     /** Base address of a view (channel offsets are passed separately). */
@@ -508,6 +369,7 @@ public final class CudaOps implements Ops, AutoCloseable {
      */
     private void launchPixels(String fn, long pixels, int channels, Object... args) {
         if (pixels == 0 || channels == 0) return;
+        dev.bind();
         launchGrid(fn, (channels + 31) / 32, (int) Math.min((pixels + 7) / 8, 65535), 32, 8, args);
     }
 
@@ -527,22 +389,29 @@ public final class CudaOps implements Ops, AutoCloseable {
         }
     }
 
-    /** Frees what this backend holds and audits the allocator: live buffers at this point are leaks. */
+    /**
+     * Waits for this session's stream, frees what it holds (recordings, convolution plans and
+     * workspace, constants, pinned slots), gives its stream's cached memory back to the device and
+     * destroys the stream. A session on a device of its own closes the device too, which audits
+     * the allocator: live buffers at that point are leaks.
+     */
     @Override
     public void close() {
+        if (closed) return;
+        closed = true;
         try {
-            cu.synchronize();
-            for (CudaRecording r : java.util.List.copyOf(recordings)) r.close();
+            dev.bind();
+            cu.streamSynchronize(stream);
+            recorder.close();
             convolutions.close();
             if (vae != null) vae.close();
             for (DeviceBuffer b : constants.values()) alloc.free(b);
             constants.clear();
-            slots.close();
+            copies.close();
+            alloc.retireStream(streamId);
             cu.streamDestroy(stream);
-            cu.moduleUnload(module);
-            alloc.close();
         } finally {
-            cu.releasePrimaryContext(device);
+            if (ownsDevice) dev.close();
         }
     }
 }

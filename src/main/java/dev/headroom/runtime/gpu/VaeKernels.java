@@ -141,7 +141,7 @@ final class VaeKernels implements AutoCloseable {
     private MemorySegment handle() {
         if (blas == null) {
             try (var scope = alloc.tag("workspace", "cublas")) {
-                blasWorkspace = alloc.allocate(32L << 20);
+                blasWorkspace = alloc.allocate(32L << 20, stream.address());
             }
             blas = Cublas.get().createHandle(stream);
             Cublas.get().setWorkspace(blas, blasWorkspace.address(), blasWorkspace.bytes());
@@ -151,7 +151,7 @@ final class VaeKernels implements AutoCloseable {
 
     private DeviceBuffer workspace(long bytes) {
         try (var scope = alloc.tag("workspace", null)) {
-            return alloc.allocate(Math.max(bytes, 256));
+            return alloc.allocate(Math.max(bytes, 256), stream.address());
         }
     }
 
@@ -163,13 +163,14 @@ final class VaeKernels implements AutoCloseable {
     private DeviceBuffer upload(float[] a) {
         DeviceBuffer b;
         try (var scope = alloc.tag("weights", null)) {
-            b = alloc.allocate((long) Math.max(1, a.length) * Float.BYTES);
+            b = alloc.allocate((long) Math.max(1, a.length) * Float.BYTES, stream.address());
         }
-        cu.streamSynchronize(stream);
+        // on the session's stream (not blocking the legacy one, so a synchronous copy would not be ordered with it)
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment seg = arena.allocate(JAVA_FLOAT, Math.max(1, a.length));
             MemorySegment.copy(a, 0, seg, JAVA_FLOAT, 0, a.length);
-            cu.copyHtoD(b.address(), seg, (long) a.length * Float.BYTES);
+            cu.copyHtoDAsync(b.address(), seg, (long) a.length * Float.BYTES, stream);
+            cu.streamSynchronize(stream);
         }
         return b;
     }
@@ -198,7 +199,7 @@ final class VaeKernels implements AutoCloseable {
 
     @Override
     public void close() {
-        cu.synchronize();
+        cu.streamSynchronize(stream);
         if (blas != null) Cublas.get().destroyHandle(blas);
         if (blasWorkspace != null) alloc.free(blasWorkspace);
         for (DeviceBuffer b : constants.values()) alloc.free(b);

@@ -98,6 +98,11 @@ public final class Budget {
         return name;
     }
 
+    /** The node above, or null for the root. */
+    public Budget parent() {
+        return parent;
+    }
+
     public String path() {
         return parent == null ? name : parent.path() + "/" + name;
     }

@@ -180,6 +180,18 @@ public final class CachingAllocator {
         return b;
     }
 
+    /**
+     * Bytes the driver must newly back for a request of {@code bytes} that no cached block can
+     * take: a whole new segment in plain mode (or for the small pool), else the request rounded
+     * up to pages. The ladder asks listeners to free this much, not just the request.
+     */
+    public long growthFor(long bytes) {
+        long size = round(bytes);
+        boolean small = size <= SMALL_LIMIT;
+        if (small || vm == null) return small ? SMALL_SEGMENT : size <= 10L << 20 ? LARGE_SEGMENT : (size + (2L << 20) - 1) / (2L << 20) * (2L << 20);
+        return (size + vm.granularity() - 1) / vm.granularity() * vm.granularity();
+    }
+
     private Block takePlain(TreeSet<Block> pool, long size, boolean small, long stream) {
         Block b = bestFit(pool, size);
         if (b != null) {
@@ -333,7 +345,11 @@ public final class CachingAllocator {
     /** Returns every fully free plain segment to the driver and unmaps every page no live block touches. */
     public synchronized void emptyCache() {
         processEvents();
-        for (Pools p : pools.values()) {
+        for (Map.Entry<Long, Pools> e : pools.entrySet()) {
+            Pools p = e.getValue();
+            // a block goes back to its pool when its free is issued; its stream's queued work may
+            // still use it, so that stream (that one alone) finishes before its memory goes
+            if (!p.small.isEmpty() || !p.large.isEmpty()) events.synchronize(e.getKey());
             for (TreeSet<Block> pool : List.of(p.small, p.large)) {
                 for (Block b : new ArrayList<>(pool)) {
                     if (b.segment.expandable()) {
@@ -347,6 +363,37 @@ public final class CachingAllocator {
                 }
             }
         }
+    }
+
+    /**
+     * Gives back the cached memory of {@code stream}'s pools and forgets them, when the stream is
+     * about to be destroyed (a session closing; the caller has waited for its work). A pool that
+     * still has live blocks is kept; its owner's audit names them.
+     */
+    public synchronized void retire(long stream) {
+        processEvents();
+        Pools p = pools.get(stream);
+        if (p == null) return;
+        for (TreeSet<Block> pool : List.of(p.small, p.large)) {
+            for (Block b : new ArrayList<>(pool)) {
+                if (b.segment.expandable()) {
+                    unmapInside(b);
+                } else if (b.prev == null && b.next == null && b.size == b.segment.size) {
+                    pool.remove(b);
+                    segments.remove(b.segment);
+                    raw.free(b.segment.address, b.segment.size);
+                    dropReserved(b.segment.address, b.segment.size);
+                }
+            }
+        }
+        boolean idle = p.small.isEmpty() && (p.large.isEmpty() || p.expandable != null && p.large.size() == 1
+                && p.large.first().size == p.expandable.size);
+        if (!idle) return;
+        if (p.expandable != null) {
+            vm.release(p.expandable.address, p.expandable.size);
+            segments.remove(p.expandable);
+        }
+        pools.remove(stream);
     }
 
     private void flush() {

@@ -22,6 +22,12 @@ import java.util.Map;
  * pages) and retry; ask listeners to evict and retry; then {@link DeviceOutOfMemory}. The
  * executor may catch that and shrink its step ({@link #rung} records it). Every rung is counted
  * and traced.
+ *
+ * <p>Shared by every session of the device, from many threads: what a thread allocates is charged
+ * to that thread's category, op and job ({@link #tag}, {@link #job}), so two sessions' jobs keep
+ * their own ledger nodes. A model's weights are charged to their own node, {@code weights/<model>}
+ * ({@link #weights}); the CPU backend, whose weights are plain arrays, charges them without a block
+ * ({@link #reserve}).
  */
 public final class DeviceMemory implements AutoCloseable {
 
@@ -73,9 +79,15 @@ public final class DeviceMemory implements AutoCloseable {
     private Pressure level = Pressure.OPTIMAL;
     private FaultInjector faults = FaultInjector.NONE;
     private long requests;
-    private Budget current;
-    private Budget job;        // the open job's node under activations, or null
-    private String op;
+
+    /** What the calling thread's allocations are charged to: one per thread, as sessions run on threads of their own. */
+    private static final class Tags {
+        Budget current;
+        Budget job;        // the thread's open job's node under activations, or null
+        String op;
+    }
+
+    private final ThreadLocal<Tags> tags;
 
     /**
      * @param budget bytes this device may back in all (the card's memory, or --vram-budget)
@@ -90,7 +102,11 @@ public final class DeviceMemory implements AutoCloseable {
         this.activations = root.child("activations");
         this.workspace = root.child("workspace");
         this.cache = root.child("cache");
-        this.current = activations;
+        this.tags = ThreadLocal.withInitial(() -> {
+            Tags t = new Tags();
+            t.current = activations;
+            return t;
+        });
         this.thresholds = thresholds;
         this.trace = trace;
         this.probe = probe;
@@ -141,36 +157,53 @@ public final class DeviceMemory implements AutoCloseable {
      * Charges what is allocated until the scope closes to {@code category} (weights, activations,
      * workspace) and tags it with {@code op} (null: keep the current op).
      */
-    public synchronized Scope tag(String category, String op) {
-        Budget before = current;
-        String opBefore = this.op;
-        current = switch (category) {
+    public Scope tag(String category, String op) {
+        Tags t = tags.get();
+        return chargeTo(switch (category) {
             case "weights" -> weights;
             case "workspace" -> workspace;
-            case "activations" -> job != null ? job : activations;
+            case "activations" -> t.job != null ? t.job : activations;
             default -> throw new IllegalArgumentException("unknown memory category '" + category + "'");
-        };
-        if (op != null) this.op = op;
+        }, op);
+    }
+
+    /** Charges what this thread allocates until the scope closes to {@code node} (a node of this ledger), tagged with {@code op}. */
+    public Scope chargeTo(Budget node, String op) {
+        Tags t = tags.get();
+        Budget before = t.current;
+        String opBefore = t.op;
+        t.current = node;
+        if (op != null) t.op = op;
         return () -> {
-            synchronized (this) {
-                current = before;
-                this.op = opBefore;
-            }
+            t.current = before;
+            t.op = opBefore;
         };
+    }
+
+    /** The ledger node of one model's weights, {@code weights/<model>}, made on first use. */
+    public synchronized Budget weights(String model) {
+        for (Budget b : weights.children()) if (b.name().equals(model)) return b;
+        return weights.child(model);
+    }
+
+    /** Detaches {@code weights/<model>} (it must hold nothing: see {@link Budget#close}). */
+    public synchronized void dropWeights(String model) {
+        for (Budget b : List.copyOf(weights.children())) if (b.name().equals(model)) b.close();
     }
 
     /** A job's activations, charged to their own ledger node (limit: Long.MAX_VALUE for none); closing it audits for leaks. */
     public synchronized Scope job(String name, long limit) {
+        Tags t = tags.get();
         Budget b = activations.child(name, limit);
-        Budget before = job;
-        Budget currentBefore = current;
-        job = b;
-        if (current == activations) current = b;
+        Budget before = t.job;
+        Budget currentBefore = t.current;
+        t.job = b;
+        if (t.current == activations) t.current = b;
         event(MemoryTrace.Kind.JOB, 0, 0, null, "start");
         return () -> {
             synchronized (this) {
-                job = before;
-                current = currentBefore;
+                t.job = before;
+                t.current = currentBefore;
                 if (b.used() != 0) {
                     List<String> ops = new ArrayList<>();
                     for (Buffer buf : live.values()) if (buf.charged == b) ops.add(buf.op + " " + Sizes.format(buf.bytes()));
@@ -194,7 +227,8 @@ public final class DeviceMemory implements AutoCloseable {
             try {
                 if (faults.fail(request, attempt)) throw new CachingAllocator.OutOfMemory(bytes, pool.stats());
                 CachingAllocator.Block b = pool.allocate(bytes, stream);
-                Budget to = current;
+                Tags t = tags.get();
+                Budget to = t.current;
                 cache.credit(b.size());
                 try {
                     to.charge(b.size());
@@ -204,33 +238,80 @@ public final class DeviceMemory implements AutoCloseable {
                     why = "over the " + Sizes.format(e.node.limit()) + " budget of '" + e.node.path() + "'";
                     throw new CachingAllocator.OutOfMemory(bytes, pool.stats());
                 }
-                Buffer buf = new Buffer(b, b.size(), to, op);
+                Buffer buf = new Buffer(b, b.size(), to, t.op);
                 live.put(b.address(), buf);
                 event(MemoryTrace.Kind.ALLOC, b.address(), b.size(), to.name(), null);
                 checkPressure();
                 return buf;
             } catch (CachingAllocator.OutOfMemory e) {
-                if (attempt == 0) {
-                    takeRung("flush-cache", Sizes.format(bytes));
-                    pool.emptyCache();
-                    tried.add("flush-cache");
-                } else if (attempt == 1 && !listeners.isEmpty()) {
-                    long freed = 0;
-                    for (MemoryListener l : List.copyOf(listeners)) freed += l.evict(bytes);
-                    takeRung("evict", Sizes.format(freed) + " freed");
-                    tried.add("evict");
-                    pool.emptyCache();
-                    if (freed == 0) return fail(bytes, tried, why);
-                } else {
-                    return fail(bytes, tried, why);
+                if (!nextRung(attempt, bytes, pool.growthFor(bytes), tried)) return fail(bytes, tried, why);
+            }
+        }
+    }
+
+    /** The ladder's next rung after failed attempt {@code attempt}: flush the cache, then evict; false when none is left. */
+    private boolean nextRung(int attempt, long bytes, long growth, List<String> tried) {
+        if (attempt == 0) {
+            takeRung("flush-cache", Sizes.format(bytes));
+            pool.emptyCache();
+            tried.add("flush-cache");
+            return true;
+        }
+        if (attempt == 1 && !listeners.isEmpty()) {
+            // what the driver must newly back, less the room the budget still has
+            long need = Math.max(1, growth - (root.limit() - root.used()));
+            long freed = 0;
+            for (MemoryListener l : List.copyOf(listeners)) freed += l.evict(need);
+            takeRung("evict", Sizes.format(freed) + " freed");
+            tried.add("evict");
+            pool.emptyCache();
+            return freed > 0;
+        }
+        return false;
+    }
+
+    /**
+     * Charges {@code bytes} to {@code node} without allocating a block: memory the backend holds
+     * outside the allocator (the CPU backend's weights are plain arrays), counted against the
+     * budget all the same. Walks the same ladder as {@link #allocate}; give it back with {@link #unreserve}.
+     */
+    public synchronized void reserve(Budget node, long bytes) {
+        List<String> tried = new ArrayList<>();
+        for (int attempt = 0; ; attempt++) {
+            try {
+                node.charge(bytes);
+                event(MemoryTrace.Kind.ALLOC, 0, bytes, node.name(), null);
+                checkPressure();
+                return;
+            } catch (Budget.Exceeded e) {
+                if (!nextRung(attempt, bytes, bytes, tried)) {
+                    fail(bytes, tried, "over the " + Sizes.format(e.node.limit()) + " budget of '" + e.node.path() + "'");
                 }
             }
         }
     }
 
+    /**
+     * {@link #reserve} on the weights node this thread charges to: {@code weights/<model>} inside
+     * {@link #chargeTo} that node, else the weights category. Returns the node charged.
+     */
+    public synchronized Budget reserveWeights(long bytes) {
+        Budget c = tags.get().current, node = weights;
+        for (Budget b = c; b != null; b = b.parent()) if (b == weights) node = c;
+        reserve(node, bytes);
+        return node;
+    }
+
+    /** Gives back what {@link #reserve} charged. */
+    public synchronized void unreserve(Budget node, long bytes) {
+        node.credit(bytes);
+        event(MemoryTrace.Kind.FREE, 0, bytes, node.name(), null);
+        checkPressure();
+    }
+
     private DeviceBuffer fail(long bytes, List<String> tried, String why) {
         MemoryStats s = pool.stats();
-        event(MemoryTrace.Kind.OOM, 0, bytes, current.name(), null);
+        event(MemoryTrace.Kind.OOM, 0, bytes, tags.get().current.name(), null);
         throw new DeviceOutOfMemory(device, bytes, root.limit(), s.allocated(), s.cached(), probe.free(), probe.total(), probe.otherProcesses(), tried, why);
     }
 
@@ -271,11 +352,23 @@ public final class DeviceMemory implements AutoCloseable {
 
     /** Traces an event of the current op (detail: the rung's or level's words, else null). */
     private void event(MemoryTrace.Kind kind, long address, long bytes, String category, String detail) {
-        eventFor(kind, address, bytes, category, op, detail);
+        eventFor(kind, address, bytes, category, tags.get().op, detail);
     }
 
     private void eventFor(MemoryTrace.Kind kind, long address, long bytes, String category, String op, String detail) {
-        if (trace != null) trace.add(kind, address, bytes, category, op, job == null ? null : job.name(), pool.allocated(), pool.reserved(), detail);
+        if (trace == null) return;
+        Budget job = tags.get().job;
+        trace.add(kind, address, bytes, category, op, job == null ? null : job.name(), pool.allocated(), pool.reserved(), detail);
+    }
+
+    /** Traces a residency event (a model's weights loaded, evicted, reloaded) of {@code bytes} for {@code model}. */
+    public synchronized void traceResidency(MemoryTrace.Kind kind, String model, long bytes, String detail) {
+        eventFor(kind, 0, bytes, "weights/" + model, null, detail);
+    }
+
+    /** Gives back the cache of a stream about to be destroyed ({@link CachingAllocator#retire}). */
+    public synchronized void retireStream(long stream) {
+        pool.retire(stream);
     }
 
     /** Returns cached memory to the driver. */

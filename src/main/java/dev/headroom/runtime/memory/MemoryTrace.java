@@ -14,11 +14,12 @@ import java.util.List;
  * <p>{@link #write} produces JSON lines, one event each, which {@code headroom memory-report} reads.
  */
 public final class MemoryTrace {
-    public enum Kind { ALLOC, FREE, GROW, SHRINK, OOM, RUNG, PRESSURE, JOB }
+    public enum Kind { ALLOC, FREE, GROW, SHRINK, OOM, RUNG, PRESSURE, JOB, LOAD, EVICT, RELOAD }
 
     /**
      * @param nanos     since the trace started
-     * @param detail    for RUNG: the rung's details; for PRESSURE: the new level; for JOB: "start"; else null
+     * @param detail    for RUNG: the rung's details; for PRESSURE: the new level; for JOB: "start"; for LOAD,
+     *                  EVICT and RELOAD (a model's weights; category weights/&lt;model&gt;): where from or to; else null
      */
     public record Event(long seq, long nanos, Kind kind, long address, long bytes, String category, String op, String job,
                         long allocated, long reserved, String detail) {}

@@ -14,6 +14,12 @@ public interface StreamEvents {
 
     void destroy(long event);
 
+    /**
+     * Waits until the work queued on {@code stream} so far is done: before memory that work may
+     * still touch goes back to the driver. Only that stream waits, never the whole device.
+     */
+    default void synchronize(long stream) {}
+
     /** For backends with one stream: using a block on another stream is then a bug. */
     StreamEvents SINGLE_STREAM = new StreamEvents() {
         @Override

@@ -1,0 +1,74 @@
+package dev.headroom.runtime;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.graph.Op;
+import dev.headroom.core.plan.DeviceModel;
+import dev.headroom.runtime.memory.DeviceMemory;
+
+/**
+ * One device of this process (a GPU, or the CPU): what every job on it shares. It owns the
+ * context, the one ledger and caching allocator ({@link #memory}), the compiled kernels and the
+ * remembered convolution choices. Work runs in {@link Session}s, one per running job or worker,
+ * opened from any thread; a model's weights are prepared here once and shared by every session of
+ * their precision ({@link #prepareConv}; the residency manager, {@link Residency}, decides how long
+ * they stay).
+ *
+ * <p>Usage: one device, a residency manager over it, and a session per worker thread:
+ * <pre>{@code
+ * try (Device gpu = CudaDevice.open(0, MemoryOptions.DEFAULT);          // or new CpuDevice(options)
+ *      Residency models = new Residency(gpu, 4L << 30)) {                // host cache of 4 GiB for evicted weights
+ *     Residency.Loader rdn = () -> {                                     // read only on first use, or after the host copy went
+ *         Model m = ModelLoader.load(file);
+ *         return new Residency.Source(m.graph(), m.weights(), m.valueRange());
+ *     };
+ *     // on each worker thread, for each job:
+ *     try (Session s = gpu.openSession(Precision.F16);                   // stream, cuDNN/cuBLAS handles, workspace
+ *          Residency.Lease m = models.acquire("rdn-x2", Priority.NORMAL, rdn, s);   // shared weights, never evicted while held
+ *          GraphRunner runner = new GraphRunner(m.graph(), m.weights(), s);
+ *          var job = gpu.memory().job("job-17", Long.MAX_VALUE)) {     // this job's activations, audited on close
+ *         FloatImage out = new TiledUpscaler(runner, m.valueRange()).upscale(image, 256, 16, null);
+ *     }
+ *     models.makeRoom(bytes);                                            // before admitting a job that needs bytes
+ * }
+ * }</pre>
+ * A session is used by one thread at a time (any thread: the device makes its context current
+ * there). Sessions of one device may differ in precision; all charge the same ledger.
+ */
+public interface Device extends AutoCloseable {
+    /** Short name for reports: "cpu", "cuda:0". */
+    String name();
+
+    /** The device's one allocator and ledger, shared by its sessions. */
+    DeviceMemory memory();
+
+    /** A GPU: tiles are batched while the plan fits (the CPU gains nothing from batching). */
+    boolean accelerator();
+
+    /** The precision a job runs in when none is asked for: fp16 on a GPU, fp32 on the CPU. */
+    Precision defaultPrecision();
+
+    /** Whether sessions may compute in {@code p}. */
+    boolean supports(Precision p);
+
+    /** A new session computing in {@code precision}; close it when the job or worker is done. */
+    Session openSession(Precision precision);
+
+    /** A new session in the {@link #defaultPrecision}. */
+    default Session openSession() {
+        return openSession(defaultPrecision());
+    }
+
+    /**
+     * A convolution's weights prepared for sessions of {@code precision} (on a GPU: a device copy
+     * in that precision, complete when this returns, so any session's stream may read it), charged
+     * to the ledger node the calling thread charges to (see {@link DeviceMemory#chargeTo}).
+     */
+    Ops.ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope, Precision precision);
+
+    /** What a session of {@code precision} allocates besides planned activations, for the planner. */
+    DeviceModel memoryModel(Precision precision);
+
+    /** Frees what the device holds and audits its memory; close every session first. */
+    @Override
+    void close();
+}

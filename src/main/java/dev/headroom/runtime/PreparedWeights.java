@@ -1,0 +1,89 @@
+package dev.headroom.runtime;
+
+import dev.headroom.core.TensorData;
+import dev.headroom.core.Weights;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.graph.Node;
+import dev.headroom.core.graph.Op;
+
+/**
+ * A graph's weights in a backend's layout: each convolution's {@link Ops.ConvWeights} and each
+ * PReLU activation's slopes, by node id, checked against the graph once. A {@link GraphRunner}
+ * owns the ones it prepares itself, or borrows ones shared through the residency manager
+ * ({@link Residency}); closing frees the device copies.
+ */
+public final class PreparedWeights implements AutoCloseable {
+    final Ops.ConvWeights[] conv;
+    final float[][] slope;
+    /** Per node: the float parameters of ops without prepared weights (GroupNorm's gamma and beta; a strided convolution's kernel and bias). */
+    final float[][][] params;
+    private boolean closed;
+
+    private PreparedWeights(int size) {
+        conv = new Ops.ConvWeights[size];
+        slope = new float[size][];
+        params = new float[size][][];
+    }
+
+    /**
+     * Checks {@code weights} against {@code graph} and prepares them with {@code prepare}
+     * (a session's or a device's prepareConv); what was prepared is freed again if one fails.
+     */
+    public static PreparedWeights prepare(Graph graph, Weights weights, Preparer prepare) {
+        PreparedWeights p = new PreparedWeights(graph.size());
+        try {
+            for (Node n : graph.nodes()) {
+                switch (n.op()) {
+                    case Op.Conv2d c -> {
+                        float[] k = expect(weights, c.weight(), n, c.kh(), c.kw(), c.cin(), c.cout());
+                        float[] b = c.bias() == null ? null : expect(weights, c.bias(), n, c.cout());
+                        float[] s = c.act().preluWeight() == null ? null : expect(weights, c.act().preluWeight(), n, c.cout());
+                        p.conv[n.id()] = prepare.conv(c, k, b, s);
+                    }
+                    case Op.Activation a when a.act().preluWeight() != null ->
+                            p.slope[n.id()] = expect(weights, a.act().preluWeight(), n, graph.channels(n.input(0)));
+                    case Op.GroupNorm g -> p.params[n.id()] = new float[][] {
+                            expect(weights, g.weight(), n, graph.channels(n.id())), expect(weights, g.bias(), n, graph.channels(n.id()))};
+                    case Op.StridedConv c -> p.params[n.id()] = new float[][] {
+                            expect(weights, c.weight(), n, c.k(), c.k(), c.cin(), c.cout()), c.bias() == null ? null : expect(weights, c.bias(), n, c.cout())};
+                    default -> { }
+                }
+            }
+        } catch (RuntimeException e) {
+            p.close();
+            throw e;
+        }
+        return p;
+    }
+
+    /** Prepares one convolution's weights (see {@link Ops#prepareConv}). */
+    public interface Preparer {
+        Ops.ConvWeights conv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope);
+    }
+
+    private static float[] expect(Weights weights, String name, Node node, int... shape) {
+        if (!weights.has(name)) {
+            throw new IllegalArgumentException("layer '" + node.name() + "' needs weight '" + name + "', which the model file does not have");
+        }
+        TensorData t = weights.get(name);
+        if (t.count() != product(shape)) {
+            throw new IllegalArgumentException("layer '" + node.name() + "': weight '" + name + "' has shape " + t.shapeString()
+                    + ", expected " + java.util.Arrays.toString(shape));
+        }
+        return t.data();
+    }
+
+    private static long product(int[] s) {
+        long p = 1;
+        for (int d : s) p *= d;
+        return p;
+    }
+
+    /** Frees every device copy (once). */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        for (Ops.ConvWeights w : conv) if (w != null) w.close();
+    }
+}

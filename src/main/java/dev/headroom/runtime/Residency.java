@@ -1,0 +1,293 @@
+package dev.headroom.runtime;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.Weights;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.residency.ResidencyPolicy;
+import dev.headroom.core.residency.ResidencyPolicy.Priority;
+import dev.headroom.runtime.memory.Budget;
+import dev.headroom.runtime.memory.DeviceMemory;
+import dev.headroom.runtime.memory.MemoryListener;
+import dev.headroom.runtime.memory.MemoryTrace;
+import dev.headroom.runtime.memory.Pressure;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The residency manager of one {@link Device}: models' weights as components loaded once per
+ * device and precision and shared by every session that runs them, reference counted
+ * ({@link Lease}), each charged to its own ledger node {@code weights/<model> <precision>}.
+ * {@link ResidencyPolicy} decides (priority classes, LRU within a class, never a model in use);
+ * this class carries the decisions out:
+ * <ul>
+ * <li>on a failed allocation, the ladder's "evict" rung asks {@link #evict} to free idle weights;
+ * <li>at critical pressure, idle weights are evicted until use is back under the warning level;
+ * <li>{@link #makeRoom} frees headroom for a job the scheduler is about to admit;
+ * <li>an evicted model keeps its host copy (the weights as loaded) within the host cache budget
+ *     ({@code --host-cache}, LRU), so reloading it skips the file; beyond the budget it goes back to disk.
+ * </ul>
+ * Loads, reloads and evictions are traced (LOAD, RELOAD, EVICT; memory-report draws them).
+ *
+ * <p>Locking: this object's lock is never held while calling into the device's memory (which may
+ * call back into {@link #evict} under its own lock), so the two cannot deadlock. See {@link Device}
+ * for a usage example.
+ */
+public final class Residency implements MemoryListener, AutoCloseable {
+
+    /** What a model's weights are loaded from: its graph, its host weights, its value range (1 or 255). */
+    public record Source(Graph graph, Weights weights, float valueRange) {}
+
+    /** Reads a model from its file (the slow path: on first use, and after its host copy was dropped). */
+    @FunctionalInterface
+    public interface Loader {
+        Source load() throws java.io.IOException;
+    }
+
+    private static final class Slot {
+        Source host;               // the host copy, or null
+        long hostBytes;
+        PreparedWeights device;    // on the device, or null
+        long deviceBytes;
+        boolean loading;
+        Graph graph;
+        float valueRange;
+    }
+
+    private final Device device;
+    private final DeviceMemory memory;
+    private final ResidencyPolicy policy;
+    private final Map<String, Slot> slots = new HashMap<>();
+    private long loads, reloads, evictions;
+    private boolean closed;
+
+    /** @param hostCacheBytes bytes of host copies kept for evicted models (0: none; reloads then read the file again) */
+    public Residency(Device device, long hostCacheBytes) {
+        this.device = device;
+        this.memory = device.memory();
+        this.policy = new ResidencyPolicy(hostCacheBytes);
+        memory.addListener(this);
+    }
+
+    /** The ledger name of a model in a precision. */
+    static String key(String model, Precision precision) {
+        return model + " " + precision;
+    }
+
+    /** As {@link #acquire(String, Priority, Loader, Precision, Session)} in {@code session}'s precision; the lease waits for the session's work when closed. */
+    public Lease acquire(String model, Priority priority, Loader loader, Session session) throws java.io.IOException {
+        return acquire(model, priority, loader, session.precision(), session);
+    }
+
+    /**
+     * A reference to {@code model}'s weights prepared in {@code precision}, loading them (from the
+     * host copy, else with {@code loader}) if they are not on the device; while any lease is open
+     * they are not evicted. Threads asking for a model another thread is loading wait for that load.
+     *
+     * @param session whose work is waited for when the lease closes (null: none)
+     */
+    public Lease acquire(String model, Priority priority, Loader loader, Precision precision, Session session) throws java.io.IOException {
+        if (model.contains("/")) throw new IllegalArgumentException("model name '" + model + "' may not contain '/' (it names a ledger node)");
+        String key = key(model, precision);
+        Slot slot;
+        Source from;
+        synchronized (this) {
+            if (closed) throw new IllegalStateException("residency manager of " + device.name() + " is closed");
+            slot = slots.computeIfAbsent(key, k -> new Slot());
+            policy.acquire(key, priority);
+            while (slot.loading) {
+                try {
+                    wait();
+                } catch (InterruptedException e) {
+                    policy.release(key);
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for '" + key + "' to load", e);
+                }
+            }
+            if (slot.device != null) return new Lease(key, slot.graph, slot.device, slot.valueRange, session);
+            slot.loading = true;
+            from = slot.host;
+        }
+        PreparedWeights prepared = null;
+        boolean fromDisk = from == null;
+        long t0 = System.nanoTime();
+        try {
+            if (fromDisk) from = loader.load();
+            Budget node = memory.weights(key);
+            Source src = from;
+            try (var scope = memory.chargeTo(node, "load " + key)) {
+                prepared = PreparedWeights.prepare(src.graph(), src.weights(), (op, k, b, s) -> device.prepareConv(op, k, b, s, precision));
+            }
+            long bytes = node.used(), hostBytes = src.weights().parameterCount() * Float.BYTES;
+            memory.traceResidency(fromDisk ? MemoryTrace.Kind.LOAD : MemoryTrace.Kind.RELOAD, key, bytes,
+                    (fromDisk ? "from disk" : "from host copy") + " in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+            List<Slot> dropped = new ArrayList<>();
+            synchronized (this) {
+                slot.device = prepared;
+                slot.deviceBytes = bytes;
+                slot.graph = src.graph();
+                slot.valueRange = src.valueRange();
+                boolean keep = policy.fitsHostCache(hostBytes);
+                slot.host = keep ? src : null;
+                slot.hostBytes = keep ? hostBytes : 0;
+                policy.onDevice(key, bytes, slot.hostBytes);
+                if (fromDisk) loads++;
+                else reloads++;
+                dropHostOverflow(dropped);
+                slot.loading = false;
+                notifyAll();
+                return new Lease(key, slot.graph, prepared, slot.valueRange, session);
+            }
+        } catch (java.io.IOException | RuntimeException | Error e) {
+            if (prepared != null) prepared.close();
+            synchronized (this) {
+                slot.loading = false;
+                policy.release(key);
+                notifyAll();
+            }
+            throw e;
+        }
+    }
+
+    /** Drops host copies beyond the budget (policy's order); call holding the lock. */
+    private void dropHostOverflow(List<Slot> dropped) {
+        for (String k : policy.hostOverflow()) {
+            Slot s = slots.get(k);
+            s.host = null;
+            s.hostBytes = 0;
+            policy.hostDropped(k);
+            dropped.add(s);
+        }
+    }
+
+    /**
+     * The ladder's evict rung: frees idle weights towards {@code bytes} (policy's order). Called by
+     * the device's memory under its own lock; returns the bytes freed.
+     */
+    @Override
+    public long evict(long bytes) {
+        return evict(bytes, "to allocate");
+    }
+
+    /** At critical pressure, evicts idle weights until use is back under the warning level. */
+    @Override
+    public void pressureChanged(Pressure from, Pressure to, long used, long budget) {
+        if (to != Pressure.CRITICAL) return;
+        long target = (long) (memory.thresholds().warning() * budget);
+        if (used > target) evict(used - target, "at critical pressure");
+    }
+
+    /**
+     * Makes room for a job of {@code bytes}: evicts idle weights (policy's order) until the
+     * device's headroom is at least {@code bytes}, if the idle weights can make it so. Returns the
+     * bytes freed (0 when nothing needed to go, or nothing could make enough room).
+     */
+    public long makeRoom(long bytes) {
+        long need = bytes - memory.headroom();
+        if (need <= 0) return 0;
+        return evict(need, "to make room for " + dev.headroom.core.Sizes.format(bytes));
+    }
+
+    private long evict(long bytes, String why) {
+        List<String> keys;
+        List<PreparedWeights> victims = new ArrayList<>();
+        List<Long> sizes = new ArrayList<>();
+        synchronized (this) {
+            keys = policy.victims(bytes);
+            for (String k : keys) {
+                Slot s = slots.get(k);
+                victims.add(s.device);
+                sizes.add(s.deviceBytes);
+                s.device = null;
+                s.deviceBytes = 0;
+                policy.offDevice(k);
+                evictions++;
+            }
+            dropHostOverflow(new ArrayList<>());
+        }
+        long freed = 0;
+        for (int i = 0; i < keys.size(); i++) {
+            victims.get(i).close();
+            freed += sizes.get(i);
+            memory.traceResidency(MemoryTrace.Kind.EVICT, keys.get(i), sizes.get(i), why + (policy.hostBudget() > 0 ? "; host copy kept if it fits" : ""));
+        }
+        return freed;
+    }
+
+    /** Every model known, most recently used first. */
+    public synchronized List<ResidencyPolicy.Status> status() {
+        return policy.statuses();
+    }
+
+    /** Loads from disk, reloads from a host copy, and evictions so far. */
+    public synchronized long[] counts() {
+        return new long[] {loads, reloads, evictions};
+    }
+
+    /** Frees every model's weights and host copy; every lease must have been closed. */
+    @Override
+    public void close() {
+        List<PreparedWeights> all = new ArrayList<>();
+        List<String> keys = new ArrayList<>();
+        synchronized (this) {
+            if (closed) return;
+            for (ResidencyPolicy.Status s : policy.statuses()) {
+                if (s.refs() > 0) throw new IllegalStateException("residency manager closed while '" + s.key() + "' has " + s.refs() + " open leases");
+            }
+            closed = true;
+            for (Map.Entry<String, Slot> e : slots.entrySet()) {
+                if (e.getValue().device != null) all.add(e.getValue().device);
+                keys.add(e.getKey());
+            }
+            slots.clear();
+        }
+        for (PreparedWeights p : all) p.close();
+        for (String k : keys) memory.dropWeights(k);
+    }
+
+    /** One reference to a model's prepared weights; closing it (after the session's work is done) lets them be evicted again. */
+    public final class Lease implements AutoCloseable {
+        private final String key;
+        private final Graph graph;
+        private final PreparedWeights weights;
+        private final float valueRange;
+        private final Session session;
+        private boolean closed;
+
+        private Lease(String key, Graph graph, PreparedWeights weights, float valueRange, Session session) {
+            this.key = key;
+            this.graph = graph;
+            this.weights = weights;
+            this.valueRange = valueRange;
+            this.session = session;
+        }
+
+        public String key() {
+            return key;
+        }
+
+        public Graph graph() {
+            return graph;
+        }
+
+        public PreparedWeights weights() {
+            return weights;
+        }
+
+        public float valueRange() {
+            return valueRange;
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            if (session != null) session.synchronize();   // the device may still be reading these weights
+            synchronized (Residency.this) {
+                policy.release(key);
+                dropHostOverflow(new ArrayList<>());
+            }
+        }
+    }
+}

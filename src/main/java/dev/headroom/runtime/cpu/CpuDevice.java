@@ -1,0 +1,107 @@
+package dev.headroom.runtime.cpu;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.graph.Op;
+import dev.headroom.core.plan.DeviceModel;
+import dev.headroom.runtime.Device;
+import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
+import dev.headroom.runtime.memory.Budget;
+import dev.headroom.runtime.memory.DeviceMemory;
+import dev.headroom.runtime.memory.MemoryOptions;
+import dev.headroom.runtime.memory.StreamEvents;
+
+/**
+ * The CPU as a {@link Device}: one {@link DeviceMemory} over heap segments (the same caching
+ * allocator, ledger, budget and trace as on a GPU; the budget defaults to three quarters of the
+ * maximum heap) shared by every {@link CpuOps} session. Work runs on the calling thread (each op
+ * spreads its rows over the common fork-join pool), so a block is free for anyone the moment it
+ * is freed: one stream. Weights are plain fp32 arrays, shared read-only by every session.
+ */
+public final class CpuDevice implements Device {
+    final HeapSegments heap = new HeapSegments();
+    private final DeviceMemory memory;
+
+    public CpuDevice() {
+        this(MemoryOptions.DEFAULT);
+    }
+
+    public CpuDevice(MemoryOptions options) {
+        Runtime rt = Runtime.getRuntime();
+        long budget = options.budget() > 0 ? options.budget() : rt.maxMemory() / 4 * 3;
+        DeviceMemory.Probe probe = new DeviceMemory.Probe() {
+            public long free() { return rt.maxMemory() - rt.totalMemory() + rt.freeMemory(); }
+            public long total() { return rt.maxMemory(); }
+            public String otherProcesses() { return "n/a (Java heap)"; }
+        };
+        memory = new DeviceMemory("cpu", budget, heap, null, StreamEvents.SINGLE_STREAM, options.thresholds(), options.newTrace(), probe);
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public DeviceMemory memory() {
+        return memory;
+    }
+
+    @Override
+    public boolean accelerator() {
+        return false;
+    }
+
+    @Override
+    public Precision defaultPrecision() {
+        return Precision.F32;
+    }
+
+    @Override
+    public boolean supports(Precision p) {
+        return p == Precision.F32;
+    }
+
+    @Override
+    public Session openSession(Precision precision) {
+        if (!supports(precision)) throw new IllegalArgumentException("the CPU backend computes in fp32 only, not " + precision);
+        return new CpuOps(this, false);
+    }
+
+    /**
+     * fp32 arrays in {@link CpuConv}'s layout, charged to the ledger without a block (they are
+     * plain arrays; {@link DeviceMemory#reserveWeights}) so that weights count against the budget
+     * as a GPU's do; closing them gives the charge back.
+     */
+    @Override
+    public Ops.ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope, Precision precision) {
+        CpuConv.Prepared p = CpuConv.prepare(op, kernel, bias, slope);
+        long bytes = CpuMemoryModel.INSTANCE.weightBytes(op);
+        Budget node = memory.reserveWeights(bytes);
+        return new Charged(p, node, bytes, memory);
+    }
+
+    /** Prepared weights and the ledger charge they hold. */
+    record Charged(CpuConv.Prepared prepared, Budget node, long bytes, DeviceMemory memory) implements Ops.ConvWeights {
+        @Override
+        public Op.Conv2d op() {
+            return prepared.op();
+        }
+
+        @Override
+        public void close() {
+            memory.unreserve(node, bytes);
+        }
+    }
+
+    @Override
+    public DeviceModel memoryModel(Precision precision) {
+        return CpuMemoryModel.INSTANCE;
+    }
+
+    /** Audits the memory: buffers still live are leaks and are named. */
+    @Override
+    public void close() {
+        memory.close();
+    }
+}

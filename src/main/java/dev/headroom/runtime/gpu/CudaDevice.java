@@ -1,0 +1,207 @@
+package dev.headroom.runtime.gpu;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.graph.Op;
+import dev.headroom.core.plan.DeviceModel;
+import dev.headroom.cuda.Driver;
+import dev.headroom.runtime.Device;
+import dev.headroom.runtime.DeviceBuffer;
+import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
+import dev.headroom.runtime.memory.DeviceMemory;
+import dev.headroom.runtime.memory.MemoryOptions;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.EnumMap;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * One GPU of this process as a {@link Device}: its primary context (made current on every thread
+ * that uses the device, {@link #bind}), the one {@link DeviceMemory} (allocator and ledger) that
+ * every session charges, headroom's kernels compiled once for all precisions, the remembered
+ * convolution choices ({@link ConvChoiceStore}, one per fingerprint, shared by sessions), and a
+ * loader for weights: uploads on a stream of its own, each complete before it is handed out, so
+ * any session's stream can read it without an event. Sessions are {@link CudaOps}.
+ *
+ * <p>Open one per GPU per process: {@code CudaDevice.open(0, options)}; see {@link Device} for the
+ * whole life of a job.
+ */
+public final class CudaDevice implements Device {
+    private static final String[] KERNELS = {"epilogue", "add2", "scale", "upsample", "pixel_shuffle", "pixel_unshuffle"};
+    /** The context last made current on each thread, so {@link #bind} costs a field read when nothing changes. */
+    private static final ThreadLocal<MemorySegment> CURRENT = new ThreadLocal<>();
+
+    private final Driver cu = Driver.get();
+    private final int ordinal, device;
+    private final MemorySegment context, module;
+    private final Map<Precision, Map<String, MemorySegment>> functions = new EnumMap<>(Precision.class);
+    private final DeviceMemory memory;
+    private final String description;
+    private final Map<String, ConvChoiceStore> choiceStores = new HashMap<>();
+    /** The weight loader's stream and copies, used under {@link #loadLock}. */
+    private final MemorySegment loadStream;
+    private final CudaCopies loads;
+    private final Object loadLock = new Object();
+    private boolean closed;
+
+    private CudaDevice(int ordinal, MemoryOptions options) {
+        this.ordinal = ordinal;
+        int count = cu.deviceCount();
+        if (ordinal < 0 || ordinal >= count) throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist; this machine has " + count);
+        device = cu.device(ordinal);
+        context = cu.retainPrimaryContext(device);
+        CURRENT.set(context);
+        int major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+        int minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
+        module = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/kernels.cu", major, minor, cu));
+        for (Precision p : Precision.values()) {
+            String suffix = "_" + switch (p) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
+            Map<String, MemorySegment> fns = new HashMap<>();
+            for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
+            functions.put(p, fns);
+        }
+        memory = CudaMemory.open(cu, ordinal, options);
+        description = cu.deviceName(device) + " sm_" + major + minor + " driver " + cu.version();
+        loadStream = cu.streamCreateNonBlocking();
+        loads = new CudaCopies(cu, loadStream);
+    }
+
+    /** Opens GPU {@code ordinal}: context, kernels (compiled or from the cache), memory. */
+    public static CudaDevice open(int ordinal, MemoryOptions options) {
+        return new CudaDevice(ordinal, options);
+    }
+
+    /** Makes this device's context current on the calling thread (a no-op when it already is). */
+    void bind() {
+        if (!context.equals(CURRENT.get())) {
+            cu.setCurrent(context);
+            CURRENT.set(context);
+        }
+    }
+
+    int ordinal() {
+        return ordinal;
+    }
+
+    /** The driver's device handle (CUdevice). */
+    int handle() {
+        return device;
+    }
+
+    /** Device name, compute capability and driver: part of every remembered choice's fingerprint. */
+    String description() {
+        return description;
+    }
+
+    /** headroom's kernels (kernels.cu) in {@code p}, by name. */
+    Map<String, MemorySegment> functions(Precision p) {
+        return functions.get(p);
+    }
+
+    /** The store of remembered convolution choices for {@code fingerprint}, opened once per process and shared by sessions. */
+    ConvChoiceStore choiceStore(Path dir, String fingerprint) {
+        synchronized (choiceStores) {
+            return choiceStores.computeIfAbsent(fingerprint, f -> ConvChoiceStore.open(dir, f));
+        }
+    }
+
+    @Override
+    public String name() {
+        return "cuda:" + ordinal;
+    }
+
+    @Override
+    public DeviceMemory memory() {
+        return memory;
+    }
+
+    @Override
+    public boolean accelerator() {
+        return true;
+    }
+
+    @Override
+    public Precision defaultPrecision() {
+        return Precision.F16;
+    }
+
+    @Override
+    public boolean supports(Precision p) {
+        return true;
+    }
+
+    @Override
+    public Session openSession(Precision precision) {
+        bind();
+        return new CudaOps(this, precision, false);
+    }
+
+    /**
+     * Uploads {@code values} converted to {@code as} on the loader's stream and waits for that
+     * stream alone, so the copy is complete when this returns. Charged to what the calling thread
+     * charges weights to ({@link DeviceMemory#chargeTo}, else the weights category).
+     */
+    DeviceBuffer upload(float[] values, Precision as) {
+        bind();
+        synchronized (loadLock) {
+            DeviceBuffer b = memory.allocate((long) values.length * as.bytes, loadStream.address());
+            try {
+                loads.copyIn(values, b.address(), as);
+                cu.streamSynchronize(loadStream);
+            } catch (RuntimeException e) {
+                memory.free(b);
+                throw e;
+            }
+            return b;
+        }
+    }
+
+    /**
+     * Weights in KRSC (cout, kh, kw, cin) order and {@code precision}; bias and PReLU slopes in
+     * fp32. Charged to the weights category unless the caller charges them elsewhere (a model's
+     * own node): see {@link DeviceMemory#chargeTo}.
+     */
+    @Override
+    public Ops.ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope, Precision precision) {
+        int kh = op.kh(), kw = op.kw(), ci = op.cin(), co = op.cout();
+        float[] krsc = new float[kernel.length];
+        for (int y = 0; y < kh; y++)
+            for (int x = 0; x < kw; x++)
+                for (int i = 0; i < ci; i++)
+                    for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = kernel[((y * kw + x) * ci + i) * co + o];
+        DeviceBuffer k = null, b = null, s = null;
+        try {
+            k = upload(krsc, precision);
+            b = bias == null ? null : upload(bias, Precision.F32);
+            s = slope == null ? null : upload(slope, Precision.F32);
+            return new Convolutions.Weights(op, k, b, s, memory);
+        } catch (RuntimeException e) {
+            for (DeviceBuffer d : new DeviceBuffer[] {k, b, s}) if (d != null) memory.free(d);
+            throw e;
+        }
+    }
+
+    @Override
+    public DeviceModel memoryModel(Precision precision) {
+        return new CudaMemoryModel(precision);
+    }
+
+    /** Frees the loader, the kernels and the memory (auditing it for leaks), and lets go of the context. Close every session first. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        bind();
+        try {
+            cu.streamSynchronize(loadStream);
+            loads.close();
+            memory.retireStream(loadStream.address());
+            cu.streamDestroy(loadStream);
+            cu.moduleUnload(module);
+            memory.close();
+        } finally {
+            cu.releasePrimaryContext(device);
+        }
+    }
+}

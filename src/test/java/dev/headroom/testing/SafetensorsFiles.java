@@ -1,0 +1,48 @@
+package dev.headroom.testing;
+
+import dev.headroom.core.Precision;
+import dev.headroom.core.TensorData;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/** Writes a state dict as a safetensors file (8-byte header length, JSON header, little-endian data) in F32, F16 or BF16. */
+public final class SafetensorsFiles {
+    private SafetensorsFiles() {}
+
+    public static void write(Path file, Map<String, TensorData> tensors, Precision as) throws IOException {
+        String dtype = switch (as) {
+            case F32 -> "F32";
+            case F16 -> "F16";
+            case BF16 -> "BF16";
+        };
+        StringBuilder h = new StringBuilder("{");
+        long offset = 0;
+        for (TensorData t : tensors.values()) {
+            long bytes = t.count() * as.bytes;
+            if (h.length() > 1) h.append(',');
+            h.append('"').append(t.name()).append("\":{\"dtype\":\"").append(dtype).append("\",\"shape\":")
+                    .append(java.util.Arrays.toString(t.shape()).replace(" ", "")).append(",\"data_offsets\":[").append(offset).append(',')
+                    .append(offset + bytes).append("]}");
+            offset += bytes;
+        }
+        byte[] header = h.append('}').toString().getBytes(StandardCharsets.UTF_8);
+        try (OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(file), 1 << 20)) {
+            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).array());
+            out.write(header);
+            for (TensorData t : tensors.values()) {
+                ByteBuffer b = ByteBuffer.allocate((int) t.count() * as.bytes).order(ByteOrder.LITTLE_ENDIAN);
+                for (float v : t.data()) {
+                    if (as == Precision.F32) b.putFloat(v);
+                    else b.putShort(as.toBits(v));
+                }
+                out.write(b.array());
+            }
+        }
+    }
+}
