@@ -111,6 +111,9 @@ final class PlanCommand implements Callable<Integer> {
             precisions = cuda ? List.of(Precision.F16, Precision.F32) : List.of(Precision.F32);
         }
         Model mod = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
+        if ("AutoencoderKL".equals(mod.family())) {
+            return VaePlan.print(mod, width, height, budget, Pressure.Thresholds.DEFAULT.critical(), target, precisions, cuda, output.json);
+        }
         Fitter.Fit fit;
         try {
             fit = Fitter.fit(mod.graph(), width, height, overlap, budget, Pressure.Thresholds.DEFAULT.critical(), precisions,

@@ -45,7 +45,13 @@ public final class ModelLoader {
         try {
             if (startsWith(head, 0x89, 'H', 'D', 'F')) return keras(f, "Keras HDF5", KerasH5.read(f), "float32");
             if (startsWith(head, 'P', 'K', 3, 4)) return torch(f, "PyTorch zip checkpoint", TorchCheckpoint.read(f));
-            if (looksLikeSafetensors(head)) return torch(f, "safetensors", Safetensors.read(f));
+            if (looksLikeSafetensors(head)) {
+                // a VAE, maybe inside a whole checkpoint: read only its tensors
+                var hints = new dev.headroom.models.arch.VaeArchitecture.Hints();
+                WeightFile vae = Safetensors.read(f, hints);
+                if (dev.headroom.models.arch.VaeArchitecture.prefix(vae.tensors().keySet()) != null) return Vae.of(f, "safetensors", vae, hints).asModel();
+                return torch(f, "safetensors", Safetensors.read(f));
+            }
             if (f.getFileName().toString().endsWith(".json") || (head.length > 0 && head[0] == '{')) {
                 return keras(f, "TensorFlow.js layers", TfjsLayersModel.read(f), "float32");
             }
@@ -59,6 +65,11 @@ public final class ModelLoader {
     }
 
     private static Model torch(Path f, String format, WeightFile wf) {
+        if (dev.headroom.models.arch.VaeArchitecture.prefix(wf.tensors().keySet()) != null) {
+            var hints = new dev.headroom.models.arch.VaeArchitecture.Hints();
+            wf.tensors().keySet().forEach(hints::test);
+            return Vae.of(f, format, wf, hints).asModel();
+        }
         Detected d = TorchArchitectures.detect(wf.tensors());
         return new Model(f, format, d.family(), d.details(), String.join("+", wf.storedTypes()),
                 d.graph(), new MapWeights(d.weights(), f.getFileName().toString()), 1f, "PyTorch convention");

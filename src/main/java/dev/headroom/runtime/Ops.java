@@ -198,6 +198,11 @@ public interface Ops {
         throw unsupported("attention");
     }
 
+    /** Where an exact tiled run keeps a (1, H, w, c) intermediate off the device (host float arrays unless the backend has better). */
+    default RowStore rowStore(int w, int c) {
+        return new HostRows(this, w, c);
+    }
+
     private UnsupportedOperationException unsupported(String what) {
         return new UnsupportedOperationException("backend " + name() + " has no " + what);
     }

@@ -29,6 +29,15 @@ public final class Safetensors {
     private Safetensors() {}
 
     public static WeightFile read(Path file) {
+        return read(file, name -> true);
+    }
+
+    /**
+     * Only the tensors whose names {@code keep} accepts are read (the rest stay unread on disk):
+     * the VAE of a whole single-file checkpoint without its UNet and text encoders. The result may
+     * then be empty; a file whose header names no tensor at all is still an error.
+     */
+    public static WeightFile read(Path file, java.util.function.Predicate<String> keep) {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
             long size = ch.size();
             if (size < 8) throw new ModelFormatException(file, "safetensors file of " + size + " bytes is too short for its header length");
@@ -49,14 +58,17 @@ public final class Safetensors {
             long dataLen = size - dataStart;
             Map<String, TensorData> out = new LinkedHashMap<>();
             java.util.Set<String> types = new java.util.TreeSet<>();
+            int named = 0;
             for (Iterator<Map.Entry<String, JsonNode>> it = root.properties().iterator(); it.hasNext(); ) {
                 Map.Entry<String, JsonNode> e = it.next();
                 String name = e.getKey();
                 if (name.equals("__metadata__")) continue;
+                named++;
+                if (!keep.test(name)) continue;
                 out.put(name, tensor(file, name, e.getValue(), seg, dataStart, dataLen));
                 types.add(e.getValue().path("dtype").asText());
             }
-            if (out.isEmpty()) throw new ModelFormatException(file, "safetensors file holds no tensors");
+            if (named == 0) throw new ModelFormatException(file, "safetensors file holds no tensors");
             return new WeightFile(out, types);
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage(), e);

@@ -57,7 +57,8 @@ public final class TorchCheckpoint {
             } catch (RestrictedUnpickler.Refused r) {
                 throw new ModelFormatException(file, r.getMessage());
             }
-            Map<?, ?> dict = unwrap(file, root);
+            // a bare tensor (torch.save(latent, "x.pt")) reads as a dict of one
+            Map<?, ?> dict = root instanceof RestrictedUnpickler.TensorRef ? Map.of("tensor", root) : unwrap(file, root);
             Map<String, TensorData> out = new LinkedHashMap<>();
             Map<String, byte[]> storages = new LinkedHashMap<>();
             java.util.Set<String> types = new java.util.TreeSet<>();

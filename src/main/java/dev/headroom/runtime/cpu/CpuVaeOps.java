@@ -5,7 +5,6 @@ import dev.headroom.core.graph.Op;
 import dev.headroom.runtime.Tensor;
 import java.util.stream.IntStream;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -136,7 +135,12 @@ final class CpuVaeOps {
         for (; i + S.length() <= n; i += S.length()) {
             acc = FloatVector.fromArray(S, a, ai + i).fma(FloatVector.fromArray(S, b, bi + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        // lanes added in a fixed order: reduceLanes' order differs between the interpreter and C2,
+        // and a result that changes with the JIT's progress would make runs differ
+        float[] lanes = new float[S.length()];
+        acc.intoArray(lanes, 0);
+        float sum = 0;
+        for (float l : lanes) sum += l;
         for (; i < n; i++) sum += a[ai + i] * b[bi + i];
         return sum;
     }

@@ -303,6 +303,11 @@ public final class CudaOps implements Session {
         epilogue(in, 0L, Act.NONE, 0L, null, 0f, out);
     }
 
+    @Override
+    public dev.headroom.runtime.RowStore rowStore(int w, int c) {
+        return new PinnedRows(cu, this, stream, w, c);
+    }
+
     private VaeKernels vae() {
         dev.bind();
         if (vae == null) vae = new VaeKernels(cu, dev.handle(), stream, alloc, precision);

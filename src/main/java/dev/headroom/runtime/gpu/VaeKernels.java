@@ -32,6 +32,8 @@ import java.util.Map;
 final class VaeKernels implements AutoCloseable {
     /** Bytes of scores and probabilities one attention chunk may use. */
     static final long ATTENTION_WORKSPACE = 256L << 20;
+    /** cuBLAS's own scratch for this handle. */
+    static final long BLAS_WORKSPACE = 32L << 20;
     private static final String[] KERNELS = {"gn_stats", "gn_apply", "strided_conv", "softmax_rows"};
 
     private final Driver cu;
@@ -141,7 +143,7 @@ final class VaeKernels implements AutoCloseable {
     private MemorySegment handle() {
         if (blas == null) {
             try (var scope = alloc.tag("workspace", "cublas")) {
-                blasWorkspace = alloc.allocate(32L << 20, stream.address());
+                blasWorkspace = alloc.allocate(BLAS_WORKSPACE, stream.address());
             }
             blas = Cublas.get().createHandle(stream);
             Cublas.get().setWorkspace(blas, blasWorkspace.address(), blasWorkspace.bytes());

@@ -38,7 +38,7 @@ __device__ float block_max(float v, float* shared) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
     if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
     __syncthreads();
-    v = threadIdx.x < THREADS / 32 ? shared[threadIdx.x] : -INFINITY;
+    v = threadIdx.x < THREADS / 32 ? shared[threadIdx.x] : -__int_as_float(0x7f800000);
     if (threadIdx.x < 32) for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
     __syncthreads();
     return v;
@@ -117,7 +117,7 @@ __device__ void softmax_rows(const float* s, T* p, int cols) {
     __shared__ float shared[32];
     const float* row = s + (long long)blockIdx.x * cols;
     T* out = p + (long long)blockIdx.x * cols;
-    float m = -INFINITY;
+    float m = -__int_as_float(0x7f800000);
     for (int j = threadIdx.x; j < cols; j += THREADS) m = fmaxf(m, row[j]);
     m = block_max(m, shared);
     if (threadIdx.x == 0) shared[0] = m;

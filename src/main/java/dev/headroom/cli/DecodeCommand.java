@@ -1,0 +1,167 @@
+package dev.headroom.cli;
+
+import dev.headroom.core.Sizes;
+import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.plan.LayerBands;
+import dev.headroom.core.plan.MemoryPlan;
+import dev.headroom.models.LatentFiles;
+import dev.headroom.models.Vae;
+import dev.headroom.models.VaeCodec;
+import dev.headroom.models.image.ImageFiles;
+import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Session;
+import dev.headroom.runtime.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "decode", mixinStandardHelpOptions = true,
+        description = "Decodes diffusion latents to images with a VAE (SD 1.x, SDXL, SD3, FLUX): whole where it fits, "
+                + "else exactly tiled layer by layer (the same image, in bounded memory).")
+final class DecodeCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "LATENT", arity = "1..*", description = "Latents [B, C, h, w]: safetensors (tensor 'latent' or the only one), .npy or PyTorch .pt")
+    List<Path> inputs;
+
+    @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT",
+            description = "Output .png (8-bit) or .npy (float32 [B, H, W, 3] in 0..1), or a folder for several images")
+    Path output;
+
+    @picocli.CommandLine.Mixin
+    VaeOptions vae;
+
+    @Option(names = "--tile", paramLabel = "N", description = "Decode exactly tiled, in bands of N output rows (default: whole if the memory plan fits the budget, else the largest bands that fit)")
+    Integer tile;
+
+    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
+    String precision;
+
+    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
+    UpscaleCommand.Device device;
+
+    @Option(names = "--repeat", paramLabel = "N", defaultValue = "1", description = "Decode each latent N times, reporting each time (for timing: the first run also chooses convolution algorithms)")
+    int repeat;
+
+    @Option(names = {"-q", "--quiet"}, description = "No progress lines")
+    boolean quiet;
+
+    @picocli.CommandLine.Mixin
+    OutputOptions outputOptions;
+
+    @picocli.CommandLine.Mixin
+    MemoryMixin memory;
+
+    @Override
+    public Integer call() throws IOException {
+        if (tile != null && tile < 1) throw new Main.UsageError("--tile " + tile + " must be at least 1 (rows of output pixels per band)");
+        for (Path in : inputs) if (!Files.isRegularFile(in)) throw new Main.UsageError(in + ": no such file");
+        List<Tensor> latents = new ArrayList<>();
+        int images = 0;
+        for (Path in : inputs) {
+            Tensor t = LatentFiles.read(in);
+            latents.add(t);
+            images += t.n;
+        }
+        boolean toFolder = Files.isDirectory(output) || images > 1;
+        if (toFolder && !Files.isDirectory(output)) throw new Main.UsageError(images + " images need -o to be an existing folder; " + output + " is not one");
+        Path outDir = toFolder ? output : output.toAbsolutePath().getParent();
+        if (outDir == null || !Files.isDirectory(outDir) || !Files.isWritable(outDir)) throw new Main.UsageError("cannot write " + output + ": folder " + outDir + " does not exist or is not writable");
+        if (!toFolder && !(output.toString().endsWith(".png") || output.toString().endsWith(".npy"))) throw new Main.UsageError("-o " + output + ": write .png or .npy");
+        Vae v = vae.load();
+        for (int i = 0; i < latents.size(); i++) {
+            if (latents.get(i).c != v.config().latent()) {
+                throw new Main.UsageError(inputs.get(i).getFileName() + ": latent has " + latents.get(i).c + " channels, but " + v.file().getFileName()
+                        + " is a " + v.family().label + " VAE with " + v.config().latent() + " latent channels");
+            }
+        }
+        Session ops = Backend.open(device, precision, memory.options());
+        try (VaeCodec codec = new VaeCodec(v, ops, true, false)) {
+            List<Map<String, Object>> results = new ArrayList<>();
+            for (int i = 0; i < latents.size(); i++) {
+                Tensor lat = latents.get(i);
+                for (int b = 0; b < lat.n; b++) {
+                    Tensor one = lat.n == 1 ? lat : Tensor.wrap(java.util.Arrays.copyOfRange(lat.toArray(), b * lat.h * lat.w * lat.c, (b + 1) * lat.h * lat.w * lat.c), 1, lat.h, lat.w, lat.c);
+                    String stem = stem(inputs.get(i)) + (lat.n > 1 ? "-" + b : "");
+                    Path out = toFolder ? output.resolve(stem + ".png") : output;
+                    results.add(decodeOne(codec, ops, v, one, inputs.get(i), out));
+                }
+            }
+            if (outputOptions.json) {
+                Map<String, Object> summary = new LinkedHashMap<>();
+                summary.put("model", v.file().toString());
+                summary.put("vae", v.describe());
+                summary.put("device", ops.name());
+                summary.put("images", results);
+                summary.put("memory", MemoryMixin.summary(ops));
+                OutputOptions.printJson(summary);
+            }
+        } finally {
+            try {
+                memory.writeTrace(ops);
+            } finally {
+                ops.close();
+            }
+        }
+        return 0;
+    }
+
+    private Map<String, Object> decodeOne(VaeCodec codec, Ops ops, Vae v, Tensor lat, Path in, Path out) throws IOException {
+        int rows = tile != null ? tile : bands(codec, ops, v, lat);
+        Tensor img = null;
+        List<Double> times = new ArrayList<>();
+        for (int k = 0; k < Math.max(1, repeat); k++) {
+            long t0 = System.nanoTime();
+            img = codec.decode(lat, rows);
+            times.add(Math.round((System.nanoTime() - t0) / 1e5) / 1e4);
+        }
+        double secs = times.getLast();
+        if (out.toString().endsWith(".npy")) {
+            LatentFiles.writeNpy(img, out);
+        } else {
+            ImageFiles.writePng(new FloatImage(img.w, img.h, 3, img.toArray(), 8), out);
+        }
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("input", in.toString());
+        r.put("output", out.toString());
+        r.put("latent", lat.w + "x" + lat.h + "x" + lat.c);
+        r.put("size", img.w + "x" + img.h);
+        r.put("mode", rows > 0 ? "tiled" : "whole");
+        if (rows > 0) r.put("band_rows", rows);
+        r.put("decode_seconds", secs);
+        if (times.size() > 1) r.put("decode_seconds_each", times);
+        if (ops.memory() != null) r.put("allocated_peak_bytes", ops.memory().stats().allocatedPeak());
+        if (!outputOptions.json && !quiet) {
+            System.err.printf("%s -> %s (%dx%d, %s, %.2f s)%n", in, out, img.w, img.h, rows > 0 ? "exactly tiled in bands of " + rows + " rows" : "whole", secs);
+        }
+        return r;
+    }
+
+    /** 0 (whole) when the whole decode's memory plan fits the budget, else the largest band height whose tiled peak fits. */
+    static int bands(VaeCodec codec, Ops ops, Vae v, Tensor lat) {
+        var m = ops.memory();
+        long usable = (long) (m.ledger().limit() * m.thresholds().critical());
+        MemoryPlan whole = codec.decoder().plan(1, lat.h, lat.w);
+        if (whole.peak() <= usable) return 0;
+        int e = ops.memoryModel().elementBytes();
+        long kept = 64L << 20;
+        int rows = LayerBands.fit(codec.decoder().graph(), lat.h, lat.w, e, 256L << 20, kept, whole.weights(), usable);
+        if (rows == 0) {
+            throw new Main.UsageError("decoding " + lat.w + "x" + lat.h + " latents needs more than the " + Sizes.format(usable)
+                    + " usable even in bands of " + LayerBands.MIN_ROWS + " rows (weights " + Sizes.format(whole.weights()) + "); raise --vram-budget");
+        }
+        return rows;
+    }
+
+    static String stem(Path p) {
+        String n = p.getFileName().toString();
+        int dot = n.lastIndexOf('.');
+        return dot > 0 ? n.substring(0, dot) : n;
+    }
+}
