@@ -11,6 +11,13 @@ public interface Weights {
 
     Set<String> names();
 
+    /** Bytes the values take in host memory as loaded (fp16 and bf16 files stay 16-bit: {@link TensorData#stored}). */
+    default long storedBytes() {
+        long n = 0;
+        for (String k : names()) n += get(k).storedBytes();
+        return n;
+    }
+
     /** Total parameter count. */
     default long parameterCount() {
         long n = 0;

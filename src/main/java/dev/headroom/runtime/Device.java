@@ -65,6 +65,11 @@ public interface Device extends AutoCloseable {
      */
     Ops.ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope, Precision precision);
 
+    /** As above from a kernel tensor in its stored precision (16-bit kernels may stay 16-bit; by default widened). */
+    default Ops.ConvWeights prepareConv(Op.Conv2d op, dev.headroom.core.TensorData kernel, float[] bias, float[] slope, Precision precision) {
+        return prepareConv(op, kernel.data(), bias, slope, precision);
+    }
+
     /** What a session of {@code precision} allocates besides planned activations, for the planner. */
     DeviceModel memoryModel(Precision precision);
 

@@ -117,6 +117,15 @@ public interface Ops {
     ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope);
 
     /**
+     * As {@link #prepareConv(Op.Conv2d, float[], float[], float[])} from a kernel tensor (kh, kw,
+     * cin, cout) in its stored precision: a backend that keeps or computes in 16 bits takes fp16
+     * and bf16 kernels as they are; by default they are widened to fp32 here.
+     */
+    default ConvWeights prepareConv(Op.Conv2d op, dev.headroom.core.TensorData kernel, float[] bias, float[] slope) {
+        return prepareConv(op, kernel.data(), bias, slope);
+    }
+
+    /**
      * out = act(conv(in, kernel) + bias), or with a residual (the op's residualScale is not 0)
      * out = residualScale * act(conv(in, kernel) + bias) + residual. in is (N,H,W,cin); out and
      * residual are (N,H',W',cout).

@@ -35,7 +35,7 @@ public final class PreparedWeights implements AutoCloseable {
             for (Node n : graph.nodes()) {
                 switch (n.op()) {
                     case Op.Conv2d c -> {
-                        float[] k = expect(weights, c.weight(), n, c.kh(), c.kw(), c.cin(), c.cout());
+                        TensorData k = tensor(weights, c.weight(), n, c.kh(), c.kw(), c.cin(), c.cout());
                         float[] b = c.bias() == null ? null : expect(weights, c.bias(), n, c.cout());
                         float[] s = c.act().preluWeight() == null ? null : expect(weights, c.act().preluWeight(), n, c.cout());
                         p.conv[n.id()] = prepare.conv(c, k, b, s);
@@ -56,12 +56,16 @@ public final class PreparedWeights implements AutoCloseable {
         return p;
     }
 
-    /** Prepares one convolution's weights (see {@link Ops#prepareConv}). */
+    /** Prepares one convolution's weights (see {@link Ops#prepareConv(Op.Conv2d, TensorData, float[], float[])}): the kernel in its stored precision. */
     public interface Preparer {
-        Ops.ConvWeights conv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope);
+        Ops.ConvWeights conv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope);
     }
 
     private static float[] expect(Weights weights, String name, Node node, int... shape) {
+        return tensor(weights, name, node, shape).data();
+    }
+
+    private static TensorData tensor(Weights weights, String name, Node node, int... shape) {
         if (!weights.has(name)) {
             throw new IllegalArgumentException("layer '" + node.name() + "' needs weight '" + name + "', which the model file does not have");
         }
@@ -70,7 +74,7 @@ public final class PreparedWeights implements AutoCloseable {
             throw new IllegalArgumentException("layer '" + node.name() + "': weight '" + name + "' has shape " + t.shapeString()
                     + ", expected " + java.util.Arrays.toString(shape));
         }
-        return t.data();
+        return t;
     }
 
     private static long product(int[] s) {

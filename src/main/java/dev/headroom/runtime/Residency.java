@@ -119,7 +119,7 @@ public final class Residency implements MemoryListener, AutoCloseable {
             try (var scope = memory.chargeTo(node, "load " + key)) {
                 prepared = PreparedWeights.prepare(src.graph(), src.weights(), (op, k, b, s) -> device.prepareConv(op, k, b, s, precision));
             }
-            long bytes = node.used(), hostBytes = src.weights().parameterCount() * Float.BYTES;
+            long bytes = node.used(), hostBytes = src.weights().storedBytes();
             memory.traceResidency(fromDisk ? MemoryTrace.Kind.LOAD : MemoryTrace.Kind.RELOAD, key, bytes,
                     (fromDisk ? "from disk" : "from host copy") + " in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
             List<Slot> dropped = new ArrayList<>();

@@ -69,7 +69,7 @@ public final class TorchArchitectures {
                 }
                 nk = to + "." + param;
             }
-            out.put(nk, new TensorData(nk, e.getValue().shape(), e.getValue().data()));
+            out.put(nk, e.getValue().renamed(nk));
         }
         return out;
     }

@@ -18,6 +18,18 @@ public enum DType {
         this.bytes = bytes;
     }
 
+    /** {@code count} 16-bit values (F16 or BF16) at byte {@code offset} of {@code seg}, left where they are. */
+    public dev.headroom.core.TensorData.Halves halves(MemorySegment seg, long offset, long count) {
+        if (bytes != 2) throw new IllegalStateException(this + " is not a 16-bit type");
+        dev.headroom.core.Precision p = this == F16 ? dev.headroom.core.Precision.F16 : dev.headroom.core.Precision.BF16;
+        MemorySegment slice = seg.asSlice(offset, count * 2);
+        return new dev.headroom.core.TensorData.Halves() {
+            public dev.headroom.core.Precision precision() { return p; }
+            public long count() { return count; }
+            public void copy(long from, short[] dst, int at, int n) { MemorySegment.copy(slice, I16_LE, from * 2, dst, at, n); }
+        };
+    }
+
     /** Reads {@code count} values starting at byte {@code offset} as floats. */
     public float[] toFloats(MemorySegment seg, long offset, int count) {
         float[] out = new float[count];

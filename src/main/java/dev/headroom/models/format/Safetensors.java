@@ -21,7 +21,9 @@ import java.util.Map;
  * safetensors: an 8-byte little-endian header length, a JSON header mapping each tensor name to
  * {dtype, shape, data_offsets [begin, end)} relative to the end of the header, then the data.
  * The file is memory-mapped; every offset and size is checked against the file before a byte of
- * data is read, so a truncated or doctored file fails with the tensor's name.
+ * data is read, so a truncated or doctored file fails with the tensor's name. fp16 and bf16
+ * tensors stay in the mapping ({@link TensorData.Halves}; it lives as long as they are reachable),
+ * so they take no heap and go to a 16-bit device as they are; fp32 and fp64 are read into arrays.
  */
 public final class Safetensors {
     private static final long MAX_HEADER = 100L << 20;
@@ -38,10 +40,11 @@ public final class Safetensors {
      * then be empty; a file whose header names no tensor at all is still an error.
      */
     public static WeightFile read(Path file, java.util.function.Predicate<String> keep) {
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
             if (size < 8) throw new ModelFormatException(file, "safetensors file of " + size + " bytes is too short for its header length");
-            MemorySegment seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            // unmapped when no tensor refers to it any more (16-bit tensors keep slices of it)
+            MemorySegment seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, Arena.ofAuto());
             long headerLen = seg.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
             if (headerLen <= 0 || headerLen > MAX_HEADER || 8 + headerLen > size) {
                 throw new ModelFormatException(file, "safetensors header length " + headerLen + " does not fit a file of " + size + " bytes (truncated or not safetensors)");
@@ -105,6 +108,7 @@ public final class Safetensors {
         if (end - begin != count * dtype.bytes) {
             throw new ModelFormatException(file, "tensor '" + name + "' of shape " + shapeNode + " " + dt + " needs " + count * dtype.bytes + " bytes, its offsets give " + (end - begin));
         }
+        if (dtype == DType.F16 || dtype == DType.BF16) return new TensorData(name, shape, dtype.halves(seg, dataStart + begin, count));
         return new TensorData(name, shape, dtype.toFloats(seg, dataStart + begin, (int) count));
     }
 }

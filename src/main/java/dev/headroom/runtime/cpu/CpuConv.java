@@ -1,5 +1,6 @@
 package dev.headroom.runtime.cpu;
 
+import dev.headroom.core.Precision;
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.graph.Padding;
@@ -30,6 +31,37 @@ final class CpuConv {
     private static final int PX = 4;
 
     record Prepared(Op.Conv2d op, float[] w, float[] bias, float[] slope, int coPad) implements Ops.ConvWeights {}
+
+    /**
+     * A kernel kept in its stored 16 bits (fp16 or bf16), in {@link Prepared}'s padded layout:
+     * half the host memory of fp32; widened for each convolution call ({@link #widen}), a layer at
+     * a time, which costs one pass over the kernel against the call's pixels-times-kernel work.
+     */
+    record Half(Op.Conv2d op, short[] w, Precision type, float[] bias, float[] slope, int coPad) {
+        Prepared widen() {
+            float[] f = new float[w.length];
+            if (type == Precision.F16) {
+                for (int i = 0; i < w.length; i++) f[i] = Float.float16ToFloat(w[i]);
+            } else {
+                for (int i = 0; i < w.length; i++) f[i] = Float.intBitsToFloat((w[i] & 0xffff) << 16);
+            }
+            return new Prepared(op, f, bias, slope, coPad);
+        }
+    }
+
+    /** {@link #prepare} for a 16-bit kernel (kh, kw, cin, cout) that stays 16-bit. */
+    static Half prepareHalf(Op.Conv2d op, short[] kernel, Precision type, float[] bias, float[] slope) {
+        int cout = op.cout();
+        int coPad = (cout + VL - 1) / VL * VL;
+        int rows = op.kh() * op.kw() * op.cin();
+        if (kernel.length != rows * cout) {
+            throw new IllegalArgumentException("conv " + op.weight() + ": kernel has " + kernel.length + " values, expected " + rows * cout);
+        }
+        short[] w = new short[rows * coPad];
+        for (int r = 0; r < rows; r++) System.arraycopy(kernel, r * cout, w, r * coPad, cout);
+        Prepared p = prepare(op, new float[rows * cout], bias, slope);   // bias and slopes padded the same way
+        return new Half(op, w, type, p.bias(), p.slope(), coPad);
+    }
 
     private CpuConv() {}
 

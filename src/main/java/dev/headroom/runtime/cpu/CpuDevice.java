@@ -1,6 +1,7 @@
 package dev.headroom.runtime.cpu;
 
 import dev.headroom.core.Precision;
+import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.plan.DeviceModel;
 import dev.headroom.runtime.Device;
@@ -77,15 +78,28 @@ public final class CpuDevice implements Device {
     public Ops.ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope, Precision precision) {
         CpuConv.Prepared p = CpuConv.prepare(op, kernel, bias, slope);
         long bytes = CpuMemoryModel.INSTANCE.weightBytes(op);
-        Budget node = memory.reserveWeights(bytes);
-        return new Charged(p, node, bytes, memory);
+        return new Charged(p, null, memory.reserveWeights(bytes), bytes, memory);
     }
 
-    /** Prepared weights and the ledger charge they hold. */
-    record Charged(CpuConv.Prepared prepared, Budget node, long bytes, DeviceMemory memory) implements Ops.ConvWeights {
+    /** A kernel stored in fp16 or bf16 stays so ({@link CpuConv.Half}, half the memory) and is widened per call; fp32 as above. */
+    @Override
+    public Ops.ConvWeights prepareConv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope, Precision precision) {
+        if (kernel.stored() == Precision.F32) return prepareConv(op, kernel.data(), bias, slope, precision);
+        CpuConv.Half h = CpuConv.prepareHalf(op, kernel.halves(), kernel.stored(), bias, slope);
+        long bytes = (long) h.w().length * 2 + 2L * h.coPad() * Float.BYTES;
+        return new Charged(null, h, memory.reserveWeights(bytes), bytes, memory);
+    }
+
+    /** Prepared weights (fp32, or 16-bit to widen per call) and the ledger charge they hold. */
+    record Charged(CpuConv.Prepared prepared, CpuConv.Half half, Budget node, long bytes, DeviceMemory memory) implements Ops.ConvWeights {
         @Override
         public Op.Conv2d op() {
-            return prepared.op();
+            return prepared != null ? prepared.op() : half.op();
+        }
+
+        /** The fp32 weights a convolution runs with: the prepared ones, or the 16-bit ones widened now. */
+        CpuConv.Prepared weights() {
+            return prepared != null ? prepared : half.widen();
         }
 
         @Override

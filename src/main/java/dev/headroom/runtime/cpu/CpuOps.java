@@ -94,9 +94,15 @@ public final class CpuOps implements Session {
         return device.prepareConv(op, kernel, bias, slope, Precision.F32);
     }
 
+    /** 16-bit kernels stay 16-bit (widened per call): see {@link CpuDevice#prepareConv(Op.Conv2d, dev.headroom.core.TensorData, float[], float[], Precision)}. */
+    @Override
+    public ConvWeights prepareConv(Op.Conv2d op, dev.headroom.core.TensorData kernel, float[] bias, float[] slope) {
+        return device.prepareConv(op, kernel, bias, slope, Precision.F32);
+    }
+
     @Override
     public void conv2d(Tensor in, ConvWeights w, Tensor residual, Tensor out) {
-        CpuConv.Prepared p = w instanceof CpuDevice.Charged c ? c.prepared() : (CpuConv.Prepared) w;
+        CpuConv.Prepared p = w instanceof CpuDevice.Charged c ? c.weights() : (CpuConv.Prepared) w;
         long elements = CpuConv.paddedElements(in, p, out);
         DeviceBuffer b;
         try (var scope = memory.tag("workspace", null)) {

@@ -1,6 +1,7 @@
 package dev.headroom.runtime.gpu;
 
 import dev.headroom.core.Precision;
+import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.plan.DeviceModel;
 import dev.headroom.cuda.Driver;
@@ -179,6 +180,47 @@ public final class CudaDevice implements Device {
         } catch (RuntimeException e) {
             for (DeviceBuffer d : new DeviceBuffer[] {k, b, s}) if (d != null) memory.free(d);
             throw e;
+        }
+    }
+
+    /**
+     * A kernel stored in the session's 16-bit precision goes to the device as it is (reordered to
+     * KRSC on the host, never widened); any other is widened and converted as above.
+     */
+    @Override
+    public Ops.ConvWeights prepareConv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope, Precision precision) {
+        if (kernel.stored() != precision || precision == Precision.F32) return prepareConv(op, kernel.data(), bias, slope, precision);
+        int kh = op.kh(), kw = op.kw(), ci = op.cin(), co = op.cout();
+        short[] hwio = kernel.halves(), krsc = new short[hwio.length];
+        for (int y = 0; y < kh; y++)
+            for (int x = 0; x < kw; x++)
+                for (int i = 0; i < ci; i++)
+                    for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = hwio[((y * kw + x) * ci + i) * co + o];
+        DeviceBuffer k = null, b = null, s = null;
+        try {
+            k = uploadRaw(MemorySegment.ofArray(krsc), (long) krsc.length * 2);
+            b = bias == null ? null : upload(bias, Precision.F32);
+            s = slope == null ? null : upload(slope, Precision.F32);
+            return new Convolutions.Weights(op, k, b, s, memory);
+        } catch (RuntimeException e) {
+            for (DeviceBuffer d : new DeviceBuffer[] {k, b, s}) if (d != null) memory.free(d);
+            throw e;
+        }
+    }
+
+    /** Uploads {@code bytes} of values already in their device form, as {@link #upload} does. */
+    private DeviceBuffer uploadRaw(MemorySegment values, long bytes) {
+        bind();
+        synchronized (loadLock) {
+            DeviceBuffer b = memory.allocate(bytes, loadStream.address());
+            try {
+                loads.copyIn(values, b.address(), bytes);
+                cu.streamSynchronize(loadStream);
+            } catch (RuntimeException e) {
+                memory.free(b);
+                throw e;
+            }
+            return b;
         }
     }
 

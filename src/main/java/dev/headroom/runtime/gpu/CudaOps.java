@@ -210,6 +210,12 @@ public final class CudaOps implements Session {
         return dev.prepareConv(op, kernel, bias, slope, precision);
     }
 
+    /** A kernel stored in this session's 16-bit precision goes to the device as it is: see {@link CudaDevice}. */
+    @Override
+    public ConvWeights prepareConv(Op.Conv2d op, dev.headroom.core.TensorData kernel, float[] bias, float[] slope) {
+        return dev.prepareConv(op, kernel, bias, slope, precision);
+    }
+
     /** Runs every later convolution with {@code strategy} (FUSED, GRAPH, GEMM or LEGACY), or lets timing choose again (null). */
     void forceConvStrategy(String strategy) {
         convolutions.force(strategy);
