@@ -31,11 +31,8 @@ final class EncodeCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     VaeOptions vae;
 
-    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
-    String precision;
-
-    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
-    UpscaleCommand.Device device;
+    @picocli.CommandLine.Mixin
+    SessionOptions session;
 
     @Option(names = "--max-pixels", paramLabel = "N", defaultValue = "100000000", description = "Refuse inputs with more pixels (default: ${DEFAULT-VALUE})")
     long maxPixels;
@@ -68,7 +65,7 @@ final class EncodeCommand implements Callable<Integer> {
         int w = imgs[0].width(), h = imgs[0].height();
         float[] all = new float[imgs.length * w * h * 3];
         for (int i = 0; i < imgs.length; i++) System.arraycopy(imgs[i].data(), 0, all, i * w * h * 3, w * h * 3);
-        Session ops = Backend.open(device, precision, memory.options());
+        Session ops = session.open(memory);
         Tensor latent;
         long t0 = System.nanoTime();
         try (VaeCodec codec = new VaeCodec(v, ops, false, true)) {

@@ -1,6 +1,8 @@
 package dev.headroom.models;
 
+import dev.headroom.core.plan.LayerBands;
 import dev.headroom.runtime.GraphRunner;
+import dev.headroom.runtime.memory.DeviceOutOfMemory;
 import dev.headroom.runtime.LayerTiledRunner;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Tensor;
@@ -11,7 +13,10 @@ import dev.headroom.runtime.Tensor;
  * Images are (1, H, W, 3) in [0, 1]; the VAE works in [-1, 1].
  *
  * <p>A decode runs whole (every layer on whole tensors, the memory plan's arena) or, given a band
- * height, exactly tiled layer by layer ({@link LayerTiledRunner}): the same image either way.
+ * height, exactly tiled layer by layer ({@link LayerTiledRunner}): the same image either way. So
+ * when the device runs out of memory after the allocator's own rungs (flush, retry), the decode
+ * shrinks and tries again, losing nothing: whole becomes bands of half the output height, bands
+ * halve, down to {@link LayerBands#MIN_ROWS} rows; only then the typed error stands.
  */
 public final class VaeCodec implements AutoCloseable {
     private final Vae vae;
@@ -45,8 +50,7 @@ public final class VaeCodec implements AutoCloseable {
         }
         float[] z = latent.toArray();
         for (int i = 0; i < z.length; i++) z[i] = z[i] / vae.scaling() + vae.shift();
-        Tensor zt = Tensor.wrap(z, latent.n, latent.h, latent.w, c);
-        Tensor x = bandRows > 0 ? new LayerTiledRunner(decoder).run(zt, bandRows) : decoder.run(zt);
+        Tensor x = shrinking(Tensor.wrap(z, latent.n, latent.h, latent.w, c), bandRows);
         float[] img = x.toArray();
         for (int i = 0; i < img.length; i++) img[i] = Math.clamp((img[i] + 1f) / 2f, 0f, 1f);
         return Tensor.wrap(img, x.n, x.h, x.w, x.c);
@@ -54,7 +58,32 @@ public final class VaeCodec implements AutoCloseable {
 
     /** The decoder's raw output in [-1, 1] for the decoder's input z (no scaling, no clamp): for goldens. */
     public Tensor decodeRaw(Tensor z, int bandRows) {
-        return bandRows > 0 ? new LayerTiledRunner(decoder).run(z, bandRows) : decoder.run(z);
+        return shrinking(z, bandRows);
+    }
+
+    /** The band height the last decode ended with (0: whole); less than asked when it ran out of memory. */
+    public int lastBandRows() {
+        return lastBandRows;
+    }
+
+    private int lastBandRows;
+
+    /** Decodes z whole (0) or in bands of {@code rows}, shrinking on running out of device memory (see the class comment). */
+    private Tensor shrinking(Tensor z, int rows) {
+        int outH = z.h * vae.config().scale();
+        while (true) {
+            lastBandRows = rows;
+            try {
+                if (rows > 0 && z.n > 1) throw new IllegalArgumentException("a tiled decode takes one latent at a time, not " + z.n);
+                return rows > 0 ? new LayerTiledRunner(decoder).run(z, rows) : decoder.run(z);
+            } catch (DeviceOutOfMemory e) {
+                int next = rows == 0 ? (outH + 1) / 2 : rows / 2;
+                if (z.n > 1 || next < LayerBands.MIN_ROWS) throw e;
+                var memory = decoder.memory();
+                if (memory != null) memory.rung("shrink-bands", (rows == 0 ? "whole" : rows + " rows") + " -> " + next + " rows");
+                rows = next;
+            }
+        }
     }
 
     /** The encoder's moments (mean, then log-variance) for an image in [-1, 1]: for goldens. */
