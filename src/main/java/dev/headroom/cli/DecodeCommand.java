@@ -110,7 +110,7 @@ final class DecodeCommand implements Callable<Integer> {
     }
 
     private Map<String, Object> decodeOne(VaeCodec codec, Ops ops, Vae v, Tensor lat, Path in, Path out) throws IOException {
-        int rows = tile != null ? tile : bands(codec, ops, v, lat);
+        int rows = tile != null ? tile : bands(codec.decoder(), ops, lat.h, lat.w, "decoding");
         Tensor img = null;
         List<Double> times = new ArrayList<>();
         for (int k = 0; k < Math.max(1, repeat); k++) {
@@ -143,15 +143,18 @@ final class DecodeCommand implements Callable<Integer> {
         return r;
     }
 
-    /** 0 (whole) when the whole decode's memory plan fits the budget, else the largest band height whose tiled peak fits. */
-    static int bands(VaeCodec codec, Ops ops, Vae v, Tensor lat) {
+    /**
+     * 0 (whole) when the whole run's memory plan for an (h, w) input fits the budget, else the
+     * largest band height (in output rows) whose tiled peak fits.
+     */
+    static int bands(dev.headroom.runtime.GraphRunner runner, Ops ops, int h, int w, String what) {
         var m = ops.memory();
         long usable = (long) (m.ledger().limit() * m.thresholds().critical());
-        MemoryPlan whole = codec.decoder().plan(1, lat.h, lat.w);
+        MemoryPlan whole = runner.plan(1, h, w);
         if (whole.peak() <= usable) return 0;
-        int rows = LayerBands.fit(codec.decoder().graph(), lat.h, lat.w, ops.memoryModel(), whole.weights(), usable);
+        int rows = LayerBands.fit(runner.graph(), h, w, ops.memoryModel(), whole.weights(), usable);
         if (rows == 0) {
-            throw new Main.UsageError("decoding " + lat.w + "x" + lat.h + " latents needs more than the " + Sizes.format(usable)
+            throw new Main.UsageError(what + " " + w + "x" + h + " needs more than the " + Sizes.format(usable)
                     + " usable even in bands of " + LayerBands.MIN_ROWS + " rows (weights " + Sizes.format(whole.weights()) + "); raise --vram-budget");
         }
         return rows;

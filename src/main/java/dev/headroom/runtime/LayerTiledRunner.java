@@ -23,8 +23,9 @@ import java.util.List;
  * device from their input's rows when a reader needs them. GroupNorm statistics are gathered
  * while the node it normalises is computed, band by band (fp32 per row, double across rows,
  * {@link Ops#groupNormStats}), so they are the whole image's before any band is normalised.
- * Attention and strided convolutions run on whole tensors (attention is memory-bounded by its
- * kernel; at a VAE's latent resolution its inputs are small).
+ * A strided convolution's band reads the input rows its stride and kernel need, with the op's
+ * padding only at the image's edges. Attention runs on whole tensors (memory-bounded by its kernel;
+ * at a VAE's latent resolution its inputs are small).
  *
  * <p>On the CPU the result equals the whole-tensor run bit for bit: every output pixel is computed
  * by the same arithmetic, and the statistics are the same sums in the same order.
@@ -186,12 +187,16 @@ public final class LayerTiledRunner {
                     }
                 }
                 case Op.StridedConv sc -> {
-                    Tensor x = rows(node.input(0), 0, hs[node.input(0)]);
+                    int[] span = LayerBands.stridedRows(sc, a, b, hs[node.input(0)]);
+                    Tensor x = rows(node.input(0), span[0], span[1]);
                     try {
-                        Tensor out = ops.allocate(1, h, ws[v], sc.cout());
+                        // the op's top and bottom padding only where this band meets the image's edge
+                        Op.StridedConv local = new Op.StridedConv(sc.weight(), sc.bias(), sc.k(), sc.cin(), sc.cout(), sc.stride(), span[2], span[3],
+                                sc.padLeft(), sc.padRight());
+                        Tensor out = ops.allocate(1, b - a, ws[v], sc.cout());
                         float[][] p = prepared.params(v);
-                        ops.stridedConv(x, sc, p[0], p[1], out);
-                        return new Band(out, 0);
+                        ops.stridedConv(x, local, p[0], p[1], out);
+                        return new Band(out, a);
                     } finally {
                         release(x);
                     }

@@ -104,6 +104,26 @@ class VaeTest {
         }
     }
 
+    @Test
+    void tiledEncodeEqualsTheWholeEncode() {
+        try (CpuOps ops = new CpuOps()) {
+            for (int trial = 0; trial < 3; trial++) {
+                var config = new VaeArchitecture.Config(new int[] {32, 32, 32}, 1, 4, true, true, true, false);
+                var d = VaeArchitecture.detect(RandomVae.diffusers(config, rnd.nextLong()));
+                int h = 4 * (2 + rnd.nextInt(5)), w = 4 * (2 + rnd.nextInt(5));
+                Tensor x = Tensor.wrap(Randoms.floats(rnd, h * w * 3, 1f), 1, h, w, 3);
+                try (GraphRunner runner = new GraphRunner(d.encoder(), new MapWeights(d.weights(), "random"), ops)) {
+                    float[] whole = runner.run(x).toArray();
+                    for (int k = 0; k < 3; k++) {
+                        int rows = 1 + rnd.nextInt(h / 4 + 1);
+                        float[] tiled = new LayerTiledRunner(runner).run(x, rows).toArray();
+                        assertArrayEquals(whole, tiled, "encode " + h + "x" + w + " in " + rows + "-row bands");
+                    }
+                }
+            }
+        }
+    }
+
     /** The planner's tiled peak (what {@code decode} fits bands to the budget with) bounds what a tiled decode allocates. */
     @Test
     void plannedTiledPeakBoundsTheMeasuredOne() {

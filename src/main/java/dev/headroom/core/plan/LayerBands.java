@@ -12,8 +12,7 @@ import dev.headroom.core.graph.Padding;
  *
  * <p>A step computes one band of one stored node: the rows its op needs of each input (with the
  * border a convolution reads), each input either uploaded or, for a node computed on demand,
- * computed from its own input's rows; and the band's output. Attention and strided convolutions
- * take whole tensors. The peak is the largest step, counted as if every temporary of the step were
+ * computed from its own input's rows; and the band's output. Attention takes whole tensors. The peak is the largest step, counted as if every temporary of the step were
  * live at once (an upper bound), with the backend's transient scratch of the step's op (the CPU's
  * padded convolution input, attention's chunk of scores) and the largest workspace the backend keeps
  * ({@link DeviceModel#persistent}: cuDNN's), as {@link DeviceModel} states them.
@@ -33,8 +32,19 @@ public final class LayerBands {
 
     /** Whether node {@code id} runs on whole tensors in a tiled run. */
     public static boolean whole(Op op) {
-        return op instanceof Op.Attention || op instanceof Op.StridedConv || op instanceof Op.Concat || op instanceof Op.PixelShuffle
+        return op instanceof Op.Attention || op instanceof Op.Concat || op instanceof Op.PixelShuffle
                 || op instanceof Op.PixelUnshuffle || op instanceof Op.Conv2d c && c.padding() != Padding.SAME;
+    }
+
+    /**
+     * The input rows [lo, hi) a strided convolution reads for its output rows [a, b) of an input of
+     * {@code inH} rows, and the zero rows (top, bottom) it needs around them there: the op's own
+     * padding only where the band meets the image's edge.
+     */
+    public static int[] stridedRows(Op.StridedConv sc, int a, int b, int inH) {
+        int from = a * sc.stride() - sc.padTop(), to = (b - 1) * sc.stride() - sc.padTop() + sc.k();
+        int lo = Math.max(0, from), hi = Math.min(inH, to);
+        return new int[] {lo, hi, lo - from, to - hi};
     }
 
     /** Rows of a band of a node of height {@code h}, for bands of {@code outRows} rows of an output of height {@code outH}. */
@@ -57,9 +67,10 @@ public final class LayerBands {
             int r = whole(n.op()) ? hs[v] : rows(outRows, hs[v], outH);
             int rin = r;
             if (!whole(n.op()) && n.op() instanceof Op.Conv2d c) r = rin = Math.min(hs[v], r + c.kh() - 1);
+            if (!whole(n.op()) && n.op() instanceof Op.StridedConv sc) rin = Math.min(hs[n.input(0)], (r - 1) * sc.stride() + sc.k());
             if (whole(n.op())) rin = hs[n.input(0)];
             long step = bytes(g, v, r, ws, e);   // the band (its copy off the device goes straight to host memory)
-            for (int u : n.inputs()) step += chain(g, u, whole(n.op()) ? hs[u] : r, hs, ws, e);
+            for (int u : n.inputs()) step += chain(g, u, whole(n.op()) ? hs[u] : rin, hs, ws, e);
             int[] in = {1, rin, ws[n.input(0)], g.channels(n.input(0))}, out = {1, r, ws[v], g.channels(v)};
             step += model.scratch(n, in, out, true, true);
             kept = Math.max(kept, model.persistent(n, in, out));
