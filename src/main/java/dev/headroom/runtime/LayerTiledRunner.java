@@ -202,16 +202,16 @@ public final class LayerTiledRunner {
                     }
                 }
                 case Op.GroupNorm gn -> {
-                    return new Band(rows(v, a, b), a);   // the output node itself: computed like a lazy one
+                    return new Band(onDemand(v, a, b), a);   // the output node: computed as other nodes of its kind are
                 }
                 case Op.UpsampleNearest u -> {
-                    return new Band(rows(v, a, b), a);
+                    return new Band(onDemand(v, a, b), a);
                 }
                 case Op.Activation act -> {
-                    return new Band(rows(v, a, b), a);
+                    return new Band(onDemand(v, a, b), a);
                 }
                 case Op.Scale s -> {
-                    return new Band(rows(v, a, b), a);
+                    return new Band(onDemand(v, a, b), a);
                 }
                 default -> throw new UnsupportedOperationException("a layer-tiled run cannot run " + op.kind() + " (node " + node.name() + ")");
             }
@@ -219,7 +219,11 @@ public final class LayerTiledRunner {
 
         /** Rows [lo, hi) of node u as a device tensor the caller releases: uploaded if stored, computed if lazy. */
         Tensor rows(int u, int lo, int hi) {
-            if (stored[u] != null) return stored[u].read(lo, hi);
+            return stored[u] != null ? stored[u].read(lo, hi) : onDemand(u, lo, hi);
+        }
+
+        /** Rows [lo, hi) of a pointwise node or upsample, computed from its input's rows. */
+        Tensor onDemand(int u, int lo, int hi) {
             Node node = g.node(u);
             switch (node.op()) {
                 case Op.GroupNorm gn -> {
@@ -273,7 +277,7 @@ public final class LayerTiledRunner {
                         release(x);
                     }
                 }
-                default -> throw new IllegalStateException("node " + node.name() + " is neither stored nor computed on demand");
+                default -> throw new IllegalStateException("node " + node.name() + " (" + node.op().kind() + ") is not computed on demand");
             }
         }
 
