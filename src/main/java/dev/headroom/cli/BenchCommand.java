@@ -54,12 +54,16 @@ final class BenchCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     MemoryMixin memory;
 
+    @picocli.CommandLine.Mixin
+    WeightsOption weightsOption;
+
 
     @Override
     public Integer call() throws Exception {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
         if (batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
         Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
+        m = weightsOption.apply(m);
         Session ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);

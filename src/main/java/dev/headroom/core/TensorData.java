@@ -28,25 +28,33 @@ public final class TensorData {
     private final int[] shape;
     private final float[] data;      // fp32 values, or null
     private final Halves halves;     // 16-bit values, or null
-    private final boolean oihw;      // halves are stored (cout, cin, kh, kw) while shape is (kh, kw, cin, cout)
+    private final dev.headroom.core.quant.Compact compact;   // int8/fp8/NF4 values, or null
+    private final boolean oihw;      // halves or compact values are stored (cout, cin, kh, kw) while shape is (kh, kw, cin, cout)
 
     public TensorData(String name, int[] shape, float[] data) {
-        this(name, shape, data, null, false);
+        this(name, shape, data, null, null, false);
         checkCount(data.length);
+    }
+
+    /** A tensor held compact (int8, fp8 or NF4: {@link dev.headroom.core.quant.Compact}), expanded by {@link #data} when used. */
+    public TensorData(String name, int[] shape, dev.headroom.core.quant.Compact compact) {
+        this(name, shape, null, null, compact, false);
+        checkCount(compact.count());
     }
 
     /** A tensor whose values stay 16-bit patterns in {@code halves}. */
     public TensorData(String name, int[] shape, Halves halves) {
-        this(name, shape, null, halves, false);
+        this(name, shape, null, halves, null, false);
         if (halves.precision().bytes != 2) throw new IllegalArgumentException("tensor " + name + ": halves must be fp16 or bf16, not " + halves.precision());
         checkCount(halves.count());
     }
 
-    private TensorData(String name, int[] shape, float[] data, Halves halves, boolean oihw) {
+    private TensorData(String name, int[] shape, float[] data, Halves halves, dev.headroom.core.quant.Compact compact, boolean oihw) {
         this.name = name;
         this.shape = shape.clone();
         this.data = data;
         this.halves = halves;
+        this.compact = compact;
         this.oihw = oihw;
     }
 
@@ -73,27 +81,39 @@ public final class TensorData {
     }
 
     public long count() {
-        return data != null ? data.length : halves.count();
+        return data != null ? data.length : halves != null ? halves.count() : compact.count();
     }
 
-    /** The precision the values are held in: F32, or F16/BF16 when they stay as the file stored them. */
+    /**
+     * The precision the values are held in: F32, or F16/BF16 when they stay as the file stored
+     * them; F32 too for compact values, which expand to fp32 ({@link #compact} says how they are held).
+     */
     public Precision stored() {
-        return data != null ? Precision.F32 : halves.precision();
+        return halves != null ? halves.precision() : Precision.F32;
+    }
+
+    /** The compact storage (int8, fp8, NF4), or null. */
+    public dev.headroom.core.quant.Compact compact() {
+        return compact;
     }
 
     /** Bytes the values take in host memory (or in the mapped file). */
     public long storedBytes() {
-        return count() * stored().bytes;
+        return compact != null ? compact.bytes() : count() * stored().bytes;
     }
 
     /** The same values under another name. */
     public TensorData renamed(String to) {
-        return new TensorData(to, shape, data, halves, oihw);
+        return new TensorData(to, shape, data, halves, compact, oihw);
     }
 
-    /** fp32 values in this tensor's order: the array itself, or (16-bit storage) a new widened array on every call. */
+    /**
+     * fp32 values in this tensor's order: the array itself, or (16-bit or compact storage) a new
+     * widened or expanded array on every call.
+     */
     public float[] data() {
         if (data != null) return data;
+        if (compact != null) return oihw ? hwio(compact.expand()) : compact.expand();
         short[] h = halves();
         float[] out = new float[h.length];
         if (halves.precision() == Precision.F16) {
@@ -121,6 +141,18 @@ public final class TensorData {
         return out;
     }
 
+    /** fp32 values stored (cout, cin, kh, kw) in this tensor's (kh, kw, cin, cout) order. */
+    private float[] hwio(float[] src) {
+        int kh = shape[0], kw = shape[1], ci = shape[2], co = shape[3];
+        float[] out = new float[src.length];
+        for (int o = 0; o < co; o++)
+            for (int i = 0; i < ci; i++)
+                for (int y = 0; y < kh; y++)
+                    for (int x = 0; x < kw; x++)
+                        out[((y * kw + x) * ci + i) * co + o] = src[((o * ci + i) * kh + y) * kw + x];
+        return out;
+    }
+
     public String shapeString() {
         return Arrays.toString(shape);
     }
@@ -132,7 +164,7 @@ public final class TensorData {
         int[] hwio = {kh, kw, ci, co};
         if (data == null) {
             if (oihw) throw new IllegalStateException("tensor " + name + " transposed twice");
-            return new TensorData(name, hwio, null, halves, true);
+            return new TensorData(name, hwio, null, halves, compact, true);
         }
         float[] out = new float[data.length];
         for (int o = 0; o < co; o++)
@@ -145,6 +177,6 @@ public final class TensorData {
 
     @Override
     public String toString() {
-        return name + " " + shapeString() + " " + stored();
+        return name + " " + shapeString() + " " + (compact != null ? compact.scheme() : stored());
     }
 }

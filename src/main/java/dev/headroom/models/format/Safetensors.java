@@ -62,12 +62,23 @@ public final class Safetensors {
             Map<String, TensorData> out = new LinkedHashMap<>();
             java.util.Set<String> types = new java.util.TreeSet<>();
             int named = 0;
+            // bitsandbytes NF4 weights: several tensors each, assembled into one compact tensor
+            java.util.Set<String> nf4 = new java.util.LinkedHashSet<>();
+            for (Iterator<String> it = root.fieldNames(); it.hasNext(); ) {
+                String n = it.next();
+                if (n.endsWith(BitsandbytesNf4.STATE)) nf4.add(n.substring(0, n.length() - BitsandbytesNf4.STATE.length()));
+            }
+            for (String base : nf4) {
+                if (!keep.test(base)) continue;
+                out.put(base, BitsandbytesNf4.tensor(file, base, root, seg, dataStart));
+                types.add("NF4");
+            }
             for (Iterator<Map.Entry<String, JsonNode>> it = root.properties().iterator(); it.hasNext(); ) {
                 Map.Entry<String, JsonNode> e = it.next();
                 String name = e.getKey();
                 if (name.equals("__metadata__")) continue;
                 named++;
-                if (!keep.test(name)) continue;
+                if (!keep.test(name) || BitsandbytesNf4.partOf(name, nf4)) continue;
                 out.put(name, tensor(file, name, e.getValue(), seg, dataStart, dataLen));
                 types.add(e.getValue().path("dtype").asText());
             }

@@ -49,6 +49,14 @@ final class CpuConv {
         }
     }
 
+    /** The kernel (kh*kw*cin, cout) padded to (kh*kw*cin, coPad), as {@link #prepare} lays it out. */
+    static float[] pad(Op.Conv2d op, float[] kernel, int coPad) {
+        int cout = op.cout(), rows = op.kh() * op.kw() * op.cin();
+        float[] w = new float[rows * coPad];
+        for (int r = 0; r < rows; r++) System.arraycopy(kernel, r * cout, w, r * coPad, cout);
+        return w;
+    }
+
     /** {@link #prepare} for a 16-bit kernel (kh, kw, cin, cout) that stays 16-bit. */
     static Half prepareHalf(Op.Conv2d op, short[] kernel, Precision type, float[] bias, float[] slope) {
         int cout = op.cout();

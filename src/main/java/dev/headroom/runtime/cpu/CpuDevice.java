@@ -78,28 +78,35 @@ public final class CpuDevice implements Device {
     public Ops.ConvWeights prepareConv(Op.Conv2d op, float[] kernel, float[] bias, float[] slope, Precision precision) {
         CpuConv.Prepared p = CpuConv.prepare(op, kernel, bias, slope);
         long bytes = CpuMemoryModel.INSTANCE.weightBytes(op);
-        return new Charged(p, null, memory.reserveWeights(bytes), bytes, memory);
+        return new Charged(op, p, null, memory.reserveWeights(bytes), bytes, memory);
     }
 
-    /** A kernel stored in fp16 or bf16 stays so ({@link CpuConv.Half}, half the memory) and is widened per call; fp32 as above. */
+    /**
+     * A kernel stored in fp16 or bf16 stays so ({@link CpuConv.Half}, half the memory), and a
+     * compact one (int8, fp8, NF4) stays compact; either is expanded to fp32 for each call, a layer
+     * at a time. fp32 as above.
+     */
     @Override
     public Ops.ConvWeights prepareConv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope, Precision precision) {
+        if (kernel.compact() != null) {
+            CpuConv.Prepared shape = CpuConv.prepare(op, new float[(int) kernel.count()], bias, slope);   // padded bias and slopes
+            long bytes = kernel.storedBytes() + 2L * shape.coPad() * Float.BYTES;
+            return new Charged(op, null, () -> new CpuConv.Prepared(op, CpuConv.pad(op, kernel.data(), shape.coPad()), shape.bias(), shape.slope(), shape.coPad()),
+                    memory.reserveWeights(bytes), bytes, memory);
+        }
         if (kernel.stored() == Precision.F32) return prepareConv(op, kernel.data(), bias, slope, precision);
         CpuConv.Half h = CpuConv.prepareHalf(op, kernel.halves(), kernel.stored(), bias, slope);
         long bytes = (long) h.w().length * 2 + 2L * h.coPad() * Float.BYTES;
-        return new Charged(null, h, memory.reserveWeights(bytes), bytes, memory);
+        return new Charged(op, null, h::widen, memory.reserveWeights(bytes), bytes, memory);
     }
 
-    /** Prepared weights (fp32, or 16-bit to widen per call) and the ledger charge they hold. */
-    record Charged(CpuConv.Prepared prepared, CpuConv.Half half, Budget node, long bytes, DeviceMemory memory) implements Ops.ConvWeights {
-        @Override
-        public Op.Conv2d op() {
-            return prepared != null ? prepared.op() : half.op();
-        }
+    /** Prepared weights (fp32, or held narrower and expanded per call) and the ledger charge they hold. */
+    record Charged(Op.Conv2d op, CpuConv.Prepared prepared, java.util.function.Supplier<CpuConv.Prepared> expand, Budget node, long bytes,
+                   DeviceMemory memory) implements Ops.ConvWeights {
 
-        /** The fp32 weights a convolution runs with: the prepared ones, or the 16-bit ones widened now. */
+        /** The fp32 weights a convolution runs with: the prepared ones, or the narrow ones expanded now. */
         CpuConv.Prepared weights() {
-            return prepared != null ? prepared : half.widen();
+            return prepared != null ? prepared : expand.get();
         }
 
         @Override

@@ -1,0 +1,39 @@
+package dev.headroom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.headroom.core.Precision;
+import dev.headroom.models.SyntheticModels;
+import dev.headroom.testing.SafetensorsFiles;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** `--weights` on upscale: a compact format runs (and says so in --json); an unknown one is a one-line usage error. */
+class WeightsOptionTest {
+    @org.junit.jupiter.api.io.TempDir
+    static Path dir;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        CliTest.dir = dir;
+        CliTest.images();
+    }
+
+    @Test
+    void upscaleHoldsKernelsAsAskedAndRefusesUnknownFormats() throws Exception {
+        Path model = dir.resolve("srvgg.safetensors");
+        SafetensorsFiles.write(model, SyntheticModels.stateDict("srvgg-x4", 3), Precision.F16);
+        for (String f : new String[] {"int8", "fp8", "nf4", "bf16"}) {
+            Path out = dir.resolve("w-" + f + ".png");
+            var r = CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weights", f, "--json", "-o", out.toString());
+            assertEquals(0, r.status(), r.err());
+            assertTrue(Files.size(out) > 0);
+        }
+        Path out = dir.resolve("w-bad.png");
+        CliTest.assertRefused(CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weights", "int3",
+                "-o", out.toString()), "--weights", out);
+    }
+}
