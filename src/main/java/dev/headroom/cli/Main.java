@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "headroom", mixinStandardHelpOptions = true, version = "headroom 0.1.0",
         description = "Runs large image models without running out of memory.",
-        subcommands = {UpscaleCommand.class, ModelsCommand.class, BenchCommand.class, DiagnoseCommand.class, DevicesCommand.class, MemoryReportCommand.class, MemoryBenchCommand.class, PlanCommand.class, DecodeCommand.class, EncodeCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {UpscaleCommand.class, ServeCommand.class, SubmitCommand.class, JobsCommand.class, ModelsCommand.class, BenchCommand.class, DiagnoseCommand.class, DevicesCommand.class, MemoryReportCommand.class, MemoryBenchCommand.class, PlanCommand.class, DecodeCommand.class, EncodeCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     /** Bad input the user can fix: exit status 2. */

@@ -1,0 +1,12 @@
+package dev.headroom.core.sched;
+
+/**
+ * A queued job as the scheduling policy sees it.
+ *
+ * @param priority  the job's own priority (higher runs first)
+ * @param enqueued  when it entered the queue, in milliseconds on the caller's clock
+ * @param seq       submission order, the tie-breaker (first come, first served)
+ * @param model     the model it runs, for affinity
+ * @param peakBytes the planned peak it needs on the device while it runs
+ */
+public record Waiting(String id, int priority, long enqueued, long seq, String model, long peakBytes) {}

@@ -1,0 +1,157 @@
+package dev.headroom.server;
+
+import dev.headroom.core.sched.Scheduling;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code headroom serve}: the job store, the model catalog, the devices and their workers, the
+ * metrics and the HTTP API, put together; {@link #start} opens them in order, {@link #stop} closes
+ * them in reverse (stop admitting, let running jobs finish within the grace period or hand them
+ * back to the queue, close the store).
+ */
+public final class HeadroomServer implements AutoCloseable {
+    private final ServeConfig cfg;
+    private final DataDir dir;
+    private final JobStore store;
+    private final ModelCatalog models;
+    private final List<DeviceSlot> devices = new ArrayList<>();
+    private final JobEvents events = new JobEvents();
+    private final Metrics metrics;
+    private final Workers workers;
+    private final Submissions submissions;
+    private final HttpApi api;
+    private volatile boolean ready;
+    private int port;
+
+    public HeadroomServer(ServeConfig cfg, JobRunner runner) throws IOException {
+        this.cfg = cfg;
+        this.dir = new DataDir(cfg.data());
+        this.store = new SqliteJobStore(dir.db());
+        this.models = new ModelCatalog(cfg.models(), dir.models());
+        for (DeviceSlot.Spec s : cfg.devices()) devices.add(new DeviceSlot(s));
+        this.metrics = new Metrics(store, devices, this::now, models);
+        this.workers = new Workers(cfg, dir, store, models, devices, runner, events, metrics, this::now, Scheduling.Config.DEFAULT);
+        this.submissions = new Submissions(cfg, dir, store, models, devices, events, metrics, this::now);
+        this.api = new HttpApi(cfg, this, cfg.auth() ? dir.token() : "");
+    }
+
+    /** Recovers the queue, starts the workers and the HTTP listener; returns what recovery did. */
+    public JobStore.Recovery start() throws IOException {
+        if (!cfg.auth()) dir.token();   // the file exists either way, so clients find it
+        JobStore.Recovery r = workers.start();
+        Path tmp = dir.root().resolve("uploads").resolve(".multipart");
+        Files.createDirectories(tmp);
+        port = api.start(tmp);
+        ready = true;
+        return r;
+    }
+
+    public int port() {
+        return port;
+    }
+
+    public String url() {
+        String h = cfg.host().contains(":") ? "[" + cfg.host() + "]" : cfg.host();
+        return "http://" + h + ":" + port;
+    }
+
+    public Path tokenFile() {
+        return dir.tokenFile();
+    }
+
+    boolean ready() {
+        return ready;
+    }
+
+    long now() {
+        return System.currentTimeMillis();
+    }
+
+    JobStore store() {
+        return store;
+    }
+
+    DataDir dir() {
+        return dir;
+    }
+
+    JobEvents events() {
+        return events;
+    }
+
+    Metrics metrics() {
+        return metrics;
+    }
+
+    Workers workers() {
+        return workers;
+    }
+
+    Submissions submissions() {
+        return submissions;
+    }
+
+    List<DeviceSlot> devices() {
+        return devices;
+    }
+
+    void poke() {
+        workers.poke();
+    }
+
+    Map<String, Object> pause(boolean on) {
+        store.paused(on);
+        poke();
+        return Map.of("paused", on);
+    }
+
+    List<Map<String, Object>> modelsView() {
+        List<Map<String, Object>> out = new ArrayList<>();
+        Map<String, ModelCatalog.Loaded> loaded = new LinkedHashMap<>();
+        for (var l : models.loaded()) loaded.put(l.name(), l);
+        for (String n : models.names()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("name", n);
+            var l = loaded.get(n);
+            m.put("loaded", l != null);
+            m.put("priority", 0);
+            if (l != null) {
+                m.put("family", l.model().family());
+                m.put("scale", l.model().scale());
+                m.put("size_bytes", l.weightBytes());
+                m.put("sha256", l.fileHash());
+                m.put("last_used_at", java.time.Instant.ofEpochMilli(l.lastUsed()).toString());
+            }
+            out.add(m);
+        }
+        return out;
+    }
+
+    Map<String, Object> loadModel(String name, boolean load) {
+        if (!models.knows(name)) throw new ApiError(404, "Not Found", new ModelCatalog.UnknownModel(name, models.names()).getMessage());
+        if (load) models.get(name, now());
+        else models.unload(name);
+        poke();
+        return Map.of("name", name, "loaded", models.isLoaded(name));
+    }
+
+    /** Stops admitting, lets running jobs finish within the grace period (then hands them back), stops listening, closes the store. */
+    public void stop() {
+        ready = false;
+        workers.drain(cfg.grace());
+        api.stop();
+        workers.close();
+        store.close();
+    }
+
+    @Override
+    public void close() {
+        stop();
+    }
+}

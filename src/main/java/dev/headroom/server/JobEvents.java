@@ -1,0 +1,53 @@
+package dev.headroom.server;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Each job's events in order (queued, admitted, tile k of n, then succeeded, failed or
+ * cancelled), numbered from 1, for server-sent event streams that may start late or resume with
+ * Last-Event-ID. Kept in memory for the most recent jobs only; a stream for an older job (or one
+ * from before a restart) starts from the job's stored state instead.
+ */
+public final class JobEvents {
+    public record Event(long id, String name, Map<String, Object> data) {
+        public boolean terminal() {
+            return name.equals("succeeded") || name.equals("failed") || name.equals("cancelled");
+        }
+    }
+
+    private static final int JOBS_KEPT = 20_000;
+
+    private final Map<String, List<Event>> logs = new LinkedHashMap<>(16, 0.75f, false) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, List<Event>> e) {
+            return size() > JOBS_KEPT;
+        }
+    };
+
+    public synchronized void emit(String job, String name, Map<String, Object> data) {
+        List<Event> l = logs.computeIfAbsent(job, k -> new ArrayList<>());
+        if (!l.isEmpty() && l.getLast().terminal()) return;   // nothing after the end
+        l.add(new Event(l.size() + 1, name, data));
+        notifyAll();
+    }
+
+    public synchronized boolean known(String job) {
+        return logs.containsKey(job);
+    }
+
+    /** Events after {@code after}, waiting up to {@code millis} for one to come; null when the job's log is gone. */
+    public synchronized List<Event> after(String job, long after, long millis) throws InterruptedException {
+        long until = System.currentTimeMillis() + millis;
+        while (true) {
+            List<Event> l = logs.get(job);
+            if (l == null) return null;
+            if (l.size() > after) return List.copyOf(l.subList((int) after, l.size()));
+            long left = until - System.currentTimeMillis();
+            if (left <= 0) return List.of();
+            wait(left);
+        }
+    }
+}

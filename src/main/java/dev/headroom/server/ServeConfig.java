@@ -1,0 +1,19 @@
+package dev.headroom.server;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.nio.file.Path;
+
+/**
+ * Everything {@code headroom serve} was told.
+ *
+ * @param models      names the server knows beside {@code default} and DATA/models/
+ * @param maxUpload   bytes an upload may have
+ * @param maxPixels   pixels an image may have, read from its header before it is decoded
+ * @param cacheBytes  the result cache's size (0: no cache)
+ * @param jobTimeout  how long a job may run before it is stopped at its next tile
+ * @param grace       how long SIGTERM waits for running jobs before handing them back to the queue
+ */
+public record ServeConfig(String host, int port, Path data, List<DeviceSlot.Spec> devices, long maxUpload, long maxPixels,
+                          long cacheBytes, boolean auth, Duration jobTimeout, Duration grace, Map<String, Path> models) {}

@@ -1,0 +1,329 @@
+package dev.headroom.server;
+
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * {@link JobStore} in SQLite (DATA/headroom.db) through sqlite-jdbc, in WAL mode with full syncs,
+ * so a job answered with 202 survives kill -9 and power loss. One connection, used under this
+ * object's lock: SQLite serialises writers anyway, and one process owns the file.
+ *
+ * <p>Schema changes are numbered migrations ({@link #MIGRATIONS}), applied in order in one
+ * transaction each and recorded in {@code schema_version}; a database from a newer headroom is
+ * refused rather than guessed at.
+ */
+public final class SqliteJobStore implements JobStore {
+
+    /** Migration n (from 1) brings the schema from version n-1 to n. Append, never edit. */
+    static final List<String[]> MIGRATIONS = List.<String[]>of(new String[] {
+            """
+            CREATE TABLE jobs (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT,
+              id TEXT NOT NULL UNIQUE,
+              state TEXT NOT NULL,
+              priority INTEGER NOT NULL,
+              model TEXT NOT NULL,
+              params TEXT NOT NULL,
+              input_hash TEXT NOT NULL,
+              width INTEGER NOT NULL,
+              height INTEGER NOT NULL,
+              peak_bytes INTEGER NOT NULL,
+              tile INTEGER NOT NULL,
+              batch INTEGER NOT NULL,
+              attempts INTEGER NOT NULL DEFAULT 0,
+              error TEXT,
+              cache_key TEXT,
+              cached INTEGER NOT NULL DEFAULT 0,
+              result_hash TEXT,
+              result_bytes INTEGER NOT NULL DEFAULT 0,
+              progress_done INTEGER NOT NULL DEFAULT 0,
+              progress_total INTEGER NOT NULL DEFAULT 0,
+              idempotency_key TEXT UNIQUE,
+              cancel_requested INTEGER NOT NULL DEFAULT 0,
+              owner TEXT,
+              lease_until INTEGER NOT NULL DEFAULT 0,
+              created INTEGER NOT NULL,
+              started INTEGER NOT NULL DEFAULT 0,
+              finished INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX jobs_queue ON jobs(state, priority DESC, seq)",
+            "CREATE TABLE result_cache (key TEXT PRIMARY KEY, result_hash TEXT NOT NULL, bytes INTEGER NOT NULL, last_used INTEGER NOT NULL)",
+            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"});
+
+    private static final String COLUMNS = "id, seq, state, priority, model, params, input_hash, width, height, peak_bytes, tile, batch, attempts, error, "
+            + "cache_key, cached, result_hash, result_bytes, progress_done, progress_total, idempotency_key, cancel_requested, owner, lease_until, "
+            + "created, started, finished";
+
+    private final Connection db;
+
+    public SqliteJobStore(Path file) {
+        try {
+            db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
+            try (Statement s = db.createStatement()) {
+                s.execute("PRAGMA journal_mode=WAL");
+                s.execute("PRAGMA synchronous=FULL");
+                s.execute("PRAGMA busy_timeout=5000");
+            }
+            migrate();
+        } catch (SQLException e) {
+            throw new IllegalStateException("cannot open the job store " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The schema version the file is at now. */
+    public synchronized int schemaVersion() {
+        try (Statement s = db.createStatement()) {
+            s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+            try (ResultSet r = s.executeQuery("SELECT MAX(version) FROM schema_version")) {
+                return r.next() ? r.getInt(1) : 0;
+            }
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    private void migrate() throws SQLException {
+        int at = schemaVersion();
+        if (at > MIGRATIONS.size()) {
+            throw new IllegalStateException("the job store is at schema version " + at + ", newer than this headroom knows (" + MIGRATIONS.size()
+                    + "); use a newer headroom or another --data folder");
+        }
+        for (int v = at + 1; v <= MIGRATIONS.size(); v++) {
+            db.setAutoCommit(false);
+            try (Statement s = db.createStatement()) {
+                for (String sql : MIGRATIONS.get(v - 1)) s.execute(sql);
+                s.execute("INSERT INTO schema_version VALUES (" + v + ")");
+                db.commit();
+            } catch (SQLException e) {
+                db.rollback();
+                throw e;
+            } finally {
+                db.setAutoCommit(true);
+            }
+        }
+    }
+
+    private static IllegalStateException fail(SQLException e) {
+        return new IllegalStateException("job store: " + e.getMessage(), e);
+    }
+
+    @Override
+    public synchronized Job insert(Job j) {
+        try {
+            if (j.idempotencyKey() != null) {
+                Optional<Job> known = one("SELECT " + COLUMNS + " FROM jobs WHERE idempotency_key = ?", j.idempotencyKey());
+                if (known.isPresent()) return known.get();
+            }
+            try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, state, priority, model, params, input_hash, width, height, peak_bytes, "
+                    + "tile, batch, cache_key, cached, result_hash, result_bytes, progress_done, progress_total, idempotency_key, created, started, finished) "
+                    + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+                Object[] v = {j.id(), j.state().name(), j.priority(), j.model(), j.params(), j.inputHash(), j.width(), j.height(), j.peakBytes(),
+                        j.tile(), j.batch(), j.cacheKey(), j.cached() ? 1 : 0, j.resultHash(), j.resultBytes(), j.progressDone(), j.progressTotal(),
+                        j.idempotencyKey(), j.created(), j.started(), j.finished()};
+                for (int i = 0; i < v.length; i++) p.setObject(i + 1, v[i]);
+                p.executeUpdate();
+            }
+            return get(j.id()).orElseThrow();
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    @Override
+    public synchronized Optional<Job> get(String id) {
+        try {
+            return one("SELECT " + COLUMNS + " FROM jobs WHERE id = ?", id);
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    @Override
+    public synchronized List<Job> list(JobState state, long afterSeq, int limit) {
+        String sql = "SELECT " + COLUMNS + " FROM jobs WHERE seq > ?" + (state == null ? "" : " AND state = ?") + " ORDER BY seq LIMIT ?";
+        return state == null ? many(sql, afterSeq, limit) : many(sql, afterSeq, state.name(), limit);
+    }
+
+    @Override
+    public synchronized List<Job> queued(int limit) {
+        return many("SELECT " + COLUMNS + " FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT ?", limit);
+    }
+
+    @Override
+    public synchronized boolean claim(String id, String owner, long leaseUntil, long now) {
+        return update("UPDATE jobs SET state = 'running', owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = 'queued'",
+                owner, leaseUntil, now, id) == 1;
+    }
+
+    @Override
+    public synchronized void renew(String owner, long leaseUntil) {
+        update("UPDATE jobs SET lease_until = ? WHERE owner = ? AND state = 'running'", leaseUntil, owner);
+    }
+
+    @Override
+    public synchronized void progress(String id, int done, int total) {
+        update("UPDATE jobs SET progress_done = ?, progress_total = ? WHERE id = ? AND state = 'running'", done, total, id);
+    }
+
+    @Override
+    public synchronized boolean finish(String id, JobState to, String error, String resultHash, long resultBytes, long now) {
+        return update("UPDATE jobs SET state = ?, error = ?, result_hash = ?, result_bytes = ?, finished = ?, owner = NULL WHERE id = ? AND state = 'running'",
+                to.name(), error, resultHash, resultBytes, now, id) == 1;
+    }
+
+    @Override
+    public synchronized Optional<JobState> cancel(String id, long now) {
+        if (update("UPDATE jobs SET state = 'cancelled', finished = ? WHERE id = ? AND state = 'queued'", now, id) == 1) {
+            return Optional.of(JobState.cancelled);
+        }
+        update("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", id);
+        return get(id).map(Job::state);
+    }
+
+    @Override
+    public synchronized boolean priority(String id, int priority) {
+        return update("UPDATE jobs SET priority = ? WHERE id = ? AND state = 'queued'", priority, id) == 1;
+    }
+
+    @Override
+    public synchronized void requeue(String id) {
+        update("UPDATE jobs SET state = 'queued', owner = NULL, lease_until = 0, progress_done = 0 WHERE id = ? AND state = 'running'", id);
+    }
+
+    @Override
+    public synchronized Recovery recover(String owner, long now, int poisonAfter) {
+        String stale = "state = 'running' AND (owner IS NULL OR owner <> ? OR lease_until < ?)";
+        int failed = update("UPDATE jobs SET state = 'failed', attempts = attempts + 1, finished = ?, owner = NULL, error = 'the server stopped while running "
+                + "this job ' || (attempts + 1) || ' times in a row; it is not tried again (it may be what stops the server: check its input and model)' "
+                + "WHERE " + stale + " AND attempts + 1 >= ?", now, owner, now, poisonAfter);
+        int requeued = update("UPDATE jobs SET state = 'queued', attempts = attempts + 1, owner = NULL, lease_until = 0, progress_done = 0, "
+                + "cancel_requested = 0 WHERE " + stale, owner, now);
+        // a cancel that reached a job before the crash still holds: it does not run again
+        update("UPDATE jobs SET state = 'cancelled', finished = ? WHERE state = 'queued' AND cancel_requested = 1", now);
+        return new Recovery(requeued, failed);
+    }
+
+    @Override
+    public synchronized Map<JobState, Long> counts() {
+        Map<JobState, Long> m = new EnumMap<>(JobState.class);
+        for (JobState s : JobState.values()) m.put(s, 0L);
+        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT state, COUNT(*) FROM jobs GROUP BY state")) {
+            while (r.next()) m.put(JobState.valueOf(r.getString(1)), r.getLong(2));
+            return m;
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    @Override
+    public synchronized long oldestQueued() {
+        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT MIN(created) FROM jobs WHERE state = 'queued'")) {
+            return r.next() ? r.getLong(1) : 0;
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    @Override
+    public synchronized Optional<CacheEntry> cacheGet(String key, long now) {
+        try (PreparedStatement p = db.prepareStatement("SELECT key, result_hash, bytes, last_used FROM result_cache WHERE key = ?")) {
+            p.setString(1, key);
+            try (ResultSet r = p.executeQuery()) {
+                if (!r.next()) return Optional.empty();
+                CacheEntry e = new CacheEntry(r.getString(1), r.getString(2), r.getLong(3), now);
+                update("UPDATE result_cache SET last_used = ? WHERE key = ?", now, key);
+                return Optional.of(e);
+            }
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    @Override
+    public synchronized void cachePut(CacheEntry e) {
+        update("INSERT OR REPLACE INTO result_cache (key, result_hash, bytes, last_used) VALUES (?,?,?,?)", e.key(), e.resultHash(), e.bytes(), e.lastUsed());
+    }
+
+    @Override
+    public synchronized List<CacheEntry> cacheEvict(long maxBytes) {
+        List<CacheEntry> all = new ArrayList<>(), out = new ArrayList<>();
+        long total = 0;
+        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT key, result_hash, bytes, last_used FROM result_cache ORDER BY last_used DESC")) {
+            while (r.next()) all.add(new CacheEntry(r.getString(1), r.getString(2), r.getLong(3), r.getLong(4)));
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+        for (CacheEntry e : all) {
+            total += e.bytes();
+            if (total > maxBytes) {
+                out.add(e);
+                update("DELETE FROM result_cache WHERE key = ?", e.key());
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public synchronized boolean paused() {
+        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT value FROM settings WHERE name = 'paused'")) {
+            return r.next() && r.getString(1).equals("true");
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    @Override
+    public synchronized void paused(boolean on) {
+        update("INSERT OR REPLACE INTO settings (name, value) VALUES ('paused', ?)", String.valueOf(on));
+    }
+
+    @Override
+    public synchronized void close() {
+        try {
+            db.close();
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    private int update(String sql, Object... args) {
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.length; i++) p.setObject(i + 1, args[i]);
+            return p.executeUpdate();
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    private Optional<Job> one(String sql, Object... args) throws SQLException {
+        List<Job> l = many(sql, args);
+        return l.isEmpty() ? Optional.empty() : Optional.of(l.getFirst());
+    }
+
+    private List<Job> many(String sql, Object... args) {
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.length; i++) p.setObject(i + 1, args[i]);
+            List<Job> out = new ArrayList<>();
+            try (ResultSet r = p.executeQuery()) {
+                while (r.next()) {
+                    out.add(new Job(r.getString(1), r.getLong(2), JobState.valueOf(r.getString(3)), r.getInt(4), r.getString(5), r.getString(6),
+                            r.getString(7), r.getInt(8), r.getInt(9), r.getLong(10), r.getInt(11), r.getInt(12), r.getInt(13), r.getString(14),
+                            r.getString(15), r.getInt(16) != 0, r.getString(17), r.getLong(18), r.getInt(19), r.getInt(20), r.getString(21),
+                            r.getInt(22) != 0, r.getString(23), r.getLong(24), r.getLong(25), r.getLong(26), r.getLong(27)));
+                }
+            }
+            return out;
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+}

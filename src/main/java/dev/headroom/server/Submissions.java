@@ -1,0 +1,202 @@
+package dev.headroom.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.headroom.core.Sizes;
+import dev.headroom.core.plan.Fitter;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.function.LongSupplier;
+
+/**
+ * Turns a submission into a stored job: checks the params, stores the upload (atomically, within
+ * --max-upload), reads the image's size from its header (within --max-pixels), plans it with the
+ * fitter against the device budget (a job that cannot fit even alone is refused with 422 and the
+ * bytes it needs), and answers from the result cache when the same input, model file and
+ * parameters were run before.
+ *
+ * <p>The tile is chosen against the device's whole budget, as {@code headroom upscale} chooses it,
+ * not against the memory free at the moment: the same request then always gives the same pixels
+ * (the CLI's, and the result cache's), and admission waits until that plan's peak is free.
+ */
+public final class Submissions {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Set<String> PARAMS = Set.of("task", "model", "priority", "tile", "precision", "weights", "format");
+
+    private final ServeConfig cfg;
+    private final DataDir dir;
+    private final JobStore store;
+    private final ModelCatalog models;
+    private final List<DeviceSlot> devices;
+    private final JobEvents events;
+    private final Metrics metrics;
+    private final LongSupplier clock;
+    private final Object idempotency = new Object();
+
+    public Submissions(ServeConfig cfg, DataDir dir, JobStore store, ModelCatalog models, List<DeviceSlot> devices, JobEvents events, Metrics metrics,
+                       LongSupplier clock) {
+        this.cfg = cfg;
+        this.dir = dir;
+        this.store = store;
+        this.models = models;
+        this.devices = devices;
+        this.events = events;
+        this.metrics = metrics;
+        this.clock = clock;
+    }
+
+    record Params(String model, int priority, Integer tile, String precision, String format) {}
+
+    static Params parse(String json) {
+        if (json == null || json.isBlank()) throw ApiError.bad("the 'params' part is missing; send it as JSON, e.g. {\"task\":\"upscale\",\"model\":\"default\"}");
+        JsonNode p;
+        try {
+            p = JSON.readTree(json);
+        } catch (IOException e) {
+            throw ApiError.bad("the 'params' part is not valid JSON; send an object such as {\"task\":\"upscale\"}");
+        }
+        if (p == null || !p.isObject()) throw ApiError.bad("the 'params' part must be a JSON object");
+        for (var it = p.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!PARAMS.contains(f)) throw ApiError.unprocessable("unknown param '" + f + "'; known: " + String.join(", ", PARAMS.stream().sorted().toList()));
+        }
+        String task = text(p, "task", "upscale");
+        if (!task.equals("upscale")) throw ApiError.unprocessable("task '" + task + "' is not one this server runs; use \"upscale\"");
+        String model = text(p, "model", "default");
+        int priority = 0;
+        if (p.has("priority")) {
+            if (!p.get("priority").canConvertToInt() || !p.get("priority").isIntegralNumber()) throw ApiError.unprocessable("priority must be an integer");
+            priority = p.get("priority").intValue();
+        }
+        Integer tile = null;
+        if (p.has("tile") && !p.get("tile").isNull()) {
+            if (!p.get("tile").isIntegralNumber() || p.get("tile").intValue() < Fitter.MIN_TILE || p.get("tile").intValue() > 4096) {
+                throw ApiError.unprocessable("tile must be an integer from " + Fitter.MIN_TILE + " to 4096 (input pixels), or left out to let the planner choose");
+            }
+            tile = p.get("tile").intValue();
+        }
+        String precision = p.has("precision") && !p.get("precision").isNull() ? text(p, "precision", null) : null;
+        if (p.has("weights") && !p.get("weights").isNull() && !text(p, "weights", "").equals("stored")) {
+            throw ApiError.unprocessable("weights '" + p.get("weights").asText() + "' is not supported yet; leave it out (weights stay in their stored precision)");
+        }
+        String format = text(p, "format", "png");
+        if (!format.equals("png")) throw ApiError.unprocessable("format '" + format + "' is not one this server writes yet; use png");
+        return new Params(model, priority, tile, precision, format);
+    }
+
+    private static String text(JsonNode p, String field, String dflt) {
+        JsonNode v = p.get(field);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isTextual()) throw ApiError.unprocessable(field + " must be a string");
+        return v.asText();
+    }
+
+    /** Stores and plans a submission; returns the job (an existing one for a repeated Idempotency-Key). */
+    public Job submit(String paramsJson, InputStream image, String idempotencyKey) throws IOException {
+        Params p = parse(paramsJson);
+        if (idempotencyKey != null && (idempotencyKey.isBlank() || idempotencyKey.length() > 200)) {
+            throw ApiError.bad("Idempotency-Key must be 1 to 200 characters");
+        }
+        if (image == null) throw ApiError.bad("the 'image' part is missing; send the image file as a multipart part named 'image'");
+        if (!models.knows(p.model())) throw ApiError.unprocessable(new ModelCatalog.UnknownModel(p.model(), models.names()).getMessage());
+        DeviceSlot device = devices.getFirst();
+        if (p.precision() != null && !p.precision().equalsIgnoreCase(device.spec().precision().name())) {
+            throw ApiError.unprocessable("precision '" + p.precision() + "': this server runs " + device.spec().precision().name().toLowerCase()
+                    + " on " + device.spec().name() + "; leave precision out");
+        }
+        String id = UUID.randomUUID().toString();
+        Path upload = dir.upload(id);
+        boolean keep = false;
+        try {
+            String inputHash;
+            try {
+                inputHash = DataDir.writeAtomically(image, upload, cfg.maxUpload());
+            } catch (DataDir.TooLarge e) {
+                throw new ApiError(413, "Content Too Large", "the upload is larger than this server's limit of " + Sizes.format(cfg.maxUpload())
+                        + " (--max-upload); send a smaller file");
+            }
+            ImageHeader h = ImageHeader.read(upload, cfg.maxPixels());
+            long now = clock.getAsLong();
+            ModelCatalog.Loaded m;
+            try {
+                m = models.get(p.model(), now);
+            } catch (RuntimeException e) {
+                String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
+                throw ApiError.unprocessable("model '" + p.model() + "' cannot be loaded on this server (" + why + "); ask its operator or use another");
+            }
+            Fitter.Fit fit = fit(m, h, p.tile(), device);
+            String key = cacheKey(inputHash, m.fileHash(), p, fit, device);
+            ObjectNode canonical = JSON.createObjectNode().put("task", "upscale").put("model", p.model()).put("priority", p.priority())
+                    .put("format", p.format()).put("scale", m.model().scale());
+            if (p.tile() != null) canonical.put("tile", p.tile());
+            var hit = cfg.cacheBytes() > 0 ? store.cacheGet(key, now) : java.util.Optional.<JobStore.CacheEntry>empty();
+            boolean cached = hit.isPresent() && linkCached(key, dir.result(id));
+            int tiles = fit.tiles();
+            Job job = new Job(id, 0, cached ? JobState.succeeded : JobState.queued, p.priority(), p.model(), canonical.toString(), inputHash,
+                    h.width(), h.height(), fit.plan().peak(), fit.tile(), fit.batch(), 0, null, key, cached, cached ? hit.get().resultHash() : null,
+                    cached ? hit.get().bytes() : 0, cached ? tiles : 0, tiles, idempotencyKey, false, null, 0, now, cached ? now : 0, cached ? now : 0);
+            Job stored;
+            synchronized (idempotency) {
+                stored = store.insert(job);
+            }
+            if (!stored.id().equals(id)) return stored;   // a repeated Idempotency-Key: the first job stands
+            keep = true;
+            metrics.submitted.inc();
+            if (cached) {
+                metrics.cacheHits.inc();
+                events.emit(id, "queued", Map.of("position", 0));
+                events.emit(id, "succeeded", Map.of("cached", true, "result_bytes", stored.resultBytes(), "etag", stored.resultHash()));
+            } else {
+                if (cfg.cacheBytes() > 0) metrics.cacheMisses.inc();
+                events.emit(id, "queued", Map.of("predicted_peak_bytes", stored.peakBytes(), "tile", stored.tile()));
+            }
+            return stored;
+        } finally {
+            if (!keep) {
+                Files.deleteIfExists(upload);
+                Files.deleteIfExists(dir.result(id));
+            }
+        }
+    }
+
+    /** The plan {@code headroom upscale} would make on this device: largest tile, then batch, within the budget's usable share. */
+    static Fitter.Fit fit(ModelCatalog.Loaded m, ImageHeader h, Integer tile, DeviceSlot device) {
+        var spec = device.spec();
+        try {
+            return Fitter.fit(m.model().graph(), h.width(), h.height(), Workers.OVERLAP, spec.budget(), spec.usable(), List.of(spec.precision()),
+                    p -> spec.memoryModel(), p -> 1e12, tile == null ? 0 : tile, true, spec.gpu() ? Fitter.GPU_BATCH_PIXELS : 0);
+        } catch (Fitter.NoFit e) {
+            throw ApiError.unprocessable("this job cannot fit on " + spec.name() + " even alone: " + e.getMessage());
+        }
+    }
+
+    private boolean linkCached(String key, Path result) {
+        Path c = dir.cached(key);
+        try {
+            try {
+                Files.createLink(result, c);
+            } catch (UnsupportedOperationException | IOException e) {
+                Files.copy(c, result);
+            }
+            return true;
+        } catch (IOException e) {
+            return false;   // evicted meanwhile: run it
+        }
+    }
+
+    /** Input bytes, model file and everything that decides the output's pixels. */
+    static String cacheKey(String inputHash, String modelHash, Params p, Fitter.Fit fit, DeviceSlot device) {
+        var md = DataDir.sha256();
+        String s = String.join("|", "v2", inputHash, modelHash, p.format(), device.spec().gpu() ? "cuda" : "cpu", device.spec().precision().name(),
+                "tile=" + fit.tile(), "batch=" + fit.batch(), "overlap=" + Workers.OVERLAP);
+        return HexFormat.of().formatHex(md.digest(s.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    }
+}
