@@ -15,6 +15,7 @@ final class ProgressBar implements TiledUpscaler.Progress {
     private final long start = System.nanoTime();
     private int lastWidth;
 
+    /** outputPixels 0 when unknown (a job on a server): the bar then shows no rate. */
     ProgressBar(PrintStream out, String label, long outputPixels) {
         this.out = out;
         this.label = label;
@@ -32,8 +33,9 @@ final class ProgressBar implements TiledUpscaler.Progress {
         double eta = done == 0 ? 0 : elapsed / done * (total - done);
         int width = 24, filled = (int) Math.round((double) done / total * width);
         double mps = elapsed <= 0 ? 0 : outputPixels * ((double) done / total) / 1e6 / elapsed;
-        String line = String.format("%s [%s%s] %d/%d tiles  %.1f MP/s  %s", label, "#".repeat(filled), "-".repeat(width - filled),
-                done, total, mps, done == total ? "writing the last rows" : clock(eta) + " left");
+        String rate = outputPixels > 0 ? String.format("  %.1f MP/s", mps) : "";
+        String line = String.format("%s [%s%s] %d/%d tiles%s  %s", label, "#".repeat(filled), "-".repeat(width - filled),
+                done, total, rate, done == total ? "writing the last rows" : clock(eta) + " left");
         out.print("\r" + line + " ".repeat(Math.max(0, lastWidth - line.length())));
         lastWidth = line.length();
         if (done == total) out.println();

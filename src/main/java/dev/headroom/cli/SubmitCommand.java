@@ -59,7 +59,7 @@ final class SubmitCommand implements Callable<Integer> {
         int failed = 0;
         for (int i = 0; i < ids.size(); i++) {
             String id = ids.get(i);
-            ProgressBar bar = !quiet && ProgressBar.terminal() ? new ProgressBar(System.err, images.get(i).getFileName().toString()) : null;
+            ProgressBar bar = !quiet && ProgressBar.terminal() ? new ProgressBar(System.err, images.get(i).getFileName().toString(), 0) : null;
             String end = client.follow(id, (done, total) -> {
                 if (bar != null) bar.tileDone(done, total);
             });
