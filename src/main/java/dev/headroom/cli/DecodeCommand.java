@@ -40,11 +40,8 @@ final class DecodeCommand implements Callable<Integer> {
     @Option(names = "--tile", paramLabel = "N", description = "Decode exactly tiled, in bands of N output rows (default: whole if the memory plan fits the budget, else the largest bands that fit)")
     Integer tile;
 
-    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
-    String precision;
-
-    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
-    UpscaleCommand.Device device;
+    @picocli.CommandLine.Mixin
+    SessionOptions session;
 
     @Option(names = "--repeat", paramLabel = "N", defaultValue = "1", description = "Decode each latent N times, reporting each time (for timing: the first run also chooses convolution algorithms)")
     int repeat;
@@ -81,7 +78,7 @@ final class DecodeCommand implements Callable<Integer> {
                         + " is a " + v.family().label + " VAE with " + v.config().latent() + " latent channels");
             }
         }
-        Session ops = Backend.open(device, precision, memory.options());
+        Session ops = session.open(memory);
         try (VaeCodec codec = new VaeCodec(v, ops, true, false)) {
             List<Map<String, Object>> results = new ArrayList<>();
             for (int i = 0; i < latents.size(); i++) {
@@ -113,7 +110,7 @@ final class DecodeCommand implements Callable<Integer> {
     }
 
     private Map<String, Object> decodeOne(VaeCodec codec, Ops ops, Vae v, Tensor lat, Path in, Path out) throws IOException {
-        int rows = tile != null ? tile : bands(codec, ops, v, lat);
+        int rows = tile != null ? tile : bands(codec.decoder(), ops, lat.h, lat.w, "decoding");
         Tensor img = null;
         List<Double> times = new ArrayList<>();
         for (int k = 0; k < Math.max(1, repeat); k++) {
@@ -134,26 +131,30 @@ final class DecodeCommand implements Callable<Integer> {
         r.put("size", img.w + "x" + img.h);
         r.put("mode", rows > 0 ? "tiled" : "whole");
         if (rows > 0) r.put("band_rows", rows);
+        if (codec.lastBandRows() != rows) r.put("band_rows_after_shrinking", codec.lastBandRows());
         r.put("decode_seconds", secs);
         if (times.size() > 1) r.put("decode_seconds_each", times);
         if (ops.memory() != null) r.put("allocated_peak_bytes", ops.memory().stats().allocatedPeak());
         if (!outputOptions.json && !quiet) {
-            System.err.printf("%s -> %s (%dx%d, %s, %.2f s)%n", in, out, img.w, img.h, rows > 0 ? "exactly tiled in bands of " + rows + " rows" : "whole", secs);
+            int used = codec.lastBandRows();
+            System.err.printf("%s -> %s (%dx%d, %s, %.2f s)%n", in, out, img.w, img.h, used > 0 ? "exactly tiled in bands of " + used + " rows" : "whole", secs);
+            if (used != rows) System.err.printf("  ran out of memory %s: shrank to bands of %d rows%n", rows > 0 ? "in bands of " + rows + " rows" : "whole", used);
         }
         return r;
     }
 
-    /** 0 (whole) when the whole decode's memory plan fits the budget, else the largest band height whose tiled peak fits. */
-    static int bands(VaeCodec codec, Ops ops, Vae v, Tensor lat) {
+    /**
+     * 0 (whole) when the whole run's memory plan for an (h, w) input fits the budget, else the
+     * largest band height (in output rows) whose tiled peak fits.
+     */
+    static int bands(dev.headroom.runtime.GraphRunner runner, Ops ops, int h, int w, String what) {
         var m = ops.memory();
         long usable = (long) (m.ledger().limit() * m.thresholds().critical());
-        MemoryPlan whole = codec.decoder().plan(1, lat.h, lat.w);
+        MemoryPlan whole = runner.plan(1, h, w);
         if (whole.peak() <= usable) return 0;
-        int e = ops.memoryModel().elementBytes();
-        long kept = 64L << 20;
-        int rows = LayerBands.fit(codec.decoder().graph(), lat.h, lat.w, e, 256L << 20, kept, whole.weights(), usable);
+        int rows = LayerBands.fit(runner.graph(), h, w, ops.memoryModel(), whole.weights(), usable);
         if (rows == 0) {
-            throw new Main.UsageError("decoding " + lat.w + "x" + lat.h + " latents needs more than the " + Sizes.format(usable)
+            throw new Main.UsageError(what + " " + w + "x" + h + " needs more than the " + Sizes.format(usable)
                     + " usable even in bands of " + LayerBands.MIN_ROWS + " rows (weights " + Sizes.format(whole.weights()) + "); raise --vram-budget");
         }
         return rows;

@@ -31,11 +31,11 @@ final class EncodeCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     VaeOptions vae;
 
-    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
-    String precision;
+    @picocli.CommandLine.Mixin
+    SessionOptions session;
 
-    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
-    UpscaleCommand.Device device;
+    @Option(names = "--tile", paramLabel = "N", description = "Encode exactly tiled, in bands of N latent rows (default: whole if the memory plan fits the budget, else the largest bands that fit)")
+    Integer tile;
 
     @Option(names = "--max-pixels", paramLabel = "N", defaultValue = "100000000", description = "Refuse inputs with more pixels (default: ${DEFAULT-VALUE})")
     long maxPixels;
@@ -65,14 +65,19 @@ final class EncodeCommand implements Callable<Integer> {
             }
             imgs[i] = im.channels() == 3 ? im : im.channels() > 3 ? im.channels(0, 3) : im.channels(0, 1).repeatChannel(3);   // alpha dropped, gray repeated
         }
-        int w = imgs[0].width(), h = imgs[0].height();
-        float[] all = new float[imgs.length * w * h * 3];
-        for (int i = 0; i < imgs.length; i++) System.arraycopy(imgs[i].data(), 0, all, i * w * h * 3, w * h * 3);
-        Session ops = Backend.open(device, precision, memory.options());
-        Tensor latent;
+        if (tile != null && tile < 1) throw new Main.UsageError("--tile " + tile + " must be at least 1 (latent rows per band)");
+        int w = imgs[0].width(), h = imgs[0].height(), c = v.config().latent();
+        Session ops = session.open(memory);
+        Tensor latent = Tensor.allocate(imgs.length, h / s, w / s, c);
+        int rows = 0;
         long t0 = System.nanoTime();
         try (VaeCodec codec = new VaeCodec(v, ops, false, true)) {
-            latent = codec.encode(Tensor.wrap(all, imgs.length, h, w, 3));
+            rows = tile != null ? tile : DecodeCommand.bands(codec.encoder(), ops, h, w, "encoding");
+            for (int i = 0; i < imgs.length; i++) {
+                float[] one = codec.encode(Tensor.wrap(imgs[i].data(), 1, h, w, 3), rows).toArray();
+                System.arraycopy(one, 0, latent.data, i * one.length, one.length);
+            }
+            rows = codec.lastBandRows();
         } finally {
             try {
                 memory.writeTrace(ops);
@@ -88,6 +93,8 @@ final class EncodeCommand implements Callable<Integer> {
             r.put("vae", v.describe());
             r.put("output", output.toString());
             r.put("latent_shape", List.of(latent.n, latent.c, latent.h, latent.w));
+            r.put("mode", rows > 0 ? "tiled" : "whole");
+            if (rows > 0) r.put("band_rows", rows);
             r.put("seconds", Math.round(secs * 1000) / 1000.0);
             OutputOptions.printJson(r);
         } else {

@@ -3,7 +3,9 @@ package dev.headroom.cli;
 import dev.headroom.core.image.FloatImage;
 import dev.headroom.core.tiling.TileGrid;
 import dev.headroom.models.Model;
+import dev.headroom.models.image.Encoding;
 import dev.headroom.models.image.ImageFiles;
+import dev.headroom.models.image.ImageWriter;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.ImageUpscaler;
 import dev.headroom.runtime.TiledUpscaler;
@@ -30,7 +32,7 @@ final class UpscaleCommand implements Callable<Integer> {
     List<Path> inputs;
 
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT",
-            description = "Output PNG, or a folder (required for several inputs): IN's name with -xN.png")
+            description = "Output file (.png, .jpg, .webp, .tif), or a folder (required for several inputs): IN's name with -xN and the format's extension")
     Path output;
 
     @Option(names = "--model", paramLabel = "FILE", description = "Model file (.safetensors, .pth/.pt, .h5, TF.js model.json)")
@@ -72,6 +74,9 @@ final class UpscaleCommand implements Callable<Integer> {
     OutputOptions outputOptions;
 
     @picocli.CommandLine.Mixin
+    OutputFormat outputFormat;
+
+    @picocli.CommandLine.Mixin
     MemoryMixin memory;
 
     @picocli.CommandLine.Mixin
@@ -95,6 +100,7 @@ final class UpscaleCommand implements Callable<Integer> {
         for (Path in : inputs) {
             if (!Files.isRegularFile(in)) throw new Main.UsageError(in + ": no such file");
         }
+        Encoding encoding = toFolder ? outputFormat.forFolder() : outputFormat.forFile(output);
 
         long t0 = System.nanoTime();
         Model m = synthetic != null ? dev.headroom.models.SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
@@ -107,7 +113,7 @@ final class UpscaleCommand implements Callable<Integer> {
         Session ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);
-            return run(m, ops, runner, toFolder, loadSeconds);
+            return run(m, ops, runner, toFolder, encoding, loadSeconds);
         } finally {
             try {
                 memory.writeTrace(ops);
@@ -117,23 +123,40 @@ final class UpscaleCommand implements Callable<Integer> {
         }
     }
 
-    private int run(Model m, Session ops, GraphRunner runner, boolean toFolder, double loadSeconds) throws IOException {
+    private int run(Model m, Session ops, GraphRunner runner, boolean toFolder, Encoding encoding, double loadSeconds) throws IOException {
         TiledUpscaler tiled = new TiledUpscaler(runner, m.valueRange());
         ImageUpscaler up = new ImageUpscaler(tiled, m.graph().inputChannels());
         boolean bar = !quiet && !outputOptions.json && ProgressBar.terminal();
 
         List<Map<String, Object>> results = new ArrayList<>();
         for (Path in : inputs) {
-            Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + ".png") : output;
+            Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + "." + encoding.format().extension()) : output;
             long t1 = System.nanoTime();
             FloatImage img = ImageFiles.read(in, maxPixels);
+            long read = System.nanoTime() - t1;
             var fit = this.tile != null ? null : fit(m, ops, img);
             int tile = fit != null ? fit.tile() : this.tile;
             int batch = this.batch != null ? this.batch : fit != null ? fit.batch() : 1;
             tiled.batch(batch);
             int tiles = TileGrid.count(img.width(), img.height(), tile, overlap);
-            FloatImage result = up.upscale(img, tile, overlap, bar ? new ProgressBar(System.err, in.getFileName().toString()) : null);
-            ImageFiles.writePng(result, out);
+            int outW = img.width() * m.scale(), outH = img.height() * m.scale();
+            long device0 = tiled.deviceNanos(), blend0 = tiled.blendNanos(), sink0 = tiled.sinkNanos();
+            long finish;
+            Map<String, Object> phases = new LinkedHashMap<>();
+            // rows go to the file as soon as they are final; a failure before finish() leaves no file
+            try (ImageWriter writer = ImageWriter.open(out, encoding, outW, outH, img.channels(), img.bitDepth())) {
+                up.upscale(img, tile, overlap, bar ? new ProgressBar(System.err, in.getFileName().toString(), (long) outW * outH) : null, writer);
+                long t2 = System.nanoTime();
+                writer.finish();
+                finish = System.nanoTime() - t2;
+                phases.put("read", seconds(read));
+                phases.put("device_wait", seconds(tiled.deviceNanos() - device0));
+                phases.put("blend", seconds(tiled.blendNanos() - blend0));
+                phases.put("rows_to_writer", seconds(tiled.sinkNanos() - sink0));
+                phases.put("finish_write", seconds(finish));
+                phases.put("encode_cpu_all_threads", seconds(writer.encodeNanos()));
+                phases.put("file_write", seconds(writer.writeNanos()));
+            }
             double secs = (System.nanoTime() - t1) / 1e9;
             Map<String, Object> r = new LinkedHashMap<>();
             r.put("input", in.toString());
@@ -141,18 +164,21 @@ final class UpscaleCommand implements Callable<Integer> {
             r.put("width", img.width());
             r.put("height", img.height());
             r.put("channels", img.channels());
-            r.put("out_width", result.width());
-            r.put("out_height", result.height());
+            r.put("out_width", outW);
+            r.put("out_height", outH);
+            r.put("format", encoding.format().name().toLowerCase(java.util.Locale.ROOT));
             r.put("tile", tile);
             r.put("tiles", tiles);
             r.put("batch", batch);
             if (tiled.batch() != batch) r.put("batch_after_halving", tiled.batch());
             r.put("seconds", Math.round(secs * 1000) / 1000.0);
+            r.put("megapixels_per_second", Math.round((double) outW * outH / 1e6 / secs * 1e4) / 1e4);
+            r.put("phases_seconds", phases);
             results.add(r);
             if (tiled.tile() != tile) r.put("tile_after_shrinking", tiled.tile());
             if (!outputOptions.json && !quiet) {
                 System.err.printf("%s -> %s (%dx%d -> %dx%d, %d tiles, %.2f s)%n", in, out, img.width(), img.height(),
-                        result.width(), result.height(), tiles, secs);
+                        outW, outH, tiles, secs);
                 if (tiled.batch() != batch) System.err.printf("  ran out of memory at batch %d: halved to %d%n", batch, tiled.batch());
                 if (tiled.tile() != tile) System.err.printf("  ran out of memory at tile %d: shrank to %d%n", tile, tiled.tile());
             }
@@ -189,6 +215,10 @@ final class UpscaleCommand implements Callable<Integer> {
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }
+    }
+
+    private static double seconds(long nanos) {
+        return Math.round(nanos / 1e6) / 1000.0;
     }
 
     private static String stem(Path p) {

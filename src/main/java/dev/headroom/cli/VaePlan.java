@@ -30,9 +30,7 @@ final class VaePlan {
         Precision p = precisions.getFirst();
         DeviceModel model = cuda ? new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE;
         MemoryPlan whole = Planner.plan(vae.graph(), 1, lh, lw, model, false);
-        long kept = cuda ? 64L << 20 : 0;
-        int rows = whole.peak() <= usable ? 0
-                : LayerBands.fit(vae.graph(), lh, lw, model.elementBytes(), 256L << 20, kept, whole.weights(), usable);
+        int rows = whole.peak() <= usable ? 0 : LayerBands.fit(vae.graph(), lh, lw, model, whole.weights(), usable);
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", vae.file().toString());
         out.put("architecture", vae.family() + " " + vae.details());
@@ -48,7 +46,7 @@ final class VaePlan {
         out.put("mode", whole.peak() <= usable ? "whole" : rows > 0 ? "tiled" : "does not fit");
         if (rows > 0) {
             out.put("band_rows", rows);
-            out.put("tiled_peak_bytes", whole.weights() + LayerBands.peak(vae.graph(), lh, lw, rows, model.elementBytes(), 256L << 20, kept));
+            out.put("tiled_peak_bytes", whole.weights() + LayerBands.peak(vae.graph(), lh, lw, rows, model));
         }
         if (json) {
             OutputOptions.printJson(out);

@@ -44,7 +44,12 @@ public final class ModelLoader {
         byte[] head = head(f);
         try {
             if (startsWith(head, 0x89, 'H', 'D', 'F')) return keras(f, "Keras HDF5", KerasH5.read(f), "float32");
-            if (startsWith(head, 'P', 'K', 3, 4)) return torch(f, "PyTorch zip checkpoint", TorchCheckpoint.read(f));
+            if (startsWith(head, 'P', 'K', 3, 4)) {
+                var hints = new dev.headroom.models.arch.VaeArchitecture.Hints();
+                WeightFile vae = TorchCheckpoint.read(f, hints);
+                if (dev.headroom.models.arch.VaeArchitecture.prefix(vae.tensors().keySet()) != null) return Vae.of(f, "PyTorch zip checkpoint", vae, hints).asModel();
+                return torch(f, "PyTorch zip checkpoint", TorchCheckpoint.read(f));
+            }
             if (looksLikeSafetensors(head)) {
                 // a VAE, maybe inside a whole checkpoint: read only its tensors
                 var hints = new dev.headroom.models.arch.VaeArchitecture.Hints();
@@ -65,11 +70,6 @@ public final class ModelLoader {
     }
 
     private static Model torch(Path f, String format, WeightFile wf) {
-        if (dev.headroom.models.arch.VaeArchitecture.prefix(wf.tensors().keySet()) != null) {
-            var hints = new dev.headroom.models.arch.VaeArchitecture.Hints();
-            wf.tensors().keySet().forEach(hints::test);
-            return Vae.of(f, format, wf, hints).asModel();
-        }
         Detected d = TorchArchitectures.detect(wf.tensors());
         return new Model(f, format, d.family(), d.details(), String.join("+", wf.storedTypes()),
                 d.graph(), new MapWeights(d.weights(), f.getFileName().toString()), 1f, "PyTorch convention");

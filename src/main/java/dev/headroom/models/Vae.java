@@ -43,11 +43,7 @@ public record Vae(Path file, String format, String storedType, VaeArchitecture.F
     public static Vae load(Path file) {
         if (!Files.isRegularFile(file)) throw new ModelFormatException(file, "no such file");
         VaeArchitecture.Hints hints = new VaeArchitecture.Hints();
-        if (isZip(file)) {
-            WeightFile wf = TorchCheckpoint.read(file);
-            wf.tensors().keySet().forEach(hints::test);
-            return of(file, "PyTorch zip checkpoint", wf, hints);
-        }
+        if (isZip(file)) return of(file, "PyTorch zip checkpoint", TorchCheckpoint.read(file, hints), hints);
         return of(file, "safetensors", Safetensors.read(file, hints), hints);
     }
 

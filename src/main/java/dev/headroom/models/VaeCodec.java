@@ -1,6 +1,8 @@
 package dev.headroom.models;
 
+import dev.headroom.core.plan.LayerBands;
 import dev.headroom.runtime.GraphRunner;
+import dev.headroom.runtime.memory.DeviceOutOfMemory;
 import dev.headroom.runtime.LayerTiledRunner;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Tensor;
@@ -11,7 +13,10 @@ import dev.headroom.runtime.Tensor;
  * Images are (1, H, W, 3) in [0, 1]; the VAE works in [-1, 1].
  *
  * <p>A decode runs whole (every layer on whole tensors, the memory plan's arena) or, given a band
- * height, exactly tiled layer by layer ({@link LayerTiledRunner}): the same image either way.
+ * height, exactly tiled layer by layer ({@link LayerTiledRunner}): the same image either way. So
+ * when the device runs out of memory after the allocator's own rungs (flush, retry), the decode
+ * shrinks and tries again, losing nothing: whole becomes bands of half the output height, bands
+ * halve, down to {@link LayerBands#MIN_ROWS} rows; only then the typed error stands.
  */
 public final class VaeCodec implements AutoCloseable {
     private final Vae vae;
@@ -45,8 +50,7 @@ public final class VaeCodec implements AutoCloseable {
         }
         float[] z = latent.toArray();
         for (int i = 0; i < z.length; i++) z[i] = z[i] / vae.scaling() + vae.shift();
-        Tensor zt = Tensor.wrap(z, latent.n, latent.h, latent.w, c);
-        Tensor x = bandRows > 0 ? new LayerTiledRunner(decoder).run(zt, bandRows) : decoder.run(zt);
+        Tensor x = shrinking(decoder, Tensor.wrap(z, latent.n, latent.h, latent.w, c), bandRows, latent.h * vae.config().scale());
         float[] img = x.toArray();
         for (int i = 0; i < img.length; i++) img[i] = Math.clamp((img[i] + 1f) / 2f, 0f, 1f);
         return Tensor.wrap(img, x.n, x.h, x.w, x.c);
@@ -54,19 +58,53 @@ public final class VaeCodec implements AutoCloseable {
 
     /** The decoder's raw output in [-1, 1] for the decoder's input z (no scaling, no clamp): for goldens. */
     public Tensor decodeRaw(Tensor z, int bandRows) {
-        return bandRows > 0 ? new LayerTiledRunner(decoder).run(z, bandRows) : decoder.run(z);
+        return shrinking(decoder, z, bandRows, z.h * vae.config().scale());
     }
 
-    /** The encoder's moments (mean, then log-variance) for an image in [-1, 1]: for goldens. */
-    public Tensor encodeRaw(Tensor x) {
-        return encoder.run(x);
+    /** The band height the last decode ended with (0: whole); less than asked when it ran out of memory. */
+    public int lastBandRows() {
+        return lastBandRows;
     }
 
-    /** Image (1, H, W, 3) in [0, 1] to the latent (1, H/s, W/s, C): the distribution's mean, scaled. */
-    public Tensor encode(Tensor image) {
+    private int lastBandRows;
+
+    /**
+     * Runs {@code runner} on x whole (0) or in bands of {@code rows} output rows (of {@code outH}),
+     * shrinking on running out of device memory (see the class comment).
+     */
+    private Tensor shrinking(GraphRunner runner, Tensor x, int rows, int outH) {
+        while (true) {
+            lastBandRows = rows;
+            try {
+                if (rows > 0 && x.n > 1) throw new IllegalArgumentException("a tiled run takes one image at a time, not " + x.n);
+                return rows > 0 ? new LayerTiledRunner(runner).run(x, rows) : runner.run(x);
+            } catch (DeviceOutOfMemory e) {
+                int next = rows == 0 ? (outH + 1) / 2 : rows / 2;
+                if (x.n > 1 || next < LayerBands.MIN_ROWS) throw e;
+                var memory = runner.memory();
+                if (memory != null) memory.rung("shrink-bands", (rows == 0 ? "whole" : rows + " rows") + " -> " + next + " rows");
+                rows = next;
+            }
+        }
+    }
+
+    public GraphRunner encoder() {
+        return encoder;
+    }
+
+    /** The encoder's moments (mean, then log-variance) for an image in [-1, 1], whole (0) or in bands of moment rows: for goldens. */
+    public Tensor encodeRaw(Tensor x, int bandRows) {
+        return shrinking(encoder, x, bandRows, x.h / vae.config().scale());
+    }
+
+    /**
+     * Image (N, H, W, 3) in [0, 1] to the latent (N, H/s, W/s, C): the distribution's mean, scaled;
+     * whole (0) or exactly tiled in bands of {@code bandRows} latent rows (one image at a time).
+     */
+    public Tensor encode(Tensor image, int bandRows) {
         float[] x = image.toArray();
         for (int i = 0; i < x.length; i++) x[i] = 2f * x[i] - 1f;
-        Tensor moments = encoder.run(Tensor.wrap(x, image.n, image.h, image.w, image.c));
+        Tensor moments = encodeRaw(Tensor.wrap(x, image.n, image.h, image.w, image.c), bandRows);
         int c = vae.config().latent();
         Tensor latent = Tensor.allocate(moments.n, moments.h, moments.w, c);
         for (int b = 0; b < moments.n; b++)

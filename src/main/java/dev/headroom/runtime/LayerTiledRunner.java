@@ -23,8 +23,9 @@ import java.util.List;
  * device from their input's rows when a reader needs them. GroupNorm statistics are gathered
  * while the node it normalises is computed, band by band (fp32 per row, double across rows,
  * {@link Ops#groupNormStats}), so they are the whole image's before any band is normalised.
- * Attention and strided convolutions run on whole tensors (attention is memory-bounded by its
- * kernel; at a VAE's latent resolution its inputs are small).
+ * A strided convolution's band reads the input rows its stride and kernel need, with the op's
+ * padding only at the image's edges. Attention runs on whole tensors (memory-bounded by its kernel;
+ * at a VAE's latent resolution its inputs are small).
  *
  * <p>On the CPU the result equals the whole-tensor run bit for bit: every output pixel is computed
  * by the same arithmetic, and the statistics are the same sums in the same order.
@@ -186,27 +187,31 @@ public final class LayerTiledRunner {
                     }
                 }
                 case Op.StridedConv sc -> {
-                    Tensor x = rows(node.input(0), 0, hs[node.input(0)]);
+                    int[] span = LayerBands.stridedRows(sc, a, b, hs[node.input(0)]);
+                    Tensor x = rows(node.input(0), span[0], span[1]);
                     try {
-                        Tensor out = ops.allocate(1, h, ws[v], sc.cout());
+                        // the op's top and bottom padding only where this band meets the image's edge
+                        Op.StridedConv local = new Op.StridedConv(sc.weight(), sc.bias(), sc.k(), sc.cin(), sc.cout(), sc.stride(), span[2], span[3],
+                                sc.padLeft(), sc.padRight());
+                        Tensor out = ops.allocate(1, b - a, ws[v], sc.cout());
                         float[][] p = prepared.params(v);
-                        ops.stridedConv(x, sc, p[0], p[1], out);
-                        return new Band(out, 0);
+                        ops.stridedConv(x, local, p[0], p[1], out);
+                        return new Band(out, a);
                     } finally {
                         release(x);
                     }
                 }
                 case Op.GroupNorm gn -> {
-                    return new Band(rows(v, a, b), a);   // the output node itself: computed like a lazy one
+                    return new Band(onDemand(v, a, b), a);   // the output node: computed as other nodes of its kind are
                 }
                 case Op.UpsampleNearest u -> {
-                    return new Band(rows(v, a, b), a);
+                    return new Band(onDemand(v, a, b), a);
                 }
                 case Op.Activation act -> {
-                    return new Band(rows(v, a, b), a);
+                    return new Band(onDemand(v, a, b), a);
                 }
                 case Op.Scale s -> {
-                    return new Band(rows(v, a, b), a);
+                    return new Band(onDemand(v, a, b), a);
                 }
                 default -> throw new UnsupportedOperationException("a layer-tiled run cannot run " + op.kind() + " (node " + node.name() + ")");
             }
@@ -214,7 +219,11 @@ public final class LayerTiledRunner {
 
         /** Rows [lo, hi) of node u as a device tensor the caller releases: uploaded if stored, computed if lazy. */
         Tensor rows(int u, int lo, int hi) {
-            if (stored[u] != null) return stored[u].read(lo, hi);
+            return stored[u] != null ? stored[u].read(lo, hi) : onDemand(u, lo, hi);
+        }
+
+        /** Rows [lo, hi) of a pointwise node or upsample, computed from its input's rows. */
+        Tensor onDemand(int u, int lo, int hi) {
             Node node = g.node(u);
             switch (node.op()) {
                 case Op.GroupNorm gn -> {
@@ -268,7 +277,7 @@ public final class LayerTiledRunner {
                         release(x);
                     }
                 }
-                default -> throw new IllegalStateException("node " + node.name() + " is neither stored nor computed on demand");
+                default -> throw new IllegalStateException("node " + node.name() + " (" + node.op().kind() + ") is not computed on demand");
             }
         }
 

@@ -1,6 +1,7 @@
 package dev.headroom.runtime;
 
 import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.RowSink;
 import dev.headroom.core.tiling.AxisSpan;
 import dev.headroom.core.tiling.TileGrid;
 import dev.headroom.runtime.memory.DeviceMemory;
@@ -36,6 +37,7 @@ public final class TiledUpscaler {
     private final GraphRunner runner;
     private final float valueRange;
     private int tile, shrinks, batch = 1, batchHalvings;
+    private long deviceNanos, blendNanos, sinkNanos;
 
     /** @param valueRange the model's input and output are in [0, valueRange] (1 or 255) */
     public TiledUpscaler(GraphRunner runner, float valueRange) {
@@ -47,8 +49,19 @@ public final class TiledUpscaler {
         return runner.graph().scale();
     }
 
-    /** in has the model's input channel count; tile and overlap are in input pixels. */
+    /** in has the model's input channel count; tile and overlap are in input pixels. The whole output in host memory. */
     public FloatImage upscale(FloatImage in, int tile, int overlap, Progress progress) {
+        FloatImage out = FloatImage.blank(in.width() * scale(), in.height() * scale(), runner.graph().outputChannels(), in.bitDepth());
+        upscale(in, tile, overlap, progress, RowSink.into(out));
+        return out;
+    }
+
+    /**
+     * As {@link #upscale(FloatImage, int, int, Progress)}, but each band of output rows goes to
+     * {@code sink} as soon as every tile that touches it is blended, top to bottom: host memory
+     * holds one tile row of output ({@link Window}), not the image.
+     */
+    public void upscale(FloatImage in, int tile, int overlap, Progress progress, RowSink sink) {
         int c = runner.graph().inputChannels();
         int oc = runner.graph().outputChannels();
         if (in.channels() != c) throw new IllegalArgumentException("model takes " + c + " channels, image has " + in.channels());
@@ -56,7 +69,7 @@ public final class TiledUpscaler {
         this.tile = tile;
         List<AxisSpan> xs = TileGrid.axis(in.width(), tile, overlap, r);
         List<AxisSpan> ys = TileGrid.axis(in.height(), tile, overlap, r);
-        FloatImage out = FloatImage.blank(in.width() * r, in.height() * r, oc, in.bitDepth());
+        Window out = new Window(in.width() * r, in.height() * r, oc, ys.getFirst().length() * r, sink);
         List<AxisSpan[]> tiles = new java.util.ArrayList<>();
         for (AxisSpan sy : ys) for (AxisSpan sx : xs) tiles.add(new AxisSpan[] {sx, sy});
         int[] done = {0};
@@ -87,10 +100,71 @@ public final class TiledUpscaler {
             InFlight prev = last;
             last = null;
             if (prev != null) prev.blend(r, out, tileDone);
+            out.flush();
         } finally {
             if (last != null) last.output.get();   // a batch left in flight by a failure: give its pinned buffer back
         }
-        return out;
+    }
+
+    /** Nanoseconds waiting for the device's outputs, blending them, and in the sink, over all calls. */
+    public long deviceNanos() {
+        return deviceNanos;
+    }
+
+    public long blendNanos() {
+        return blendNanos;
+    }
+
+    public long sinkNanos() {
+        return sinkNanos;
+    }
+
+    /**
+     * The output rows that tiles are still being blended into: from the first row not yet given to
+     * the sink, as many rows as one tile row covers. A tile row starting at output row s makes every
+     * row above s final (tiles come top to bottom), and those go to the sink; the rest move up.
+     */
+    final class Window {
+        final int width, height, channels, capacity;
+        final float[] acc;
+        final RowSink sink;
+        /** The first output row acc holds. */
+        int top;
+
+        Window(int width, int height, int channels, int capacity, RowSink sink) {
+            this.width = width;
+            this.height = height;
+            this.channels = channels;
+            this.capacity = capacity;
+            this.acc = new float[Math.multiplyExact(Math.multiplyExact(width, capacity), channels)];
+            this.sink = sink;
+        }
+
+        /** Makes rows [from, to) addressable, first giving the sink every row above {@code from}. */
+        void reach(int from, int to) {
+            if (from > top) emit(from - top);
+            if (to - top > capacity) throw new IllegalStateException("tile rows " + from + ".." + to + " beyond the window at " + top + "+" + capacity);
+        }
+
+        /** The index in acc of output row y, column x. */
+        int index(int y, int x) {
+            return ((y - top) * width + x) * channels;
+        }
+
+        private void emit(int rows) {
+            long t0 = System.nanoTime();
+            int rowLength = width * channels;
+            sink.rows(acc, 0, rows);
+            System.arraycopy(acc, rows * rowLength, acc, 0, (capacity - rows) * rowLength);
+            java.util.Arrays.fill(acc, (capacity - rows) * rowLength, capacity * rowLength, 0f);
+            top += rows;
+            sinkNanos += System.nanoTime() - t0;
+        }
+
+        /** Gives the sink every row left. */
+        void flush() {
+            if (top < height) emit(height - top);
+        }
     }
 
     /** A batch queued on the device, its output on the way home. */
@@ -103,8 +177,10 @@ public final class TiledUpscaler {
             this.output = output;
         }
 
-        void blend(int r, FloatImage out, Runnable tileDone) {
+        void blend(int r, Window out, Runnable tileDone) {
+            long t0 = System.nanoTime();
             Tensor y = output.get();
+            deviceNanos += System.nanoTime() - t0;
             for (int b = 0; b < group.size(); b++) {
                 TiledUpscaler.this.blend(y, b, group.get(b)[0], group.get(b)[1], r, out);
                 tileDone.run();
@@ -144,17 +220,22 @@ public final class TiledUpscaler {
      * batch on running out of memory. {@code failed}: the batch already ran out of memory once
      * (queued by {@link #upscale}), so that rung is taken without trying again.
      */
-    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, FloatImage out, Runnable tileDone, DeviceOutOfMemory failed) {
+    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, Window out, Runnable tileDone, DeviceOutOfMemory failed) {
         if (group.size() == 1) {
             AxisSpan sx = group.getFirst()[0], sy = group.getFirst()[1];
-            blend(region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap, failed), 0, sx, sy, r, out);
+            long t0 = System.nanoTime();
+            Tensor y = region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap, failed);
+            deviceNanos += System.nanoTime() - t0;
+            blend(y, 0, sx, sy, r, out);
             tileDone.run();
             return;
         }
         Tensor y;
         try {
             if (failed != null) throw failed;
+            long t0 = System.nanoTime();
             y = runner.run(stack(in, group));
+            deviceNanos += System.nanoTime() - t0;
         } catch (DeviceOutOfMemory e) {
             int smaller = group.size() / 2;
             DeviceMemory m = runner.memory();
@@ -242,25 +323,29 @@ public final class TiledUpscaler {
         return t;
     }
 
-    /** Adds image {@code b} of the model's output y into out with the tile's weights. */
-    private void blend(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r, FloatImage out) {
-        int oc = out.channels();
+    /** Adds image {@code b} of the model's output y into out with the tile's weights; rows in parallel when there are many. */
+    private void blend(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r, Window out) {
+        int oc = out.channels;
         if (y.h != sy.length() * r || y.w != sx.length() * r || y.c != oc) {
             throw new IllegalStateException("model gave " + y.shape() + " for a " + sx.length() + "x" + sy.length() + " tile at scale " + r);
         }
+        long t0 = System.nanoTime();
+        out.reach(sy.start() * r, (sy.start() + sy.length()) * r);
         float inv = 1f / valueRange;
-        float[] o = out.data();
-        for (int py = 0; py < y.h; py++) {
+        float[] o = out.acc;
+        java.util.function.IntConsumer row = py -> {
             float wy = sy.weight(py);
-            int row = (sy.start() * r + py) * out.width();
-            for (int px = 0; px < y.w; px++) {
+            int dst = out.index(sy.start() * r + py, sx.start() * r);
+            int src = y.index(b, py, 0);
+            for (int px = 0; px < y.w; px++, dst += oc, src += y.stride) {
                 float wgt = wy * sx.weight(px);
-                int dst = (row + sx.start() * r + px) * oc;
-                int src = y.index(b, py, px);
                 // the output starts at zero and 0 + 1 * v == v, so a lone tile is copied exactly
                 for (int ch = 0; ch < oc; ch++) o[dst + ch] += wgt * (y.data[src + ch] * inv);
             }
-        }
+        };
+        java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, y.h);
+        ((long) y.h * y.w * oc >= 1 << 20 ? rows.parallel() : rows).forEach(row);
+        blendNanos += System.nanoTime() - t0;
     }
 
     public long peakActivationBytes() {

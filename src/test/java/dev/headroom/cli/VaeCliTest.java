@@ -65,6 +65,11 @@ class VaeCliTest {
         assertEquals(0, r.status(), r.err());
         assertTrue(r.out().contains("\"latent_shape\" : [ 1, 4, 8, 10 ]"), r.out());
         assertEquals(4, LatentFiles.read(out).c);
+        Path tiled = dir.resolve("enc-tiled.safetensors");
+        r = headroom("encode", img.toString(), "-o", tiled.toString(), "--model", vae.toString(), "--device", "cpu", "--tile", "3", "--json");
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("\"band_rows\" : 3"), r.out());
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(out), Files.readAllBytes(tiled)), "tiled encode differs from whole");
         r = headroom("plan", "--model", vae.toString(), "--size", "64x48", "--vram", "8GiB");
         assertEquals(0, r.status(), r.err());
         assertTrue(r.out().contains("plan: whole"), r.out());

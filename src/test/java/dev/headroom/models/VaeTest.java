@@ -105,6 +105,46 @@ class VaeTest {
     }
 
     @Test
+    void tiledEncodeEqualsTheWholeEncode() {
+        try (CpuOps ops = new CpuOps()) {
+            for (int trial = 0; trial < 3; trial++) {
+                var config = new VaeArchitecture.Config(new int[] {32, 32, 32}, 1, 4, true, true, true, false);
+                var d = VaeArchitecture.detect(RandomVae.diffusers(config, rnd.nextLong()));
+                int h = 4 * (2 + rnd.nextInt(5)), w = 4 * (2 + rnd.nextInt(5));
+                Tensor x = Tensor.wrap(Randoms.floats(rnd, h * w * 3, 1f), 1, h, w, 3);
+                try (GraphRunner runner = new GraphRunner(d.encoder(), new MapWeights(d.weights(), "random"), ops)) {
+                    float[] whole = runner.run(x).toArray();
+                    for (int k = 0; k < 3; k++) {
+                        int rows = 1 + rnd.nextInt(h / 4 + 1);
+                        float[] tiled = new LayerTiledRunner(runner).run(x, rows).toArray();
+                        assertArrayEquals(whole, tiled, "encode " + h + "x" + w + " in " + rows + "-row bands");
+                    }
+                }
+            }
+        }
+    }
+
+    /** The planner's tiled peak (what {@code decode} fits bands to the budget with) bounds what a tiled decode allocates. */
+    @Test
+    void plannedTiledPeakBoundsTheMeasuredOne() {
+        var config = new VaeArchitecture.Config(new int[] {32, 32, 64}, 1, 4, true, true, false, true);
+        var d = VaeArchitecture.detect(RandomVae.diffusers(config, 11));
+        int h = 9 + rnd.nextInt(8), w = 9 + rnd.nextInt(8);
+        Tensor z = Tensor.wrap(Randoms.floats(rnd, h * w * 4, 1f), 1, h, w, 4);
+        for (int rows : new int[] {4, 9, 4 * h}) {
+            try (CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(d.decoder(), new MapWeights(d.weights(), "random"), ops)) {
+                long before = ops.memory().stats().allocated();
+                new LayerTiledRunner(runner).run(z, rows);
+                long measured = ops.memory().stats().allocatedPeak() - before;
+                long predicted = dev.headroom.core.plan.LayerBands.peak(d.decoder(), h, w, rows, ops.memoryModel());
+                System.out.printf("tiled decode %dx%d in %d-row bands: allocated peak %d bytes, predicted %d%n", h, w, rows, measured, predicted);
+                assertTrue(measured <= predicted, "measured " + measured + " > predicted " + predicted);
+                assertTrue(predicted <= 3 * measured, "prediction " + predicted + " is far above the measured " + measured);
+            }
+        }
+    }
+
+    @Test
     void encoderMakesMomentsAtAnEighthOfTheSize() {
         var config = new VaeArchitecture.Config(new int[] {32, 32, 32, 32}, 1, 4, true, true, true, true);
         var d = VaeArchitecture.detect(RandomVae.diffusers(config, 3));

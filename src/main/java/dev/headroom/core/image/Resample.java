@@ -4,6 +4,10 @@ package dev.headroom.core.image;
  * Separable cubic resampling (Keys kernel, a = -0.5, as PIL and torch's bicubic with antialias use),
  * sampling at pixel centres. When shrinking, the kernel is stretched by the factor, so downscaling
  * is antialiased; when enlarging it is plain bicubic interpolation. Borders clamp.
+ *
+ * <p>{@link Rows} gives the output a band of rows at a time (horizontal pass on the input rows
+ * the band needs, then the vertical pass, in the same order of operations as {@link #bicubic}, so
+ * both give the same floats), so a streamed output never holds the whole resampled image.
  */
 public final class Resample {
     private Resample() {}
@@ -16,6 +20,7 @@ public final class Resample {
         return 0;
     }
 
+    /** The whole image at once (the reference {@link Rows} is tested against). */
     public static FloatImage bicubic(FloatImage in, int outW, int outH) {
         float[] tmp = axis(in.data(), in.width(), in.height(), in.channels(), outW, true);
         float[] out = axis(tmp, outW, in.height(), in.channels(), outH, false);
@@ -61,5 +66,85 @@ public final class Resample {
                 }
             }
         return dst;
+    }
+
+    /** The taps of one axis: output o reads input positions first[o] + t (clamped) with weights[o][t]. */
+    private record Taps(int[] first, double[][] weights, int inLen) {
+        static Taps of(int inLen, int outLen) {
+            double scale = (double) inLen / outLen;
+            double support = 2 * Math.max(scale, 1);
+            double stretch = Math.max(scale, 1);
+            int taps = (int) Math.ceil(support) * 2 + 1;
+            int[] first = new int[outLen];
+            double[][] weights = new double[outLen][taps];
+            for (int o = 0; o < outLen; o++) {
+                double centre = (o + 0.5) * scale;
+                int lo = (int) Math.floor(centre - support);
+                first[o] = lo;
+                double sum = 0;
+                for (int t = 0; t < taps; t++) {
+                    double wgt = cubic((lo + t + 0.5 - centre) / stretch);
+                    weights[o][t] = wgt;
+                    sum += wgt;
+                }
+                for (int t = 0; t < taps; t++) weights[o][t] /= sum;
+            }
+            return new Taps(first, weights, inLen);
+        }
+
+        int at(int o, int t) {
+            return Math.clamp(first[o] + t, 0, inLen - 1);
+        }
+    }
+
+    /** An image resampled to outW x outH, produced a band of output rows at a time. */
+    public static final class Rows {
+        private final FloatImage in;
+        private final int outW, outH;
+        private final Taps across, down;
+
+        public Rows(FloatImage in, int outW, int outH) {
+            this.in = in;
+            this.outW = outW;
+            this.outH = outH;
+            this.across = Taps.of(in.width(), outW);
+            this.down = Taps.of(in.height(), outH);
+        }
+
+        /** Output rows [y0, y0 + n) into dst, (n, outW, channels) from index 0. */
+        public void rows(int y0, int n, float[] dst) {
+            if (y0 < 0 || n < 0 || y0 + n > outH) throw new IllegalArgumentException("rows " + y0 + "+" + n + " of " + outH);
+            if (n == 0) return;
+            int c = in.channels(), taps = down.weights()[0].length;
+            int lo = down.at(y0, 0), hi = down.at(y0 + n - 1, taps - 1);
+            // horizontal pass over the input rows the band reads
+            float[] tmp = new float[(hi - lo + 1) * outW * c];
+            float[] src = in.data();
+            int w = in.width();
+            for (int y = lo; y <= hi; y++)
+                for (int x = 0; x < outW; x++)
+                    for (int ch = 0; ch < c; ch++) {
+                        double acc = 0;
+                        double[] wx = across.weights()[x];
+                        for (int t = 0; t < wx.length; t++) {
+                            if (wx[t] == 0) continue;
+                            acc += wx[t] * src[(y * w + across.at(x, t)) * c + ch];
+                        }
+                        tmp[((y - lo) * outW + x) * c + ch] = (float) acc;
+                    }
+            // vertical pass
+            for (int y = y0; y < y0 + n; y++) {
+                double[] wy = down.weights()[y];
+                for (int x = 0; x < outW; x++)
+                    for (int ch = 0; ch < c; ch++) {
+                        double acc = 0;
+                        for (int t = 0; t < wy.length; t++) {
+                            if (wy[t] == 0) continue;
+                            acc += wy[t] * tmp[((down.at(y, t) - lo) * outW + x) * c + ch];
+                        }
+                        dst[((y - y0) * outW + x) * c + ch] = (float) acc;
+                    }
+            }
+        }
     }
 }

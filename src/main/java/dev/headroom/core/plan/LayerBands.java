@@ -12,10 +12,10 @@ import dev.headroom.core.graph.Padding;
  *
  * <p>A step computes one band of one stored node: the rows its op needs of each input (with the
  * border a convolution reads), each input either uploaded or, for a node computed on demand,
- * computed from its own input's rows; and the band's output. Attention and strided convolutions
- * take whole tensors. The peak is the largest step, counted as if every temporary of the step were
- * live at once (an upper bound), plus what the backend keeps (convolution workspace, attention's
- * chunk workspace).
+ * computed from its own input's rows; and the band's output. Attention takes whole tensors. The peak is the largest step, counted as if every temporary of the step were
+ * live at once (an upper bound), with the backend's transient scratch of the step's op (the CPU's
+ * padded convolution input, attention's chunk of scores) and the largest workspace the backend keeps
+ * ({@link DeviceModel#persistent}: cuDNN's), as {@link DeviceModel} states them.
  */
 public final class LayerBands {
     private LayerBands() {}
@@ -32,8 +32,19 @@ public final class LayerBands {
 
     /** Whether node {@code id} runs on whole tensors in a tiled run. */
     public static boolean whole(Op op) {
-        return op instanceof Op.Attention || op instanceof Op.StridedConv || op instanceof Op.Concat || op instanceof Op.PixelShuffle
+        return op instanceof Op.Attention || op instanceof Op.Concat || op instanceof Op.PixelShuffle
                 || op instanceof Op.PixelUnshuffle || op instanceof Op.Conv2d c && c.padding() != Padding.SAME;
+    }
+
+    /**
+     * The input rows [lo, hi) a strided convolution reads for its output rows [a, b) of an input of
+     * {@code inH} rows, and the zero rows (top, bottom) it needs around them there: the op's own
+     * padding only where the band meets the image's edge.
+     */
+    public static int[] stridedRows(Op.StridedConv sc, int a, int b, int inH) {
+        int from = a * sc.stride() - sc.padTop(), to = (b - 1) * sc.stride() - sc.padTop() + sc.k();
+        int lo = Math.max(0, from), hi = Math.min(inH, to);
+        return new int[] {lo, hi, lo - from, to - hi};
     }
 
     /** Rows of a band of a node of height {@code h}, for bands of {@code outRows} rows of an output of height {@code outH}. */
@@ -44,29 +55,25 @@ public final class LayerBands {
 
     /**
      * Device bytes of the largest step of a tiled run of an (h, w) input in bands of
-     * {@code outRows} output rows, plus {@code kept} (workspace the backend keeps), weights excluded.
+     * {@code outRows} output rows on a backend that allocates as {@code model} says, weights excluded.
      */
-    public static long peak(Graph g, int h, int w, int outRows, int elementBytes, long attentionWorkspace, long kept) {
+    public static long peak(Graph g, int h, int w, int outRows, DeviceModel model) {
         int[] hs = g.heights(h), ws = g.widths(w);
-        int outH = hs[g.output()];
-        long worst = 0;
+        int outH = hs[g.output()], e = model.elementBytes();
+        long worst = 0, kept = 0;
         for (Node n : g.nodes()) {
             int v = n.id();
             if (v == 0 || lazy(g, v)) continue;
-            long step;
-            if (whole(n.op())) {
-                step = bytes(g, v, hs[v], ws, elementBytes);
-                for (int u : n.inputs()) step += chain(g, u, hs[u], hs, ws, elementBytes);
-                if (n.op() instanceof Op.Attention) {
-                    long positions = (long) hs[v] * ws[v];
-                    step += Math.min(attentionWorkspace, positions * positions * (4 + elementBytes));
-                }
-            } else {
-                int r = rows(outRows, hs[v], outH);
-                if (n.op() instanceof Op.Conv2d c) r = Math.min(hs[v], r + c.kh() - 1);
-                step = bytes(g, v, r, ws, elementBytes) * 2;   // the band, and its host copy's staging
-                for (int u : n.inputs()) step += chain(g, u, r, hs, ws, elementBytes);
-            }
+            int r = whole(n.op()) ? hs[v] : rows(outRows, hs[v], outH);
+            int rin = r;
+            if (!whole(n.op()) && n.op() instanceof Op.Conv2d c) r = rin = Math.min(hs[v], r + c.kh() - 1);
+            if (!whole(n.op()) && n.op() instanceof Op.StridedConv sc) rin = Math.min(hs[n.input(0)], (r - 1) * sc.stride() + sc.k());
+            if (whole(n.op())) rin = hs[n.input(0)];
+            long step = bytes(g, v, r, ws, e);   // the band (its copy off the device goes straight to host memory)
+            for (int u : n.inputs()) step += chain(g, u, whole(n.op()) ? hs[u] : rin, hs, ws, e);
+            int[] in = {1, rin, ws[n.input(0)], g.channels(n.input(0))}, out = {1, r, ws[v], g.channels(v)};
+            step += model.scratch(n, in, out, true, true);
+            kept = Math.max(kept, model.persistent(n, in, out));
             worst = Math.max(worst, step);
         }
         return worst + kept;
@@ -89,10 +96,10 @@ public final class LayerBands {
      * The largest band height, halving from the whole output height down to {@link #MIN_ROWS},
      * whose peak plus {@code weights} fits {@code usable}; 0 when none does.
      */
-    public static int fit(Graph g, int h, int w, int elementBytes, long attentionWorkspace, long kept, long weights, long usable) {
+    public static int fit(Graph g, int h, int w, DeviceModel model, long weights, long usable) {
         int outH = g.heights(h)[g.output()];
         for (int r = outH; ; r = (r + 1) / 2) {
-            if (weights + peak(g, h, w, r, elementBytes, attentionWorkspace, kept) <= usable) return r;
+            if (weights + peak(g, h, w, r, model) <= usable) return r;
             if (r <= MIN_ROWS) return 0;
         }
     }

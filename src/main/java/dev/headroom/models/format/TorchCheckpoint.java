@@ -28,6 +28,15 @@ public final class TorchCheckpoint {
     private TorchCheckpoint() {}
 
     public static WeightFile read(Path file) {
+        return read(file, name -> true);
+    }
+
+    /**
+     * Only the tensors whose names {@code keep} accepts are read (their storages are never
+     * inflated otherwise): the VAE of a whole .ckpt checkpoint. The result may be empty; a
+     * checkpoint that names no tensor at all is still an error.
+     */
+    public static WeightFile read(Path file, java.util.function.Predicate<String> keep) {
         ZipFile zip;
         try {
             zip = new ZipFile(file.toFile());
@@ -62,9 +71,12 @@ public final class TorchCheckpoint {
             Map<String, TensorData> out = new LinkedHashMap<>();
             Map<String, byte[]> storages = new LinkedHashMap<>();
             java.util.Set<String> types = new java.util.TreeSet<>();
+            int named = 0;
             for (Map.Entry<?, ?> e : dict.entrySet()) {
                 if (!(e.getValue() instanceof RestrictedUnpickler.TensorRef t)) continue;
                 String name = String.valueOf(e.getKey());
+                named++;
+                if (!keep.test(name)) continue;
                 byte[] data = storages.get(t.storage().key());
                 if (data == null) {
                     ZipEntry se = zip.getEntry(prefix + "data/" + t.storage().key());
@@ -75,7 +87,7 @@ public final class TorchCheckpoint {
                 out.put(name, tensor(file, name, t, data, order));
                 types.add(t.storage().type().replace("Storage", "").toLowerCase());
             }
-            if (out.isEmpty()) throw new ModelFormatException(file, "checkpoint holds no tensors");
+            if (named == 0) throw new ModelFormatException(file, "checkpoint holds no tensors");
             return new WeightFile(out, types);
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage(), e);

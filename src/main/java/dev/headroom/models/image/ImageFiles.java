@@ -11,10 +11,8 @@ import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
 import java.awt.image.WritableRaster;
 import java.io.IOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Iterator;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
@@ -86,20 +84,11 @@ public final class ImageFiles {
         return out;
     }
 
-    /** Writes a PNG of 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels, atomically. */
+    /** Writes a PNG of 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels with ImageIO, atomically ({@link OutputFile}). */
     public static void writePng(FloatImage img, Path file) throws IOException {
-        Path target = file.toAbsolutePath();
-        Path dir = target.getParent();
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName(), ".tmp");
-        try {
-            if (!ImageIO.write(toBuffered(img), "png", tmp.toFile())) throw new IOException("no PNG writer");
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
+        try (OutputFile out = OutputFile.create(file)) {
+            if (!ImageIO.write(toBuffered(img), "png", out.temp().toFile())) throw new IOException("no PNG writer");
+            out.commit();
         }
     }
 

@@ -309,9 +309,13 @@ public final class CudaOps implements Session {
         epilogue(in, 0L, Act.NONE, 0L, null, 0f, out);
     }
 
+    /** Pinned buffers of exact tiled runs, kept for reuse (up to 16 GiB idle); made on first use. */
+    private PinnedPool pinned;
+
     @Override
     public dev.headroom.runtime.RowStore rowStore(int w, int c) {
-        return new PinnedRows(cu, this, stream, w, c);
+        if (pinned == null) pinned = new PinnedPool(cu::memAllocHost, cu::memFreeHost, 16L << 30);
+        return new PinnedRows(cu, pinned, this, stream, w, c);
     }
 
     private VaeKernels vae() {
@@ -416,6 +420,7 @@ public final class CudaOps implements Session {
             recorder.close();
             convolutions.close();
             if (vae != null) vae.close();
+            if (pinned != null) pinned.close();
             for (DeviceBuffer b : constants.values()) alloc.free(b);
             constants.clear();
             copies.close();

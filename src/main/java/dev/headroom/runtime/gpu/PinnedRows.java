@@ -8,20 +8,23 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * CUDA's {@link RowStore}: each band's device bytes copied as they are (fp16 stays fp16) into
- * pinned host memory of its own, and copied back, rows from several bands into one device tensor,
- * without conversion. Copies wait for the backend's stream first (the bands are its work).
+ * CUDA's {@link RowStore}: each band's device bytes copied as they are (fp16 stays fp16) into a
+ * pinned host buffer from the session's {@link PinnedPool}, and copied back, rows from several
+ * bands into one device tensor, without conversion. Copies wait for the session's stream first
+ * (the bands are its work); they are synchronous, so a buffer given back is no longer read.
  */
 final class PinnedRows implements RowStore {
     private final Driver cu;
+    private final PinnedPool pool;
     private final CudaOps ops;
     private final MemorySegment stream;
     private final int w, c;
     private final List<MemorySegment> bands = new ArrayList<>();
     private final List<int[]> spans = new ArrayList<>();   // {from, rows}
 
-    PinnedRows(Driver cu, CudaOps ops, MemorySegment stream, int w, int c) {
+    PinnedRows(Driver cu, PinnedPool pool, CudaOps ops, MemorySegment stream, int w, int c) {
         this.cu = cu;
+        this.pool = pool;
         this.ops = ops;
         this.stream = stream;
         this.w = w;
@@ -36,12 +39,12 @@ final class PinnedRows implements RowStore {
     public void put(int from, Tensor band) {
         if (band.n != 1 || band.w != w || band.c != c || !band.dense()) throw new IllegalArgumentException("band " + band + " does not fit dense rows of width " + w + " and " + c + " channels");
         long bytes = band.h * rowBytes();
-        MemorySegment host = cu.memAllocHost(bytes);
+        MemorySegment host = pool.take(bytes);
         try {
             cu.streamSynchronize(stream);
             cu.copyDtoH(host, band.device.address(), bytes);
         } catch (RuntimeException e) {
-            cu.memFreeHost(host);
+            pool.give(host);
             throw e;
         }
         bands.add(host);
@@ -72,7 +75,7 @@ final class PinnedRows implements RowStore {
 
     @Override
     public void close() {
-        for (MemorySegment b : bands) cu.memFreeHost(b);
+        for (MemorySegment b : bands) pool.give(b);
         bands.clear();
         spans.clear();
     }

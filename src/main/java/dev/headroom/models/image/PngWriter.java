@@ -1,0 +1,270 @@
+package dev.headroom.models.image;
+
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayDeque;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.zip.Adler32;
+import java.util.zip.CRC32;
+import java.util.zip.Deflater;
+
+/**
+ * A streaming PNG encoder that deflates on all cores, as pigz does. Each band of rows is cut into
+ * pieces of about {@link #PIECE_BYTES} of scanlines; each piece is converted to 8 or 16 bit
+ * samples, filtered (per row the filter with the least sum of absolute values, libpng's
+ * heuristic) and deflated on its own thread with a sync flush, which ends it on a byte boundary
+ * with no final block, so the pieces concatenate into one deflate stream (an empty final block
+ * closes it). The zlib trailer's Adler-32 is combined from the pieces' own. Unlike pigz, a piece
+ * does not take the previous piece's last 32 KiB as its dictionary: pieces of 1 MiB lose well
+ * under 1% of size to that, and need nothing from each other. Each piece is written as its own
+ * IDAT chunk, in order, as soon as it and the pieces before it are done; at most
+ * {@link #MAX_PENDING} pieces wait, so memory is bounded by a band and that.
+ *
+ * <p>Samples are rounded as {@code round(clamp(v, 0, 1) * max)}, as {@link ImageFiles#writePng} does.
+ */
+final class PngWriter implements ImageWriter {
+    static final int PIECE_BYTES = 1 << 20;
+    static final int MAX_PENDING = 256;
+    private static final byte[] SIGNATURE = {(byte) 137, 80, 78, 71, 13, 10, 26, 10};
+    private static final int ADLER_BASE = 65521;
+
+    /** Encoding threads, one per core, shared by all writers; daemons, so an idle pool never holds the JVM. */
+    static final ExecutorService POOL = Executors.newFixedThreadPool(Runtime.getRuntime().availableProcessors(), r -> {
+        Thread t = new Thread(r, "png-deflate");
+        t.setDaemon(true);
+        return t;
+    });
+
+    private final OutputFile file;
+    private final OutputStream out;
+    private final int width, height, channels, bytesPerSample, rowBytes, level;
+    private final ArrayDeque<Future<Piece>> pending = new ArrayDeque<>();
+    /** The last row of the previous band as samples (filters look one row up), or null before the first. */
+    private byte[] above;
+    private int rowsGiven;
+    private long adler = 1;
+    private boolean first = true, finished;
+    private final java.util.concurrent.atomic.AtomicLong encodeNanos = new java.util.concurrent.atomic.AtomicLong();
+    private long writeNanos;
+
+    /** One deflated piece: its bytes, the Adler-32 and length of the filtered bytes it holds. */
+    private record Piece(byte[] data, int length, long adler, long rawLength) {}
+
+    PngWriter(OutputFile file, int width, int height, int channels, int bitDepth, int level) throws IOException {
+        if (width < 1 || height < 1) throw new IllegalArgumentException("image of " + width + "x" + height + " pixels");
+        this.file = file;
+        this.width = width;
+        this.height = height;
+        this.channels = channels;
+        this.bytesPerSample = bitDepth / 8;
+        this.rowBytes = Math.multiplyExact(width, channels * bytesPerSample);
+        this.level = level;
+        OutputStream o = null;
+        try {
+            o = new BufferedOutputStream(Files.newOutputStream(file.temp()), 1 << 20);
+            o.write(SIGNATURE);
+            var ihdr = java.nio.ByteBuffer.allocate(13);
+            ihdr.putInt(width).putInt(height).put((byte) bitDepth).put((byte) colorType(channels)).put((byte) 0).put((byte) 0).put((byte) 0);
+            chunk(o, "IHDR", ihdr.array(), 13);
+        } catch (IOException | RuntimeException e) {
+            if (o != null) o.close();
+            file.close();
+            throw e;
+        }
+        this.out = o;
+    }
+
+    private static int colorType(int channels) {
+        return switch (channels) {
+            case 1 -> 0;
+            case 2 -> 4;
+            case 3 -> 2;
+            default -> 6;
+        };
+    }
+
+    @Override
+    public void rows(float[] data, int offset, int rows) {
+        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
+        int floatsPerRow = width * channels;
+        int per = Math.max(1, PIECE_BYTES / rowBytes);
+        int pieces = (rows + per - 1) / per;
+        CountDownLatch sampled = new CountDownLatch(pieces);
+        byte[] top = above;
+        for (int p = 0; p < pieces; p++) {
+            int a = p * per, b = Math.min(rows, a + per);
+            pending.add(POOL.submit(() -> {
+                long t0 = System.nanoTime();
+                // rows a-1 .. b-1 as samples: row a-1 (or the band's `top`) is the one the filters look up to
+                byte[] raw = new byte[(b - a + 1) * rowBytes];
+                boolean hasAbove;
+                try {
+                    if (a > 0) sample(data, offset + (a - 1) * floatsPerRow, raw, 0);
+                    else if (top != null) System.arraycopy(top, 0, raw, 0, rowBytes);
+                    hasAbove = a > 0 || top != null;
+                    for (int y = a; y < b; y++) sample(data, offset + y * floatsPerRow, raw, (y - a + 1) * rowBytes);
+                } finally {
+                    sampled.countDown();
+                }
+                Piece piece = deflate(raw, b - a, hasAbove);
+                encodeNanos.addAndGet(System.nanoTime() - t0);
+                return piece;
+            }));
+        }
+        try {
+            sampled.await();   // `data` is the caller's again once every piece has its samples
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while encoding", e);
+        }
+        above = new byte[rowBytes];
+        sample(data, offset + (rows - 1) * floatsPerRow, above, 0);
+        rowsGiven += rows;
+        try {
+            drain(false);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** One row of floats to big-endian 8 or 16 bit samples at {@code raw[at]}. */
+    private void sample(float[] data, int from, byte[] raw, int at) {
+        int n = width * channels;
+        if (bytesPerSample == 1) {
+            for (int i = 0; i < n; i++) raw[at + i] = (byte) Math.round(Math.clamp(data[from + i], 0f, 1f) * 255f);
+        } else {
+            for (int i = 0; i < n; i++) {
+                int v = Math.round(Math.clamp(data[from + i], 0f, 1f) * 65535f);
+                raw[at + 2 * i] = (byte) (v >>> 8);
+                raw[at + 2 * i + 1] = (byte) v;
+            }
+        }
+    }
+
+    /** Filters rows 1..rows of raw (row 0 is the row above, when hasAbove) and deflates them with a sync flush. */
+    private Piece deflate(byte[] raw, int rows, boolean hasAbove) {
+        int bpp = channels * bytesPerSample;
+        byte[] filtered = new byte[rows * (rowBytes + 1)];
+        for (int r = 0; r < rows; r++) {
+            int cur = (r + 1) * rowBytes, prev = r > 0 || hasAbove ? r * rowBytes : -1;
+            PngFilters.best(raw, cur, prev, rowBytes, bpp, level == 0, filtered, r * (rowBytes + 1));
+        }
+        Adler32 a = new Adler32();
+        a.update(filtered);
+        Deflater d = new Deflater(level, true);
+        try {
+            d.setInput(filtered);
+            byte[] buf = new byte[filtered.length / 2 + 1024];
+            int len = 0;
+            while (true) {
+                int n = d.deflate(buf, len, buf.length - len, Deflater.SYNC_FLUSH);
+                len += n;
+                if (len < buf.length) break;   // a sync flush that did not fill the buffer is complete
+                buf = java.util.Arrays.copyOf(buf, buf.length * 2);
+            }
+            return new Piece(buf, len, a.getValue(), filtered.length);
+        } finally {
+            d.end();
+        }
+    }
+
+    /** Writes the finished pieces at the head of the queue; all of them with {@code all}, or when too many wait. */
+    private void drain(boolean all) throws IOException {
+        while (!pending.isEmpty() && (all || pending.size() > MAX_PENDING || pending.peek().isDone())) {
+            Piece p;
+            try {
+                p = pending.poll().get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while encoding", e);
+            } catch (ExecutionException e) {
+                throw new IOException("PNG encoding failed: " + e.getCause(), e.getCause());
+            }
+            long t0 = System.nanoTime();
+            adler = combine(adler, p.adler(), p.rawLength());
+            if (first) {
+                // zlib header: deflate, 32 KiB window; FLEVEL from the level; FCHECK makes it a multiple of 31
+                int flg = level <= 1 ? 0x01 : level <= 5 ? 0x5E : level == 6 ? 0x9C : 0xDA;
+                byte[] withHeader = new byte[p.length() + 2];
+                withHeader[0] = 0x78;
+                withHeader[1] = (byte) flg;
+                System.arraycopy(p.data(), 0, withHeader, 2, p.length());
+                chunk(out, "IDAT", withHeader, withHeader.length);
+                first = false;
+            } else if (p.length() > 0) {
+                chunk(out, "IDAT", p.data(), p.length());
+            }
+            writeNanos += System.nanoTime() - t0;
+        }
+    }
+
+    /** Adler-32 of A then B from each one's (zlib's adler32_combine). */
+    static long combine(long adlerA, long adlerB, long lengthB) {
+        long rem = lengthB % ADLER_BASE;
+        long sum1 = adlerA & 0xffff;
+        long sum2 = rem * sum1 % ADLER_BASE;
+        sum1 += (adlerB & 0xffff) + ADLER_BASE - 1;
+        sum2 += ((adlerA >>> 16) & 0xffff) + ((adlerB >>> 16) & 0xffff) + ADLER_BASE - rem;
+        if (sum1 >= ADLER_BASE) sum1 -= ADLER_BASE;
+        if (sum1 >= ADLER_BASE) sum1 -= ADLER_BASE;
+        if (sum2 >= 2L * ADLER_BASE) sum2 -= 2L * ADLER_BASE;
+        if (sum2 >= ADLER_BASE) sum2 -= ADLER_BASE;
+        return sum1 | (sum2 << 16);
+    }
+
+    private static void chunk(OutputStream o, String type, byte[] data, int length) throws IOException {
+        byte[] t = type.getBytes(StandardCharsets.US_ASCII);
+        CRC32 crc = new CRC32();
+        crc.update(t);
+        crc.update(data, 0, length);
+        byte[] head = java.nio.ByteBuffer.allocate(8).putInt(length).put(t).array();
+        o.write(head);
+        o.write(data, 0, length);
+        o.write(java.nio.ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
+    }
+
+    @Override
+    public void finish() throws IOException {
+        if (rowsGiven != height) throw new IllegalStateException("PNG of " + height + " rows finished after " + rowsGiven);
+        drain(true);
+        long t0 = System.nanoTime();
+        // an empty final fixed-Huffman block (BFINAL=1, BTYPE=01, end-of-block), then the Adler-32
+        byte[] tail = java.nio.ByteBuffer.allocate(6).put((byte) 0x03).put((byte) 0x00).putInt((int) adler).array();
+        chunk(out, "IDAT", tail, tail.length);
+        chunk(out, "IEND", new byte[0], 0);
+        out.close();
+        file.commit();
+        finished = true;
+        writeNanos += System.nanoTime() - t0;
+    }
+
+    @Override
+    public long encodeNanos() {
+        return encodeNanos.get();
+    }
+
+    @Override
+    public long writeNanos() {
+        return writeNanos;
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (finished) return;
+        for (Future<Piece> f : pending) f.cancel(true);
+        pending.clear();
+        try {
+            out.close();
+        } finally {
+            file.close();
+        }
+    }
+}

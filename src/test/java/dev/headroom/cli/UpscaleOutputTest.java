@@ -1,0 +1,139 @@
+package dev.headroom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.headroom.testing.Golden;
+import java.awt.image.BufferedImage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** upscale's outputs: formats by extension or --format, folders, phases, no file from a killed job, a bounded heap. */
+class UpscaleOutputTest {
+    @TempDir
+    static Path dir;
+
+    static String model() {
+        return Golden.dir().resolve("srvgg-x4.pth").toString();
+    }
+
+    static Path photo(String name, int w, int h, boolean alpha) throws Exception {
+        BufferedImage img = new BufferedImage(w, h, alpha ? BufferedImage.TYPE_INT_ARGB : BufferedImage.TYPE_INT_RGB);
+        Random r = new Random(7);
+        for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) img.setRGB(x, y, (alpha ? (x * 5) << 24 : 0) | (x * 3 % 256) << 16 | (y * 2 % 256) << 8 | r.nextInt(256));
+        Path p = dir.resolve(name);
+        ImageIO.write(img, "png", p.toFile());
+        return p;
+    }
+
+    @Test
+    void everyFormatByExtensionOrFormatWithPhasesInJson() throws Exception {
+        Path in = photo("p.png", 21, 13, false);
+        for (String name : new String[] {"o.png", "o.jpg", "o.jpeg", "o.webp", "o.tif", "o.tiff"}) {
+            Path out = dir.resolve(name);
+            CliTest.Result r = CliTest.headroom("upscale", in.toString(), "-o", out.toString(), "--model", model(), "--json", "--tile", "8", "--overlap", "2");
+            assertEquals(0, r.status(), name + ": " + r.err());
+            BufferedImage back = ImageIO.read(out.toFile());
+            assertEquals(84, back.getWidth(), name);
+            assertEquals(52, back.getHeight(), name);
+            JsonNode img = new ObjectMapper().readTree(r.out()).get("images").get(0);
+            for (String phase : new String[] {"read", "device_wait", "blend", "rows_to_writer", "finish_write", "encode_cpu_all_threads", "file_write"}) {
+                assertTrue(img.get("phases_seconds").get(phase).asDouble() >= 0, name + " " + phase);
+            }
+            double mps = 84 * 52 / 1e6 / img.get("seconds").asDouble();
+            assertEquals(mps, img.get("megapixels_per_second").asDouble(), mps * 0.01 + 1e-4, name);
+        }
+        // into a folder: the input's name, -x4, the format's extension
+        Path folder = Files.createDirectories(dir.resolve("folder"));
+        CliTest.Result r = CliTest.headroom("upscale", in.toString(), "-o", folder.toString(), "--model", model(), "--format", "webp", "--quality", "80", "-q");
+        assertEquals(0, r.status(), r.err());
+        assertEquals(84, ImageIO.read(folder.resolve("p-x4.webp").toFile()).getWidth());
+    }
+
+    @Test
+    void formatAndExtensionMustAgree() throws Exception {
+        Path in = photo("q.png", 9, 9, true);
+        Object[][] bad = {
+                {new String[] {"-o", dir.resolve("m.png").toString(), "--format", "jpeg"}, "make them agree", dir.resolve("m.png")},
+                {new String[] {"-o", dir.resolve("m.bmp").toString()}, "from its extension", dir.resolve("m.bmp")},
+                {new String[] {"-o", dir.resolve("m2").toString(), "--format", "png"}, "from its extension", dir.resolve("m2")},
+                {new String[] {"-o", dir.resolve("m.png").toString(), "--quality", "80"}, "--quality applies", dir.resolve("m.png")},
+                {new String[] {"-o", dir.resolve("m.jpg").toString()}, "JPEG has no alpha", dir.resolve("m.jpg")},
+                {new String[] {"-o", dir.resolve("m.png").toString(), "--format", "gif"}, "--format gif", dir.resolve("m.png")},
+                {new String[] {"-o", dir.resolve("m.png").toString(), "--compression", "12"}, "--compression 12", dir.resolve("m.png")},
+        };
+        for (Object[] b : bad) {
+            List<String> args = new ArrayList<>(List.of("upscale", in.toString(), "--model", model()));
+            args.addAll(List.of((String[]) b[0]));
+            CliTest.assertRefused(CliTest.headroom(args.toArray(String[]::new)), (String) b[1], (Path) b[2]);
+        }
+    }
+
+    /** The launcher's JVM, as CliTest starts it, with extra JVM options. */
+    private static ProcessBuilder java(List<String> jvm, String... args) {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"));
+        cmd.addAll(jvm);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.headroom.cli.Main"));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectErrorStream(true);
+    }
+
+    @Test
+    @Tag("slow")
+    void aJobKilledHalfWayLeavesNoOutput() throws Exception {
+        Path in = photo("k.png", 400, 400, false);
+        Path sub = Files.createDirectories(dir.resolve("killed"));   // the killed job's temporary file stays there (i21's sweep removes such)
+        Path out = sub.resolve("killed.png");
+        Process p = java(List.of(), "upscale", in.toString(), "-o", out.toString(), "--model", model(), "--device", "cpu", "--tile", "32", "-q")
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        // wait until the writer has its temporary file (rows are being written), then kill the process
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        boolean writing = false;
+        while (!writing && p.isAlive() && System.nanoTime() < deadline) {
+            try (var files = Files.list(sub)) {
+                writing = files.anyMatch(f -> f.getFileName().toString().startsWith(".killed.png") && sizeOf(f) > 0);
+            }
+            Thread.sleep(20);
+        }
+        assertTrue(writing, "the job started writing rows before it ended");
+        p.destroyForcibly().waitFor();
+        assertFalse(Files.exists(out), "no output file at the target after the job was killed");
+    }
+
+    private static long sizeOf(Path f) {
+        try {
+            return Files.size(f);
+        } catch (java.io.IOException e) {
+            return 0;
+        }
+    }
+
+    @Test
+    @Tag("slow")
+    void aLargeUpscaleRunsInAHeapSmallerThanItsOutput() throws Exception {
+        // 800x800 x4 = 3200x3200x3: 123 MB of floats for the whole output (31 MB as 8-bit samples), more
+        // than the whole heap. Streamed, the heap holds the input, one tile row of output (20 MB) and the
+        // encoder's pieces.
+        Path in = photo("big.png", 800, 800, false);
+        Path out = dir.resolve("big-x4.png");
+        Process p = java(List.of("-Xmx96m"), "upscale", in.toString(), "-o", out.toString(), "--model", model(), "--device", "cpu",
+                "--tile", "128", "-q").start();
+        String log = new String(p.getInputStream().readAllBytes());
+        assertEquals(0, p.waitFor(), log);
+        BufferedImage back = ImageIO.read(out.toFile());
+        assertEquals(3200, back.getWidth());
+        assertEquals(3200, back.getHeight());
+    }
+}
