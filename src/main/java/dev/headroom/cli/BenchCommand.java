@@ -39,6 +39,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--eager", description = "Issue every op on every run, never replaying a recorded forward pass (CUDA graph): for comparison")
     boolean eager;
 
+    @Option(names = "--quick-start", description = "Convolution shapes start on cuDNN's heuristic choice and are timed later, as upscale does "
+            + "(default here: every shape is timed before its first run, for steady-state figures)")
+    boolean quickStart;
+
     @Option(names = "--runs", defaultValue = "5", description = "Timed runs per tile size, after one warm-up (default: ${DEFAULT-VALUE})")
     int runs;
 
@@ -64,6 +68,7 @@ final class BenchCommand implements Callable<Integer> {
         if (batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
         Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
         m = weightsOption.apply(m);
+        if (System.getenv("HEADROOM_CONV_TIMING") == null) System.setProperty("headroom.conv-timing", quickStart ? "budget" : "full");
         Session ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);

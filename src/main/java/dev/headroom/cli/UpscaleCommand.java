@@ -135,7 +135,7 @@ final class UpscaleCommand implements Callable<Integer> {
             FloatImage img = ImageFiles.read(in, maxPixels);
             long read = System.nanoTime() - t1;
             var fit = this.tile != null ? null : fit(m, ops, img);
-            int tile = fit != null ? fit.tile() : this.tile;
+            int tile = fit != null ? hostCapped(fit.tile(), overlap, img.width(), img.height(), m.scale(), m.graph().outputChannels()) : this.tile;
             int batch = this.batch != null ? this.batch : fit != null ? fit.batch() : 1;
             tiled.batch(batch);
             int tiles = TileGrid.count(img.width(), img.height(), tile, overlap);
@@ -215,6 +215,25 @@ final class UpscaleCommand implements Callable<Integer> {
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }
+    }
+
+    /** Host memory for the streamed output that the tile chosen without --tile may take; see {@link #hostCapped}. */
+    static final long HOST_WINDOW_BYTES = 1L << 30;
+
+    /**
+     * The fitted tile, halved while one tile row of output as floats (the streaming window) and two
+     * tiles' outputs on their way home would take more than {@link #HOST_WINDOW_BYTES}: a big GPU fits
+     * 2048-pixel tiles, whose tile row of a 4096x4096 x4 output alone is 1.6 GB of host memory.
+     */
+    static int hostCapped(int tile, int overlap, int width, int height, int r, int oc) {
+        while (tile > 64 && tile / 2 > overlap) {
+            int th = TileGrid.axis(height, tile, overlap, 1).getFirst().length() * r;
+            int tw = TileGrid.axis(width, tile, overlap, 1).getFirst().length() * r;
+            long bytes = 4L * oc * ((long) width * r * th + 2L * tw * th);
+            if (bytes <= HOST_WINDOW_BYTES) break;
+            tile /= 2;
+        }
+        return tile;
     }
 
     private static double seconds(long nanos) {

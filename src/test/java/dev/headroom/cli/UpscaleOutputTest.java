@@ -136,4 +136,20 @@ class UpscaleOutputTest {
         assertEquals(3200, back.getWidth());
         assertEquals(3200, back.getHeight());
     }
+
+    @Test
+    void withoutTileTheWindowOfOutputRowsStaysWithinItsHostBudget() {
+        // a 4096x4096 x4 job on a big GPU fits 2048 tiles; its streaming window would be 1.6 GB of floats:
+        // tiles of 1024 (832 long: 0.65 GB of window and 2 x 0.13 GB in flight) fit the budget
+        assertEquals(1024, UpscaleCommand.hostCapped(2048, 16, 4096, 4096, 4, 3));
+        assertEquals(512, UpscaleCommand.hostCapped(512, 16, 4096, 4096, 4, 3), "a tile that fits is kept");
+        assertEquals(512, UpscaleCommand.hostCapped(2048, 16, 8192, 8192, 4, 3));
+        assertEquals(2048, UpscaleCommand.hostCapped(2048, 16, 2048, 2048, 2, 3), "small outputs keep big tiles");
+        for (int size : new int[] {1000, 4096, 8192, 20000}) {
+            int t = UpscaleCommand.hostCapped(2048, 16, size, size, 4, 3);
+            int len = dev.headroom.core.tiling.TileGrid.axis(size, t, 16, 1).getFirst().length() * 4;
+            long window = 4L * 3 * ((long) size * 4 * len + 2L * len * len);
+            assertTrue(t == 64 || window <= UpscaleCommand.HOST_WINDOW_BYTES, size + ": tile " + t + ", window " + window);
+        }
+    }
 }

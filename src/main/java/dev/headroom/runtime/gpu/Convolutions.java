@@ -75,6 +75,12 @@ final class Convolutions implements AutoCloseable {
     /** Choices from earlier processes on this kind of device, libraries and precision. */
     private final ConvChoiceStore remembered;
     private int recalled;
+    private final boolean timeEverything = timeEverything();
+    /** Calls of each shape that still runs on a heuristic choice. */
+    private final Map<Key, Integer> calls = new HashMap<>();
+    private long firstCall, tuningNanos;
+    /** What the last shape's timing took: the guess for the next one's (a quarter second before any). */
+    private long lastTuning = 250_000_000L;
     private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
     /** Graphs, plans and GEMMs refused, with the reason (`bench --json` lists them as graph_failures). */
     private final List<String> failures = new ArrayList<>();
@@ -88,7 +94,28 @@ final class Convolutions implements AutoCloseable {
     /** Descriptors and algorithm for one shape on the legacy API. */
     private record LegacyPlan(MemorySegment x, MemorySegment w, MemorySegment conv, MemorySegment y, int algo, long workspace) {}
 
-    private record Choice(Strategy strategy, ConvGraph graph, double micros) {}
+    /** How a shape runs; {@code heuristic}: cuDNN's first offer, not timed yet (micros is NaN). */
+    private record Choice(Strategy strategy, ConvGraph graph, double micros, boolean heuristic) {
+        Choice(Strategy strategy, ConvGraph graph, double micros) {
+            this(strategy, graph, micros, false);
+        }
+    }
+
+    /**
+     * How a shape met for the first time with no remembered choice starts: on cuDNN's heuristic
+     * choice, untimed ({@code budget}, the default), or timing every candidate before its first run
+     * ({@code full}, what `bench` uses for steady-state figures). Set by the system property
+     * {@code headroom.conv-timing} or the variable HEADROOM_CONV_TIMING.
+     */
+    static boolean timeEverything() {
+        String v = System.getProperty("headroom.conv-timing", System.getenv().getOrDefault("HEADROOM_CONV_TIMING", "budget"));
+        return v.equals("full");
+    }
+
+    /** A heuristic choice is timed once its shape has run this many times (it repeats: timing can pay back). */
+    static final int REPEATS = 3;
+    /** Timing is allowed while it has taken at most this share of the time since the first convolution. */
+    static final double TUNING_SHARE = 0.05;
 
     /** Weights on the device in KRSC (cout, kh, kw, cin) order; fp32 bias and PReLU slopes. */
     static final class Weights implements Ops.ConvWeights {
@@ -138,10 +165,16 @@ final class Convolutions implements AutoCloseable {
         return b;
     }
 
+    /** Shapes by strategy; those still on cuDNN's untimed heuristic choice as e.g. "FUSED (heuristic)". */
     Map<String, Integer> strategies() {
         Map<String, Integer> n = new java.util.TreeMap<>();
-        for (Choice c : choices.values()) n.merge(c.strategy().name(), 1, Integer::sum);
+        for (Choice c : choices.values()) n.merge(c.strategy().name() + (c.heuristic() ? " (heuristic)" : ""), 1, Integer::sum);
         return n;
+    }
+
+    /** Nanoseconds spent timing heuristic choices' alternatives between runs ({@link #REPEATS}). */
+    long tuningNanos() {
+        return tuningNanos;
     }
 
     int recalled() {
@@ -157,6 +190,7 @@ final class Convolutions implements AutoCloseable {
         ops.invalidateRecordings("force a convolution strategy");
         for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
         choices.clear();
+        calls.clear();
         forced = strategy == null ? null : Strategy.valueOf(strategy);
     }
 
@@ -165,16 +199,69 @@ final class Convolutions implements AutoCloseable {
         Call call = new Call(weights, in, residual, outer, out);
         ensureWorkspace(CudaMemoryModel.workspaceCap(in.bytes()));
         Key key = call.key();
+        if (firstCall == 0) firstCall = System.nanoTime();
         Choice choice = choices.get(key);
         if (choice == null) {
             choice = recall(call, key);
+            if (choice == null && forced == null && !timeEverything) choice = heuristic(call);
             if (choice == null) {
                 choice = choose(call);
                 if (forced == null) remember(key, choice);
             }
             choices.put(key, choice);
+        } else if (choice.heuristic() && calls.merge(key, 1, Integer::sum) >= REPEATS && mayTune()) {
+            choice = tune(call, key, choice);
         }
         run(choice.strategy(), choice.graph(), 0, call);
+    }
+
+    /**
+     * cuDNN's first offer for this call, untimed: a fused graph, else the convolution graph with
+     * the epilogue kernel, each finalised with one plan (the heuristics' first that builds); a 1x1
+     * convolution that no graph takes goes to cuBLAS. Null where none of these runs it (the legacy
+     * API then has its own search). On the H100 every RRDBNet fp16 shape's timed winner was a fused
+     * graph, so the fused graph's first plan is the guess that costs least to be wrong about.
+     */
+    private Choice heuristic(Call c) {
+        if (graphApi && c.aligned()) {
+            for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
+                ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
+                if (st == Strategy.FUSED && !spec.fusable()) continue;
+                try {
+                    ConvGraph cg = ConvGraph.build(CudnnGraph.get(), handle, spec, workspace.bytes(), 1);
+                    if (cg != null) return new Choice(st, cg, Double.NaN, true);
+                } catch (CudaException e) {
+                    failures.add(st + " heuristic " + c.key() + ": " + e.getMessage());
+                }
+            }
+        }
+        if (c.pointwise() && blas() != null) return new Choice(Strategy.GEMM, null, Double.NaN, true);
+        return null;
+    }
+
+    /**
+     * Whether a heuristic choice may be timed now: never while a forward pass is being recorded
+     * (timing waits for the device, which a capture forbids), and only while timing so far plus the
+     * next shape's (guessed from the last) stays within {@link #TUNING_SHARE} of the time since the
+     * first convolution, so a job is slowed by a few percent at most and its first seconds not at
+     * all; what is not timed in this process is timed in a later one.
+     */
+    private boolean mayTune() {
+        return !ops.capturing() && tuningNanos + lastTuning <= TUNING_SHARE * (System.nanoTime() - firstCall);
+    }
+
+    /** Times every candidate for a shape that runs on a heuristic choice, keeps and remembers the fastest. */
+    private Choice tune(Call c, Key key, Choice heuristic) {
+        long t0 = System.nanoTime();
+        Choice timed = choose(c);
+        ops.invalidateRecordings("replace a convolution's heuristic choice with the timed one");
+        if (heuristic.graph() != null) heuristic.graph().close();
+        remember(key, timed);
+        choices.put(key, timed);
+        calls.remove(key);
+        lastTuning = System.nanoTime() - t0;
+        tuningNanos += lastTuning;
+        return timed;
     }
 
     /** One convolution call's operands; {@code residual} and {@code outer} may be null. */

@@ -368,6 +368,11 @@ public final class CudaOps implements Session {
         return d;
     }
 
+    /** Whether a forward pass is being recorded now (nothing may wait for the device). */
+    boolean capturing() {
+        return recorder.capturing();
+    }
+
     /** Why forward passes could not be recorded as CUDA graphs (empty when every one was). */
     public java.util.List<String> captureFailures() {
         return recorder.failures();

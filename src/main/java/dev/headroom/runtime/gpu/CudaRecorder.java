@@ -28,6 +28,11 @@ final class CudaRecorder implements AutoCloseable {
         this.stream = stream;
     }
 
+    /** Whether a recording is being made now (nothing may wait for the device). */
+    boolean capturing() {
+        return capturing;
+    }
+
     /**
      * Records {@code work} on the stream as a CUDA graph. Null, with the reason kept for
      * {@link #failures}, when the work did something a recording cannot hold: allocated or freed
