@@ -104,7 +104,7 @@ final class PngWriter implements ImageWriter {
             pending.add(POOL.submit(() -> {
                 long t0 = System.nanoTime();
                 // rows a-1 .. b-1 as samples: row a-1 (or the band's `top`) is the one the filters look up to
-                byte[] raw = new byte[(b - a + 1) * rowBytes];
+                byte[] raw = Scratch.get().raw((b - a + 1) * rowBytes);
                 boolean hasAbove;
                 try {
                     if (a > 0) sample(data, offset + (a - 1) * floatsPerRow, raw, 0);
@@ -152,27 +152,64 @@ final class PngWriter implements ImageWriter {
     /** Filters rows 1..rows of raw (row 0 is the row above, when hasAbove) and deflates them with a sync flush. */
     private Piece deflate(byte[] raw, int rows, boolean hasAbove) {
         int bpp = channels * bytesPerSample;
-        byte[] filtered = new byte[rows * (rowBytes + 1)];
+        Scratch scratch = Scratch.get();
+        int length = rows * (rowBytes + 1);
+        byte[] filtered = scratch.filtered(length);
         for (int r = 0; r < rows; r++) {
             int cur = (r + 1) * rowBytes, prev = r > 0 || hasAbove ? r * rowBytes : -1;
             PngFilters.best(raw, cur, prev, rowBytes, bpp, level == 0, filtered, r * (rowBytes + 1));
         }
         Adler32 a = new Adler32();
-        a.update(filtered);
+        a.update(filtered, 0, length);
         Deflater d = new Deflater(level, true);
         try {
-            d.setInput(filtered);
-            byte[] buf = new byte[filtered.length / 2 + 1024];
+            d.setInput(filtered, 0, length);
+            byte[] buf = scratch.out(length / 2 + 1024);
             int len = 0;
             while (true) {
                 int n = d.deflate(buf, len, buf.length - len, Deflater.SYNC_FLUSH);
                 len += n;
                 if (len < buf.length) break;   // a sync flush that did not fill the buffer is complete
-                buf = java.util.Arrays.copyOf(buf, buf.length * 2);
+                buf = scratch.grownOut(len);
             }
-            return new Piece(buf, len, a.getValue(), filtered.length);
+            return new Piece(java.util.Arrays.copyOf(buf, len), len, a.getValue(), length);
         } finally {
             d.end();
+        }
+    }
+
+    /**
+     * Each encoding thread's working buffers, kept between pieces: allocating them per piece made
+     * gigabytes of garbage per big image (a 16384-pixel-wide band is hundreds of 1 MiB pieces), which
+     * the collector let pile up as resident memory.
+     */
+    private static final class Scratch {
+        private static final ThreadLocal<Scratch> MINE = ThreadLocal.withInitial(Scratch::new);
+        private byte[] raw = new byte[0], filtered = new byte[0], out = new byte[0];
+
+        static Scratch get() {
+            return MINE.get();
+        }
+
+        byte[] raw(int n) {
+            if (raw.length < n) raw = new byte[n];
+            return raw;
+        }
+
+        byte[] filtered(int n) {
+            if (filtered.length < n) filtered = new byte[n];
+            return filtered;
+        }
+
+        byte[] out(int n) {
+            if (out.length < n) out = new byte[n];
+            return out;
+        }
+
+        /** out at twice its size, its first {@code kept} bytes kept. */
+        byte[] grownOut(int kept) {
+            out = java.util.Arrays.copyOf(out, Math.max(out.length * 2, kept + 1024));
+            return out;
         }
     }
 
