@@ -30,26 +30,12 @@ public final class Resample {
     /** Resamples along x (horizontal = true) or y. */
     private static float[] axis(float[] src, int w, int h, int c, int outLen, boolean horizontal) {
         int inLen = horizontal ? w : h;
-        double scale = (double) inLen / outLen;
-        double support = 2 * Math.max(scale, 1);
-        double stretch = Math.max(scale, 1);
         int ow = horizontal ? outLen : w, oh = horizontal ? h : outLen;
         float[] dst = new float[ow * oh * c];
-        int taps = (int) Math.ceil(support) * 2 + 1;
-        int[] first = new int[outLen];
-        double[][] weights = new double[outLen][taps];
-        for (int o = 0; o < outLen; o++) {
-            double centre = (o + 0.5) * scale;
-            int lo = (int) Math.floor(centre - support);
-            first[o] = lo;
-            double sum = 0;
-            for (int t = 0; t < taps; t++) {
-                double wgt = cubic((lo + t + 0.5 - centre) / stretch);
-                weights[o][t] = wgt;
-                sum += wgt;
-            }
-            for (int t = 0; t < taps; t++) weights[o][t] /= sum;
-        }
+        Taps k = Taps.of(inLen, outLen);
+        int[] first = k.first();
+        double[][] weights = k.weights();
+        int taps = weights[0].length;
         for (int y = 0; y < oh; y++)
             for (int x = 0; x < ow; x++) {
                 int o = horizontal ? x : y;
