@@ -1,12 +1,11 @@
 package dev.headroom.cli;
 
-import dev.headroom.core.Precision;
 import dev.headroom.core.Sizes;
 import dev.headroom.cuda.CudaException;
 import dev.headroom.cuda.CudaUnavailable;
-import dev.headroom.runtime.cpu.CpuMemoryModel;
-import dev.headroom.runtime.cpu.CpuOps;
-import dev.headroom.runtime.gpu.CudaOps;
+import dev.headroom.runtime.Residency;
+import dev.headroom.runtime.cpu.CpuDevice;
+import dev.headroom.runtime.gpu.CudaDevice;
 import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.server.DataDir;
 import dev.headroom.server.DeviceSlot;
@@ -58,7 +57,7 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--no-auth", description = "No bearer token (only with a loopback --host)")
     boolean noAuth;
 
-    @Option(names = "--max-concurrent", paramLabel = "N", description = "Jobs each device runs at once (default: 2 on the CPU, 1 on a GPU)")
+    @Option(names = "--max-concurrent", paramLabel = "N", description = "Jobs each device runs at once, each in a session of its own (default: 2)")
     Integer maxConcurrent;
 
     @Option(names = "--job-timeout", paramLabel = "SECONDS", defaultValue = "3600", description = "A job running longer stops at its next tile and fails (default: ${DEFAULT-VALUE}; 0: none)")
@@ -124,31 +123,21 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    private List<DeviceSlot.Spec> devices() {
+    /** One device per --device entry, each with a residency manager (model weights loaded once and shared by its jobs). */
+    private List<DeviceSlot> devices() {
         long bytes = budget == null ? 0 : size("--vram-budget", budget);
         if (budget != null && bytes < (16L << 20)) throw new Main.UsageError("--vram-budget " + budget + " is too small to run anything; use at least 16MiB");
         MemoryOptions options = MemoryOptions.DEFAULT.withBudget(bytes);
-        double usable = options.thresholds().critical();
+        int running = maxConcurrent != null ? maxConcurrent : 2;
+        List<DeviceSlot> out = new ArrayList<>();
         List<Integer> gpus = gpus();
-        List<DeviceSlot.Spec> out = new ArrayList<>();
         if (gpus.isEmpty()) {
-            long b;
-            try (CpuOps probe = new CpuOps(options)) {
-                b = probe.memory().ledger().limit();
-            }
-            out.add(new DeviceSlot.Spec("cpu", false, Precision.F32, b, usable, CpuMemoryModel.INSTANCE,
-                    jobBudget -> new CpuOps(options.withBudget(jobBudget)), maxConcurrent != null ? maxConcurrent : 2));
-            return out;
+            CpuDevice cpu = new CpuDevice(options);
+            out.add(new DeviceSlot(cpu, new Residency(cpu, 0), running));
         }
         for (int i : gpus) {
-            // until devices and sessions land, each job opens its own backend: one at a time per GPU unless asked
-            CudaOps probe = CudaOps.open(i, Precision.F16, options);
-            long b = probe.memory().ledger().limit();
-            var model = probe.memoryModel();
-            probe.close();
-            int ordinal = i;
-            out.add(new DeviceSlot.Spec("cuda:" + i, true, Precision.F16, b, usable, model,
-                    jobBudget -> CudaOps.open(ordinal, Precision.F16, options.withBudget(jobBudget)), maxConcurrent != null ? maxConcurrent : 1));
+            CudaDevice gpu = CudaDevice.open(i, options);
+            out.add(new DeviceSlot(gpu, new Residency(gpu, 0), running));
         }
         return out;
     }

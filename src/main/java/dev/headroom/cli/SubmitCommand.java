@@ -29,7 +29,7 @@ final class SubmitCommand implements Callable<Integer> {
     @Option(names = "--tile", paramLabel = "N", description = "Tile size in input pixels (default: the server's planner chooses)")
     Integer tile;
 
-    @Option(names = "--format", paramLabel = "png", defaultValue = "png", description = "The result's format (default: ${DEFAULT-VALUE}; the server names what else it writes)")
+    @Option(names = "--format", paramLabel = "png|jpeg|webp", defaultValue = "png", description = "The result's format (default: ${DEFAULT-VALUE})")
     String format;
 
     @Option(names = "--wait", description = "Follow the jobs (progress from the event stream) until they end, and save the results")
@@ -59,7 +59,9 @@ final class SubmitCommand implements Callable<Integer> {
         int failed = 0;
         for (int i = 0; i < ids.size(); i++) {
             String id = ids.get(i);
-            ProgressBar bar = !quiet && ProgressBar.terminal() ? new ProgressBar(System.err, images.get(i).getFileName().toString(), 0) : null;
+            JsonNode submitted = client.get("/v1/jobs/" + id);
+            long outPixels = submitted.path("out_width").asLong() * submitted.path("out_height").asLong();
+            ProgressBar bar = !quiet && ProgressBar.terminal() ? new ProgressBar(System.err, images.get(i).getFileName().toString(), outPixels) : null;
             String end = client.follow(id, (done, total) -> {
                 if (bar != null) bar.tileDone(done, total);
             });

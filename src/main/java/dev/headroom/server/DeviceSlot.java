@@ -2,81 +2,141 @@ package dev.headroom.server;
 
 import dev.headroom.core.Precision;
 import dev.headroom.core.plan.DeviceModel;
-import dev.headroom.runtime.Ops;
+import dev.headroom.core.residency.ResidencyPolicy;
+import dev.headroom.runtime.Device;
+import dev.headroom.runtime.Residency;
 import dev.headroom.runtime.memory.Budget;
+import dev.headroom.runtime.memory.CachingAllocator;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.Pressure;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
- * One device as the server schedules it: its budget as a ledger whose children are the running
- * jobs' reservations (each job's planned peak, taken at admission and given back when it ends),
- * and the jobs running on it.
+ * One device as the server schedules it: the runtime's {@link Device} (one ledger and allocator
+ * that every job's session shares), its {@link Residency} manager (models' weights loaded once
+ * and shared, evicted idle-first by priority and age), and the running jobs' activation
+ * reservations: each admitted job reserves its plan's activation peak here until it ends, so jobs
+ * that are admitted together never need more than the device has, even before they have
+ * allocated it.
  *
- * <p>Until devices and sessions share one allocator across jobs, each job runs on a backend of its
- * own whose budget is its reservation ({@link Backend#open}): the reservations never add up past
- * the device budget, so neither can the jobs' memory, and a job that strays past its plan meets
- * its own degrade ladder instead of another job's memory.
+ * <p>Admission asks: reserved activations + weights on the device + what the job needs (its
+ * activations, and its weights when its model is not resident) within the budget. Idle weights
+ * count as room, since {@link #makeRoom} can evict them.
  */
-public final class DeviceSlot {
-
-    /** Opens a backend on this device whose memory budget is {@code budgetBytes}; closing it frees everything. */
-    public interface Backend {
-        Ops open(long budgetBytes);
-    }
+public final class DeviceSlot implements AutoCloseable {
 
     /**
-     * @param usable      the share of a budget plans may fill (the ledger's critical pressure threshold)
-     * @param memoryModel what the backend allocates, for the planner
-     * @param maxRunning  jobs it runs at once
-     */
-    public record Spec(String name, boolean gpu, Precision precision, long budget, double usable, DeviceModel memoryModel,
-                       Backend backend, int maxRunning) {}
-
-    /** A job on this device: its reservation and, once it runs, its backend's memory. */
-    private static final class Running {
-        final Budget reservation;
-        volatile DeviceMemory memory;
-
-        Running(Budget reservation) {
-            this.reservation = reservation;
-        }
-    }
-
-    private final Spec spec;
-    private final Budget ledger;
-    private final Map<String, Running> running = new LinkedHashMap<>();
-    private final Pressure.Thresholds thresholds = Pressure.Thresholds.DEFAULT;
-
-    public DeviceSlot(Spec spec) {
-        this.spec = spec;
-        this.ledger = Budget.root(spec.name(), spec.budget());
-    }
-
-    public Spec spec() {
-        return spec;
-    }
-
-    /**
-     * Bytes the caching allocator may hold beyond a plan's peak: the plan counts bytes in blocks,
+     * Bytes the caching allocator may hold beyond a plan's blocks: the plan counts bytes in blocks,
      * the allocator grows in segments (one large segment of 20 MiB and one small of 2 MiB at worst
      * beyond what the blocks need).
      */
-    static final long ALLOCATOR_SLACK = dev.headroom.runtime.memory.CachingAllocator.LARGE_SEGMENT
-            + dev.headroom.runtime.memory.CachingAllocator.SMALL_SEGMENT;
+    static final long ALLOCATOR_SLACK = CachingAllocator.LARGE_SEGMENT + CachingAllocator.SMALL_SEGMENT;
 
-    /**
-     * Bytes a job planned for this device reserves: its plan's peak over the usable share, plus the
-     * allocator's slack, at most the whole budget (what the fitter accepted alone always fits alone).
-     */
-    public long reservation(long plannedPeak) {
-        return Math.min(spec.budget(), (long) Math.ceil(plannedPeak / spec.usable()) + ALLOCATOR_SLACK);
+    private final Device device;
+    private final Residency residency;
+    private final int maxRunning;
+    private final Budget reservations;
+    private final Map<String, Budget> running = new LinkedHashMap<>();
+
+    /** @param maxRunning jobs it runs at once */
+    public DeviceSlot(Device device, Residency residency, int maxRunning) {
+        this.device = device;
+        this.residency = residency;
+        this.maxRunning = maxRunning;
+        this.reservations = Budget.root(device.name() + " reservations", budget());
     }
 
+    public String name() {
+        return device.name();
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    public Residency residency() {
+        return residency;
+    }
+
+    public int maxRunning() {
+        return maxRunning;
+    }
+
+    public boolean gpu() {
+        return device.accelerator();
+    }
+
+    public Precision precision() {
+        return device.defaultPrecision();
+    }
+
+    public DeviceModel memoryModel() {
+        return device.memoryModel(precision());
+    }
+
+    public long budget() {
+        return device.memory().ledger().limit();
+    }
+
+    /** The share of the budget a plan may fill (the ledger's critical pressure threshold). */
+    public double usable() {
+        return device.memory().thresholds().critical();
+    }
+
+    /**
+     * Bytes a job reserves for its activations: its plan's peak without the weights, over the
+     * usable share, plus the allocator's slack; at most the whole budget.
+     */
+    public long reservation(long plannedPeak, long plannedWeights) {
+        return Math.min(budget(), (long) Math.ceil(Math.max(0, plannedPeak - plannedWeights) / usable()) + ALLOCATOR_SLACK);
+    }
+
+    /** What admitting a job takes now: its reservation, and its weights unless its model is on the device. */
+    public long need(Job j, Set<String> resident) {
+        return reservation(j.peakBytes(), j.weightBytes()) + (resident.contains(j.model()) ? 0 : j.weightBytes());
+    }
+
+    /** Models whose weights are on this device now, by name. */
+    public Set<String> residentModels() {
+        Set<String> out = new HashSet<>();
+        String suffix = " " + precision();
+        for (ResidencyPolicy.Status s : residency.status()) {
+            if (s.where() == ResidencyPolicy.Where.DEVICE && s.key().endsWith(suffix)) out.add(s.key().substring(0, s.key().length() - suffix.length()));
+        }
+        return out;
+    }
+
+    /** Weights on the device that running jobs hold (the rest may be evicted). */
+    private long pinnedWeights() {
+        long b = 0;
+        for (ResidencyPolicy.Status s : residency.status()) if (s.where() == ResidencyPolicy.Where.DEVICE && s.refs() > 0) b += s.deviceBytes();
+        return b;
+    }
+
+    private long weightsOnDevice() {
+        return device.memory().usedByCategory().getOrDefault("weights", 0L);
+    }
+
+    /** Room for the scheduling policy: the budget less reserved activations and weights in use (idle weights can be evicted). */
     public synchronized long headroom() {
-        return ledger.available();
+        return budget() - reservations.used() - pinnedWeights();
+    }
+
+    /**
+     * Makes sure {@code need} bytes are free beside the reservations and the weights on the device,
+     * asking the residency manager to evict idle models (lowest priority, least recently used
+     * first) when they are not; false when even that cannot make the room.
+     */
+    public synchronized boolean makeRoom(long need) {
+        long free = budget() - reservations.used() - weightsOnDevice();
+        if (need <= free) return true;
+        // what the device must have free now: this job, and what running jobs reserved but have not allocated yet
+        long live = device.memory().usedByCategory().getOrDefault("activations", 0L);
+        residency.makeRoom(need + Math.max(0, reservations.used() - live));
+        return need <= budget() - reservations.used() - weightsOnDevice();
     }
 
     public synchronized int runningCount() {
@@ -84,63 +144,62 @@ public final class DeviceSlot {
     }
 
     public synchronized void reserve(String jobId, long bytes) {
-        Budget b = ledger.child(jobId, bytes);
+        Budget b = reservations.child(jobId, bytes);
         b.charge(bytes);
-        running.put(jobId, new Running(b));
-    }
-
-    /** Notes the backend a running job opened, so its live memory shows in {@link #snapshot}. */
-    public synchronized void attach(String jobId, DeviceMemory memory) {
-        Running r = running.get(jobId);
-        if (r != null) r.memory = memory;
+        running.put(jobId, b);
     }
 
     public synchronized void release(String jobId) {
-        Running r = running.remove(jobId);
-        if (r == null) return;
-        r.reservation.credit(r.reservation.used());
-        r.reservation.close();
+        Budget b = running.remove(jobId);
+        if (b == null) return;
+        b.credit(b.used());
+        b.close();
     }
 
-    /** Bytes reserved now; 0 once every job has ended (the baseline). */
+    /** Bytes reserved for running jobs' activations; 0 once every job has ended (the baseline). */
     public synchronized long reserved() {
-        return ledger.used();
-    }
-
-    /** The most ever reserved at once. */
-    public synchronized long peakReserved() {
-        return ledger.peak();
+        return reservations.used();
     }
 
     public synchronized Pressure pressure() {
-        return thresholds.of(ledger.used(), ledger.limit());
+        return device.memory().pressure();
     }
 
-    /** Live bytes of the running jobs' backends by category (weights, activations, workspace, cache). */
-    public synchronized Map<String, Long> usedByCategory() {
-        Map<String, Long> m = new LinkedHashMap<>();
-        for (String c : List.of("weights", "activations", "workspace", "cache")) m.put(c, 0L);
-        for (Running r : running.values()) {
-            if (r.memory != null) r.memory.usedByCategory().forEach((k, v) -> m.merge(k, v, Long::sum));
-        }
-        return m;
+    /** Live bytes by category (weights, activations, workspace, cache) from the device's ledger. */
+    public Map<String, Long> usedByCategory() {
+        return device.memory().usedByCategory();
     }
 
     public synchronized Map<String, Object> snapshot() {
+        DeviceMemory m = device.memory();
         Map<String, Object> d = new LinkedHashMap<>();
-        d.put("name", spec.name());
-        d.put("kind", spec.gpu() ? "cuda" : "cpu");
-        d.put("precision", spec.precision().name().toLowerCase());
-        d.put("budget_bytes", spec.budget());
-        d.put("reserved_bytes", ledger.used());
-        d.put("reserved_peak_bytes", ledger.peak());
-        d.put("headroom_bytes", ledger.available());
-        d.put("bytes_by_category", usedByCategory());
-        d.put("pressure", pressure().name().toLowerCase());
-        d.put("max_running", spec.maxRunning());
+        d.put("name", name());
+        d.put("kind", gpu() ? "cuda" : "cpu");
+        d.put("precision", precision().name().toLowerCase());
+        d.put("budget_bytes", budget());
+        d.put("reserved_bytes", reservations.used());
+        d.put("reserved_peak_bytes", reservations.peak());
+        d.put("headroom_bytes", headroom());
+        d.put("ledger_used_bytes", m.ledger().used());
+        d.put("ledger_peak_bytes", m.ledger().peak());
+        d.put("bytes_by_category", m.usedByCategory());
+        d.put("pressure", m.pressure().name().toLowerCase());
+        d.put("rungs", m.rungs());
+        d.put("max_running", maxRunning);
         Map<String, Long> jobs = new LinkedHashMap<>();
-        running.forEach((id, r) -> jobs.put(id, r.reservation.used()));
+        running.forEach((id, b) -> jobs.put(id, b.used()));
         d.put("running_jobs", jobs);
+        d.put("resident_models", residentModels());
         return d;
+    }
+
+    /** Frees every model's weights and closes the device (its audit names any leak). */
+    @Override
+    public void close() {
+        try {
+            residency.close();
+        } finally {
+            device.close();
+        }
     }
 }

@@ -34,7 +34,7 @@ public final class HeadroomServer implements AutoCloseable {
         this.dir = new DataDir(cfg.data());
         this.store = new SqliteJobStore(dir.db());
         this.models = new ModelCatalog(cfg.models(), dir.models());
-        for (DeviceSlot.Spec s : cfg.devices()) devices.add(new DeviceSlot(s));
+        devices.addAll(cfg.devices());
         this.metrics = new Metrics(store, devices, this::now, models);
         this.workers = new Workers(cfg, dir, store, models, devices, runner, events, metrics, this::now, Scheduling.Config.DEFAULT);
         this.submissions = new Submissions(cfg, dir, store, models, devices, events, metrics, this::now);
@@ -120,7 +120,21 @@ public final class HeadroomServer implements AutoCloseable {
             m.put("name", n);
             var l = loaded.get(n);
             m.put("loaded", l != null);
-            m.put("priority", 0);
+            m.put("priority", "normal");
+            List<Map<String, Object>> on = new ArrayList<>();
+            for (DeviceSlot d : devices) {
+                for (var s : d.residency().status()) {
+                    if (!s.key().equals(n + " " + d.precision())) continue;
+                    Map<String, Object> r = new LinkedHashMap<>();
+                    r.put("device", d.name());
+                    r.put("where", s.where().name().toLowerCase());
+                    r.put("priority", s.priority().name().toLowerCase());
+                    r.put("device_bytes", s.deviceBytes());
+                    r.put("jobs_using", s.refs());
+                    on.add(r);
+                }
+            }
+            m.put("resident", on);
             if (l != null) {
                 m.put("family", l.model().family());
                 m.put("scale", l.model().scale());
@@ -135,8 +149,20 @@ public final class HeadroomServer implements AutoCloseable {
 
     Map<String, Object> loadModel(String name, boolean load) {
         if (!models.knows(name)) throw new ApiError(404, "Not Found", new ModelCatalog.UnknownModel(name, models.names()).getMessage());
-        if (load) models.get(name, now());
-        else models.unload(name);
+        if (load) {
+            // onto every device, and released at once: resident and idle, the first to go when room is needed
+            var l = models.get(name, now());
+            var src = new dev.headroom.runtime.Residency.Source(l.model().graph(), l.model().weights(), l.model().valueRange());
+            for (DeviceSlot d : devices) {
+                try (var lease = d.residency().acquire(name, dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> src, d.precision(), null)) {
+                    // loaded
+                } catch (java.io.IOException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        } else {
+            models.unload(name);   // the host copy; device weights go when room is needed (idle models first)
+        }
         poke();
         return Map.of("name", name, "loaded", models.isLoaded(name));
     }
@@ -148,6 +174,13 @@ public final class HeadroomServer implements AutoCloseable {
         api.stop();
         workers.close();
         store.close();
+        for (DeviceSlot d : devices) {
+            try {
+                d.close();
+            } catch (RuntimeException e) {
+                System.err.println("headroom serve: closing " + d.name() + ": " + e.getMessage());
+            }
+        }
     }
 
     @Override

@@ -23,17 +23,16 @@ public interface JobRunner {
         boolean stop();
 
         void progress(int done, int total);
-
-        /** The backend the job opened, for live memory figures. */
-        void opened(dev.headroom.runtime.memory.DeviceMemory memory);
     }
 
     /**
      * @param input       the uploaded image
      * @param output      where the result goes (written atomically)
+     * @param encoding    the result's format
      * @param reservation bytes the job may use on the device
      */
-    record Request(Job job, ModelCatalog.Loaded model, Path input, Path output, long reservation, long maxPixels, int overlap) {}
+    record Request(Job job, ModelCatalog.Loaded model, Path input, Path output, dev.headroom.models.image.Encoding encoding, long reservation,
+                   long maxPixels, int overlap) {}
 
     /** What a finished run reports: rungs of the degrade ladder taken, and the most device memory it held. */
     record Outcome(Map<String, Long> rungs, long peakAllocatedBytes) {}

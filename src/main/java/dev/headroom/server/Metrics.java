@@ -18,7 +18,7 @@ import java.util.function.LongSupplier;
  */
 public final class Metrics {
     private final PrometheusRegistry registry = new PrometheusRegistry();
-    final Counter submitted, cacheHits, cacheMisses, rungs, outOfMemory, refused;
+    final Counter submitted, cacheHits, cacheMisses, outOfMemory, refused;
     final Histogram jobSeconds, admissionWaitSeconds;
 
     public Metrics(JobStore store, List<DeviceSlot> devices, LongSupplier now, ModelCatalog models) {
@@ -26,18 +26,25 @@ public final class Metrics {
         refused = Counter.builder().name("headroom_jobs_refused").help("Submissions refused, by HTTP status").labelNames("status").register(registry);
         cacheHits = Counter.builder().name("headroom_cache_hits").help("Submissions answered from the result cache").register(registry);
         cacheMisses = Counter.builder().name("headroom_cache_misses").help("Submissions that had to run").register(registry);
-        rungs = Counter.builder().name("headroom_memory_rungs").help("Rungs of the degrade ladder taken by jobs").labelNames("rung").register(registry);
+        // rungs, loads and evictions are counted by each device's memory and residency manager
+        CounterWithCallback.builder().name("headroom_memory_rungs").help("Rungs of the degrade ladder taken on the devices").labelNames("rung")
+                .callback(cb -> {
+                    java.util.Map<String, Long> all = new java.util.TreeMap<>();
+                    for (String r : new String[] {"flush-cache", "evict", "halve-batch", "shrink-tile"}) all.put(r, 0L);
+                    for (DeviceSlot d : devices) d.device().memory().rungs().forEach((k, v) -> all.merge(k, v, Long::sum));
+                    all.forEach((k, v) -> cb.call(v, k));
+                }).register(registry);
         outOfMemory = Counter.builder().name("headroom_out_of_memory_errors").help("Jobs that failed out of device memory after every rung").register(registry);
-        CounterWithCallback.builder().name("headroom_model_loads").help("Models loaded").callback(cb -> cb.call(models.loads())).register(registry);
-        CounterWithCallback.builder().name("headroom_model_evictions").help("Models unloaded or evicted")
-                .callback(cb -> cb.call(models.unloads())).register(registry);
+        CounterWithCallback.builder().name("headroom_model_loads").help("Model weights loaded onto a device (from disk or a host copy)")
+                .callback(cb -> cb.call(devices.stream().mapToLong(d -> d.residency().counts()[0] + d.residency().counts()[1]).sum())).register(registry);
+        CounterWithCallback.builder().name("headroom_model_evictions").help("Model weights evicted from a device")
+                .callback(cb -> cb.call(devices.stream().mapToLong(d -> d.residency().counts()[2]).sum())).register(registry);
         jobSeconds = Histogram.builder().name("headroom_job_duration_seconds").help("Run time of jobs that ran, by outcome").labelNames("outcome")
                 .classicOnly().classicUpperBounds(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800).register(registry);
         admissionWaitSeconds = Histogram.builder().name("headroom_admission_wait_seconds").help("Time from submission to admission")
                 .classicOnly().classicUpperBounds(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600).register(registry);
         // every label value a dashboard or alert names exists from the start, at zero
         for (String o : new String[] {"succeeded", "failed", "cancelled", "timed_out", "requeued"}) jobSeconds.labelValues(o);
-        for (String r : new String[] {"flush-cache", "evict", "halve-batch", "shrink-tile"}) rungs.labelValues(r);
         for (String st : new String[] {"400", "401", "413", "415", "422"}) refused.labelValues(st);
         GaugeWithCallback.builder().name("headroom_jobs").help("Jobs in the store by state").labelNames("state")
                 .callback(cb -> store.counts().forEach((s, n) -> cb.call(n, s.name()))).register(registry);
@@ -51,18 +58,18 @@ public final class Metrics {
         GaugeWithCallback.builder().name("headroom_device_memory_bytes").help("Device memory: budget, reserved by running jobs, and live bytes by category")
                 .labelNames("device", "category").callback(cb -> {
                     for (DeviceSlot d : devices) {
-                        cb.call(d.spec().budget(), d.spec().name(), "budget");
-                        cb.call(d.reserved(), d.spec().name(), "reserved");
-                        d.usedByCategory().forEach((k, v) -> cb.call(v, d.spec().name(), k));
+                        cb.call(d.budget(), d.name(), "budget");
+                        cb.call(d.reserved(), d.name(), "reserved");
+                        d.usedByCategory().forEach((k, v) -> cb.call(v, d.name(), k));
                     }
                 }).register(registry);
         GaugeWithCallback.builder().name("headroom_device_pressure_level").help("Memory pressure: 0 optimal, 1 elevated, 2 warning, 3 critical")
                 .labelNames("device").callback(cb -> {
-                    for (DeviceSlot d : devices) cb.call(d.pressure().ordinal(), d.spec().name());
+                    for (DeviceSlot d : devices) cb.call(d.pressure().ordinal(), d.name());
                 }).register(registry);
         GaugeWithCallback.builder().name("headroom_device_running_jobs").help("Jobs running on each device").labelNames("device")
                 .callback(cb -> {
-                    for (DeviceSlot d : devices) cb.call(d.runningCount(), d.spec().name());
+                    for (DeviceSlot d : devices) cb.call(d.runningCount(), d.name());
                 }).register(registry);
         GaugeWithCallback.builder().name("headroom_models_loaded").help("Models loaded and shared by jobs")
                 .callback(cb -> cb.call(models.loaded().size())).register(registry);

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 /**
  * Everything {@code headroom serve} was told.
  *
+ * @param devices     the devices jobs run on, each with its residency manager (the server closes them when it stops)
  * @param models      names the server knows beside {@code default} and DATA/models/
  * @param maxUpload   bytes an upload may have
  * @param maxPixels   pixels an image may have, read from its header before it is decoded
@@ -15,5 +16,5 @@ import java.nio.file.Path;
  * @param jobTimeout  how long a job may run before it is stopped at its next tile
  * @param grace       how long SIGTERM waits for running jobs before handing them back to the queue
  */
-public record ServeConfig(String host, int port, Path data, List<DeviceSlot.Spec> devices, long maxUpload, long maxPixels,
+public record ServeConfig(String host, int port, Path data, List<DeviceSlot> devices, long maxUpload, long maxPixels,
                           long cacheBytes, boolean auth, Duration jobTimeout, Duration grace, Map<String, Path> models) {}

@@ -57,9 +57,11 @@ public final class SqliteJobStore implements JobStore {
               finished INTEGER NOT NULL DEFAULT 0)""",
             "CREATE INDEX jobs_queue ON jobs(state, priority DESC, seq)",
             "CREATE TABLE result_cache (key TEXT PRIMARY KEY, result_hash TEXT NOT NULL, bytes INTEGER NOT NULL, last_used INTEGER NOT NULL)",
-            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"});
+            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"},
+            // 2: weights are shared by the jobs of a model (residency), so a job's weights are planned apart from its activations
+            new String[] {"ALTER TABLE jobs ADD COLUMN weight_bytes INTEGER NOT NULL DEFAULT 0"});
 
-    private static final String COLUMNS = "id, seq, state, priority, model, params, input_hash, width, height, peak_bytes, tile, batch, attempts, error, "
+    private static final String COLUMNS = "id, seq, state, priority, model, params, input_hash, width, height, peak_bytes, weight_bytes, tile, batch, attempts, error, "
             + "cache_key, cached, result_hash, result_bytes, progress_done, progress_total, idempotency_key, cancel_requested, owner, lease_until, "
             + "created, started, finished";
 
@@ -123,10 +125,10 @@ public final class SqliteJobStore implements JobStore {
                 Optional<Job> known = one("SELECT " + COLUMNS + " FROM jobs WHERE idempotency_key = ?", j.idempotencyKey());
                 if (known.isPresent()) return known.get();
             }
-            try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, state, priority, model, params, input_hash, width, height, peak_bytes, "
+            try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, state, priority, model, params, input_hash, width, height, peak_bytes, weight_bytes, "
                     + "tile, batch, cache_key, cached, result_hash, result_bytes, progress_done, progress_total, idempotency_key, created, started, finished) "
-                    + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
-                Object[] v = {j.id(), j.state().name(), j.priority(), j.model(), j.params(), j.inputHash(), j.width(), j.height(), j.peakBytes(),
+                    + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+                Object[] v = {j.id(), j.state().name(), j.priority(), j.model(), j.params(), j.inputHash(), j.width(), j.height(), j.peakBytes(), j.weightBytes(),
                         j.tile(), j.batch(), j.cacheKey(), j.cached() ? 1 : 0, j.resultHash(), j.resultBytes(), j.progressDone(), j.progressTotal(),
                         j.idempotencyKey(), j.created(), j.started(), j.finished()};
                 for (int i = 0; i < v.length; i++) p.setObject(i + 1, v[i]);
@@ -316,9 +318,9 @@ public final class SqliteJobStore implements JobStore {
             try (ResultSet r = p.executeQuery()) {
                 while (r.next()) {
                     out.add(new Job(r.getString(1), r.getLong(2), JobState.valueOf(r.getString(3)), r.getInt(4), r.getString(5), r.getString(6),
-                            r.getString(7), r.getInt(8), r.getInt(9), r.getLong(10), r.getInt(11), r.getInt(12), r.getInt(13), r.getString(14),
-                            r.getString(15), r.getInt(16) != 0, r.getString(17), r.getLong(18), r.getInt(19), r.getInt(20), r.getString(21),
-                            r.getInt(22) != 0, r.getString(23), r.getLong(24), r.getLong(25), r.getLong(26), r.getLong(27)));
+                            r.getString(7), r.getInt(8), r.getInt(9), r.getLong(10), r.getLong(11), r.getInt(12), r.getInt(13), r.getInt(14),
+                            r.getString(15), r.getString(16), r.getInt(17) != 0, r.getString(18), r.getLong(19), r.getInt(20), r.getInt(21),
+                            r.getString(22), r.getInt(23) != 0, r.getString(24), r.getLong(25), r.getLong(26), r.getLong(27), r.getLong(28)));
                 }
             }
             return out;

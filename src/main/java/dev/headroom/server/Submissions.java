@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.headroom.core.Sizes;
 import dev.headroom.core.plan.Fitter;
+import dev.headroom.models.image.Encoding;
+import dev.headroom.models.image.ImageFormat;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -88,8 +90,9 @@ public final class Submissions {
             throw ApiError.unprocessable("weights '" + p.get("weights").asText() + "' is not supported yet; leave it out (weights stay in their stored precision)");
         }
         String format = text(p, "format", "png");
-        if (!format.equals("png")) throw ApiError.unprocessable("format '" + format + "' is not one this server writes yet; use png");
-        return new Params(model, priority, tile, precision, format);
+        ImageFormat f = ImageFormat.named(format);
+        if (f == null || f == ImageFormat.TIFF) throw ApiError.unprocessable("format '" + format + "' is not one this server writes; use png, jpeg or webp");
+        return new Params(model, priority, tile, precision, f.name().toLowerCase(java.util.Locale.ROOT));
     }
 
     private static String text(JsonNode p, String field, String dflt) {
@@ -108,9 +111,9 @@ public final class Submissions {
         if (image == null) throw ApiError.bad("the 'image' part is missing; send the image file as a multipart part named 'image'");
         if (!models.knows(p.model())) throw ApiError.unprocessable(new ModelCatalog.UnknownModel(p.model(), models.names()).getMessage());
         DeviceSlot device = devices.getFirst();
-        if (p.precision() != null && !p.precision().equalsIgnoreCase(device.spec().precision().name())) {
-            throw ApiError.unprocessable("precision '" + p.precision() + "': this server runs " + device.spec().precision().name().toLowerCase()
-                    + " on " + device.spec().name() + "; leave precision out");
+        if (p.precision() != null && !p.precision().equalsIgnoreCase(device.precision().name())) {
+            throw ApiError.unprocessable("precision '" + p.precision() + "': this server runs " + device.precision().name().toLowerCase()
+                    + " on " + device.name() + "; leave precision out");
         }
         String id = UUID.randomUUID().toString();
         Path upload = dir.upload(id);
@@ -141,7 +144,7 @@ public final class Submissions {
             boolean cached = hit.isPresent() && linkCached(key, dir.result(id));
             int tiles = fit.tiles();
             Job job = new Job(id, 0, cached ? JobState.succeeded : JobState.queued, p.priority(), p.model(), canonical.toString(), inputHash,
-                    h.width(), h.height(), fit.plan().peak(), fit.tile(), fit.batch(), 0, null, key, cached, cached ? hit.get().resultHash() : null,
+                    h.width(), h.height(), fit.plan().peak(), fit.plan().weights(), fit.tile(), fit.batch(), 0, null, key, cached, cached ? hit.get().resultHash() : null,
                     cached ? hit.get().bytes() : 0, cached ? tiles : 0, tiles, idempotencyKey, false, null, 0, now, cached ? now : 0, cached ? now : 0);
             Job stored;
             synchronized (idempotency) {
@@ -169,12 +172,11 @@ public final class Submissions {
 
     /** The plan {@code headroom upscale} would make on this device: largest tile, then batch, within the budget's usable share. */
     static Fitter.Fit fit(ModelCatalog.Loaded m, ImageHeader h, Integer tile, DeviceSlot device) {
-        var spec = device.spec();
         try {
-            return Fitter.fit(m.model().graph(), h.width(), h.height(), Workers.OVERLAP, spec.budget(), spec.usable(), List.of(spec.precision()),
-                    p -> spec.memoryModel(), p -> 1e12, tile == null ? 0 : tile, true, spec.gpu() ? Fitter.GPU_BATCH_PIXELS : 0);
+            return Fitter.fit(m.model().graph(), h.width(), h.height(), Workers.OVERLAP, device.budget(), device.usable(), List.of(device.precision()),
+                    p -> device.memoryModel(), p -> 1e12, tile == null ? 0 : tile, true, device.gpu() ? Fitter.GPU_BATCH_PIXELS : 0);
         } catch (Fitter.NoFit e) {
-            throw ApiError.unprocessable("this job cannot fit on " + spec.name() + " even alone: " + e.getMessage());
+            throw ApiError.unprocessable("this job cannot fit on " + device.name() + " even alone: " + e.getMessage());
         }
     }
 
@@ -192,10 +194,16 @@ public final class Submissions {
         }
     }
 
+    /** How a job's result is encoded: its format with the defaults of `headroom upscale` (so the same bytes). */
+    static Encoding encoding(String format) {
+        ImageFormat f = ImageFormat.named(format);
+        return new Encoding(f == null ? ImageFormat.PNG : f, null, Encoding.PNG_LEVEL);
+    }
+
     /** Input bytes, model file and everything that decides the output's pixels. */
     static String cacheKey(String inputHash, String modelHash, Params p, Fitter.Fit fit, DeviceSlot device) {
         var md = DataDir.sha256();
-        String s = String.join("|", "v2", inputHash, modelHash, p.format(), device.spec().gpu() ? "cuda" : "cpu", device.spec().precision().name(),
+        String s = String.join("|", "v2", inputHash, modelHash, p.format(), device.gpu() ? "cuda" : "cpu", device.precision().name(),
                 "tile=" + fit.tile(), "batch=" + fit.batch(), "overlap=" + Workers.OVERLAP);
         return HexFormat.of().formatHex(md.digest(s.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
     }

@@ -1,18 +1,24 @@
 package dev.headroom.server;
 
 import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.residency.ResidencyPolicy;
 import dev.headroom.models.Model;
 import dev.headroom.models.image.ImageFiles;
+import dev.headroom.models.image.ImageWriter;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.ImageUpscaler;
-import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.Residency;
+import dev.headroom.runtime.Session;
 import dev.headroom.runtime.TiledUpscaler;
+import dev.headroom.runtime.memory.DeviceMemory;
 
 /**
  * Runs an upscale job the way {@code headroom upscale} does (same tile, batch, overlap and bands,
- * and the same writer, so the same pixels), on a backend opened for this job with its reservation as budget; the
- * backend is closed when the job ends, however it ends, which frees its memory at once and audits
- * it for leaks.
+ * and the same streamed writer, so the same bytes), in a session of its own on the shared device:
+ * the model's weights come from the device's residency manager (loaded once, shared with every
+ * job of that model, never evicted while a job holds them), and the job's activations are charged
+ * to a ledger node of its own whose limit is its reservation. However the job ends, the node is
+ * closed (which frees its memory at once and audits it for leaks), then the lease and the session.
  */
 public final class UpscaleJobRunner implements JobRunner {
 
@@ -21,25 +27,27 @@ public final class UpscaleJobRunner implements JobRunner {
         if (control.stop()) throw new Stopped();
         FloatImage img = ImageFiles.read(r.input(), r.maxPixels());
         Model m = r.model().model();
-        Ops ops = device.spec().backend().open(r.reservation());
-        try {
-            control.opened(ops.memory());
-            try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
-                runner.bands(true);
-                TiledUpscaler tiled = new TiledUpscaler(runner, m.valueRange());
-                tiled.batch(r.job().batch());
-                ImageUpscaler up = new ImageUpscaler(tiled, m.graph().inputChannels());
-                FloatImage out = up.upscale(img, r.job().tile(), r.overlap(), (done, total) -> {
+        Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
+        DeviceMemory memory = device.device().memory();
+        try (Session s = device.device().openSession(device.precision());
+             Residency.Lease weights = device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, s);
+             var job = memory.job("job " + r.job().id(), r.reservation());
+             GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), s)) {
+            runner.bands(true);
+            TiledUpscaler tiled = new TiledUpscaler(runner, weights.valueRange());
+            tiled.batch(r.job().batch());
+            ImageUpscaler up = new ImageUpscaler(tiled, weights.graph().inputChannels());
+            // rows go to the file as they become final, as `headroom upscale` writes them; no file unless finished
+            try (ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
+                    img.channels(), img.bitDepth())) {
+                up.upscale(img, r.job().tile(), r.overlap(), (done, total) -> {
                     control.progress(done, total);
                     if (done < total && control.stop()) throw new Stopped();
-                });
+                }, writer);
                 if (control.stop()) throw new Stopped();
-                ImageFiles.writePng(out, r.output());   // as `headroom upscale` writes it: atomically, no partial file
+                writer.finish();
             }
-            var mem = ops.memory();
-            return new Outcome(mem == null ? java.util.Map.of() : mem.rungs(), mem == null ? 0 : mem.stats().allocatedPeak());
-        } finally {
-            if (ops instanceof AutoCloseable c) c.close();
         }
+        return new Outcome(java.util.Map.of(), 0);
     }
 }

@@ -86,7 +86,7 @@ public final class Workers implements AutoCloseable {
     public JobStore.Recovery start() {
         JobStore.Recovery r = store.recover(owner, clock.getAsLong(), POISON_AFTER);
         for (DeviceSlot d : devices) {
-            Thread t = Thread.ofPlatform().daemon().name("headroom-scheduler-" + d.spec().name()).start(() -> schedule(d));
+            Thread t = Thread.ofPlatform().daemon().name("headroom-scheduler-" + d.name()).start(() -> schedule(d));
             schedulers.add(t);
         }
         Thread.ofPlatform().daemon().name("headroom-leases").start(() -> {
@@ -127,7 +127,7 @@ public final class Workers implements AutoCloseable {
             } catch (InterruptedException e) {
                 return;
             } catch (RuntimeException e) {
-                if (!stopped) System.err.println("headroom serve: scheduler for " + d.spec().name() + ": " + e.getMessage());
+                if (!stopped) System.err.println("headroom serve: scheduler for " + d.name() + ": " + e.getMessage());
             }
         }
     }
@@ -140,22 +140,23 @@ public final class Workers implements AutoCloseable {
             List<Job> queued = store.queued(CANDIDATES);
             if (queued.isEmpty()) return false;
             long now = clock.getAsLong();
+            Set<String> resident = d.residentModels();
             List<Waiting> waiting = new ArrayList<>();
-            for (Job j : queued) waiting.add(new Waiting(j.id(), j.priority(), j.created(), j.seq(), j.model(), d.reservation(j.peakBytes())));
-            Set<String> resident = new HashSet<>();
-            for (var l : models.loaded()) resident.add(l.name());
+            for (Job j : queued) waiting.add(new Waiting(j.id(), j.priority(), j.created(), j.seq(), j.model(), d.need(j, resident)));
             var state = new Scheduling.DeviceState(d.headroom(), d.runningCount(), resident);
-            Optional<Waiting> next = Scheduling.next(waiting, now, state, policy.withMaxRunning(d.spec().maxRunning()));
+            Optional<Waiting> next = Scheduling.next(waiting, now, state, policy.withMaxRunning(d.maxRunning()));
             if (next.isEmpty()) return false;
             Waiting w = next.get();
+            // idle models' weights count as room: evict them now if this job needs it
+            if (!d.makeRoom(w.peakBytes())) return false;
             if (!store.claim(w.id(), owner, now + LEASE_MILLIS, now)) return true;
             Job job = store.get(w.id()).orElseThrow();
-            d.reserve(job.id(), w.peakBytes());
+            d.reserve(job.id(), d.reservation(job.peakBytes(), job.weightBytes()));
             long deadline = cfg.jobTimeout().isZero() ? Long.MAX_VALUE : now + cfg.jobTimeout().toMillis();
             r = new Running(job, d, deadline);
             running.put(job.id(), r);
             metrics.admissionWaitSeconds.observe(Math.max(0, now - job.created()) / 1000.0);
-            events.emit(job.id(), "admitted", Map.of("device", d.spec().name(), "reserved_bytes", w.peakBytes(), "tile", job.tile(),
+            events.emit(job.id(), "admitted", Map.of("device", d.name(), "reserved_bytes", d.reservation(job.peakBytes(), job.weightBytes()), "tile", job.tile(),
                     "attempts", job.attempts()));
         }
         r.thread = Thread.ofVirtual().name("headroom-job-" + r.job.id()).start(() -> run(r));
@@ -169,7 +170,7 @@ public final class Workers implements AutoCloseable {
         try {
             ModelCatalog.Loaded m = models.get(job.model(), clock.getAsLong());
             Path out = dir.result(job.id());
-            JobRunner.Outcome o = runner.run(new JobRunner.Request(job, m, dir.upload(job.id()), out, r.device.reservation(job.peakBytes()),
+            JobRunner.Outcome o = runner.run(new JobRunner.Request(job, m, dir.upload(job.id()), out, Submissions.encoding(format(job)), r.device.reservation(job.peakBytes(), job.weightBytes()),
                     cfg.maxPixels(), OVERLAP), r.device, new JobRunner.Control() {
                 public boolean stop() {
                     if (clock.getAsLong() > r.deadline) r.timedOut = true;
@@ -180,12 +181,7 @@ public final class Workers implements AutoCloseable {
                     store.progress(job.id(), done, total);
                     events.emit(job.id(), "tile", Map.of("done", done, "total", total));
                 }
-
-                public void opened(dev.headroom.runtime.memory.DeviceMemory memory) {
-                    r.device.attach(job.id(), memory);
-                }
             });
-            o.rungs().forEach((k, v) -> metrics.rungs.labelValues(k).inc(v));
             String hash = DataDir.sha256(out);
             long bytes = Files.size(out);
             if (store.finish(job.id(), JobState.succeeded, null, hash, bytes, clock.getAsLong())) {
