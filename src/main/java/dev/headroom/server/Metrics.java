@@ -75,6 +75,11 @@ public final class Metrics {
                 .callback(cb -> cb.call(models.loaded().size())).register(registry);
     }
 
+    /** For metrics registered elsewhere (the dashboard's alerts). */
+    PrometheusRegistry registry() {
+        return registry;
+    }
+
     public String contentType() {
         return PrometheusTextFormatWriter.CONTENT_TYPE;
     }
