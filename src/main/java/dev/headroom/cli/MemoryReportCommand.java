@@ -1,23 +1,12 @@
 package dev.headroom.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.headroom.core.Sizes;
-import java.awt.BasicStroke;
-import java.awt.Color;
-import java.awt.Font;
-import java.awt.Graphics2D;
-import java.awt.RenderingHints;
-import java.awt.geom.Path2D;
-import java.awt.image.BufferedImage;
-import java.io.BufferedReader;
+import dev.headroom.runtime.memory.MemoryReport;
 import java.io.IOException;
 import java.io.Writer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -25,9 +14,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * Renders a --memory-trace file as a timeline of device memory by category (weights, activations,
- * workspace, and the allocator's cache on top up to reserved), with the peak and every rung of the
- * degrade ladder marked: an HTML page (inline SVG) or a PNG, by the output's extension.
+ * Renders a --memory-trace file as a timeline of device memory by category, with the peak and every
+ * rung of the degrade ladder marked: an HTML page or a PNG, by the output's extension. The drawing
+ * is {@link MemoryReport}'s, which {@code headroom serve} uses for each job's report too.
  */
 @Command(name = "memory-report", mixinStandardHelpOptions = true,
         description = "Draws a memory trace (from --memory-trace) as a timeline: HTML or PNG, by the output's extension.")
@@ -38,250 +27,35 @@ final class MemoryReportCommand implements Callable<Integer> {
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT", description = "report.html or report.png")
     Path output;
 
-    static final String[] CATEGORIES = {"weights", "workspace", "activations", "cache"};
-    static final Color[] COLORS = {new Color(0x4C72B0), new Color(0xDD8452), new Color(0x55A868), new Color(0xC8C8C8)};
-    static final int W = 1100, H = 420, LEFT = 80, RIGHT = 20, TOP = 30, BOTTOM = 50;
-
-    /** One point of the timeline: time and bytes per category (cache = reserved - allocated). */
-    record Point(double seconds, long[] bytes) {
-        long total() {
-            long t = 0;
-            for (long b : bytes) t += b;
-            return t;
-        }
-    }
-
-    record Marker(double seconds, String label) {}
-
-    record Timeline(List<Point> points, List<Marker> markers, int peakIndex, long events) {
-        /** The same timeline with peakIndex at the point of most allocated bytes. */
-        Timeline withPeak() {
-            int p = 0;
-            for (int i = 0; i < points.size(); i++) {
-                Point q = points.get(i), best = points.get(p);
-                if (q.total() - q.bytes[3] > best.total() - best.bytes[3]) p = i;
-            }
-            return new Timeline(points, markers, p, events);
-        }
-    }
-
     @Override
     public Integer call() throws IOException {
         if (!Files.isRegularFile(input)) throw new Main.UsageError(input + ": no such file");
         String name = output.getFileName().toString().toLowerCase(Locale.ROOT);
         boolean png = name.endsWith(".png");
         if (!png && !name.endsWith(".html") && !name.endsWith(".htm")) throw new Main.UsageError("-o " + output + ": give a .html or .png file");
-        Timeline t = read(input);
-        if (t.points.isEmpty()) throw new Main.UsageError(input + " has no allocation events; was it written by --memory-trace?");
+        MemoryReport.Timeline t;
+        try {
+            t = MemoryReport.read(input);
+        } catch (IllegalArgumentException e) {
+            throw new Main.UsageError(e.getMessage());
+        }
+        if (t.points().isEmpty()) throw new Main.UsageError(input + " has no allocation events; was it written by --memory-trace?");
         Path dir = output.toAbsolutePath().getParent();
         if (dir == null || !Files.isDirectory(dir)) throw new Main.UsageError("cannot write " + output + ": folder " + dir + " does not exist");
         Path tmp = Files.createTempFile(dir, ".report", ".tmp");
         try {
-            if (png) javax.imageio.ImageIO.write(png(t), "png", tmp.toFile());
+            if (png) javax.imageio.ImageIO.write(MemoryReport.png(t), "png", tmp.toFile());
             else try (Writer w = Files.newBufferedWriter(tmp)) {
-                w.write(html(t));
+                w.write(MemoryReport.html(t));
             }
             Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             Files.deleteIfExists(tmp);
         }
-        Point peak = t.points.get(t.peakIndex);
-        System.err.printf("%s: %d events, peak %s allocated at %.3f s, %d rungs; wrote %s%n", input, t.events, Sizes.format(peak.total() - peak.bytes[3]),
-                peak.seconds, t.markers.size(), output);
+        MemoryReport.Point peak = t.points().get(t.peakIndex());
+        System.err.printf("%s: %d events, peak %s allocated at %.3f s, %d rungs; wrote %s%n", input, t.events(), Sizes.format(peak.total() - peak.bytes()[3]),
+                peak.seconds(), t.markers().size(), output);
         return 0;
     }
 
-    static Timeline read(Path file) throws IOException {
-        ObjectMapper json = new ObjectMapper();
-        List<Point> points = new ArrayList<>();
-        List<Marker> markers = new ArrayList<>();
-        long[] live = new long[3];
-        long events = 0;
-        int peak = 0;
-        long peakAllocated = -1;
-        try (BufferedReader r = Files.newBufferedReader(file)) {
-            String line;
-            int n = 0;
-            while ((line = r.readLine()) != null) {
-                n++;
-                if (line.isBlank()) continue;
-                JsonNode e;
-                try {
-                    e = json.readTree(line);
-                } catch (com.fasterxml.jackson.core.JsonProcessingException ex) {
-                    throw new Main.UsageError(file + " line " + n + " is not a trace event (JSON): " + ex.getOriginalMessage());
-                }
-                if (e == null || !e.has("kind") || !e.has("t_ns")) throw new Main.UsageError(file + " line " + n + " is not a trace event: no kind or t_ns");
-                events++;
-                String kind = e.get("kind").asText();
-                double s = e.get("t_ns").asLong() / 1e9;
-                long bytes = e.path("bytes").asLong();
-                int cat = switch (e.path("category").asText("activations")) {
-                    case "weights" -> 0;
-                    case "workspace" -> 1;
-                    default -> 2;   // activations, and a job's activations (named after the job)
-                };
-                switch (kind) {
-                    case "alloc" -> live[cat] += bytes;
-                    case "free" -> live[cat] -= bytes;
-                    case "rung" -> markers.add(new Marker(s, e.path("category").asText() + " " + e.path("detail").asText("")));
-                    case "oom" -> markers.add(new Marker(s, "OOM " + Sizes.format(bytes)));
-                    default -> { }
-                }
-                long reserved = e.path("reserved").asLong();
-                long allocated = live[0] + live[1] + live[2];
-                points.add(new Point(s, new long[] {live[0], live[1], live[2], Math.max(0, reserved - allocated)}));
-                if (allocated > peakAllocated) {
-                    peakAllocated = allocated;
-                    peak = points.size() - 1;
-                }
-            }
-        }
-        return new Timeline(thin(points, peak), markers, 0, events).withPeak();
-    }
-
-    /** At most a few points per pixel column: per column, the point with the most bytes (the peak is always kept). */
-    private static List<Point> thin(List<Point> points, int peak) {
-        int columns = 2 * (W - LEFT - RIGHT);
-        if (points.size() <= 2 * columns) return points;
-        double end = Math.max(points.getLast().seconds, 1e-9);
-        Point[] best = new Point[columns + 1];
-        for (int i = 0; i < points.size(); i++) {
-            Point p = points.get(i);
-            int col = (int) (columns * p.seconds / end);
-            if (best[col] == null || p.total() > best[col].total() || i == peak) best[col] = p;
-        }
-        List<Point> out = new ArrayList<>();
-        for (Point p : best) if (p != null) out.add(p);
-        return out;
-    }
-
-    private static double maxBytes(Timeline t) {
-        long m = 1;
-        for (Point p : t.points) m = Math.max(m, p.total());
-        return m * 1.05;
-    }
-
-    private static double x(Timeline t, double s) {
-        double end = Math.max(t.points.getLast().seconds, 1e-9);
-        return LEFT + (W - LEFT - RIGHT) * s / end;
-    }
-
-    private static double y(double bytes, double max) {
-        return H - BOTTOM - (H - TOP - BOTTOM) * bytes / max;
-    }
-
-    /** The outline of category {@code c} stacked on those below it, as (x, y) pairs: top edge forwards, bottom edge back. */
-    private static List<double[]> band(Timeline t, int c, double max) {
-        List<double[]> top = new ArrayList<>(), bottom = new ArrayList<>();
-        double[] prevTop = null, prevBottom = null;
-        for (Point p : t.points) {
-            long below = 0;
-            for (int i = 0; i < c; i++) below += p.bytes[i];
-            double px = x(t, p.seconds);
-            if (prevTop != null) {   // memory holds its value until the next event: draw steps, not slopes
-                top.add(new double[] {px, prevTop[1]});
-                bottom.add(new double[] {px, prevBottom[1]});
-            }
-            prevTop = new double[] {px, y(below + p.bytes[c], max)};
-            prevBottom = new double[] {px, y(below, max)};
-            top.add(prevTop);
-            bottom.add(prevBottom);
-        }
-        List<double[]> out = new ArrayList<>(top);
-        for (int i = bottom.size() - 1; i >= 0; i--) out.add(bottom.get(i));
-        return out;
-    }
-
-    static String html(Timeline t) {
-        double max = maxBytes(t);
-        StringBuilder s = new StringBuilder();
-        s.append("<!doctype html><meta charset=utf-8><title>headroom memory report</title>")
-                .append("<style>body{font:14px sans-serif;margin:20px}td,th{padding:2px 10px;text-align:right}</style>")
-                .append("<h1>Device memory over time</h1>");
-        s.append(String.format(Locale.ROOT, "<svg width=%d height=%d xmlns='http://www.w3.org/2000/svg' style='font:12px sans-serif'>", W, H));
-        for (int c = 0; c < CATEGORIES.length; c++) {
-            s.append("<path fill='#").append(String.format("%06X", COLORS[c].getRGB() & 0xFFFFFF)).append("' d='");
-            List<double[]> b = band(t, c, max);
-            for (int i = 0; i < b.size(); i++) s.append(i == 0 ? "M" : "L").append(String.format(Locale.ROOT, "%.1f,%.1f ", b.get(i)[0], b.get(i)[1]));
-            s.append("Z'><title>").append(CATEGORIES[c]).append("</title></path>");
-        }
-        for (int i = 0; i <= 4; i++) {
-            double v = max * i / 4;
-            s.append(String.format(Locale.ROOT, "<line x1=%d x2=%d y1=%.1f y2=%.1f stroke='#eee'/><text x=4 y=%.1f>%s</text>", LEFT, W - RIGHT, y(v, max), y(v, max), y(v, max) + 4, Sizes.format((long) v)));
-        }
-        Point peak = t.points.get(t.peakIndex);
-        double px = x(t, peak.seconds);
-        s.append(String.format(Locale.ROOT, "<line x1=%.1f x2=%.1f y1=%d y2=%d stroke='black' stroke-dasharray='4'/><text x=%.1f y=%d text-anchor=%s>peak %s allocated</text>",
-                px, px, TOP, H - BOTTOM, px > W / 2 ? px - 4 : px + 4, TOP - 8, px > W / 2 ? "end" : "start", Sizes.format(peak.total() - peak.bytes[3])));
-        for (Marker m : t.markers) {
-            double mx = x(t, m.seconds);
-            s.append(String.format(Locale.ROOT, "<line x1=%.1f x2=%.1f y1=%d y2=%d stroke='red'><title>%s</title></line>", mx, mx, TOP, H - BOTTOM, escape(m.label)));
-        }
-        s.append(String.format(Locale.ROOT, "<text x=%d y=%d>0 s</text><text x=%d y=%d text-anchor=end>%.3f s</text>", LEFT, H - BOTTOM + 16, W - RIGHT, H - BOTTOM + 16, t.points.getLast().seconds));
-        for (int c = 0; c < CATEGORIES.length; c++) {
-            s.append(String.format(Locale.ROOT, "<rect x=%d y=%d width=12 height=12 fill='#%06X'/><text x=%d y=%d>%s</text>", LEFT + c * 140, H - 20,
-                    COLORS[c].getRGB() & 0xFFFFFF, LEFT + c * 140 + 16, H - 10, CATEGORIES[c] + (c == 3 ? " (reserved, unused)" : "")));
-        }
-        s.append("</svg><h2>At the peak</h2><table>");
-        for (int c = 0; c < CATEGORIES.length; c++) s.append("<tr><th>").append(CATEGORIES[c]).append("<td>").append(Sizes.format(peak.bytes[c]));
-        s.append("</table><h2>Rungs of the degrade ladder</h2>").append(t.markers.isEmpty() ? "<p>none" : "<ul>");
-        for (Marker m : t.markers) s.append(String.format(Locale.ROOT, "<li>%.3f s: %s", m.seconds, escape(m.label)));
-        s.append(t.markers.isEmpty() ? "" : "</ul>").append(String.format("<p>%d events.", t.events));
-        return s.toString();
-    }
-
-    private static String escape(String s) {
-        return s.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&#39;");
-    }
-
-    /**
-     * Whether text can be drawn: a server without fontconfig throws from the first font use, and
-     * the chart is still worth having without labels (the HTML report has them all).
-     */
-    private static boolean fontsWork(Graphics2D g) {
-        try {
-            g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
-            g.getFontMetrics().stringWidth("0");
-            return true;
-        } catch (Throwable e) {
-            System.err.println("memory-report: no usable fonts on this machine (" + e.getMessage() + "); the PNG has no labels, the HTML report has them");
-            return false;
-        }
-    }
-
-    static BufferedImage png(Timeline t) {
-        double max = maxBytes(t);
-        BufferedImage img = new BufferedImage(W, H, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = img.createGraphics();
-        g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
-        g.setColor(Color.WHITE);
-        g.fillRect(0, 0, W, H);
-        boolean text = fontsWork(g);
-        for (int c = 0; c < CATEGORIES.length; c++) {
-            Path2D.Double path = new Path2D.Double();
-            List<double[]> b = band(t, c, max);
-            path.moveTo(b.getFirst()[0], b.getFirst()[1]);
-            for (double[] p : b) path.lineTo(p[0], p[1]);
-            path.closePath();
-            g.setColor(COLORS[c]);
-            g.fill(path);
-            g.fillRect(LEFT + c * 140, H - 20, 12, 12);
-            g.setColor(Color.BLACK);
-            if (text) g.drawString(CATEGORIES[c] + (c == 3 ? " (reserved, unused)" : ""), LEFT + c * 140 + 16, H - 10);
-        }
-        g.setColor(Color.BLACK);
-        if (text) for (int i = 0; i <= 4; i++) g.drawString(Sizes.format((long) (max * i / 4)), 4, (int) y(max * i / 4, max) + 4);
-        Point peak = t.points.get(t.peakIndex);
-        int px = (int) x(t, peak.seconds);
-        g.setStroke(new BasicStroke(1, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 1, new float[] {4, 4}, 0));
-        g.drawLine(px, TOP, px, H - BOTTOM);
-        String label = "peak " + Sizes.format(peak.total() - peak.bytes[3]) + " allocated";
-        if (text) g.drawString(label, px > W / 2 ? px - 4 - g.getFontMetrics().stringWidth(label) : px + 4, TOP - 8);
-        g.setStroke(new BasicStroke(1));
-        g.setColor(Color.RED);
-        for (Marker m : t.markers) g.drawLine((int) x(t, m.seconds), TOP, (int) x(t, m.seconds), H - BOTTOM);
-        g.dispose();
-        return img;
-    }
 }

@@ -109,6 +109,11 @@ final class ServeCommand implements Callable<Integer> {
         if (name.isBlank() || name.length() > 200) throw new Main.UsageError("--node must be 1 to 200 characters");
         return new ServeConfig.Fleet(store, storePasswordFile, results, name, Duration.ofMillis(Math.round(lease * 1000)));
     }
+    @picocli.CommandLine.Mixin
+    AlertOptions alerts = new AlertOptions();
+
+    /** Events each device's memory trace keeps, from which the dashboard draws each job's memory report. */
+    static final int TRACE_EVENTS = 200_000;
 
     @Override
     public Integer call() throws Exception {
@@ -123,6 +128,7 @@ final class ServeCommand implements Callable<Integer> {
         if (maxPixels < 1) throw new Main.UsageError("--max-pixels must be at least 1");
         if (jobTimeout < 0 || grace < 0) throw new Main.UsageError("--job-timeout and --grace must be 0 or more seconds");
         if (maxConcurrent != null && maxConcurrent < 1) throw new Main.UsageError("--max-concurrent must be at least 1");
+        var alertConfig = alerts.config();
         Map<String, Path> named = new LinkedHashMap<>();
         for (String m : models) {
             int eq = m.indexOf('=');
@@ -139,6 +145,7 @@ final class ServeCommand implements Callable<Integer> {
         ServeConfig cfg = new ServeConfig(host, port, data != null ? data : DataDir.platformDefault(), devices(), size("--max-upload", maxUpload),
                 maxPixels, size("--cache", cache), !noAuth, Duration.ofSeconds(jobTimeout), Duration.ofSeconds(grace), named, fleet());
         HeadroomServer server = new HeadroomServer(cfg, new UpscaleJobRunner());
+        server.alerts(alertConfig);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.stop();
@@ -168,7 +175,7 @@ final class ServeCommand implements Callable<Integer> {
     private List<DeviceSlot> devices() {
         long bytes = budget == null ? 0 : size("--vram-budget", budget);
         if (budget != null && bytes < (16L << 20)) throw new Main.UsageError("--vram-budget " + budget + " is too small to run anything; use at least 16MiB");
-        MemoryOptions options = MemoryOptions.DEFAULT.withBudget(bytes);
+        MemoryOptions options = new MemoryOptions(bytes, MemoryOptions.DEFAULT.expandable(), TRACE_EVENTS, MemoryOptions.DEFAULT.thresholds());
         int running = maxConcurrent != null ? maxConcurrent : 2;
         List<DeviceSlot> out = new ArrayList<>();
         List<Integer> gpus = gpus();

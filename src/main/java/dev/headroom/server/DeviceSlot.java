@@ -156,6 +156,13 @@ public final class DeviceSlot implements AutoCloseable {
         b.close();
     }
 
+    /** Each running job's reservation, by job id. */
+    public synchronized Map<String, Long> reservations() {
+        Map<String, Long> out = new LinkedHashMap<>();
+        running.forEach((id, b) -> out.put(id, b.used()));
+        return out;
+    }
+
     /** Bytes reserved for running jobs' activations; 0 once every job has ended (the baseline). */
     public synchronized long reserved() {
         return reservations.used();

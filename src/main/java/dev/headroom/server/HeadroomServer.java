@@ -28,6 +28,8 @@ public final class HeadroomServer implements AutoCloseable {
     private final HttpApi api;
     private volatile boolean ready;
     private int port;
+    private Alerts.Config alertConfig = Alerts.Config.DEFAULT;
+    private Dashboard dashboard;
 
     public HeadroomServer(ServeConfig cfg, JobRunner runner) throws IOException {
         this.cfg = cfg;
@@ -45,11 +47,13 @@ public final class HeadroomServer implements AutoCloseable {
     /** Recovers the queue, starts the workers and the HTTP listener; returns what recovery did. */
     public JobStore.Recovery start() throws IOException {
         if (!cfg.auth()) dir.token();   // the file exists either way, so clients find it
+        dashboard = new Dashboard(this, cfg.auth(), cfg.auth() ? dir.token() : "", alertConfig);
         JobStore.Recovery r = workers.start();
         Path tmp = dir.root().resolve("uploads").resolve(".multipart");
         Files.createDirectories(tmp);
         port = api.start(tmp);
         workers.advertise(url());
+        dashboard.start();
         ready = true;
         return r;
     }
@@ -87,6 +91,19 @@ public final class HeadroomServer implements AutoCloseable {
             out.add(m);
         }
         return out;
+    }
+
+    /** The alert rules' settings (before {@link #start}). */
+    public void alerts(Alerts.Config c) {
+        alertConfig = c;
+    }
+
+    Dashboard dashboard() {
+        return dashboard;
+    }
+
+    ModelCatalog models() {
+        return models;
     }
 
     public int port() {
@@ -207,6 +224,7 @@ public final class HeadroomServer implements AutoCloseable {
     /** Stops admitting, lets running jobs finish within the grace period (then hands them back), stops listening, closes the store. */
     public void stop() {
         ready = false;
+        if (dashboard != null) dashboard.stop();
         workers.drain(cfg.grace());
         api.stop();
         workers.close();

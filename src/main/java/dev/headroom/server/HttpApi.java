@@ -54,6 +54,7 @@ public final class HttpApi {
             c.jetty.multipartConfig.maxInMemoryFileSize(1, SizeUnit.MB);
             var r = c.routes;
             r.before(this::authenticate);
+            server.dashboard().routes(r);
             r.get("/healthz", ctx -> json(ctx, 200, Map.of("status", "ok")));
             r.get("/readyz", ctx -> {
                 if (!server.ready()) throw new ApiError(503, "Service Unavailable", "the server is starting or stopping; try again shortly");
@@ -110,8 +111,9 @@ public final class HttpApi {
 
     private void authenticate(Context ctx) {
         String p = ctx.path();
-        if (!cfg.auth() || p.equals("/healthz") || p.equals("/readyz")) return;
+        if (!cfg.auth() || p.equals("/healthz") || p.equals("/readyz") || Dashboard.isPublic(p)) return;
         String h = ctx.header("Authorization");
+        if (h == null && server.dashboard().session(ctx)) return;   // the dashboard's session cookie
         String given = h != null && h.regionMatches(true, 0, "Bearer ", 0, 7) ? h.substring(7).strip() : "";
         if (!MessageDigest.isEqual(given.getBytes(StandardCharsets.UTF_8), token.getBytes(StandardCharsets.UTF_8))) {
             ctx.header("WWW-Authenticate", "Bearer realm=\"headroom\"");

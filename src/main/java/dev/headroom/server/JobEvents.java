@@ -20,6 +20,17 @@ public final class JobEvents {
 
     private static final int JOBS_KEPT = 20_000;
 
+    /** Told of every event as it is emitted (the dashboard's timeline marks admissions and ends). */
+    public interface Listener {
+        void emitted(String job, Event e);
+    }
+
+    private final List<Listener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    public void listen(Listener l) {
+        listeners.add(l);
+    }
+
     private final Map<String, List<Event>> logs = new LinkedHashMap<>(16, 0.75f, false) {
         @Override
         protected boolean removeEldestEntry(Map.Entry<String, List<Event>> e) {
@@ -27,11 +38,16 @@ public final class JobEvents {
         }
     };
 
-    public synchronized void emit(String job, String name, Map<String, Object> data) {
-        List<Event> l = logs.computeIfAbsent(job, k -> new ArrayList<>());
-        if (!l.isEmpty() && l.getLast().terminal()) return;   // nothing after the end
-        l.add(new Event(l.size() + 1, name, data));
-        notifyAll();
+    public void emit(String job, String name, Map<String, Object> data) {
+        Event e;
+        synchronized (this) {
+            List<Event> l = logs.computeIfAbsent(job, k -> new ArrayList<>());
+            if (!l.isEmpty() && l.getLast().terminal()) return;   // nothing after the end
+            e = new Event(l.size() + 1, name, data);
+            l.add(e);
+            notifyAll();
+        }
+        for (Listener x : listeners) x.emitted(job, e);
     }
 
     public synchronized boolean known(String job) {

@@ -98,6 +98,11 @@ public final class Metrics {
                 }).register(registry);
     }
 
+    /** For metrics registered elsewhere (the dashboard's alerts). */
+    PrometheusRegistry registry() {
+        return registry;
+    }
+
     public String contentType() {
         return PrometheusTextFormatWriter.CONTENT_TYPE;
     }
