@@ -57,12 +57,13 @@ final class PlanCommand implements Callable<Integer> {
 
     /**
      * Sustained rates measured with `headroom bench --synthetic rrdbnet-x4 --tile 256`: H100 fp16
-     * 2.35 TFLOP per tile in about 40 ms, fp32 in about 135 ms; the 2-core CI machine about 80 GFLOP/s.
-     * Used only for the time estimate.
+     * 2.35 TFLOP per tile in 10.7 ms with fused cuDNN graphs (the fitter's figure; the 40 ms this
+     * said before was the legacy API's), fp32 in about 135 ms (not measured again since); the
+     * 2-core CI machine about 80 GFLOP/s. Used only for the time estimate.
      */
     static double flopsPerSecond(boolean cuda, Precision p) {
         if (!cuda) return 80e9;
-        return p == Precision.F32 ? 17e12 : 59e12;
+        return p == Precision.F32 ? 17e12 : 220e12;
     }
 
     @Override
@@ -116,9 +117,10 @@ final class PlanCommand implements Callable<Integer> {
         }
         Fitter.Fit fit;
         try {
-            fit = Fitter.fit(mod.graph(), width, height, overlap, budget, Pressure.Thresholds.DEFAULT.critical(), precisions,
-                    p -> cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE, p -> flopsPerSecond(cuda, p), tile, !wholeTensors,
-                    cuda ? Fitter.GPU_BATCH_PIXELS : 0);
+            fit = Fitter.fit(Fitter.Request.of(mod.graph(), width, height, budget, p -> cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE)
+                    .withOverlap(overlap).withUsableFraction(Pressure.Thresholds.DEFAULT.critical()).withPrecisions(precisions)
+                    .withFlopsPerSecond(p -> flopsPerSecond(cuda, p)).withTile(tile).withBands(!wholeTensors)
+                    .withBatchPixels(cuda ? Fitter.GPU_BATCH_PIXELS : 0));
         } catch (Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }

@@ -138,6 +138,7 @@ final class UpscaleCommand implements Callable<Integer> {
             int tile = fit != null ? hostCapped(fit.tile(), overlap, img.width(), img.height(), m.scale(), m.graph().outputChannels()) : this.tile;
             int batch = this.batch != null ? this.batch : fit != null ? fit.batch() : 1;
             tiled.batch(batch);
+            if (fit != null && batch == fit.batch()) runner.usePlan(batch, fit.tileHeight(), fit.tileWidth(), fit.plan());   // planned once, by the fitter
             int tiles = TileGrid.count(img.width(), img.height(), tile, overlap);
             int outW = img.width() * m.scale(), outH = img.height() * m.scale();
             long device0 = tiled.deviceNanos(), blend0 = tiled.blendNanos(), sink0 = tiled.sinkNanos();
@@ -208,10 +209,11 @@ final class UpscaleCommand implements Callable<Integer> {
         var memory = ops.memory();
         boolean gpu = ops.device().accelerator();
         try {
-            return dev.headroom.core.plan.Fitter.fit(m.graph(), img.width(), img.height(), overlap, memory.ledger().limit(),
-                    memory.thresholds().critical(), List.of(ops.precision()), p -> ops.memoryModel(),
-                    p -> PlanCommand.flopsPerSecond(gpu, p), 0, !wholeTensors,
-                    gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0);
+            return dev.headroom.core.plan.Fitter.fit(dev.headroom.core.plan.Fitter.Request.of(m.graph(), img.width(), img.height(),
+                            memory.ledger().limit(), p -> ops.memoryModel())
+                    .withOverlap(overlap).withUsableFraction(memory.thresholds().critical()).withPrecisions(List.of(ops.precision()))
+                    .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!wholeTensors)
+                    .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0));
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }

@@ -122,8 +122,12 @@ public final class GraphRunner implements AutoCloseable {
         return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, ops.memoryModel(), bands));
     }
 
-    /** Runs (n, h, w) inputs with this plan instead of the planner's choice: for tests that try every alternative. */
-    void usePlan(int n, int h, int w, MemoryPlan p) {
+    /**
+     * Runs (n, h, w) inputs with {@code p} instead of planning them again: the fitter's plan for the
+     * tile shape it chose (made for this backend's memory model and band setting), or, in tests,
+     * each alternative in turn.
+     */
+    public void usePlan(int n, int h, int w, MemoryPlan p) {
         replays.close();
         plans.put(n + "x" + h + "x" + w, p);
     }

@@ -3,7 +3,7 @@ package dev.headroom.runtime;
 import dev.headroom.core.Precision;
 
 /**
- * An fp32 NHWC tensor: a view of {@code c} channels starting at channel {@code offset} of a buffer
+ * An NHWC tensor (fp32 on the host; fp32, fp16 or bf16 on a device, {@link #precision}): a view of {@code c} channels starting at channel {@code offset} of a buffer
  * whose pixels are {@code stride} channels apart. A plain tensor has offset 0 and stride == c; a
  * channel slice of a concatenation buffer has neither, which is how producers write into a
  * concatenation without a copy.

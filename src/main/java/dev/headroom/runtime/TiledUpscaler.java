@@ -12,7 +12,7 @@ import java.util.List;
  * Runs a model over an image tile by tile and blends the tiles into a full-size output in host
  * memory (see {@link TileGrid} for the layout and the weights). Each tile is cut from the input,
  * scaled to the model's value range, run, scaled back, and added into the output with its
- * weights; only one tile's activations are alive at a time.
+ * weights; only one run's activations (one tile, or one batch of them) are alive at a time.
  *
  * <p>Tiles of one image all have the same shape, so {@link #batch} of them can run as one batch
  * (N = batch), which keeps a GPU busy when tiles are small.

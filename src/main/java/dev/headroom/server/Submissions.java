@@ -173,8 +173,9 @@ public final class Submissions {
     /** The plan {@code headroom upscale} would make on this device: largest tile, then batch, within the budget's usable share. */
     static Fitter.Fit fit(ModelCatalog.Loaded m, ImageHeader h, Integer tile, DeviceSlot device) {
         try {
-            return Fitter.fit(m.model().graph(), h.width(), h.height(), Workers.OVERLAP, device.budget(), device.usable(), List.of(device.precision()),
-                    p -> device.memoryModel(), p -> 1e12, tile == null ? 0 : tile, true, device.gpu() ? Fitter.GPU_BATCH_PIXELS : 0);
+            return Fitter.fit(Fitter.Request.of(m.model().graph(), h.width(), h.height(), device.budget(), p -> device.memoryModel())
+                    .withOverlap(Workers.OVERLAP).withUsableFraction(device.usable()).withPrecisions(List.of(device.precision()))
+                    .withTile(tile == null ? 0 : tile).withBatchPixels(device.gpu() ? Fitter.GPU_BATCH_PIXELS : 0));
         } catch (Fitter.NoFit e) {
             throw ApiError.unprocessable("this job cannot fit on " + device.name() + " even alone: " + e.getMessage());
         }

@@ -51,16 +51,63 @@ public final class Fitter {
     }
 
     /**
-     * @param precisions in order of preference
-     * @param models     what the backend allocates, per precision
+     * What to fit: the graph and image, the budget and the share of it that may be used, and what
+     * the backend allocates and how fast it runs, per precision. {@link #of} sets the defaults
+     * (overlap 16, the usable share 0.9, fp32 only, any tile, row bands, one tile per run); the
+     * {@code with...} methods change one field each.
+     *
+     * @param precisions     in order of preference
+     * @param models         what the backend allocates, per precision
      * @param flopsPerSecond the backend's sustained rate per precision, for the time estimate
-     * @param fixedTile  a tile the user chose (0: choose)
-     * @param bands      whether plans may run the tail in row bands ({@link Bands})
-     * @param batchPixels tiles are batched while a batch stays within this many input pixels and its plan fits (0: one tile per run)
+     * @param fixedTile      a tile the user chose (0: choose)
+     * @param bands          whether plans may run the tail in row bands ({@link Bands})
+     * @param batchPixels    tiles are batched while a batch stays within this many input pixels and its plan fits (0: one tile per run)
      */
-    public static Fit fit(Graph g, int width, int height, int overlap, long budget, double usableFraction, List<Precision> precisions,
+    public record Request(Graph graph, int width, int height, int overlap, long budget, double usableFraction, List<Precision> precisions,
                           Function<Precision, DeviceModel> models, Function<Precision, Double> flopsPerSecond, int fixedTile, boolean bands,
                           long batchPixels) {
+        public static Request of(Graph graph, int width, int height, long budget, Function<Precision, DeviceModel> models) {
+            return new Request(graph, width, height, 16, budget, 0.9, List.of(Precision.F32), models, p -> 1e12, 0, true, 0);
+        }
+
+        public Request withOverlap(int px) {
+            return new Request(graph, width, height, px, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, bands, batchPixels);
+        }
+
+        public Request withUsableFraction(double f) {
+            return new Request(graph, width, height, overlap, budget, f, precisions, models, flopsPerSecond, fixedTile, bands, batchPixels);
+        }
+
+        public Request withPrecisions(List<Precision> ps) {
+            return new Request(graph, width, height, overlap, budget, usableFraction, ps, models, flopsPerSecond, fixedTile, bands, batchPixels);
+        }
+
+        public Request withFlopsPerSecond(Function<Precision, Double> rate) {
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, rate, fixedTile, bands, batchPixels);
+        }
+
+        public Request withTile(int tile) {
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, tile, bands, batchPixels);
+        }
+
+        public Request withBands(boolean on) {
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, on, batchPixels);
+        }
+
+        public Request withBatchPixels(long px) {
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, bands, px);
+        }
+    }
+
+    public static Fit fit(Request r) {
+        Graph g = r.graph();
+        int width = r.width(), height = r.height(), overlap = r.overlap(), fixedTile = r.fixedTile();
+        long budget = r.budget(), batchPixels = r.batchPixels();
+        boolean bands = r.bands();
+        List<Precision> precisions = r.precisions();
+        Function<Precision, DeviceModel> models = r.models();
+        Function<Precision, Double> flopsPerSecond = r.flopsPerSecond();
+        double usableFraction = r.usableFraction();
         long usable = (long) (budget * usableFraction);
         List<String> rejected = new ArrayList<>();
         for (Precision p : precisions) {

@@ -15,8 +15,8 @@ class FitterTest {
     private final Graph g = SyntheticModels.build("srvgg-x4", 1).graph();
 
     private Fitter.Fit fit(int size, long budget, int tile, long batchPixels) {
-        return Fitter.fit(g, size, size, 16, budget, 0.9, List.of(Precision.F16), p -> new CudaMemoryModel(p), p -> 59e12, tile, true,
-                batchPixels);
+        return Fitter.fit(Fitter.Request.of(g, size, size, budget, p -> new CudaMemoryModel(p)).withPrecisions(List.of(Precision.F16))
+                .withFlopsPerSecond(p -> 59e12).withTile(tile).withBatchPixels(batchPixels));
     }
 
     @Test
