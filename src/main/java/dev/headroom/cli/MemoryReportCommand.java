@@ -3,6 +3,7 @@ package dev.headroom.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.headroom.core.Sizes;
+import dev.headroom.runtime.TempFiles;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
@@ -15,7 +16,6 @@ import java.io.IOException;
 import java.io.Writer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -67,7 +67,9 @@ final class MemoryReportCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (!Files.isRegularFile(input)) throw new Main.UsageError(input + ": no such file");
+        String problem = dev.headroom.models.InputFiles.problem(input);
+        if (problem != null) throw new Main.UsageError(input + ": " + problem);
+        if (Outputs.same(input, output)) throw new Main.UsageError("-o " + output + " is the trace being read; give another file name");
         String name = output.getFileName().toString().toLowerCase(Locale.ROOT);
         boolean png = name.endsWith(".png");
         if (!png && !name.endsWith(".html") && !name.endsWith(".htm")) throw new Main.UsageError("-o " + output + ": give a .html or .png file");
@@ -75,15 +77,16 @@ final class MemoryReportCommand implements Callable<Integer> {
         if (t.points.isEmpty()) throw new Main.UsageError(input + " has no allocation events; was it written by --memory-trace?");
         Path dir = output.toAbsolutePath().getParent();
         if (dir == null || !Files.isDirectory(dir)) throw new Main.UsageError("cannot write " + output + ": folder " + dir + " does not exist");
-        Path tmp = Files.createTempFile(dir, ".report", ".tmp");
+        if (Files.isDirectory(output)) throw new Main.UsageError("-o " + output + " is a folder; give a .html or .png file name");
+        Path tmp = TempFiles.create(output);
         try {
             if (png) javax.imageio.ImageIO.write(png(t), "png", tmp.toFile());
             else try (Writer w = Files.newBufferedWriter(tmp)) {
                 w.write(html(t));
             }
-            Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            TempFiles.commit(tmp, output);
         } finally {
-            Files.deleteIfExists(tmp);
+            TempFiles.discard(tmp);
         }
         Point peak = t.points.get(t.peakIndex);
         System.err.printf("%s: %d events, peak %s allocated at %.3f s, %d rungs; wrote %s%n", input, t.events, Sizes.format(peak.total() - peak.bytes[3]),
@@ -99,7 +102,8 @@ final class MemoryReportCommand implements Callable<Integer> {
         long events = 0;
         int peak = 0;
         long peakAllocated = -1;
-        try (BufferedReader r = Files.newBufferedReader(file)) {
+        try (BufferedReader r = new BufferedReader(new java.io.InputStreamReader(Files.newInputStream(file),
+                java.nio.charset.StandardCharsets.UTF_8.newDecoder()), 1 << 16)) {
             String line;
             int n = 0;
             while ((line = r.readLine()) != null) {
@@ -136,6 +140,8 @@ final class MemoryReportCommand implements Callable<Integer> {
                     peak = points.size() - 1;
                 }
             }
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new Main.UsageError(file + " is not a memory trace: it is not UTF-8 text (was it written by --memory-trace?)");
         }
         return new Timeline(thin(points, peak), markers, 0, events).withPeak();
     }
