@@ -33,7 +33,7 @@ import java.util.regex.Pattern;
  * are over a day old) when a later run writes into the same folder.
  */
 public final class TempFiles {
-    private static final Pattern NAME = Pattern.compile("\\..*\\.headroom-(\\d+)-\\d+\\.tmp");
+    private static final Pattern NAME = Pattern.compile("\\.(.*)\\.headroom-(\\d+)-\\d+\\.tmp");
     private static final Duration STALE = Duration.ofDays(1);
     private static final Set<Path> LIVE = new LinkedHashSet<>();
     private static boolean closing;
@@ -60,6 +60,8 @@ public final class TempFiles {
             n = ++counter;
         }
         String base = abs.getFileName().toString();
+        Matcher own = NAME.matcher(base);
+        if (own.matches()) base = own.group(1);   // a temporary file of a temporary file keeps the target's name: ".x.png.headroom-..."
         if (base.length() > 100) base = base.substring(0, 100);
         Path tmp = dir.resolve("." + base + ".headroom-" + ProcessHandle.current().pid() + "-" + n + ".tmp");
         synchronized (TempFiles.class) {
@@ -107,7 +109,7 @@ public final class TempFiles {
             for (Path p : s) {
                 Matcher m = NAME.matcher(p.getFileName().toString());
                 if (!m.matches() || !Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
-                long pid = Long.parseLong(m.group(1));
+                long pid = Long.parseLong(m.group(2));
                 if (pid == self) continue;
                 FileTime t = Files.getLastModifiedTime(p);
                 boolean gone = ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true);

@@ -284,7 +284,7 @@ class HostileInputsTest {
             test(k, "output path equal to the model", () -> {
                 Path d = folder("model-out");
                 Files.copy(model, d.resolve("m.pth"));
-                refused(headroom(d, "upscale", "photo.png", "-o", "m.pth", "--model", "m.pth"), "input", d, Set.of("photo.png", "m.pth"));
+                refused(headroom(d, "upscale", "photo.png", "-o", "m.pth", "--model", "m.pth"), "m.pth", d, Set.of("photo.png", "m.pth"));
                 assertArrayEquals(Files.readAllBytes(model), Files.readAllBytes(d.resolve("m.pth")));
             }),
             test(k, "a/x.png and b/x.png into one folder", () -> {

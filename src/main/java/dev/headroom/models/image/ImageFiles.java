@@ -36,6 +36,11 @@ public final class ImageFiles {
         public BadImage(Path file, String what) {
             super(file + ": " + what);
         }
+
+        /** An image that cannot be written as asked (the message says what to choose instead). */
+        public BadImage(String what) {
+            super(what);
+        }
     }
 
     /**
