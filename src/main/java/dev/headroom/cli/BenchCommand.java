@@ -66,20 +66,35 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
         if (batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
-        Model m = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
+        Model m = ModelOption.load(model, synthetic);
         m = weightsOption.apply(m);
+        for (int tile : tiles) hostBudget(m, tile);
         if (System.getenv("HEADROOM_CONV_TIMING") == null) System.setProperty("headroom.conv-timing", quickStart ? "budget" : "full");
         Session ops = Backend.open(device, precision, memory.options());
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);
             runner.record(!eager);
-            return bench(m, ops, runner);
+            int status = bench(m, ops, runner);
+            memory.writeTrace(ops);   // only for a run that succeeded
+            return status;
         } finally {
-            try {
-                memory.writeTrace(ops);
-            } finally {
-                ops.close();
-            }
+            ops.close();
+        }
+    }
+
+    /**
+     * Refuses, in 64-bit arithmetic and before anything is allocated, a tile whose input and output
+     * alone would not fit half the Java heap (a --tile of 20000 is 4.8 GB of input floats).
+     */
+    private void hostBudget(Model m, int tile) {
+        if (tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
+        long pixels = (long) batch * tile * tile;
+        long bytes = pixels * 4L * (m.graph().inputChannels() + (long) m.graph().outputChannels() * m.scale() * m.scale());
+        long heap = Runtime.getRuntime().maxMemory();
+        if (bytes > heap / 2 || pixels * m.scale() * m.scale() > Integer.MAX_VALUE) {
+            throw new Main.UsageError("--tile " + tile + (batch > 1 ? " with --batch " + batch : "") + " needs " + dev.headroom.core.Sizes.format(bytes)
+                    + " of host memory for its input and output alone; Java has " + dev.headroom.core.Sizes.format(heap)
+                    + ": use a smaller --tile (or give Java more with HEADROOM_JAVA_OPTS=-Xmx...)");
         }
     }
 

@@ -58,7 +58,10 @@ final class DecodeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         if (tile != null && tile < 1) throw new Main.UsageError("--tile " + tile + " must be at least 1 (rows of output pixels per band)");
-        for (Path in : inputs) if (!Files.isRegularFile(in)) throw new Main.UsageError(in + ": no such file");
+        for (Path in : inputs) {
+            String problem = dev.headroom.models.InputFiles.problem(in);
+            if (problem != null) throw new Main.UsageError(in + ": " + problem);
+        }
         List<Tensor> latents = new ArrayList<>();
         int images = 0;
         for (Path in : inputs) {
@@ -87,6 +90,7 @@ final class DecodeCommand implements Callable<Integer> {
                     Tensor one = lat.n == 1 ? lat : Tensor.wrap(java.util.Arrays.copyOfRange(lat.toArray(), b * lat.h * lat.w * lat.c, (b + 1) * lat.h * lat.w * lat.c), 1, lat.h, lat.w, lat.c);
                     String stem = stem(inputs.get(i)) + (lat.n > 1 ? "-" + b : "");
                     Path out = toFolder ? output.resolve(stem + ".png") : output;
+                    Outputs.requireWritable(toFolder ? "output" : "-o", out, inputs);
                     results.add(decodeOne(codec, ops, v, one, inputs.get(i), out));
                 }
             }
@@ -99,12 +103,9 @@ final class DecodeCommand implements Callable<Integer> {
                 summary.put("memory", MemoryMixin.summary(ops));
                 OutputOptions.printJson(summary);
             }
+            memory.writeTrace(ops);   // only for a run that succeeded
         } finally {
-            try {
-                memory.writeTrace(ops);
-            } finally {
-                ops.close();
-            }
+            ops.close();
         }
         return 0;
     }

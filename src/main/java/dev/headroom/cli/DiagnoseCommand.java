@@ -49,8 +49,8 @@ final class DiagnoseCommand implements Callable<Integer> {
             LineStream.forEach(System.in, scanner::line);
         } else {
             Path p = Path.of(file);
-            if (!Files.isRegularFile(p)) throw new Main.UsageError(file + ": no such file");
-            if (!Files.isReadable(p)) throw new Main.UsageError(file + ": not readable");
+            String problem = dev.headroom.models.InputFiles.problem(p);
+            if (problem != null) throw new Main.UsageError(file + ": " + problem + " (to read a pipe, give '-' and redirect it)");
             try (InputStream in = new BufferedInputStream(Files.newInputStream(p), 1 << 16)) {
                 LineStream.forEach(in, scanner::line);
             }

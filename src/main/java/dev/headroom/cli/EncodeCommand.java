@@ -51,11 +51,13 @@ final class EncodeCommand implements Callable<Integer> {
         if (!output.toString().endsWith(".safetensors")) throw new Main.UsageError("-o " + output + ": latents are written as .safetensors");
         Path outDir = output.toAbsolutePath().getParent();
         if (outDir == null || !Files.isDirectory(outDir)) throw new Main.UsageError("cannot write " + output + ": folder " + outDir + " does not exist");
+        Outputs.requireWritable("-o", output, inputs);
         Vae v = vae.load();
         int s = v.config().scale();
         FloatImage[] imgs = new FloatImage[inputs.size()];
         for (int i = 0; i < imgs.length; i++) {
-            if (!Files.isRegularFile(inputs.get(i))) throw new Main.UsageError(inputs.get(i) + ": no such file");
+            String problem = dev.headroom.models.InputFiles.problem(inputs.get(i));
+            if (problem != null) throw new Main.UsageError(inputs.get(i) + ": " + problem);
             FloatImage im = ImageFiles.read(inputs.get(i), maxPixels);
             if (im.width() % s != 0 || im.height() % s != 0) {
                 throw new Main.UsageError(inputs.get(i).getFileName() + " is " + im.width() + "x" + im.height() + "; the VAE needs sides that are multiples of " + s);
@@ -78,12 +80,9 @@ final class EncodeCommand implements Callable<Integer> {
                 System.arraycopy(one, 0, latent.data, i * one.length, one.length);
             }
             rows = codec.lastBandRows();
+            memory.writeTrace(ops);   // only for a run that succeeded
         } finally {
-            try {
-                memory.writeTrace(ops);
-            } finally {
-                ops.close();
-            }
+            ops.close();
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         LatentFiles.writeSafetensors(latent, output, v.family().name().toLowerCase());

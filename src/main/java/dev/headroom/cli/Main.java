@@ -1,8 +1,6 @@
 package dev.headroom.cli;
 
-import dev.headroom.models.ModelFormatException;
-import dev.headroom.models.NpmPackage;
-import dev.headroom.models.image.ImageFiles;
+import dev.headroom.runtime.TempFiles;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -34,34 +32,26 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         System.setProperty("java.awt.headless", "true");
+        LauncherStderr.install();
+        TempFiles.installCleanup();
         System.exit(run(args));
     }
 
     public static int run(String... args) {
         CommandLine cl = new CommandLine(new Main());
-        cl.setExecutionExceptionHandler((ex, line, parsed) -> {
-            boolean verbose = parsed.originalArgs().contains("--verbose") || parsed.originalArgs().contains("-v");
-            if (verbose) ex.printStackTrace(System.err);
-            String msg = ex.getMessage() == null ? ex.getClass().getSimpleName() : ex.getMessage();
-            boolean known = userError(ex) || ex instanceof dev.headroom.runtime.memory.DeviceOutOfMemory;
-            line.getErr().println("headroom: " + msg.lines().findFirst().orElse(msg) + (verbose || known ? "" : " (--verbose shows where)"));
-            return userError(ex) ? 2 : ex instanceof dev.headroom.runtime.memory.DeviceOutOfMemory ? 3 : 1;
-        });
+        boolean verbose = java.util.Arrays.asList(args).contains("--verbose") || java.util.Arrays.asList(args).contains("-v");
+        String command = Failures.command(java.util.Arrays.asList(args));
+        cl.setExecutionExceptionHandler((ex, line, parsed) -> Failures.report(ex, verbose, command, line.getErr()));
         cl.setParameterExceptionHandler((ex, a) -> {
-            ex.getCommandLine().getErr().println("headroom: " + ex.getMessage());
-            ex.getCommandLine().getErr().println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help'.");
-            return 2;
+            ex.getCommandLine().getErr().println("headroom: " + Failures.oneLine(ex.getMessage())
+                    + " (see '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help')");
+            return Failures.BAD_INPUT;
         });
         try {
             return cl.execute(args);
-        } catch (OutOfMemoryError e) {
-            System.err.println("headroom: out of host memory (" + e.getMessage() + "); use a smaller --tile, or give Java more with HEADROOM_JAVA_OPTS=-Xmx...");
-            return 1;
+        } catch (Throwable e) {
+            // Errors (StackOverflowError, OutOfMemoryError, ...) pass picocli's handler; they end here, as one line too
+            return Failures.report(e, verbose, command, new java.io.PrintWriter(System.err, true));
         }
-    }
-
-    static boolean userError(Throwable ex) {
-        return ex instanceof UsageError || ex instanceof ModelFormatException || ex instanceof ImageFiles.BadImage
-                || ex instanceof NpmPackage.Unavailable || ex instanceof IllegalArgumentException;
     }
 }

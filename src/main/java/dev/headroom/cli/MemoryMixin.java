@@ -2,6 +2,7 @@ package dev.headroom.cli;
 
 import dev.headroom.core.Sizes;
 import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.TempFiles;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.runtime.memory.MemoryStats;
@@ -10,7 +11,6 @@ import java.io.IOException;
 import java.io.Writer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import picocli.CommandLine.Option;
@@ -53,22 +53,25 @@ final class MemoryMixin {
         if (trace != null) {
             Path dir = trace.toAbsolutePath().getParent();
             if (dir == null || !Files.isDirectory(dir)) throw new Main.UsageError("--memory-trace " + trace + ": folder " + dir + " does not exist");
+            if (Files.isDirectory(trace)) throw new Main.UsageError("--memory-trace " + trace + " is a folder; give a file name");
+            if (Files.exists(trace) && !Files.isRegularFile(trace)) throw new Main.UsageError("--memory-trace " + trace + " is not a regular file");
+            if (!Files.isWritable(dir)) throw new Main.UsageError("--memory-trace " + trace + ": folder " + dir + " is not writable");
         }
         return new MemoryOptions(bytes, !plain, trace == null ? 0 : TRACE_EVENTS, t);
     }
 
-    /** Writes the trace, if one was asked for, through a temporary file renamed into place. */
+    /** Writes the trace, if one was asked for, through a temporary file renamed into place (call it only when the run succeeded). */
     void writeTrace(Ops ops) throws IOException {
         DeviceMemory m = ops.memory();
         if (trace == null || m == null || m.trace() == null) return;
-        Path tmp = Files.createTempFile(trace.toAbsolutePath().getParent(), ".trace", ".tmp");
+        Path tmp = TempFiles.create(trace);
         try {
             try (Writer w = Files.newBufferedWriter(tmp)) {
                 m.trace().write(w);
             }
-            Files.move(tmp, trace, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            TempFiles.commit(tmp, trace);
         } finally {
-            Files.deleteIfExists(tmp);
+            TempFiles.discard(tmp);
         }
     }
 

@@ -1,12 +1,12 @@
 package dev.headroom.cli;
 
 import dev.headroom.core.Sizes;
+import dev.headroom.runtime.TempFiles;
 import dev.headroom.runtime.memory.MemoryReport;
 import java.io.IOException;
 import java.io.Writer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -29,7 +29,9 @@ final class MemoryReportCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (!Files.isRegularFile(input)) throw new Main.UsageError(input + ": no such file");
+        String problem = dev.headroom.models.InputFiles.problem(input);
+        if (problem != null) throw new Main.UsageError(input + ": " + problem);
+        if (Outputs.same(input, output)) throw new Main.UsageError("-o " + output + " is the trace being read; give another file name");
         String name = output.getFileName().toString().toLowerCase(Locale.ROOT);
         boolean png = name.endsWith(".png");
         if (!png && !name.endsWith(".html") && !name.endsWith(".htm")) throw new Main.UsageError("-o " + output + ": give a .html or .png file");
@@ -38,19 +40,22 @@ final class MemoryReportCommand implements Callable<Integer> {
             t = MemoryReport.read(input);
         } catch (IllegalArgumentException e) {
             throw new Main.UsageError(e.getMessage());
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new Main.UsageError(input + " is not a memory trace: it is not UTF-8 text (was it written by --memory-trace?)");
         }
         if (t.points().isEmpty()) throw new Main.UsageError(input + " has no allocation events; was it written by --memory-trace?");
         Path dir = output.toAbsolutePath().getParent();
         if (dir == null || !Files.isDirectory(dir)) throw new Main.UsageError("cannot write " + output + ": folder " + dir + " does not exist");
-        Path tmp = Files.createTempFile(dir, ".report", ".tmp");
+        if (Files.isDirectory(output)) throw new Main.UsageError("-o " + output + " is a folder; give a .html or .png file name");
+        Path tmp = TempFiles.create(output);
         try {
             if (png) javax.imageio.ImageIO.write(MemoryReport.png(t), "png", tmp.toFile());
             else try (Writer w = Files.newBufferedWriter(tmp)) {
                 w.write(MemoryReport.html(t));
             }
-            Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            TempFiles.commit(tmp, output);
         } finally {
-            Files.deleteIfExists(tmp);
+            TempFiles.discard(tmp);
         }
         MemoryReport.Point peak = t.points().get(t.peakIndex());
         System.err.printf("%s: %d events, peak %s allocated at %.3f s, %d rungs; wrote %s%n", input, t.events(), Sizes.format(peak.total() - peak.bytes()[3]),

@@ -66,14 +66,22 @@ final class PlanCommand implements Callable<Integer> {
         return p == Precision.F32 ? 17e12 : 220e12;
     }
 
+    /** 2^17: a 131072x131072 input is 17 gigapixels, far past any card; the plan is still cheap to make. */
+    static final int MAX_SIDE = 1 << 17;
+
     @Override
     public Integer call() throws Exception {
         var m = java.util.regex.Pattern.compile("(\\d+)[xX](\\d+)").matcher(size.trim());
         if (!m.matches()) throw new Main.UsageError("--size " + size + ": write it as WIDTHxHEIGHT, e.g. 4096x4096");
+        // checked as text and in 64 bits before anything is sized by it (the tile grid holds a weight per pixel of each side)
+        if (m.group(1).length() > 9 || m.group(2).length() > 9 || Long.parseLong(m.group(1)) > MAX_SIDE || Long.parseLong(m.group(2)) > MAX_SIDE) {
+            throw new Main.UsageError("--size " + size + ": each side must be at most " + MAX_SIDE + " pixels");
+        }
         int width = Integer.parseInt(m.group(1)), height = Integer.parseInt(m.group(2));
         if (width < 1 || height < 1) throw new Main.UsageError("--size " + size + " has an empty side");
         if (vram != null && device != null && device.equals("cpu")) throw new Main.UsageError("--vram plans for a CUDA card; drop it or --device cpu");
-        if (overlap < 0) throw new Main.UsageError("--overlap must be at least 0");
+        if (overlap < 0 || overlap > MAX_SIDE) throw new Main.UsageError("--overlap must be at least 0 and at most " + MAX_SIDE);
+        if (tile < 0 || tile > MAX_SIDE) throw new Main.UsageError("--tile " + tile + " must be between 8 and " + MAX_SIDE);
         if (tile != 0 && tile <= overlap) throw new Main.UsageError("--tile " + tile + " must be larger than --overlap " + overlap);
         boolean cuda = device == null || !device.equals("cpu");
         long budget;
@@ -111,7 +119,7 @@ final class PlanCommand implements Callable<Integer> {
         } else {
             precisions = cuda ? List.of(Precision.F16, Precision.F32) : List.of(Precision.F32);
         }
-        Model mod = synthetic != null ? SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
+        Model mod = ModelOption.load(model, synthetic);
         if ("AutoencoderKL".equals(mod.family())) {
             return VaePlan.print(mod, width, height, budget, Pressure.Thresholds.DEFAULT.critical(), target, precisions, cuda, output.json);
         }

@@ -67,6 +67,12 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = "--max-pixels", paramLabel = "N", defaultValue = "100000000", description = "Refuse inputs with more pixels (default: ${DEFAULT-VALUE})")
     long maxPixels;
 
+    @Option(names = "--lenient", description = "Read damaged images as ImageIO does (bad PNG CRCs, truncated files, decoder warnings) instead of refusing them")
+    boolean lenient;
+
+    @Option(names = "--ignore-orientation", description = "Upscale a JPEG's pixels as stored, ignoring its EXIF orientation")
+    boolean ignoreOrientation;
+
     @Option(names = {"-q", "--quiet"}, description = "No progress bar")
     boolean quiet;
 
@@ -82,13 +88,19 @@ final class UpscaleCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     WeightsOption weightsOption;
 
+    /** One line per image written, printed after the run succeeded. */
+    private final List<String> done = new ArrayList<>();
+
 
     @Override
     public Integer call() throws IOException {
         if (tile != null && tile < 8) throw new Main.UsageError("--tile " + tile + " is too small; use at least 8");
-        if (overlap < 0) throw new Main.UsageError("--overlap " + overlap + " must be at least 0");
+        if (overlap < 0 || overlap > 4096) throw new Main.UsageError("--overlap " + overlap + " must be between 0 and 4096");
+        if (tile != null && tile > 65536) throw new Main.UsageError("--tile " + tile + " is larger than any image headroom reads; use at most 65536");
+        if (maxPixels < 1) throw new Main.UsageError("--max-pixels " + maxPixels + " must be at least 1");
         if (batch != null && batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
         if (tile != null && overlap >= tile) throw new Main.UsageError("--overlap " + overlap + " must be at least 0 and less than --tile (" + tile + ")");
+        if (output.toString().equals("-")) Outputs.requireWritable("-o", output, List.of());
         boolean toFolder = Files.isDirectory(output) || inputs.size() > 1;
         if (toFolder && !Files.isDirectory(output)) {
             throw new Main.UsageError(inputs.size() + " inputs need -o to be an existing folder; " + output + " is not one");
@@ -98,41 +110,67 @@ final class UpscaleCommand implements Callable<Integer> {
             throw new Main.UsageError("cannot write " + output + ": folder " + outDir + " does not exist or is not writable");
         }
         for (Path in : inputs) {
-            if (!Files.isRegularFile(in)) throw new Main.UsageError(in + ": no such file");
+            ImageFiles.probe(in, maxPixels);   // every input's header before any work
         }
         Encoding encoding = toFolder ? outputFormat.forFolder() : outputFormat.forFile(output);
 
         long t0 = System.nanoTime();
-        Model m = synthetic != null ? dev.headroom.models.SyntheticModels.build(synthetic, 2026) : ModelOption.load(model);
+        Model m = ModelOption.load(model, synthetic);
         m = weightsOption.apply(m);
         if (valueRange != null) {
             if (valueRange != 1f && valueRange != 255f) throw new Main.UsageError("--value-range must be 1 or 255, not " + valueRange);
             m = m.withValueRange(valueRange, "--value-range");
         }
+        Map<Path, Path> outs = outputs(m, toFolder, encoding);
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
         Session ops = Backend.open(device, precision, memory.options());
+        // images are written to temporary files and renamed into place only when every image and the trace are done:
+        // a failed run leaves neither an image nor a trace
+        Map<Path, Path> staged = new LinkedHashMap<>();
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);
-            return run(m, ops, runner, toFolder, encoding, loadSeconds);
+            Map<String, Object> summary = run(m, ops, runner, outs, staged, encoding, loadSeconds);
+            memory.writeTrace(ops);
+            for (var e : staged.entrySet()) dev.headroom.runtime.TempFiles.commit(e.getKey(), e.getValue());
+            done.forEach(System.err::println);   // said only once the files are in place
+            if (summary != null) OutputOptions.printJson(summary);
+            return 0;
         } finally {
-            try {
-                memory.writeTrace(ops);
-            } finally {
-                ops.close();
-            }
+            staged.keySet().forEach(dev.headroom.runtime.TempFiles::discard);
+            ops.close();
         }
     }
 
-    private int run(Model m, Session ops, GraphRunner runner, boolean toFolder, Encoding encoding, double loadSeconds) throws IOException {
+    /** Each input's output file, refused before any work if one would overwrite an input, the model, the trace or another output. */
+    private Map<Path, Path> outputs(Model m, boolean toFolder, Encoding encoding) {
+        List<Path> protect = new ArrayList<>(inputs);
+        if (model != null) protect.add(model);
+        Map<Path, Path> outs = new LinkedHashMap<>();
+        for (Path in : inputs) {
+            Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + "." + encoding.format().extension()) : output;
+            Outputs.requireWritable(toFolder ? "output" : "-o", out, protect);
+            if (outs.containsKey(in)) throw new Main.UsageError(in + " is given twice");
+            outs.put(in, out);
+            if (memory.trace != null && Outputs.same(memory.trace, out)) {
+                throw new Main.UsageError("--memory-trace " + memory.trace + " is also the image output; give the trace another name");
+            }
+        }
+        Outputs.requireDistinct(outs);
+        if (memory.trace != null) Outputs.requireWritable("--memory-trace", memory.trace, protect);
+        return outs;
+    }
+
+    /** Upscales every input into a temporary file (recorded in {@code staged}: temporary file to target); the --json summary, or null. */
+    private Map<String, Object> run(Model m, Session ops, GraphRunner runner, Map<Path, Path> outs, Map<Path, Path> staged, Encoding encoding, double loadSeconds) throws IOException {
         TiledUpscaler tiled = new TiledUpscaler(runner, m.valueRange());
         ImageUpscaler up = new ImageUpscaler(tiled, m.graph().inputChannels());
         boolean bar = !quiet && !outputOptions.json && ProgressBar.terminal();
 
         List<Map<String, Object>> results = new ArrayList<>();
         for (Path in : inputs) {
-            Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + "." + encoding.format().extension()) : output;
+            Path out = outs.get(in);
             long t1 = System.nanoTime();
-            FloatImage img = ImageFiles.read(in, maxPixels);
+            FloatImage img = ImageFiles.read(in, maxPixels, new ImageFiles.ReadOptions(lenient, ignoreOrientation));
             long read = System.nanoTime() - t1;
             var fit = this.tile != null ? null : fit(m, ops, img);
             int tile = fit != null ? hostCapped(fit.tile(), overlap, img.width(), img.height(), m.scale(), m.graph().outputChannels()) : this.tile;
@@ -144,8 +182,10 @@ final class UpscaleCommand implements Callable<Integer> {
             long device0 = tiled.deviceNanos(), blend0 = tiled.blendNanos(), sink0 = tiled.sinkNanos();
             long finish;
             Map<String, Object> phases = new LinkedHashMap<>();
-            // rows go to the file as soon as they are final; a failure before finish() leaves no file
-            try (ImageWriter writer = ImageWriter.open(out, encoding, outW, outH, img.channels(), img.bitDepth())) {
+            // rows go to a staged file as soon as they are final; a failure before finish() leaves no file
+            Path staging = dev.headroom.runtime.TempFiles.create(out);
+            staged.put(staging, out);
+            try (ImageWriter writer = ImageWriter.open(staging, encoding, outW, outH, img.channels(), img.bitDepth())) {
                 up.upscale(img, tile, overlap, bar ? new ProgressBar(System.err, in.getFileName().toString(), (long) outW * outH) : null, writer);
                 long t2 = System.nanoTime();
                 writer.finish();
@@ -178,10 +218,10 @@ final class UpscaleCommand implements Callable<Integer> {
             results.add(r);
             if (tiled.tile() != tile) r.put("tile_after_shrinking", tiled.tile());
             if (!outputOptions.json && !quiet) {
-                System.err.printf("%s -> %s (%dx%d -> %dx%d, %d tiles, %.2f s)%n", in, out, img.width(), img.height(),
-                        outW, outH, tiles, secs);
-                if (tiled.batch() != batch) System.err.printf("  ran out of memory at batch %d: halved to %d%n", batch, tiled.batch());
-                if (tiled.tile() != tile) System.err.printf("  ran out of memory at tile %d: shrank to %d%n", tile, tiled.tile());
+                done.add(String.format("%s -> %s (%dx%d -> %dx%d, %d tiles, %.2f s)", in, out, img.width(), img.height(),
+                        outW, outH, tiles, secs));
+                if (tiled.batch() != batch) done.add(String.format("  ran out of memory at batch %d: halved to %d", batch, tiled.batch()));
+                if (tiled.tile() != tile) done.add(String.format("  ran out of memory at tile %d: shrank to %d", tile, tiled.tile()));
             }
         }
         if (outputOptions.json) {
@@ -196,9 +236,9 @@ final class UpscaleCommand implements Callable<Integer> {
             summary.put("weight_bytes", m.parameters() * 4);
             summary.put("images", results);
             summary.put("memory", MemoryMixin.summary(ops));
-            OutputOptions.printJson(summary);
+            return summary;
         }
-        return 0;
+        return null;
     }
 
     /**

@@ -15,7 +15,6 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -33,7 +32,8 @@ public final class LatentFiles {
 
     /** The (B, h, w, C) latent in {@code file}. */
     public static Tensor read(Path file) {
-        if (!Files.isRegularFile(file)) throw new ModelFormatException(file, "no such file");
+        String problem = InputFiles.problem(file);
+        if (problem != null) throw new ModelFormatException(file, problem);
         String name = file.getFileName().toString().toLowerCase();
         TensorData t;
         if (name.endsWith(".npy")) {
@@ -158,13 +158,12 @@ public final class LatentFiles {
     }
 
     private static void atomically(Path file, byte[] data) throws IOException {
-        Path dir = file.toAbsolutePath().getParent();
-        Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
+        Path tmp = dev.headroom.runtime.TempFiles.create(file);
         try {
             Files.write(tmp, data);
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            dev.headroom.runtime.TempFiles.commit(tmp, file);
         } finally {
-            Files.deleteIfExists(tmp);
+            dev.headroom.runtime.TempFiles.discard(tmp);
         }
     }
 }

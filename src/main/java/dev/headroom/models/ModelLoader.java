@@ -3,6 +3,8 @@ package dev.headroom.models;
 import dev.headroom.core.MapWeights;
 import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Graph;
+import dev.headroom.core.graph.Node;
+import dev.headroom.core.graph.Op;
 import dev.headroom.models.arch.Detected;
 import dev.headroom.models.arch.KerasArchitectures;
 import dev.headroom.models.arch.KerasGraph;
@@ -35,12 +37,27 @@ public final class ModelLoader {
     private ModelLoader() {}
 
     public static Model load(Path file) {
-        if (!Files.exists(file)) throw new ModelFormatException(file, "no such file");
         Path f = file;
         if (Files.isDirectory(f)) {
             f = f.resolve("model.json");
-            if (!Files.isRegularFile(f)) throw new ModelFormatException(file, "folder without model.json");
+            if (!Files.isRegularFile(f)) throw new ModelFormatException(file, "is a folder without model.json (a TF.js model's folder holds one)");
         }
+        String problem = InputFiles.problem(f);
+        if (problem != null) throw new ModelFormatException(f, problem);
+        try {
+            Model m = read(file, f);
+            checkWeights(f, m);
+            return m;
+        } catch (ModelFormatException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            // a reader met a structure it did not expect: the file is damaged or of a kind headroom does not read
+            String what = e.getMessage() == null || e.getMessage().isBlank() ? e.getClass().getSimpleName() : e.getClass().getSimpleName() + ": " + e.getMessage();
+            throw new ModelFormatException(f, "damaged or unsupported model file (" + what + ")", e);
+        }
+    }
+
+    private static Model read(Path file, Path f) {
         byte[] head = head(f);
         try {
             if (startsWith(head, 0x89, 'H', 'D', 'F')) return keras(f, "Keras HDF5", KerasH5.read(f), "float32");
@@ -48,14 +65,14 @@ public final class ModelLoader {
                 var hints = new dev.headroom.models.arch.VaeArchitecture.Hints();
                 WeightFile vae = TorchCheckpoint.read(f, hints);
                 if (dev.headroom.models.arch.VaeArchitecture.prefix(vae.tensors().keySet()) != null) return Vae.of(f, "PyTorch zip checkpoint", vae, hints).asModel();
-                return torch(f, "PyTorch zip checkpoint", TorchCheckpoint.read(f));
+                return torch(f, "PyTorch zip checkpoint", TorchCheckpoint.read(f, name -> true, ModelLoader::requireKnown));
             }
             if (looksLikeSafetensors(head)) {
                 // a VAE, maybe inside a whole checkpoint: read only its tensors
                 var hints = new dev.headroom.models.arch.VaeArchitecture.Hints();
                 WeightFile vae = Safetensors.read(f, hints);
                 if (dev.headroom.models.arch.VaeArchitecture.prefix(vae.tensors().keySet()) != null) return Vae.of(f, "safetensors", vae, hints).asModel();
-                return torch(f, "safetensors", Safetensors.read(f));
+                return torch(f, "safetensors", Safetensors.read(f, name -> true, ModelLoader::requireKnown));
             }
             if (f.getFileName().toString().endsWith(".json") || (head.length > 0 && head[0] == '{')) {
                 return keras(f, "TensorFlow.js layers", TfjsLayersModel.read(f), "float32");
@@ -67,6 +84,36 @@ public final class ModelLoader {
             throw new ModelFormatException(file, "legacy (pre-1.6) PyTorch pickle; re-save it with torch.save in a current PyTorch, or convert it to safetensors");
         }
         throw new ModelFormatException(file, "not a model file headroom reads (safetensors, PyTorch zip .pth/.pt, Keras .h5, TF.js model.json)");
+    }
+
+    /** Every weight the graph binds exists with the shape the graph needs (else the runtime would fail later, far from the file). */
+    private static void checkWeights(Path f, Model m) {
+        Graph g = m.graph();
+        for (Node n : g.nodes()) {
+            switch (n.op()) {
+                case Op.Conv2d c -> {
+                    expect(f, m, n, c.weight(), (long) c.kh() * c.kw() * c.cin() * c.cout());
+                    if (c.bias() != null) expect(f, m, n, c.bias(), c.cout());
+                    if (c.act().preluWeight() != null) expect(f, m, n, c.act().preluWeight(), c.cout());
+                }
+                case Op.Activation a when a.act().preluWeight() != null -> expect(f, m, n, a.act().preluWeight(), g.channels(n.input(0)));
+                default -> { }
+            }
+        }
+    }
+
+    private static void expect(Path f, Model m, Node n, String name, long count) {
+        if (!m.weights().has(name)) throw new ModelFormatException(f, "layer '" + n.name() + "' needs weight '" + name + "', which the file does not have");
+        long have = m.weights().get(name).count();
+        if (have != count) {
+            throw new ModelFormatException(f, "layer '" + n.name() + "': weight '" + name + "' has " + have + " values ("
+                    + m.weights().get(name).shapeString() + "), the layer needs " + count);
+        }
+    }
+
+    /** Before any tensor data is read: the names must be those of a family headroom runs. */
+    private static void requireKnown(java.util.Set<String> names) {
+        if (dev.headroom.models.arch.VaeArchitecture.prefix(names) == null) TorchArchitectures.requireKnown(names);
     }
 
     private static Model torch(Path f, String format, WeightFile wf) {

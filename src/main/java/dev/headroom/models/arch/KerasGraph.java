@@ -1,7 +1,6 @@
 package dev.headroom.models.arch;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.headroom.core.Weights;
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
@@ -24,16 +23,20 @@ import java.util.Map;
 public final class KerasGraph {
     private KerasGraph() {}
 
+    /** RRDN has about 200 layers; resolving an unordered list is quadratic in the count. */
+    static final int MAX_LAYERS = 5000;
+
     public static Graph build(String configJson, Weights weights) {
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(configJson);
+            root = dev.headroom.models.format.Json.MAPPER.readTree(configJson);
         } catch (IOException e) {
             throw new UnsupportedArchitecture("model config is not valid JSON");
         }
         JsonNode cfg = root.path("config");
         JsonNode layers = cfg.path("layers");
         if (!layers.isArray() || layers.isEmpty()) throw new UnsupportedArchitecture("model config has no layers (class " + root.path("class_name").asText("?") + ")");
+        if (layers.size() > MAX_LAYERS) throw new UnsupportedArchitecture("model config has " + layers.size() + " layers; headroom reads at most " + MAX_LAYERS);
 
         GraphBuilder g = null;
         Map<String, Integer> ids = new HashMap<>();

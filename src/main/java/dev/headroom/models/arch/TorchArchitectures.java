@@ -29,6 +29,23 @@ public final class TorchArchitectures {
     private static final Pattern OLD_TRUNK = Pattern.compile("model\\.1\\.sub\\.(\\d+)\\.(weight|bias)");
     private static final Pattern BODY = Pattern.compile("body\\.(\\d+)\\.(weight|bias)");
 
+    /**
+     * Refuses, from the names alone and before any tensor's data is read, a state dict that none
+     * of the families below could be: the same tests as {@link #detect}, without shapes.
+     */
+    public static void requireKnown(java.util.Set<String> names) {
+        boolean known = names.contains("model.0.weight") && names.stream().anyMatch(k -> k.startsWith("model.1.sub."))
+                || names.contains("conv_first.weight") && names.contains("body.0.rdb1.conv1.weight")
+                || names.contains("body.0.weight");
+        if (!known) throw new UnsupportedArchitecture(unknown(names));
+    }
+
+    private static String unknown(java.util.Set<String> names) {
+        String sample = String.join(", ", names.stream().limit(4).map(k -> k.length() > 80 ? k.substring(0, 80) + "..." : k).toList());
+        return "unknown architecture: keys (" + sample + ", ...) match none of RRDBNet, "
+                + "SRVGGNetCompact (PyTorch) or RDN, RRDN (Keras)";
+    }
+
     public static Detected detect(Map<String, TensorData> sd) {
         if (sd.containsKey("model.0.weight") && sd.keySet().stream().anyMatch(k -> k.startsWith("model.1.sub."))) {
             return rrdb(transpose(renameOldEsrgan(sd)), "ESRGAN (original key style)");
@@ -39,9 +56,7 @@ public final class TorchArchitectures {
         if (sd.containsKey("body.0.weight") && sd.get("body.0.weight").rank() == 4) {
             return srvgg(transpose(sd));
         }
-        String sample = String.join(", ", sd.keySet().stream().limit(4).toList());
-        throw new UnsupportedArchitecture("unknown architecture: keys (" + sample + ", ...) match none of RRDBNet, "
-                + "SRVGGNetCompact (PyTorch) or RDN, RRDN (Keras)");
+        throw new UnsupportedArchitecture(unknown(sd.keySet()));
     }
 
     /** original ESRGAN names to BasicSR's */

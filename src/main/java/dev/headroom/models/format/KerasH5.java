@@ -20,14 +20,21 @@ import java.util.Map;
 public final class KerasH5 {
     private KerasH5() {}
 
+    /** Declared weight bytes may exceed the file's size at most this many times (Keras stores weights uncompressed). */
+    static final long MAX_RATIO = 32;
+
     public static KerasModel read(Path file) {
         try (HdfFile h5 = new HdfFile(file)) {
             String config = stringAttr(h5, "model_config");
             Group root = h5.getChild("model_weights") instanceof Group g ? g : h5;
             Object layerNames = attr(root, "layer_names");
             if (layerNames == null) throw new ModelFormatException(file, "HDF5 file without Keras 'layer_names': not a Keras model");
-            Map<String, TensorData> weights = new LinkedHashMap<>();
-            for (String layer : strings(layerNames)) {
+            String[] layers = strings(layerNames);
+            if (layers.length > 10_000) throw new ModelFormatException(file, "HDF5 file lists " + layers.length + " layers; headroom reads at most 10000");
+            // first every weight's declared size against the file, then the data
+            Map<String, Dataset> sets = new LinkedHashMap<>();
+            long declared = 0, fileSize = java.nio.file.Files.size(file);
+            for (String layer : layers) {
                 if (!(root.getChild(layer) instanceof Group lg)) {
                     throw new ModelFormatException(file, "layer '" + layer + "' is listed but has no group (damaged file?)");
                 }
@@ -37,14 +44,24 @@ public final class KerasH5 {
                     Node n = lg.getByPath(wn);
                     if (!(n instanceof Dataset ds)) throw new ModelFormatException(file, "weight '" + wn + "' of layer '" + layer + "' is missing");
                     String param = wn.substring(wn.lastIndexOf('/') + 1).replaceFirst(":\\d+$", "");
-                    String key = layer + "/" + param;
-                    weights.put(key, new TensorData(key, ds.getDimensions(), floats(file, key, ds)));
+                    long bytes = ds.getSizeInBytes();
+                    if (bytes < 0) throw new ModelFormatException(file, "weight '" + wn + "' declares a negative size");
+                    declared = Math.addExact(declared, bytes);
+                    sets.put(layer + "/" + param, ds);
                 }
             }
+            if (declared > fileSize * MAX_RATIO + (1 << 20)) {
+                throw new ModelFormatException(file, "weights declare " + declared + " bytes in a file of " + fileSize + ", over " + MAX_RATIO
+                        + " times (a decompression bomb or a damaged file)");
+            }
+            Map<String, TensorData> weights = new LinkedHashMap<>();
+            for (var e : sets.entrySet()) weights.put(e.getKey(), new TensorData(e.getKey(), e.getValue().getDimensions(), floats(file, e.getKey(), e.getValue())));
             if (weights.isEmpty()) throw new ModelFormatException(file, "Keras file holds no weights");
             return new KerasModel(weights, config);
         } catch (ModelFormatException e) {
             throw e;
+        } catch (java.io.IOException e) {
+            throw new ModelFormatException(file, "cannot read: " + firstLine(e), e);
         } catch (RuntimeException e) {
             // jHDF reports damaged files with its own unchecked exceptions
             throw new ModelFormatException(file, "not a readable HDF5 file (" + firstLine(e) + ")", e);
@@ -89,7 +106,8 @@ public final class KerasH5 {
     }
 
     private static String firstLine(Throwable e) {
-        String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-        return m.lines().findFirst().orElse(m);
+        String m = e.getMessage() == null ? "" : e.getMessage().lines().findFirst().orElse("");
+        // jHDF's messages are sometimes a bare number ("-2015" from a negative array size): name the kind too
+        return m.codePoints().anyMatch(Character::isLetter) ? m : (e.getClass().getSimpleName() + " " + m).trim();
     }
 }

@@ -43,12 +43,20 @@ public final class RestrictedUnpickler {
 
     private static final Object MARK = new Object();
 
+    /**
+     * Bounds that a state dict stays far below (an SDXL checkpoint pushes about 10^5 values and
+     * nests 4 deep) and that keep a hostile pickle from costing more than some 100 MiB of heap or a
+     * deep recursion later: hashing or printing a value nested a million deep overflows the stack.
+     */
+    static final int MAX_VALUES = 2_000_000, MAX_DEPTH = 64;
+
     private static final List<String> STORAGES = List.of("FloatStorage", "HalfStorage", "BFloat16Storage",
             "DoubleStorage", "LongStorage", "IntStorage", "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage");
 
     private final ByteBuffer in;
     private final List<Object> stack = new ArrayList<>();
     private final Map<Long, Object> memo = new HashMap<>();
+    private int values;
 
     private RestrictedUnpickler(byte[] data) {
         this.in = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
@@ -56,7 +64,9 @@ public final class RestrictedUnpickler {
 
     public static Object load(byte[] pickle) {
         try {
-            return new RestrictedUnpickler(pickle).run();
+            Object root = new RestrictedUnpickler(pickle).run();
+            checkNesting(root);
+            return root;
         } catch (java.nio.BufferUnderflowException | IndexOutOfBoundsException e) {
             throw new Refused("pickle ends early or is malformed");
         } catch (Refused r) {
@@ -115,12 +125,12 @@ public final class RestrictedUnpickler {
                 case 's' -> {                                            // SETITEM
                     Object v = pop();
                     Object k = pop();
-                    dict(peek()).put(k, v);
+                    dict(peek()).put(key(k), v);
                 }
                 case 'u' -> {                                            // SETITEMS
                     List<Object> items = popMark();
                     Map<Object, Object> d = dict(peek());
-                    for (int i = 0; i + 1 < items.size(); i += 2) d.put(items.get(i), items.get(i + 1));
+                    for (int i = 0; i + 1 < items.size(); i += 2) d.put(key(items.get(i)), items.get(i + 1));
                 }
                 case 'a' -> {                                            // APPEND
                     Object v = pop();
@@ -163,9 +173,12 @@ public final class RestrictedUnpickler {
 
     private Object persistent(Object pid) {
         if (!(pid instanceof List<?> t) || t.size() < 5 || !"storage".equals(t.get(0)) || !(t.get(1) instanceof Global g)) {
-            throw new Refused("persistent id " + pid + " is not a tensor storage");
+            throw new Refused("a persistent id is not a tensor storage");
         }
-        return new StorageRef(g.name(), String.valueOf(t.get(2)), (Long) t.get(4));
+        if (!(t.get(2) instanceof String key) || !(t.get(4) instanceof Long numel) || numel < 0) {
+            throw new Refused("a tensor storage has no key or a bad element count");
+        }
+        return new StorageRef(g.name(), key, numel);
     }
 
     private static long[] longs(Object tuple) {
@@ -233,8 +246,75 @@ public final class RestrictedUnpickler {
     }
 
     private void push(Object o) {
+        if (++values > MAX_VALUES) throw new Refused("pickle builds more than " + MAX_VALUES + " values; a state dict needs far fewer");
         stack.add(o);
     }
+
+    /** Dict keys are plain values: a container as a key would be hashed, however deep it nests. */
+    private static Object key(Object k) {
+        if (k == null || k instanceof String || k instanceof Long || k instanceof Double || k instanceof Boolean) return k;
+        throw new Refused("pickle uses a " + k.getClass().getSimpleName() + " as a dict key; state dicts key by names and numbers");
+    }
+
+    /**
+     * Refuses values nested deeper than {@link #MAX_DEPTH} and values that contain themselves (a
+     * list appended to itself through the memo), without recursion: heights are computed bottom-up
+     * with an explicit stack, each shared value once.
+     */
+    static void checkNesting(Object root) {
+        if (!container(root)) return;
+        java.util.IdentityHashMap<Object, Integer> height = new java.util.IdentityHashMap<>();   // containers done: levels below and at them
+        java.util.IdentityHashMap<Object, Boolean> onPath = new java.util.IdentityHashMap<>();
+        java.util.ArrayDeque<Frame> path = new java.util.ArrayDeque<>();
+        path.push(new Frame(root));
+        onPath.put(root, true);
+        while (!path.isEmpty()) {
+            Frame f = path.peek();
+            if (f.children.hasNext()) {
+                Object c = f.children.next();
+                if (!container(c)) continue;
+                Integer done = height.get(c);
+                if (done != null) {
+                    f.below = Math.max(f.below, done);
+                    if (path.size() + done > MAX_DEPTH) throw tooDeep();
+                    continue;
+                }
+                if (onPath.containsKey(c)) throw new Refused("pickle builds a value that contains itself");
+                if (path.size() + 1 > MAX_DEPTH) throw tooDeep();
+                onPath.put(c, true);
+                path.push(new Frame(c));
+            } else {
+                path.pop();
+                onPath.remove(f.value);
+                height.put(f.value, f.below + 1);
+                if (!path.isEmpty()) path.peek().below = Math.max(path.peek().below, f.below + 1);
+            }
+        }
+    }
+
+    private static final class Frame {
+        final Object value;
+        final java.util.Iterator<?> children;
+        int below;
+
+        Frame(Object value) {
+            this.value = value;
+            this.children = switch (value) {
+                case Map<?, ?> m -> m.values().iterator();
+                case List<?> l -> l.iterator();
+                default -> java.util.Collections.emptyIterator();
+            };
+        }
+    }
+
+    private static Refused tooDeep() {
+        return new Refused("pickle nests values more than " + MAX_DEPTH + " deep; a state dict nests a few");
+    }
+
+    private static boolean container(Object o) {
+        return o instanceof List<?> || o instanceof Map<?, ?> || o instanceof TensorRef;
+    }
+
 
     private Object pop() {
         if (stack.isEmpty()) throw new Refused("pickle pops an empty stack");

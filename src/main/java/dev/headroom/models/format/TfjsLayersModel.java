@@ -1,7 +1,6 @@
 package dev.headroom.models.format;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.headroom.core.TensorData;
 import dev.headroom.models.ModelFormatException;
 import java.io.IOException;
@@ -19,7 +18,8 @@ import java.util.Map;
  * read. Shard paths must be plain file names beside model.json.
  */
 public final class TfjsLayersModel {
-    private static final long MAX_JSON = 64L << 20;
+    private static final long MAX_JSON = 16L << 20;   // UpscalerJS's are about 0.1 MiB
+    private static final int MAX_SHARDS = 4096;
 
     private TfjsLayersModel() {}
 
@@ -27,7 +27,7 @@ public final class TfjsLayersModel {
         JsonNode root;
         try {
             if (Files.size(modelJson) > MAX_JSON) throw new ModelFormatException(modelJson, "model.json over " + MAX_JSON + " bytes");
-            root = new ObjectMapper().readTree(modelJson.toFile());
+            root = Json.MAPPER.readTree(modelJson.toFile());
         } catch (IOException e) {
             throw new ModelFormatException(modelJson, "not valid JSON: " + firstLine(e));
         }
@@ -38,8 +38,10 @@ public final class TfjsLayersModel {
         JsonNode config = topo.has("model_config") ? topo.get("model_config") : topo;
         Path dir = modelJson.toAbsolutePath().getParent();
         Map<String, TensorData> weights = new LinkedHashMap<>();
+        java.util.Set<Path> seen = new java.util.HashSet<>();
+        if (!root.get("weightsManifest").isArray()) throw new ModelFormatException(modelJson, "weightsManifest is not a list");
         for (JsonNode group : root.get("weightsManifest")) {
-            ByteBuffer data = shards(modelJson, dir, group.path("paths"));
+            ByteBuffer data = shards(modelJson, dir, group.path("paths"), declaredBytes(modelJson, group.path("weights")), seen);
             for (JsonNode w : group.path("weights")) {
                 String name = w.path("name").asText();
                 int[] shape = new int[w.path("shape").size()];
@@ -87,21 +89,70 @@ public final class TfjsLayersModel {
         return out;
     }
 
-    private static ByteBuffer shards(Path file, Path dir, JsonNode paths) {
+    /** The bytes a group's weights need, from the manifest alone (shapes and stored types), before a shard is read. */
+    private static long declaredBytes(Path file, JsonNode weights) {
+        long total = 0;
+        for (JsonNode w : weights) {
+            JsonNode q = w.get("quantization");
+            String stored = q == null ? w.path("dtype").asText("float32") : q.path("dtype").asText();
+            int size = switch (stored) {
+                case "float32", "int32" -> 4;
+                case "uint16", "float16" -> 2;
+                default -> 1;
+            };
+            long count = 1;
+            for (JsonNode d : w.path("shape")) {
+                long v = d.isIntegralNumber() ? d.asLong() : -1;
+                if (v < 0 || v > Integer.MAX_VALUE) throw new ModelFormatException(file, "weight '" + w.path("name").asText() + "' has a bad shape " + w.path("shape"));
+                count = Math.multiplyExact(count, v);
+            }
+            total = Math.addExact(total, Math.multiplyExact(count, size));
+        }
+        return total;
+    }
+
+    /**
+     * A group's shards, concatenated. Each must be a plain file whose real path (links followed)
+     * lies in the model's folder, listed once in the whole manifest; their sizes must add up to
+     * what the manifest declares before any is read.
+     */
+    private static ByteBuffer shards(Path file, Path dir, JsonNode paths, long declared, java.util.Set<Path> seen) {
         try {
-            java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+            Path realDir = dir.toRealPath();
+            if (paths.size() > MAX_SHARDS) throw new ModelFormatException(file, "manifest lists " + paths.size() + " shards; at most " + MAX_SHARDS);
+            java.util.List<Path> files = new java.util.ArrayList<>();
+            long total = 0;
             for (JsonNode p : paths) {
                 String name = p.asText();
                 Path shard = dir.resolve(name).normalize();
-                if (name.contains("..") || name.startsWith("/") || !shard.getParent().equals(dir.normalize())) {
+                if (name.contains("..") || name.startsWith("/") || !dir.normalize().equals(shard.getParent())) {
                     throw new ModelFormatException(file, "shard path '" + name + "' leaves the model's folder; refusing it");
                 }
-                if (!Files.isRegularFile(shard)) throw new ModelFormatException(file, "shard '" + name + "' is missing");
-                all.write(Files.readAllBytes(shard));
+                String problem = dev.headroom.models.InputFiles.problem(shard);
+                if (problem != null) throw new ModelFormatException(file, "shard '" + name + "' " + (problem.equals("no such file") ? "is missing" : problem));
+                Path real = shard.toRealPath();
+                if (!realDir.equals(real.getParent())) {
+                    throw new ModelFormatException(file, "shard '" + name + "' is a link to " + real + ", outside the model's folder; refusing it");
+                }
+                if (!seen.add(real)) throw new ModelFormatException(file, "shard '" + name + "' is listed more than once");
+                files.add(real);
+                total = Math.addExact(total, Files.size(real));
             }
-            return ByteBuffer.wrap(all.toByteArray()).order(ByteOrder.LITTLE_ENDIAN);
+            if (total != declared) {
+                throw new ModelFormatException(file, "shards hold " + total + " bytes, the manifest's weights need " + declared + (total < declared ? " (truncated?)" : ""));
+            }
+            if (total > Integer.MAX_VALUE - 16) throw new ModelFormatException(file, "one weight group of " + total + " bytes is over headroom's 2 GiB limit");
+            ByteBuffer all = ByteBuffer.allocate((int) total).order(ByteOrder.LITTLE_ENDIAN);
+            for (Path f : files) {
+                byte[] b = Files.readAllBytes(f);
+                if (b.length > all.remaining()) throw new ModelFormatException(file, "shard " + f.getFileName() + " grew while being read");
+                all.put(b);
+            }
+            return all.flip();
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read shards: " + firstLine(e));
+        } catch (ArithmeticException e) {
+            throw new ModelFormatException(file, "the manifest's sizes overflow 64 bits");
         }
     }
 

@@ -27,8 +27,11 @@ public final class TorchCheckpoint {
 
     private TorchCheckpoint() {}
 
+    /** A storage entry may inflate to at most this many times its compressed size (torch.save stores them uncompressed). */
+    static final long MAX_RATIO = 32;
+
     public static WeightFile read(Path file) {
-        return read(file, name -> true);
+        return read(file, name -> true, names -> { });
     }
 
     /**
@@ -37,6 +40,15 @@ public final class TorchCheckpoint {
      * checkpoint that names no tensor at all is still an error.
      */
     public static WeightFile read(Path file, java.util.function.Predicate<String> keep) {
+        return read(file, keep, names -> { });
+    }
+
+    /**
+     * Reads the tensors {@code keep} accepts. Every such tensor's view, storage entry and size is
+     * checked against the archive, and {@code namesCheck} sees their names, before any storage is
+     * inflated.
+     */
+    public static WeightFile read(Path file, java.util.function.Predicate<String> keep, java.util.function.Consumer<java.util.Set<String>> namesCheck) {
         ZipFile zip;
         try {
             zip = new ZipFile(file.toFile());
@@ -68,32 +80,126 @@ public final class TorchCheckpoint {
             }
             // a bare tensor (torch.save(latent, "x.pt")) reads as a dict of one
             Map<?, ?> dict = root instanceof RestrictedUnpickler.TensorRef ? Map.of("tensor", root) : unwrap(file, root);
+            Map<String, RestrictedUnpickler.TensorRef> refs = new LinkedHashMap<>();
+            for (Map.Entry<?, ?> e : dict.entrySet()) {
+                if (e.getValue() instanceof RestrictedUnpickler.TensorRef t) refs.put(String.valueOf(e.getKey()), t);
+            }
+            if (refs.isEmpty()) throw new ModelFormatException(file, "checkpoint holds no tensors");
+            refs.keySet().removeIf(keep.negate());
+            Map<String, ZipEntry> entries = budget(file, zip, prefix, refs);
+            namesCheck.accept(java.util.Collections.unmodifiableSet(refs.keySet()));
             Map<String, TensorData> out = new LinkedHashMap<>();
             Map<String, byte[]> storages = new LinkedHashMap<>();
+            Map<List<Object>, float[]> views = new java.util.HashMap<>();   // identical views of one storage share their values
             java.util.Set<String> types = new java.util.TreeSet<>();
-            int named = 0;
-            for (Map.Entry<?, ?> e : dict.entrySet()) {
-                if (!(e.getValue() instanceof RestrictedUnpickler.TensorRef t)) continue;
-                String name = String.valueOf(e.getKey());
-                named++;
-                if (!keep.test(name)) continue;
+            for (Map.Entry<String, RestrictedUnpickler.TensorRef> e : refs.entrySet()) {
+                String name = e.getKey();
+                RestrictedUnpickler.TensorRef t = e.getValue();
                 byte[] data = storages.get(t.storage().key());
                 if (data == null) {
-                    ZipEntry se = zip.getEntry(prefix + "data/" + t.storage().key());
-                    if (se == null) throw new ModelFormatException(file, "tensor '" + name + "' names storage " + t.storage().key() + ", which the archive lacks (truncated?)");
-                    data = readEntry(file, zip, se, Integer.MAX_VALUE - 16);
+                    data = readEntry(file, zip, entries.get(t.storage().key()), Integer.MAX_VALUE - 16);
                     storages.put(t.storage().key(), data);
                 }
-                out.put(name, tensor(file, name, t, data, order));
+                List<Object> view = List.of(t.storage().key(), t.offset(), java.util.Arrays.toString(t.size()), java.util.Arrays.toString(t.stride()));
+                float[] shared = views.get(view);
+                TensorData td = shared != null ? new TensorData(name, ints(t.size()), shared) : tensor(file, name, t, data, order);
+                views.putIfAbsent(view, td.data());
+                out.put(name, td);
                 types.add(t.storage().type().replace("Storage", "").toLowerCase());
             }
-            if (named == 0) throw new ModelFormatException(file, "checkpoint holds no tensors");
             return new WeightFile(out, types);
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage(), e);
         } catch (ArithmeticException | ClassCastException | IllegalArgumentException | NullPointerException | IndexOutOfBoundsException e) {
             throw new ModelFormatException(file, "damaged checkpoint: tensor metadata does not add up (" + e.getClass().getSimpleName() + ")");
         }
+    }
+
+    /**
+     * Checks, before any storage is inflated, that every tensor is a view inside its storage that
+     * does not overlap itself (stride 0 over a tiny storage would otherwise be widened into
+     * gigabytes), that each storage entry exists, holds what the pickle says and does not inflate
+     * past {@link #MAX_RATIO} times its compressed size, and that the tensors together do not view
+     * more than twice the bytes of their storages (thousands of names over the same bytes).
+     */
+    private static Map<String, ZipEntry> budget(Path file, ZipFile zip, String prefix, Map<String, RestrictedUnpickler.TensorRef> refs) {
+        Map<String, ZipEntry> entries = new LinkedHashMap<>();
+        long storageBytes = 0, viewBytes = 0;
+        for (Map.Entry<String, RestrictedUnpickler.TensorRef> e : refs.entrySet()) {
+            String name = e.getKey();
+            RestrictedUnpickler.TensorRef t = e.getValue();
+            String key = t.storage().key();
+            int elem = elementBytes(t.storage().type());
+            ZipEntry se = entries.get(key);
+            if (se == null) {
+                se = zip.getEntry(prefix + "data/" + key);
+                if (se == null) throw new ModelFormatException(file, "tensor '" + name + "' names storage " + key + ", which the archive lacks (truncated?)");
+                long size = se.getSize(), packed = se.getCompressedSize();
+                if (size < 0 || packed < 0) throw new ModelFormatException(file, "storage " + key + " does not state its size");
+                if (size > Integer.MAX_VALUE - 16) throw new ModelFormatException(file, "storage " + key + " of " + size + " bytes is over headroom's 2 GiB limit for one storage");
+                if (se.getMethod() != ZipEntry.STORED && size > packed * MAX_RATIO + (1 << 20)) {
+                    throw new ModelFormatException(file, "storage " + key + " inflates from " + packed + " to " + size + " bytes, over " + MAX_RATIO
+                            + " times; torch.save does not compress storages (a decompression bomb?)");
+                }
+                entries.put(key, se);
+                storageBytes += size;
+            }
+            if (t.size().length > 8 || t.stride().length != t.size().length) {
+                throw new ModelFormatException(file, "tensor '" + name + "' has " + t.size().length + " dimensions and " + t.stride().length + " strides");
+            }
+            long count = 1, last = t.offset();
+            for (int d = 0; d < t.size().length; d++) {
+                if (t.size()[d] < 0 || t.size()[d] > Integer.MAX_VALUE || t.stride()[d] < 0) {
+                    throw new ModelFormatException(file, "tensor '" + name + "' has size " + java.util.Arrays.toString(t.size()) + " and stride " + java.util.Arrays.toString(t.stride()));
+                }
+                count = Math.multiplyExact(count, t.size()[d]);
+                if (t.size()[d] > 0) last = Math.addExact(last, Math.multiplyExact(t.size()[d] - 1, t.stride()[d]));
+            }
+            if (count == 0) continue;
+            if (t.offset() < 0 || Math.multiplyExact(last + 1, elem) > se.getSize() || count > t.storage().numel() && t.storage().numel() > 0) {
+                throw new ModelFormatException(file, "tensor '" + name + "' reaches element " + last + " of storage " + key + " of " + se.getSize() / elem + " elements (truncated?)");
+            }
+            if (overlapsItself(t.size(), t.stride())) {
+                throw new ModelFormatException(file, "tensor '" + name + "' is a view whose elements overlap (size " + java.util.Arrays.toString(t.size())
+                        + ", stride " + java.util.Arrays.toString(t.stride()) + "); headroom does not widen such views");
+            }
+            // every name counts, shared or not: an architecture widens and transposes each weight it binds
+            viewBytes = Math.addExact(viewBytes, Math.multiplyExact(count, elem));
+        }
+        if (viewBytes > 2 * storageBytes + (1 << 20)) {
+            throw new ModelFormatException(file, "tensors view " + viewBytes + " bytes of storages holding " + storageBytes
+                    + "; many tensors over the same bytes are not a state dict headroom reads");
+        }
+        return entries;
+    }
+
+    /** Whether two indices of the view reach the same element: strides sorted, each must step over all the smaller ones' span. */
+    static boolean overlapsItself(long[] size, long[] stride) {
+        Integer[] dims = new Integer[size.length];
+        for (int i = 0; i < dims.length; i++) dims[i] = i;
+        java.util.Arrays.sort(dims, java.util.Comparator.comparingLong(i -> stride[i]));
+        long span = 1;   // elements from the first to one past the last reached by the dims so far
+        for (int d : dims) {
+            if (size[d] <= 1) continue;
+            if (stride[d] < span) return true;
+            span = Math.addExact(Math.multiplyExact(size[d] - 1, stride[d]), span);
+        }
+        return false;
+    }
+
+    private static int[] ints(long[] size) {
+        int[] out = new int[size.length];
+        for (int i = 0; i < out.length; i++) out[i] = Math.toIntExact(size[i]);
+        return out;
+    }
+
+    private static int elementBytes(String type) {
+        return switch (type) {
+            case "DoubleStorage", "LongStorage" -> 8;
+            case "FloatStorage", "IntStorage" -> 4;
+            case "HalfStorage", "BFloat16Storage", "ShortStorage" -> 2;
+            default -> 1;
+        };
     }
 
     private static Map<?, ?> unwrap(Path file, Object root) {
@@ -106,12 +212,7 @@ public final class TorchCheckpoint {
 
     private static TensorData tensor(Path file, String name, RestrictedUnpickler.TensorRef t, byte[] data, ByteOrder order) {
         String type = t.storage().type();
-        int elem = switch (type) {
-            case "DoubleStorage", "LongStorage" -> 8;
-            case "FloatStorage", "IntStorage" -> 4;
-            case "HalfStorage", "BFloat16Storage", "ShortStorage" -> 2;
-            default -> 1;
-        };
+        int elem = elementBytes(type);
         long count = 1;
         int[] shape = new int[t.size().length];
         for (int i = 0; i < shape.length; i++) {

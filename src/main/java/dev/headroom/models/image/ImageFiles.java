@@ -1,6 +1,8 @@
 package dev.headroom.models.image;
 
 import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.Orientation;
+import dev.headroom.runtime.TempFiles;
 import java.awt.Point;
 import java.awt.Transparency;
 import java.awt.color.ColorSpace;
@@ -21,7 +23,9 @@ import javax.imageio.stream.ImageInputStream;
 /**
  * Reads PNG (8 and 16 bit; gray, gray+alpha, RGB, RGBA, palette) and JPEG into {@link FloatImage}s
  * in [0, 1], and writes PNGs. The pixel count is checked from the header before anything is
- * decoded, so a decompression bomb costs nothing. Writes go to a temporary file beside the target
+ * decoded, so a decompression bomb costs nothing. JPEGs are read by TwelveMonkeys' reader (found
+ * through ImageIO's registry), which converts CMYK, YCCK and Adobe-inverted files to RGB; their
+ * EXIF orientation is applied. Damage is refused unless {@link ReadOptions#lenient}. Writes go to a temporary file beside the target
  * and are renamed into place, so a failed run leaves no partial file.
  */
 public final class ImageFiles {
@@ -32,10 +36,34 @@ public final class ImageFiles {
         public BadImage(Path file, String what) {
             super(file + ": " + what);
         }
+
+        /** An image that cannot be written as asked (the message says what to choose instead). */
+        public BadImage(String what) {
+            super(what);
+        }
+    }
+
+    /**
+     * How strictly to read. Strict (the default) refuses a PNG whose chunk CRCs do not match or
+     * that ends early, and any image the decoder warns about (a truncated JPEG decodes to a grey
+     * bottom with only a warning); lenient reads them as ImageIO does. EXIF orientation is applied
+     * unless ignored.
+     */
+    public record ReadOptions(boolean lenient, boolean ignoreOrientation) {
+        public static final ReadOptions STRICT = new ReadOptions(false, false);
     }
 
     public static FloatImage read(Path file, long maxPixels) {
-        if (!Files.isRegularFile(file)) throw new BadImage(file, "no such file");
+        return read(file, maxPixels, ReadOptions.STRICT);
+    }
+
+    /**
+     * Checks, from the header alone, that the file is an image headroom reads and within
+     * {@code maxPixels}: a run over several inputs refuses a bad one before any work.
+     */
+    public static void probe(Path file, long maxPixels) {
+        String problem = dev.headroom.models.InputFiles.problem(file);
+        if (problem != null) throw new BadImage(file, problem);
         try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
             if (in == null) throw new BadImage(file, "cannot open");
             Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
@@ -43,12 +71,46 @@ public final class ImageFiles {
             ImageReader reader = readers.next();
             try {
                 reader.setInput(in, true, true);
-                long w = reader.getWidth(0), h = reader.getHeight(0);
-                if (w < 1 || h < 1) throw new BadImage(file, "image has zero size (" + w + "x" + h + ")");
-                if (w * h > maxPixels) {
-                    throw new BadImage(file, w + "x" + h + " is " + w * h + " pixels, over the limit of " + maxPixels + " (raise it with --max-pixels)");
+                checkSize(file, reader.getWidth(0), reader.getHeight(0), maxPixels);
+            } finally {
+                reader.dispose();
+            }
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof BadImage b) throw b;
+            String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            throw new BadImage(file, "damaged or unsupported image (" + m.lines().findFirst().orElse(m) + ")");
+        }
+    }
+
+    private static void checkSize(Path file, long w, long h, long maxPixels) {
+        if (w < 1 || h < 1) throw new BadImage(file, "image has zero size (" + w + "x" + h + ")");
+        if (w * h > maxPixels) {
+            throw new BadImage(file, w + "x" + h + " is " + w * h + " pixels, over the limit of " + maxPixels + " (raise it with --max-pixels)");
+        }
+    }
+
+    public static FloatImage read(Path file, long maxPixels, ReadOptions options) {
+        String problem = dev.headroom.models.InputFiles.problem(file);
+        if (problem != null) throw new BadImage(file, problem);
+        try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+            if (in == null) throw new BadImage(file, "cannot open");
+            Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
+            if (!readers.hasNext()) throw new BadImage(file, "not an image headroom reads (PNG or JPEG)");
+            ImageReader reader = readers.next();
+            try {
+                String format = reader.getFormatName().toLowerCase(java.util.Locale.ROOT);
+                if (format.equals("png") && !options.lenient()) PngChunks.check(file);
+                reader.setInput(in, true, false);
+                checkSize(file, reader.getWidth(0), reader.getHeight(0), maxPixels);
+                java.util.List<String> warnings = new java.util.ArrayList<>();
+                reader.addIIOReadWarningListener((r, warning) -> warnings.add(warning));
+                BufferedImage decoded = reader.read(0);
+                if (!warnings.isEmpty() && !options.lenient()) {
+                    throw new BadImage(file, "damaged image: the decoder warns \"" + warnings.getFirst() + "\" (--lenient reads it anyway)");
                 }
-                return toFloat(reader.read(0));
+                FloatImage img = toFloat(decoded);
+                if (options.ignoreOrientation() || !(format.equals("jpeg") || format.equals("jpg"))) return img;
+                return Orientation.apply(img, Exif.orientation(file));
             } finally {
                 reader.dispose();
             }
@@ -60,6 +122,11 @@ public final class ImageFiles {
     }
 
     static FloatImage toFloat(BufferedImage img) {
+        int space = img.getColorModel().getColorSpace().getType();
+        if (space != ColorSpace.TYPE_RGB && space != ColorSpace.TYPE_GRAY && !(img.getColorModel() instanceof IndexColorModel)) {
+            // CMYK, YCCK and other spaces: to sRGB through the image's colour space (K must never become alpha)
+            img = toRgb(img);
+        }
         if (img.getColorModel() instanceof IndexColorModel icm) {
             // palette: expand through the palette
             boolean alpha = icm.hasAlpha();
@@ -82,6 +149,13 @@ public final class ImageFiles {
             for (int i = 0; i < row.length; i++) d[y * w * bands + i] = row[i] / max;
         }
         return out;
+    }
+
+    private static BufferedImage toRgb(BufferedImage img) {
+        boolean alpha = img.getColorModel().hasAlpha();
+        BufferedImage rgb = new BufferedImage(img.getWidth(), img.getHeight(), alpha ? BufferedImage.TYPE_4BYTE_ABGR : BufferedImage.TYPE_3BYTE_BGR);
+        new java.awt.image.ColorConvertOp(null).filter(img, rgb);
+        return rgb;
     }
 
     /** Writes a PNG of 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels with ImageIO, atomically ({@link OutputFile}). */

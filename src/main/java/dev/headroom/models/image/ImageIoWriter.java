@@ -63,21 +63,21 @@ final class ImageIoWriter implements ImageWriter {
         boolean alpha = channels == 2 || channels == 4;
         switch (enc.format()) {
             case JPEG -> {
-                if (alpha) throw new IllegalArgumentException("JPEG has no alpha channel; write the image as PNG, WebP or TIFF to keep it");
+                if (alpha) throw new ImageFiles.BadImage("JPEG has no alpha channel; write the image as PNG, WebP or TIFF to keep it");
                 if (width > JPEG_MAX || height > JPEG_MAX) {
-                    throw new IllegalArgumentException(width + "x" + height + " is beyond JPEG's " + JPEG_MAX + " pixels a side; write PNG or TIFF");
+                    throw new ImageFiles.BadImage(width + "x" + height + " is beyond JPEG's " + JPEG_MAX + " pixels a side; write PNG or TIFF");
                 }
             }
             case WEBP -> {
                 if (width > WEBP_MAX || height > WEBP_MAX) {
-                    throw new IllegalArgumentException(width + "x" + height + " is beyond WebP's " + WEBP_MAX + " pixels a side; write PNG, JPEG or TIFF");
+                    throw new ImageFiles.BadImage(width + "x" + height + " is beyond WebP's " + WEBP_MAX + " pixels a side; write PNG, JPEG or TIFF");
                 }
             }
             default -> { }
         }
         long samples = (long) width * height * (channels + 2);
         if (samples > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(width + "x" + height + " is too large to hold whole for " + enc.format() + "; write PNG, which streams");
+            throw new ImageFiles.BadImage(width + "x" + height + " is too large to hold whole for " + enc.format() + "; write PNG, which streams");
         }
         return new ImageIoWriter(target, enc, width, height, channels, bitDepth);
     }

@@ -1,16 +1,14 @@
 package dev.headroom.models.image;
 
+import dev.headroom.runtime.TempFiles;
 import java.io.IOException;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 
 /**
  * An output written under a temporary name beside its target and renamed into place only when
  * complete ({@link #commit}); {@link #close} without a commit deletes it, so a failed or
  * interrupted job leaves no partial file at the target. Every image writer gets its temporary
- * file here ({@link #create}), the one place that names them: {@code .<target name>.<random>.tmp}.
+ * file here ({@link #create}); the names and the clean-up on SIGTERM/SIGINT are {@link TempFiles}'.
  */
 public final class OutputFile implements AutoCloseable {
     /** What every temporary output file's name ends with. */
@@ -28,7 +26,7 @@ public final class OutputFile implements AutoCloseable {
     /** A new empty temporary file beside {@code target}. */
     public static OutputFile create(Path target) throws IOException {
         Path t = target.toAbsolutePath();
-        return new OutputFile(t, Files.createTempFile(t.getParent(), "." + t.getFileName(), SUFFIX));
+        return new OutputFile(t, TempFiles.create(t));
     }
 
     /** The temporary file, to write to. */
@@ -42,17 +40,13 @@ public final class OutputFile implements AutoCloseable {
 
     /** Renames the finished temporary file onto the target (atomically where the file system can). */
     public void commit() throws IOException {
-        try {
-            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING);
-        }
+        TempFiles.commit(temp, target);
         committed = true;
     }
 
     /** Deletes the temporary file unless it was committed. */
     @Override
     public void close() throws IOException {
-        if (!committed) Files.deleteIfExists(temp);
+        if (!committed) TempFiles.discard(temp);
     }
 }

@@ -64,7 +64,9 @@ public final class MemoryReport {
         long events = 0;
         int peak = 0;
         long peakAllocated = -1;
-        try (BufferedReader r = Files.newBufferedReader(file)) {
+        // strict UTF-8: a binary file is refused (CharacterCodingException), not read as replacement characters
+        try (BufferedReader r = new BufferedReader(new java.io.InputStreamReader(Files.newInputStream(file),
+                java.nio.charset.StandardCharsets.UTF_8.newDecoder()), 1 << 16)) {
             String line;
             int n = 0;
             while ((line = r.readLine()) != null) {

@@ -175,9 +175,9 @@ class ImageWriterTest {
     @Test
     void formatsRefuseWhatTheyCannotHoldBeforeWriting() {
         Path jpg = dir.resolve("a.jpg"), webp = dir.resolve("a.webp");
-        var e = assertThrows(IllegalArgumentException.class, () -> ImageWriter.open(jpg, new Encoding(ImageFormat.JPEG, null, 1), 10, 10, 4, 8));
+        var e = assertThrows(ImageFiles.BadImage.class, () -> ImageWriter.open(jpg, new Encoding(ImageFormat.JPEG, null, 1), 10, 10, 4, 8));
         assertTrue(e.getMessage().contains("alpha"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ImageWriter.open(webp, new Encoding(ImageFormat.WEBP, null, 1), 16384, 10, 3, 8));
+        e = assertThrows(ImageFiles.BadImage.class, () -> ImageWriter.open(webp, new Encoding(ImageFormat.WEBP, null, 1), 16384, 10, 3, 8));
         assertTrue(e.getMessage().contains("16383"), e.getMessage());
         assertFalse(Files.exists(jpg));
         assertFalse(Files.exists(webp));
