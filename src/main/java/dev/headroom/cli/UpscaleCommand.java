@@ -147,7 +147,7 @@ final class UpscaleCommand implements Callable<Integer> {
         if (model != null) protect.add(model);
         Map<Path, Path> outs = new LinkedHashMap<>();
         for (Path in : inputs) {
-            Path out = toFolder ? output.resolve(stem(in) + "-x" + m.scale() + "." + encoding.format().extension()) : output;
+            Path out = toFolder ? output.resolve(stem(in) + "." + encoding.format().extension()) : output;
             Outputs.requireWritable(toFolder ? "output" : "-o", out, protect);
             if (outs.containsKey(in)) throw new Main.UsageError(in + " is given twice");
             outs.put(in, out);

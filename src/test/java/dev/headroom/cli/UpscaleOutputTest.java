@@ -1,6 +1,7 @@
 package dev.headroom.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -54,11 +55,17 @@ class UpscaleOutputTest {
             double mps = 84 * 52 / 1e6 / img.get("seconds").asDouble();
             assertEquals(mps, img.get("megapixels_per_second").asDouble(), mps * 0.01 + 1e-4, name);
         }
-        // into a folder: the input's name, -x4, the format's extension
+        // into a folder: the input's name with the format's extension
         Path folder = Files.createDirectories(dir.resolve("folder"));
         CliTest.Result r = CliTest.headroom("upscale", in.toString(), "-o", folder.toString(), "--model", model(), "--format", "webp", "--quality", "80", "-q");
         assertEquals(0, r.status(), r.err());
-        assertEquals(84, ImageIO.read(folder.resolve("p-x4.webp").toFile()).getWidth());
+        assertEquals(84, ImageIO.read(folder.resolve("p.webp").toFile()).getWidth());
+        // a folder that holds the input, in the input's format: the output would be the input itself
+        byte[] before = Files.readAllBytes(in);
+        CliTest.Result same = CliTest.headroom("upscale", in.toString(), "-o", in.getParent().toString(), "--model", model(), "--format", "png", "-q");
+        assertEquals(2, same.status(), same.err());
+        assertTrue(same.err().contains("is also an input"), same.err());
+        assertArrayEquals(before, Files.readAllBytes(in));
     }
 
     @Test
