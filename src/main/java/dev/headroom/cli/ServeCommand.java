@@ -69,6 +69,47 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "NAME=FILE", description = "A model clients may name (repeatable): NAME=FILE, or NAME=synthetic:ARCH (seeded random weights, as upscale --synthetic); files in DATA/models are known by their name too")
     List<String> models = new ArrayList<>();
 
+    @Option(names = "--store", paramLabel = "postgresql://USER@HOST:PORT/DB",
+            description = "A PostgreSQL job store shared by several servers (a fleet); the password comes from PGPASSWORD, --store-password-file or ~/.pgpass (default: SQLite in DATA)")
+    String store;
+
+    @Option(names = "--store-password-file", paramLabel = "FILE", description = "A file holding the --store password")
+    Path storePasswordFile;
+
+    @Option(names = "--results", paramLabel = "DIR", description = "A folder every server of a fleet mounts, for uploads, results and the result cache (needed with --store; default: in DATA)")
+    Path results;
+
+    @Option(names = "--node", paramLabel = "NAME", description = "This server's name in the node registry (default: HOST:PORT of this machine)")
+    String node;
+
+    @Option(names = "--lease", paramLabel = "SECONDS", defaultValue = "30", description = "How long a claimed job stays this server's without a heartbeat (every third of it) renewing it; after that another server of the fleet takes it (default: ${DEFAULT-VALUE})")
+    double lease;
+
+    private ServeConfig.Fleet fleet() {
+        if (store != null) {
+            try {
+                dev.headroom.server.PostgresJobStore.parse(store);
+            } catch (IllegalArgumentException e) {
+                throw new Main.UsageError(e.getMessage());
+            }
+            if (results == null) throw new Main.UsageError("--store: servers sharing a queue need a folder they all mount for uploads and results; give --results DIR");
+        }
+        if (storePasswordFile != null && !java.nio.file.Files.isReadable(storePasswordFile)) {
+            throw new Main.UsageError("--store-password-file " + storePasswordFile + " cannot be read");
+        }
+        if (!(lease >= 0.3 && lease <= 86_400)) throw new Main.UsageError("--lease must be from 0.3 to 86400 seconds");
+        String name = node;
+        if (name == null) {
+            try {
+                name = InetAddress.getLocalHost().getHostName() + ":" + (port != 0 ? port : ProcessHandle.current().pid());
+            } catch (UnknownHostException e) {
+                name = "headroom-" + ProcessHandle.current().pid();
+            }
+        }
+        if (name.isBlank() || name.length() > 200) throw new Main.UsageError("--node must be 1 to 200 characters");
+        return new ServeConfig.Fleet(store, storePasswordFile, results, name, Duration.ofMillis(Math.round(lease * 1000)));
+    }
+
     @Override
     public Integer call() throws Exception {
         boolean loopback;
@@ -96,7 +137,7 @@ final class ServeCommand implements Callable<Integer> {
             named.put(m.substring(0, eq), f.toAbsolutePath());
         }
         ServeConfig cfg = new ServeConfig(host, port, data != null ? data : DataDir.platformDefault(), devices(), size("--max-upload", maxUpload),
-                maxPixels, size("--cache", cache), !noAuth, Duration.ofSeconds(jobTimeout), Duration.ofSeconds(grace), named);
+                maxPixels, size("--cache", cache), !noAuth, Duration.ofSeconds(jobTimeout), Duration.ofSeconds(grace), named, fleet());
         HeadroomServer server = new HeadroomServer(cfg, new UpscaleJobRunner());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -20,15 +20,28 @@ import java.util.HexFormat;
  * half of one; names are made here, never taken from a request.
  */
 public final class DataDir {
-    private final Path root;
+    private final Path root, files;
 
     public DataDir(Path root) throws IOException {
+        this(root, null);
+    }
+
+    /**
+     * @param shared where uploads/, results/ and cache/ go when a fleet of servers shares them (a
+     *               folder they all mount); null: in root
+     */
+    public DataDir(Path root, Path shared) throws IOException {
         this.root = root.toAbsolutePath().normalize();
-        for (String d : new String[] {"uploads", "results", "cache", "models"}) Files.createDirectories(this.root.resolve(d));
-        // temporaries of a write that a crash interrupted
+        this.files = shared == null ? this.root : shared.toAbsolutePath().normalize();
+        Files.createDirectories(this.root.resolve("models"));
+        for (String d : new String[] {"uploads", "results", "cache"}) Files.createDirectories(files.resolve(d));
+        // temporaries of a write that a crash interrupted; in a shared folder other servers are writing theirs now, so only old ones
+        long before = shared == null ? Long.MAX_VALUE : System.currentTimeMillis() - 3_600_000;
         for (String d : new String[] {"uploads", "results", "cache"}) {
-            try (var s = Files.list(this.root.resolve(d))) {
-                for (Path p : (Iterable<Path>) s::iterator) if (p.getFileName().toString().startsWith(".")) deleteTree(p);
+            try (var s = Files.list(files.resolve(d))) {
+                for (Path p : (Iterable<Path>) s::iterator) {
+                    if (p.getFileName().toString().startsWith(".") && modified(p) < before) deleteTree(p);
+                }
             }
         }
     }
@@ -40,6 +53,14 @@ public final class DataDir {
             }
         }
         Files.deleteIfExists(p);
+    }
+
+    private static long modified(Path p) {
+        try {
+            return Files.getLastModifiedTime(p).toMillis();
+        } catch (IOException e) {
+            return Long.MAX_VALUE;   // gone meanwhile
+        }
     }
 
     /** The platform's data folder: $XDG_DATA_HOME/headroom, else ~/.local/share/headroom. */
@@ -61,16 +82,21 @@ public final class DataDir {
     }
 
     public Path upload(String jobId) {
-        return root.resolve("uploads").resolve(jobId);
+        return files.resolve("uploads").resolve(jobId);
     }
 
     /** A job's result, in the format its params name (the job keeps which). */
     public Path result(String jobId) {
-        return root.resolve("results").resolve(jobId);
+        return files.resolve("results").resolve(jobId);
+    }
+
+    /** Where one run of a job writes its result before it is moved into place (a temporary: hidden). */
+    public Path staging(String jobId, String run) {
+        return files.resolve("results").resolve("." + jobId + "." + run);
     }
 
     public Path cached(String key) {
-        return root.resolve("cache").resolve(key);
+        return files.resolve("cache").resolve(key);
     }
 
     public Path models() {

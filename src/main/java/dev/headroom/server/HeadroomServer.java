@@ -31,12 +31,13 @@ public final class HeadroomServer implements AutoCloseable {
 
     public HeadroomServer(ServeConfig cfg, JobRunner runner) throws IOException {
         this.cfg = cfg;
-        this.dir = new DataDir(cfg.data());
-        this.store = new SqliteJobStore(dir.db());
+        this.dir = new DataDir(cfg.data(), cfg.fleet().shared());
+        this.store = openStore(cfg.fleet(), dir);
         this.models = new ModelCatalog(cfg.models(), dir.models());
         devices.addAll(cfg.devices());
         this.metrics = new Metrics(store, devices, this::now, models);
         this.workers = new Workers(cfg, dir, store, models, devices, runner, events, metrics, this::now, Scheduling.Config.DEFAULT);
+        metrics.fleet(cfg.fleet().node(), store::nodes, workers.aliveMillis());
         this.submissions = new Submissions(cfg, dir, store, models, devices, events, metrics, this::now);
         this.api = new HttpApi(cfg, this, cfg.auth() ? dir.token() : "");
     }
@@ -48,8 +49,44 @@ public final class HeadroomServer implements AutoCloseable {
         Path tmp = dir.root().resolve("uploads").resolve(".multipart");
         Files.createDirectories(tmp);
         port = api.start(tmp);
+        workers.advertise(url());
         ready = true;
         return r;
+    }
+
+    /** SQLite in DATA, or the fleet's PostgreSQL (its password from --store-password-file, else PGPASSWORD, else ~/.pgpass). */
+    static JobStore openStore(ServeConfig.Fleet fleet, DataDir dir) throws IOException {
+        if (fleet.store() == null) return new SqliteJobStore(dir.db());
+        if (fleet.shared() == null) {
+            throw new IllegalArgumentException("a PostgreSQL job store is shared by several servers, so they need a folder all of them mount for "
+                    + "uploads and results: give --results DIR");
+        }
+        String password = fleet.passwordFile() != null ? Files.readString(fleet.passwordFile()).strip() : System.getenv("PGPASSWORD");
+        return new PostgresJobStore(PostgresJobStore.parse(fleet.store()), password);
+    }
+
+    /** The node registry as GET /v1/nodes shows it: every server that has registered, alive or not. */
+    List<Map<String, Object>> nodesView() {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (JobStore.Node n : store.nodes()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("name", n.name());
+            m.put("url", n.url());
+            m.put("self", n.owner().equals(workers.owner().toString()));
+            m.put("alive", n.ageMillis() <= workers.aliveMillis());
+            m.put("last_heartbeat_ms_ago", n.ageMillis());
+            m.put("started_at", java.time.Instant.ofEpochMilli(n.started()).toString());
+            m.put("running_jobs", n.running());
+            m.put("free_slots", n.freeSlots());
+            try {
+                m.put("devices", HttpApi.JSON.readTree(n.devices()));
+                m.put("models_resident", HttpApi.JSON.readTree(n.models()));
+            } catch (IOException e) {
+                m.put("error", "unreadable registry row");
+            }
+            out.add(m);
+        }
+        return out;
     }
 
     public int port() {

@@ -74,8 +74,11 @@ public final class HttpApi {
             r.post("/v1/queue/resume", ctx -> json(ctx, 200, server.pause(false)));
             r.get("/v1/devices", ctx -> json(ctx, 200, Map.of("devices", server.devices().stream().map(DeviceSlot::snapshot).toList())));
             r.get("/v1/models", ctx -> json(ctx, 200, Map.of("models", server.modelsView())));
+            r.get("/v1/nodes", ctx -> json(ctx, 200, Map.of("nodes", server.nodesView())));
             r.post("/v1/models/{name}/load", ctx -> json(ctx, 200, server.loadModel(ctx.pathParam("name"), true)));
             r.post("/v1/models/{name}/unload", ctx -> json(ctx, 200, server.loadModel(ctx.pathParam("name"), false)));
+            r.exception(JobStore.Unavailable.class, (e, ctx) -> problem(ctx, 503, "Service Unavailable",
+                    "the job store (the fleet's database) cannot be reached now; try again shortly"));
             r.exception(ApiError.class, (e, ctx) -> {
                 if (ctx.method().name().equals("POST") && ctx.path().equals("/v1/jobs")) server.metrics().refused.labelValues(String.valueOf(e.status)).inc();
                 problem(ctx, e.status, e.title, e.getMessage());
@@ -254,11 +257,18 @@ public final class HttpApi {
             if (!j.state().terminal()) sse.sendComment("live events of this job began before the server restarted; poll GET /v1/jobs/" + j.id());
             return;
         }
+        int quiet = 0;
         while (!sse.terminated()) {
-            List<JobEvents.Event> next = events.after(j.id(), after, 15_000);
+            List<JobEvents.Event> next = events.after(j.id(), after, 1_000);
             if (next == null) return;
             if (next.isEmpty()) {
-                sse.sendComment("keep-alive");
+                // in a fleet the job may run on another server, whose events are not here: its end shows in the shared store
+                Job stored = server.store().shared() ? server.store().get(j.id()).orElse(null) : null;
+                if (stored != null && stored.state().terminal()) {
+                    sse.sendEvent(stored.state().name(), JSON.writeValueAsString(view(stored)), String.valueOf(after + 1));
+                    return;
+                }
+                if (++quiet % 15 == 0) sse.sendComment("keep-alive");
                 continue;
             }
             for (JobEvents.Event e : next) {

@@ -3,6 +3,7 @@ package dev.headroom.server;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * The durable queue: jobs, the result cache's index and the server's settings. A job accepted by
@@ -10,10 +11,13 @@ import java.util.Optional;
  * it leaves (queued -> running only from queued, and so on), so a cancel racing with an admission
  * has exactly one winner.
  *
- * <p>Made for more than one implementation: SQLite for one machine ({@link SqliteJobStore}); a
- * fleet's PostgreSQL store implements {@link #claim} as {@code UPDATE ... WHERE id = (SELECT ...
- * FOR UPDATE SKIP LOCKED)} and keeps {@code owner}/{@code leaseUntil} alive with {@link #renew}, so
- * {@link #recover} can hand back jobs whose server died.
+ * <p>Two implementations with the same numbered schema migrations: SQLite for one machine
+ * ({@link SqliteJobStore}) and PostgreSQL for a fleet of servers sharing one queue
+ * ({@link PostgresJobStore}), which claims with {@code SELECT ... FOR UPDATE SKIP LOCKED}. A running
+ * job belongs to one {@code owner} (a server process) under a lease that the owner renews; every
+ * change a running job's owner makes is conditional on still being its owner, so once
+ * {@link #recover} has handed an expired lease's job back to the queue, the old owner can no longer
+ * finish it: a result is written once.
  */
 public interface JobStore extends AutoCloseable {
 
@@ -28,16 +32,42 @@ public interface JobStore extends AutoCloseable {
     /** Queued jobs, highest priority first, then oldest: candidates for the scheduler. */
     List<Job> queued(int limit);
 
-    /** queued -> running for {@code owner} until {@code leaseUntil}; false if it was not queued (cancelled, or claimed elsewhere). */
-    boolean claim(String id, String owner, long leaseUntil, long now);
+    /**
+     * queued -> running for {@code owner}, under a lease of {@code leaseMillis}, with an execution
+     * record for this run; false if it was not queued (cancelled, or claimed elsewhere).
+     */
+    boolean claim(String id, Owner owner, long leaseMillis, long now);
 
-    /** Extends the leases of every job {@code owner} runs. */
-    void renew(String owner, long leaseUntil);
+    /**
+     * Claims the job {@code pick} chooses among the first queued candidates in priority-with-aging
+     * order, or nothing when {@code pick} chooses none (the head does not fit yet). A store shared by
+     * several servers hands each caller candidates no other caller is claiming at that moment.
+     */
+    default Optional<Job> claimNext(Owner owner, long leaseMillis, long now, Function<List<Job>, Optional<String>> pick) {
+        Optional<String> id = pick.apply(queued(1000));
+        if (id.isEmpty() || !claim(id.get(), owner, leaseMillis, now)) return Optional.empty();
+        return get(id.get());
+    }
+
+    /**
+     * Extends the leases of the jobs {@code ids} that {@code owner} runs; returns those it still
+     * holds, each with whether a cancel reached it. A job missing from the answer was taken from
+     * this owner (its lease ran out): the owner must abandon it. Only jobs the owner still runs are
+     * named, so one it abandoned keeps no lease alive and goes back to the queue when that runs out.
+     */
+    Map<String, Boolean> renew(Owner owner, java.util.Collection<String> ids, long leaseMillis, long now);
+
+    /** The store cannot be reached now (a fleet's database is away); the caller may retry. */
+    final class Unavailable extends IllegalStateException {
+        public Unavailable(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
 
     void progress(String id, int done, int total);
 
-    /** running -> a final state, with its result or error; false if it was not running. */
-    boolean finish(String id, JobState to, String error, String resultHash, long resultBytes, long now);
+    /** running -> a final state for its owner, with its result or error; false if it was not running, or not this owner's. */
+    boolean finish(String id, Owner owner, JobState to, String error, String resultHash, long resultBytes, long now);
 
     /**
      * Cancels: a queued job becomes cancelled at once; a running one is marked and stops at its
@@ -49,14 +79,16 @@ public interface JobStore extends AutoCloseable {
     boolean priority(String id, int priority);
 
     /** running -> queued without counting an attempt (a clean shutdown hands its work back). */
-    void requeue(String id);
+    void requeue(String id, Owner owner);
 
     /**
-     * After a crash: jobs left running by another owner, or whose lease ran out, go back to the
-     * queue with attempts + 1; a job already interrupted {@code poisonAfter - 1} times fails instead,
-     * so a job that kills the server cannot do it at every start. Returns how many of each.
+     * After a crash: running jobs whose owner is gone go back to the queue with attempts + 1; a job
+     * already interrupted {@code poisonAfter - 1} times fails instead, so a job that kills a server
+     * cannot do it at every start. On one machine every owner but {@code owner} is gone (and any
+     * lease that ran out); in a fleet, only owners whose lease ran out. Their execution records end
+     * as {@code lost}. Returns how many of each.
      */
-    Recovery recover(String owner, long now, int poisonAfter);
+    Recovery recover(Owner owner, long now, int poisonAfter);
 
     record Recovery(int requeued, int failed) {}
 
@@ -75,6 +107,39 @@ public interface JobStore extends AutoCloseable {
     List<CacheEntry> cacheEvict(long maxBytes);
 
     record CacheEntry(String key, String resultHash, long bytes, long lastUsed) {}
+
+    /** Whether other servers share this store (a fleet): then a job may run, and its events happen, on another server. */
+    default boolean shared() {
+        return false;
+    }
+
+    /** Records that this server is alive, with what it has (upserted by node name). */
+    void heartbeat(Node node);
+
+    /** The servers that have registered, most recent heartbeat first. */
+    List<Node> nodes();
+
+    /**
+     * A server process: {@code node} is its name (stable across restarts), {@code id} this run of it
+     * (unique), so a restarted server never mistakes its previous life's jobs for its own.
+     */
+    record Owner(String node, String id) {
+        public Owner {
+            if (node == null || node.isBlank() || id == null || id.isBlank()) throw new IllegalArgumentException("owner needs a node name and an id");
+        }
+
+        @Override
+        public String toString() {
+            return node + "/" + id;
+        }
+    }
+
+    /**
+     * A registered server: devices and resident models as JSON arrays; {@code freeSlots} jobs it
+     * could start now; {@code ageMillis} since its last heartbeat by the store's clock.
+     */
+    record Node(String name, String owner, String url, String devices, String models, int running, int freeSlots, long started,
+                long ageMillis) {}
 
     boolean paused();
 

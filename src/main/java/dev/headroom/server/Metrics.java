@@ -44,7 +44,7 @@ public final class Metrics {
         admissionWaitSeconds = Histogram.builder().name("headroom_admission_wait_seconds").help("Time from submission to admission")
                 .classicOnly().classicUpperBounds(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600).register(registry);
         // every label value a dashboard or alert names exists from the start, at zero
-        for (String o : new String[] {"succeeded", "failed", "cancelled", "timed_out", "requeued"}) jobSeconds.labelValues(o);
+        for (String o : new String[] {"succeeded", "failed", "cancelled", "timed_out", "requeued", "abandoned"}) jobSeconds.labelValues(o);
         for (String st : new String[] {"400", "401", "413", "415", "422"}) refused.labelValues(st);
         GaugeWithCallback.builder().name("headroom_jobs").help("Jobs in the store by state").labelNames("state")
                 .callback(cb -> store.counts().forEach((s, n) -> cb.call(n, s.name()))).register(registry);
@@ -73,6 +73,29 @@ public final class Metrics {
                 }).register(registry);
         GaugeWithCallback.builder().name("headroom_models_loaded").help("Models loaded and shared by jobs")
                 .callback(cb -> cb.call(models.loaded().size())).register(registry);
+    }
+
+    /**
+     * The fleet's view from this server: this node's name, and from the shared registry the nodes
+     * alive and gone and the jobs each runs (the queue depth above is already the shared queue's).
+     */
+    void fleet(String self, java.util.function.Supplier<List<JobStore.Node>> nodes, long aliveMillis) {
+        GaugeWithCallback.builder().name("headroom_node_info").help("This server's node name").labelNames("node")
+                .callback(cb -> cb.call(1, self)).register(registry);
+        GaugeWithCallback.builder().name("headroom_nodes").help("Servers in the node registry, alive (heartbeat within 3 beats) or gone")
+                .labelNames("state").callback(cb -> {
+                    long alive = 0, gone = 0;
+                    for (JobStore.Node n : nodes.get()) {
+                        if (n.ageMillis() <= aliveMillis) alive++;
+                        else gone++;
+                    }
+                    cb.call(alive, "alive");
+                    cb.call(gone, "gone");
+                }).register(registry);
+        GaugeWithCallback.builder().name("headroom_node_running_jobs").help("Jobs each registered server runs, at its last heartbeat")
+                .labelNames("node").callback(cb -> {
+                    for (JobStore.Node n : nodes.get()) cb.call(n.running(), n.name());
+                }).register(registry);
     }
 
     public String contentType() {

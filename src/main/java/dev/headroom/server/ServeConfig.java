@@ -15,6 +15,21 @@ import java.nio.file.Path;
  * @param cacheBytes  the result cache's size (0: no cache)
  * @param jobTimeout  how long a job may run before it is stopped at its next tile
  * @param grace       how long SIGTERM waits for running jobs before handing them back to the queue
+ * @param fleet       the job store and what servers sharing it need
  */
 public record ServeConfig(String host, int port, Path data, List<DeviceSlot> devices, long maxUpload, long maxPixels,
-                          long cacheBytes, boolean auth, Duration jobTimeout, Duration grace, Map<String, Path> models) {}
+                          long cacheBytes, boolean auth, Duration jobTimeout, Duration grace, Map<String, Path> models, Fleet fleet) {
+
+    /**
+     * @param store        null: SQLite in DATA; else {@code postgresql://USER@HOST:PORT/DB}, a queue shared by a fleet
+     * @param passwordFile the store's password in a file (else PGPASSWORD, else ~/.pgpass); never on the command line
+     * @param shared       a folder every server of a fleet mounts, for uploads, results and the result cache (null: in DATA)
+     * @param node         this server's name in the node registry
+     * @param lease        how long a claimed job stays this server's without a heartbeat renewing it
+     */
+    public record Fleet(String store, Path passwordFile, Path shared, String node, Duration lease) {
+        public static Fleet single(String node) {
+            return new Fleet(null, null, null, node, Duration.ofSeconds(60));
+        }
+    }
+}

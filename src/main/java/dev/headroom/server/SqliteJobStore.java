@@ -59,9 +59,17 @@ public final class SqliteJobStore implements JobStore {
             "CREATE TABLE result_cache (key TEXT PRIMARY KEY, result_hash TEXT NOT NULL, bytes INTEGER NOT NULL, last_used INTEGER NOT NULL)",
             "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"},
             // 2: weights are shared by the jobs of a model (residency), so a job's weights are planned apart from its activations
-            new String[] {"ALTER TABLE jobs ADD COLUMN weight_bytes INTEGER NOT NULL DEFAULT 0"});
+            new String[] {"ALTER TABLE jobs ADD COLUMN weight_bytes INTEGER NOT NULL DEFAULT 0"}, new String[] {
+            // 3: the node registry and one execution record per run of a job (fleets; one node here)
+            "CREATE TABLE nodes (name TEXT PRIMARY KEY, owner TEXT NOT NULL, url TEXT, devices TEXT NOT NULL, models TEXT NOT NULL, "
+                    + "running INTEGER NOT NULL, free_slots INTEGER NOT NULL, started INTEGER NOT NULL, heartbeat INTEGER NOT NULL)",
+            "CREATE TABLE executions (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, attempt INTEGER NOT NULL, node TEXT NOT NULL, "
+                    + "owner TEXT NOT NULL, started INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0, outcome TEXT NOT NULL)",
+            "CREATE INDEX executions_job ON executions(job_id)"}, new String[] {
+            // 4: the claim order of PostgresJobStore.QUEUE_ORDER, kept alike in both stores
+            "CREATE INDEX jobs_claim_order ON jobs ((priority * 60000.0 - created) DESC, seq) WHERE state = 'queued'"});
 
-    private static final String COLUMNS = "id, seq, state, priority, model, params, input_hash, width, height, peak_bytes, weight_bytes, tile, batch, attempts, error, "
+    static final String COLUMNS = "id, seq, state, priority, model, params, input_hash, width, height, peak_bytes, weight_bytes, tile, batch, attempts, error, "
             + "cache_key, cached, result_hash, result_bytes, progress_done, progress_total, idempotency_key, cancel_requested, owner, lease_until, "
             + "created, started, finished";
 
@@ -161,14 +169,23 @@ public final class SqliteJobStore implements JobStore {
     }
 
     @Override
-    public synchronized boolean claim(String id, String owner, long leaseUntil, long now) {
-        return update("UPDATE jobs SET state = 'running', owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = 'queued'",
-                owner, leaseUntil, now, id) == 1;
+    public synchronized boolean claim(String id, Owner owner, long leaseMillis, long now) {
+        if (update("UPDATE jobs SET state = 'running', owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = 'queued'",
+                owner.toString(), now + leaseMillis, now, id) != 1) return false;
+        update("INSERT INTO executions (job_id, attempt, node, owner, started, outcome) SELECT id, attempts, ?, ?, ?, 'running' FROM jobs WHERE id = ?",
+                owner.node(), owner.toString(), now, id);
+        return true;
     }
 
     @Override
-    public synchronized void renew(String owner, long leaseUntil) {
-        update("UPDATE jobs SET lease_until = ? WHERE owner = ? AND state = 'running'", leaseUntil, owner);
+    public synchronized Map<String, Boolean> renew(Owner owner, java.util.Collection<String> ids, long leaseMillis, long now) {
+        Map<String, Boolean> held = new java.util.HashMap<>();
+        for (String id : ids) {
+            if (update("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND state = 'running'", now + leaseMillis, id, owner.toString()) == 1) {
+                held.put(id, get(id).map(Job::cancelRequested).orElse(false));
+            }
+        }
+        return held;
     }
 
     @Override
@@ -177,9 +194,11 @@ public final class SqliteJobStore implements JobStore {
     }
 
     @Override
-    public synchronized boolean finish(String id, JobState to, String error, String resultHash, long resultBytes, long now) {
-        return update("UPDATE jobs SET state = ?, error = ?, result_hash = ?, result_bytes = ?, finished = ?, owner = NULL WHERE id = ? AND state = 'running'",
-                to.name(), error, resultHash, resultBytes, now, id) == 1;
+    public synchronized boolean finish(String id, Owner owner, JobState to, String error, String resultHash, long resultBytes, long now) {
+        if (update("UPDATE jobs SET state = ?, error = ?, result_hash = ?, result_bytes = ?, finished = ?, owner = NULL WHERE id = ? AND state = 'running' "
+                + "AND owner = ?", to.name(), error, resultHash, resultBytes, now, id, owner.toString()) != 1) return false;
+        update("UPDATE executions SET outcome = ?, finished = ? WHERE job_id = ? AND owner = ? AND outcome = 'running'", to.name(), now, id, owner.toString());
+        return true;
     }
 
     @Override
@@ -197,18 +216,25 @@ public final class SqliteJobStore implements JobStore {
     }
 
     @Override
-    public synchronized void requeue(String id) {
-        update("UPDATE jobs SET state = 'queued', owner = NULL, lease_until = 0, progress_done = 0 WHERE id = ? AND state = 'running'", id);
+    public synchronized void requeue(String id, Owner owner) {
+        if (update("UPDATE jobs SET state = 'queued', owner = NULL, lease_until = 0, progress_done = 0 WHERE id = ? AND state = 'running' AND owner = ?",
+                id, owner.toString()) == 1) {
+            update("UPDATE executions SET outcome = 'requeued', finished = ? WHERE job_id = ? AND owner = ? AND outcome = 'running'",
+                    System.currentTimeMillis(), id, owner.toString());
+        }
     }
 
     @Override
-    public synchronized Recovery recover(String owner, long now, int poisonAfter) {
+    public synchronized Recovery recover(Owner self, long now, int poisonAfter) {
         String stale = "state = 'running' AND (owner IS NULL OR owner <> ? OR lease_until < ?)";
+        String owner = self.toString();
+        update("UPDATE executions SET outcome = 'lost', finished = ? WHERE outcome = 'running' AND job_id IN (SELECT id FROM jobs WHERE " + stale + ")",
+                now, owner, now);
         int failed = update("UPDATE jobs SET state = 'failed', attempts = attempts + 1, finished = ?, owner = NULL, error = 'the server stopped while running "
                 + "this job ' || (attempts + 1) || ' times in a row; it is not tried again (it may be what stops the server: check its input and model)' "
                 + "WHERE " + stale + " AND attempts + 1 >= ?", now, owner, now, poisonAfter);
-        int requeued = update("UPDATE jobs SET state = 'queued', attempts = attempts + 1, owner = NULL, lease_until = 0, progress_done = 0, "
-                + "cancel_requested = 0 WHERE " + stale, owner, now);
+        int requeued = update("UPDATE jobs SET state = 'queued', attempts = attempts + 1, owner = NULL, lease_until = 0, progress_done = 0 "
+                + "WHERE " + stale, owner, now);
         // a cancel that reached a job before the crash still holds: it does not run again
         update("UPDATE jobs SET state = 'cancelled', finished = ? WHERE state = 'queued' AND cancel_requested = 1", now);
         return new Recovery(requeued, failed);
@@ -275,6 +301,32 @@ public final class SqliteJobStore implements JobStore {
     }
 
     @Override
+    public synchronized void heartbeat(Node n) {
+        update("INSERT OR REPLACE INTO nodes (name, owner, url, devices, models, running, free_slots, started, heartbeat) VALUES (?,?,?,?,?,?,?,?,?)",
+                n.name(), n.owner(), n.url(), n.devices(), n.models(), n.running(), n.freeSlots(), n.started(), System.currentTimeMillis());
+    }
+
+    @Override
+    public synchronized List<Node> nodes() {
+        List<Node> out = new ArrayList<>();
+        try (PreparedStatement p = db.prepareStatement("SELECT name, owner, url, devices, models, running, free_slots, started, ? - heartbeat FROM nodes "
+                + "ORDER BY heartbeat DESC")) {
+            p.setLong(1, System.currentTimeMillis());
+            try (ResultSet r = p.executeQuery()) {
+                while (r.next()) out.add(node(r));
+            }
+            return out;
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    static Node node(ResultSet r) throws SQLException {
+        return new Node(r.getString(1), r.getString(2), r.getString(3), r.getString(4), r.getString(5), r.getInt(6), r.getInt(7), r.getLong(8),
+                Math.max(0, r.getLong(9)));
+    }
+
+    @Override
     public synchronized boolean paused() {
         try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT value FROM settings WHERE name = 'paused'")) {
             return r.next() && r.getString(1).equals("true");
@@ -316,16 +368,19 @@ public final class SqliteJobStore implements JobStore {
             for (int i = 0; i < args.length; i++) p.setObject(i + 1, args[i]);
             List<Job> out = new ArrayList<>();
             try (ResultSet r = p.executeQuery()) {
-                while (r.next()) {
-                    out.add(new Job(r.getString(1), r.getLong(2), JobState.valueOf(r.getString(3)), r.getInt(4), r.getString(5), r.getString(6),
-                            r.getString(7), r.getInt(8), r.getInt(9), r.getLong(10), r.getLong(11), r.getInt(12), r.getInt(13), r.getInt(14),
-                            r.getString(15), r.getString(16), r.getInt(17) != 0, r.getString(18), r.getLong(19), r.getInt(20), r.getInt(21),
-                            r.getString(22), r.getInt(23) != 0, r.getString(24), r.getLong(25), r.getLong(26), r.getLong(27), r.getLong(28)));
-                }
+                while (r.next()) out.add(job(r));
             }
             return out;
         } catch (SQLException e) {
             throw fail(e);
         }
+    }
+
+    /** A row of {@link #COLUMNS} as a job (both stores select the same columns). */
+    static Job job(ResultSet r) throws SQLException {
+        return new Job(r.getString(1), r.getLong(2), JobState.valueOf(r.getString(3)), r.getInt(4), r.getString(5), r.getString(6),
+                r.getString(7), r.getInt(8), r.getInt(9), r.getLong(10), r.getLong(11), r.getInt(12), r.getInt(13), r.getInt(14),
+                r.getString(15), r.getString(16), r.getInt(17) != 0, r.getString(18), r.getLong(19), r.getInt(20), r.getInt(21),
+                r.getString(22), r.getInt(23) != 0, r.getString(24), r.getLong(25), r.getLong(26), r.getLong(27), r.getLong(28));
     }
 }

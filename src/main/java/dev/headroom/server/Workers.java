@@ -1,5 +1,6 @@
 package dev.headroom.server;
 
+import dev.headroom.core.sched.Placement;
 import dev.headroom.core.sched.Scheduling;
 import dev.headroom.core.sched.Waiting;
 import dev.headroom.runtime.memory.DeviceOutOfMemory;
@@ -28,25 +29,43 @@ import java.util.function.LongSupplier;
  * it: there is no moment between the two where a cancel is lost. A running job looks at its flag
  * after every tile, as it does at its deadline (the per-job timeout) and at a shutdown that ran
  * out of grace.
+ *
+ * <p><b>Leases and heartbeats.</b> Each job runs under a lease in the store. Every heartbeat
+ * (a third of the lease) a thread renews this server's leases (learning of cancels made through
+ * other servers of a fleet), registers the node, and hands back jobs of servers whose lease ran out
+ * ({@link JobStore#recover}). A job whose lease this server could not renew in time (the store was
+ * unreachable) stops at its next tile and is abandoned, before any other server may take it; a job
+ * the store says is no longer ours is abandoned too. So a job never runs on two servers at once
+ * (beyond the tile in progress), and only the lease holder writes its result.
  */
 public final class Workers implements AutoCloseable {
     static final int OVERLAP = 16;
-    private static final int CANDIDATES = 1000;
     private static final int POISON_AFTER = 2;
-    private static final long LEASE_MILLIS = 60_000;
+    /** Ages of a node's last heartbeat past which it counts as gone, in heartbeats. */
+    static final int HEARTBEATS_ALIVE = 3;
 
     /** A job running on a device, with what may stop it. */
     private static final class Running {
         final Job job;
         final DeviceSlot device;
         final long deadline;
-        volatile boolean cancelled, timedOut, shuttingDown;
+        /** System.nanoTime() by which the lease must be renewed again, or this server abandons the job. */
+        volatile long leaseDeadline;
+        final long claimedNanos;
+        volatile boolean cancelled, timedOut, shuttingDown, lost;
         volatile Thread thread;
 
-        Running(Job job, DeviceSlot device, long deadline) {
+        Running(Job job, DeviceSlot device, long deadline, long claimedNanos, long leaseNanos) {
             this.job = job;
             this.device = device;
             this.deadline = deadline;
+            this.claimedNanos = claimedNanos;
+            this.leaseDeadline = claimedNanos + leaseNanos;
+        }
+
+        boolean leaseRanOut() {
+            if (System.nanoTime() > leaseDeadline) lost = true;
+            return lost;
         }
     }
 
@@ -60,7 +79,13 @@ public final class Workers implements AutoCloseable {
     private final Metrics metrics;
     private final LongSupplier clock;
     private final Scheduling.Config policy;
-    private final String owner = "headroom-" + UUID.randomUUID();
+    private final JobStore.Owner owner;
+    private final long leaseMillis, heartbeatMillis;
+    private final long started = System.currentTimeMillis();
+    private volatile String url;
+    /** Models resident on other live nodes that have a free slot, from the last heartbeat. */
+    private volatile Set<String> residentOnIdleOthers = Set.of();
+    private volatile boolean storeDown;
     private final Object admission = new Object();
     private final Map<String, Running> running = new ConcurrentHashMap<>();
     private final List<Thread> schedulers = new ArrayList<>();
@@ -80,28 +105,96 @@ public final class Workers implements AutoCloseable {
         this.metrics = metrics;
         this.clock = clock;
         this.policy = policy;
+        this.owner = new JobStore.Owner(cfg.fleet().node(), UUID.randomUUID().toString());
+        this.leaseMillis = cfg.fleet().lease().toMillis();
+        this.heartbeatMillis = Math.max(100, leaseMillis / 3);
     }
 
-    /** Hands back jobs a crash left running (or fails them by the poison rule), then starts the schedulers. */
+    /** Hands back jobs a crash left running (or fails them by the poison rule), then starts the schedulers and the heartbeat. */
     public JobStore.Recovery start() {
         JobStore.Recovery r = store.recover(owner, clock.getAsLong(), POISON_AFTER);
+        store.heartbeat(node());
         for (DeviceSlot d : devices) {
             Thread t = Thread.ofPlatform().daemon().name("headroom-scheduler-" + d.name()).start(() -> schedule(d));
             schedulers.add(t);
         }
-        Thread.ofPlatform().daemon().name("headroom-leases").start(() -> {
+        Thread.ofPlatform().daemon().name("headroom-heartbeat").start(() -> {
+            long next = System.nanoTime();
             while (!stopped) {
                 try {
-                    Thread.sleep(LEASE_MILLIS / 4);
-                    store.renew(owner, clock.getAsLong() + LEASE_MILLIS);
+                    // at a fixed rate: a slow beat does not push the next renewal later
+                    next += TimeUnit.MILLISECONDS.toNanos(heartbeatMillis);
+                    long wait = next - System.nanoTime();
+                    if (wait > 0) TimeUnit.NANOSECONDS.sleep(wait);
+                    else next = System.nanoTime();
+                    beat();
                 } catch (InterruptedException e) {
                     return;
                 } catch (RuntimeException e) {
-                    // the store is closing; the next renewal or the next start sorts it out
+                    storeUnreachable(e);
                 }
             }
         });
         return r;
+    }
+
+    /**
+     * One heartbeat: renew this server's leases (a job no longer ours is abandoned; a cancel made
+     * on another server reaches the job here), register the node, hand back other servers' jobs
+     * whose lease ran out, and note where models are resident.
+     */
+    private void beat() {
+        long t0 = System.nanoTime();
+        Map<String, Boolean> held = store.renew(owner, List.copyOf(running.keySet()), leaseMillis, clock.getAsLong());
+        for (Running r : running.values()) {
+            Boolean cancel = held.get(r.job.id());
+            if (cancel == null) {
+                if (r.claimedNanos < t0) r.lost = true;   // taken from us; a job claimed during the renewal is not in its answer yet
+            } else {
+                r.leaseDeadline = t0 + TimeUnit.MILLISECONDS.toNanos(leaseMillis - heartbeatMillis / 2);
+                if (cancel) r.cancelled = true;
+            }
+        }
+        store.heartbeat(node());
+        JobStore.Recovery rec = store.recover(owner, clock.getAsLong(), POISON_AFTER);
+        if (rec.requeued() + rec.failed() > 0) {
+            System.err.println("headroom serve: leases ran out: " + rec.requeued() + " jobs went back to the queue and " + rec.failed()
+                    + " failed (interrupted twice)");
+            poke();
+        }
+        residentOnIdleOthers = NodeReports.residentOnIdleOthers(store.nodes(), owner.node(), aliveMillis());
+        if (storeDown) {
+            storeDown = false;
+            System.err.println("headroom serve: the job store answers again; claiming resumes");
+            poke();
+        }
+    }
+
+    private void storeUnreachable(RuntimeException e) {
+        if (stopped) return;
+        if (!(e instanceof JobStore.Unavailable)) {
+            System.err.println("headroom serve: " + Thread.currentThread().getName() + ": " + e.getMessage());
+            return;
+        }
+        if (storeDown) return;
+        storeDown = true;
+        System.err.println("headroom serve: the job store is unreachable (" + e.getMessage() + "); no new jobs are claimed, running jobs keep their "
+                + "leases for up to " + leaseMillis / 1000.0 + " s");
+    }
+
+    /** This server as the node registry shows it. */
+    JobStore.Node node() {
+        return NodeReports.of(owner, url, devices, started, !(draining || stopped));
+    }
+
+    /** The URL other nodes and the registry show for this server. */
+    public void advertise(String url) {
+        this.url = url;
+    }
+
+    /** How long a node may go without a heartbeat before it counts as gone. */
+    long aliveMillis() {
+        return HEARTBEATS_ALIVE * heartbeatMillis;
     }
 
     /** Something changed (a job queued or ended, a priority, pause): schedulers look again. */
@@ -127,7 +220,7 @@ public final class Workers implements AutoCloseable {
             } catch (InterruptedException e) {
                 return;
             } catch (RuntimeException e) {
-                if (!stopped) System.err.println("headroom serve: scheduler for " + d.name() + ": " + e.getMessage());
+                storeUnreachable(e);
             }
         }
     }
@@ -137,26 +230,32 @@ public final class Workers implements AutoCloseable {
         Running r;
         synchronized (admission) {
             if (draining || stopped) return false;
-            List<Job> queued = store.queued(CANDIDATES);
-            if (queued.isEmpty()) return false;
-            long now = clock.getAsLong();
+            if (d.runningCount() >= d.maxRunning()) return false;
+            long now = clock.getAsLong(), claimedNanos = System.nanoTime();
             Set<String> resident = d.residentModels();
-            List<Waiting> waiting = new ArrayList<>();
-            for (Job j : queued) waiting.add(new Waiting(j.id(), j.priority(), j.created(), j.seq(), j.model(), d.need(j, resident)));
+            Set<String> elsewhere = residentOnIdleOthers;
             var state = new Scheduling.DeviceState(d.headroom(), d.runningCount(), resident);
-            Optional<Waiting> next = Scheduling.next(waiting, now, state, policy.withMaxRunning(d.maxRunning()));
-            if (next.isEmpty()) return false;
-            Waiting w = next.get();
-            // idle models' weights count as room: evict them now if this job needs it
-            if (!d.makeRoom(w.peakBytes())) return false;
-            if (!store.claim(w.id(), owner, now + LEASE_MILLIS, now)) return true;
-            Job job = store.get(w.id()).orElseThrow();
-            d.reserve(job.id(), d.reservation(job.peakBytes(), job.weightBytes()));
+            // the store offers candidates in priority-with-aging order; this device's ledger decides which it can admit
+            Optional<Job> claimed = store.claimNext(owner, leaseMillis, now, queued -> {
+                List<Waiting> waiting = new ArrayList<>();
+                for (Job j : queued) {
+                    if (Placement.leaveToOthers(j.model(), now - j.created(), resident, elsewhere, 2 * heartbeatMillis)) continue;
+                    waiting.add(new Waiting(j.id(), j.priority(), j.created(), j.seq(), j.model(), d.need(j, resident)));
+                }
+                Optional<Waiting> next = Scheduling.next(waiting, now, state, policy.withMaxRunning(d.maxRunning()));
+                // idle models' weights count as room: evict them now if this job needs it
+                if (next.isEmpty() || !d.makeRoom(next.get().peakBytes())) return Optional.empty();
+                return next.map(Waiting::id);
+            });
+            if (claimed.isEmpty()) return false;
+            Job job = claimed.get();
+            long reserved = d.reservation(job.peakBytes(), job.weightBytes());
+            d.reserve(job.id(), reserved);
             long deadline = cfg.jobTimeout().isZero() ? Long.MAX_VALUE : now + cfg.jobTimeout().toMillis();
-            r = new Running(job, d, deadline);
+            r = new Running(job, d, deadline, claimedNanos, TimeUnit.MILLISECONDS.toNanos(leaseMillis - heartbeatMillis / 2));
             running.put(job.id(), r);
             metrics.admissionWaitSeconds.observe(Math.max(0, now - job.created()) / 1000.0);
-            events.emit(job.id(), "admitted", Map.of("device", d.name(), "reserved_bytes", d.reservation(job.peakBytes(), job.weightBytes()), "tile", job.tile(),
+            events.emit(job.id(), "admitted", Map.of("device", d.name(), "node", owner.node(), "reserved_bytes", reserved, "tile", job.tile(),
                     "attempts", job.attempts()));
         }
         r.thread = Thread.ofVirtual().name("headroom-job-" + r.job.id()).start(() -> run(r));
@@ -167,30 +266,47 @@ public final class Workers implements AutoCloseable {
         Job job = r.job;
         long t0 = System.nanoTime();
         String outcome = "failed";
+        // the result is made under a name of this run's own and moved into place only while this server holds the lease
+        Path staged = dir.staging(job.id(), owner.id());
         try {
             ModelCatalog.Loaded m = models.get(job.model(), clock.getAsLong());
-            Path out = dir.result(job.id());
-            JobRunner.Outcome o = runner.run(new JobRunner.Request(job, m, dir.upload(job.id()), out, Submissions.encoding(format(job)), r.device.reservation(job.peakBytes(), job.weightBytes()),
-                    cfg.maxPixels(), OVERLAP), r.device, new JobRunner.Control() {
+            JobRunner.Outcome o = runner.run(new JobRunner.Request(job, m, dir.upload(job.id()), staged, Submissions.encoding(format(job)),
+                    r.device.reservation(job.peakBytes(), job.weightBytes()), cfg.maxPixels(), OVERLAP), r.device, new JobRunner.Control() {
                 public boolean stop() {
                     if (clock.getAsLong() > r.deadline) r.timedOut = true;
-                    return r.cancelled || r.timedOut || r.shuttingDown;
+                    return r.cancelled || r.timedOut || r.shuttingDown || r.leaseRanOut();
                 }
 
                 public void progress(int done, int total) {
-                    store.progress(job.id(), done, total);
+                    try {
+                        store.progress(job.id(), done, total);
+                    } catch (RuntimeException e) {
+                        storeUnreachable(e);   // progress is for show; the job goes on under its lease
+                    }
                     events.emit(job.id(), "tile", Map.of("done", done, "total", total));
                 }
             });
-            String hash = DataDir.sha256(out);
-            long bytes = Files.size(out);
-            if (store.finish(job.id(), JobState.succeeded, null, hash, bytes, clock.getAsLong())) {
+            String hash = DataDir.sha256(staged);
+            long bytes = Files.size(staged);
+            Path out = dir.result(job.id());
+            // renewing proves the job is still ours and gives a whole lease before anyone else may take it
+            if (!durably(r, () -> store.renew(owner, List.of(job.id()), leaseMillis, clock.getAsLong()).containsKey(job.id()))) {
+                r.lost = true;
+                throw new JobRunner.Stopped();
+            }
+            DataDir.move(staged, out);
+            if (durably(r, () -> store.finish(job.id(), owner, JobState.succeeded, null, hash, bytes, clock.getAsLong()))) {
                 outcome = "succeeded";
                 remember(job, out, hash, bytes);
                 events.emit(job.id(), "succeeded", Map.of("result_bytes", bytes, "etag", hash));
+            } else {
+                r.lost = true;
+                outcome = abandon(job);
             }
         } catch (JobRunner.Stopped e) {
-            if (r.timedOut) {
+            if (r.lost) {
+                outcome = abandon(job);
+            } else if (r.timedOut) {
                 finish(job, JobState.failed, "the job ran longer than the server's --job-timeout of " + cfg.jobTimeout().toSeconds()
                         + " s; send a smaller image or ask for a longer timeout");
                 outcome = "timed_out";
@@ -198,7 +314,10 @@ public final class Workers implements AutoCloseable {
                 finish(job, JobState.cancelled, null);
                 outcome = "cancelled";
             } else {
-                store.requeue(job.id());   // shutdown: back to the queue, not counted as an attempt
+                durably(r, () -> {
+                    store.requeue(job.id(), owner);   // shutdown: back to the queue, not counted as an attempt
+                    return true;
+                });
                 events.emit(job.id(), "requeued", Map.of("reason", "server shutting down"));
                 outcome = "requeued";
             }
@@ -209,6 +328,11 @@ public final class Workers implements AutoCloseable {
             String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
             finish(job, JobState.failed, firstLine(msg));
         } finally {
+            try {
+                Files.deleteIfExists(staged);
+            } catch (IOException ignored) {
+                // a temporary: the next start cleans it
+            }
             r.device.release(job.id());
             running.remove(job.id());
             metrics.jobSeconds.labelValues(outcome).observe((System.nanoTime() - t0) / 1e9);
@@ -230,13 +354,38 @@ public final class Workers implements AutoCloseable {
     }
 
     private void finish(Job job, JobState to, String error) {
-        try {
-            Files.deleteIfExists(dir.result(job.id()));
-        } catch (IOException ignored) {
-            // a result of a job that did not succeed is never served; the next start cleans temporaries
+        Running r = running.get(job.id());
+        if (r != null && r.lost) {
+            abandon(job);
+            return;
         }
-        if (store.finish(job.id(), to, error, null, 0, clock.getAsLong())) {
+        if (r == null ? store.finish(job.id(), owner, to, error, null, 0, clock.getAsLong())
+                : durably(r, () -> store.finish(job.id(), owner, to, error, null, 0, clock.getAsLong()))) {
             events.emit(job.id(), to.name(), error == null ? Map.of() : Map.of("error", error));
+        }
+    }
+
+    /** A job this server no longer holds: its lease ran out or another server took it. It ends here without a word to the store. */
+    private String abandon(Job job) {
+        events.emit(job.id(), "abandoned", Map.of("reason", "this server lost the job's lease; another server runs it"));
+        System.err.println("headroom serve: job " + job.id() + " abandoned: its lease ran out while the job store was unreachable, or another "
+                + "server took it");
+        return "abandoned";
+    }
+
+    /**
+     * Runs a store call, retrying while the store is unreachable, as long as this server still holds
+     * the job's lease by its own clock; false when it gave up (the job is then abandoned).
+     */
+    private boolean durably(Running r, java.util.function.BooleanSupplier call) {
+        while (true) {
+            try {
+                return call.getAsBoolean();
+            } catch (RuntimeException e) {
+                storeUnreachable(e);
+                if (r.leaseRanOut() || stopped) return false;
+                sleep(200);
+            }
         }
     }
 
@@ -278,7 +427,7 @@ public final class Workers implements AutoCloseable {
         return running.containsKey(id);
     }
 
-    public String owner() {
+    public JobStore.Owner owner() {
         return owner;
     }
 

@@ -59,11 +59,18 @@ final class ServerProcess implements AutoCloseable {
     }
 
     ServerProcess(Path data, String... options) throws IOException {
+        this(data, Map.of(), options);
+    }
+
+    /** With extra environment variables (PGPASSWORD for a fleet's store). */
+    ServerProcess(Path data, Map<String, String> env, String... options) throws IOException {
         this.data = data;
         Files.createDirectories(data);
         List<String> cmd = java("serve", "--port", "0", "--data", data.toString());
         cmd.addAll(List.of(options));
-        process = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.appendTo(data.resolve("serve.log").toFile())).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.appendTo(data.resolve("serve.log").toFile()));
+        pb.environment().putAll(env);
+        process = pb.start();
         BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
         String line = out.readLine();
         Matcher m = line == null ? null : READY.matcher(line);
