@@ -62,6 +62,23 @@ public final class ImageFiles {
      * {@code maxPixels}: a run over several inputs refuses a bad one before any work.
      */
     public static void probe(Path file, long maxPixels) {
+        withReader(file, (reader, in) -> {
+            reader.setInput(in, true, true);
+            checkSize(file, reader.getWidth(0), reader.getHeight(0), maxPixels);
+            return null;
+        });
+    }
+
+    /** What is done with an image's reader, which {@link #withReader} opens, checks and disposes. */
+    private interface ReaderUse<T> {
+        T apply(ImageReader reader, ImageInputStream in) throws IOException;
+    }
+
+    /**
+     * Opens {@code file} for ImageIO (refusing folders, devices and files no reader takes), runs
+     * {@code use} on its reader, and turns every failure into one {@link BadImage}.
+     */
+    private static <T> T withReader(Path file, ReaderUse<T> use) {
         String problem = dev.headroom.models.InputFiles.problem(file);
         if (problem != null) throw new BadImage(file, problem);
         try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
@@ -70,8 +87,7 @@ public final class ImageFiles {
             if (!readers.hasNext()) throw new BadImage(file, "not an image headroom reads (PNG or JPEG)");
             ImageReader reader = readers.next();
             try {
-                reader.setInput(in, true, true);
-                checkSize(file, reader.getWidth(0), reader.getHeight(0), maxPixels);
+                return use.apply(reader, in);
             } finally {
                 reader.dispose();
             }
@@ -90,35 +106,21 @@ public final class ImageFiles {
     }
 
     public static FloatImage read(Path file, long maxPixels, ReadOptions options) {
-        String problem = dev.headroom.models.InputFiles.problem(file);
-        if (problem != null) throw new BadImage(file, problem);
-        try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
-            if (in == null) throw new BadImage(file, "cannot open");
-            Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
-            if (!readers.hasNext()) throw new BadImage(file, "not an image headroom reads (PNG or JPEG)");
-            ImageReader reader = readers.next();
-            try {
-                String format = reader.getFormatName().toLowerCase(java.util.Locale.ROOT);
-                if (format.equals("png") && !options.lenient()) PngChunks.check(file);
-                reader.setInput(in, true, false);
-                checkSize(file, reader.getWidth(0), reader.getHeight(0), maxPixels);
-                java.util.List<String> warnings = new java.util.ArrayList<>();
-                reader.addIIOReadWarningListener((r, warning) -> warnings.add(warning));
-                BufferedImage decoded = reader.read(0);
-                if (!warnings.isEmpty() && !options.lenient()) {
-                    throw new BadImage(file, "damaged image: the decoder warns \"" + warnings.getFirst() + "\" (--lenient reads it anyway)");
-                }
-                FloatImage img = toFloat(decoded);
-                if (options.ignoreOrientation() || !(format.equals("jpeg") || format.equals("jpg"))) return img;
-                return Orientation.apply(img, Exif.orientation(file));
-            } finally {
-                reader.dispose();
+        return withReader(file, (reader, in) -> {
+            String format = reader.getFormatName().toLowerCase(java.util.Locale.ROOT);
+            if (format.equals("png") && !options.lenient()) PngChunks.check(file);
+            reader.setInput(in, true, false);
+            checkSize(file, reader.getWidth(0), reader.getHeight(0), maxPixels);
+            java.util.List<String> warnings = new java.util.ArrayList<>();
+            reader.addIIOReadWarningListener((r, warning) -> warnings.add(warning));
+            BufferedImage decoded = reader.read(0);
+            if (!warnings.isEmpty() && !options.lenient()) {
+                throw new BadImage(file, "damaged image: the decoder warns \"" + warnings.getFirst() + "\" (--lenient reads it anyway)");
             }
-        } catch (IOException | RuntimeException e) {
-            if (e instanceof BadImage b) throw b;
-            String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-            throw new BadImage(file, "damaged or unsupported image (" + m.lines().findFirst().orElse(m) + ")");
-        }
+            FloatImage img = toFloat(decoded);
+            if (options.ignoreOrientation() || !(format.equals("jpeg") || format.equals("jpg"))) return img;
+            return Orientation.apply(img, Exif.orientation(file));
+        });
     }
 
     static FloatImage toFloat(BufferedImage img) {

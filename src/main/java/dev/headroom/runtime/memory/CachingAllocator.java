@@ -350,16 +350,21 @@ public final class CachingAllocator {
             // a block goes back to its pool when its free is issued; its stream's queued work may
             // still use it, so that stream (that one alone) finishes before its memory goes
             if (!p.small.isEmpty() || !p.large.isEmpty()) events.synchronize(e.getKey());
-            for (TreeSet<Block> pool : List.of(p.small, p.large)) {
-                for (Block b : new ArrayList<>(pool)) {
-                    if (b.segment.expandable()) {
-                        unmapInside(b);
-                    } else if (b.prev == null && b.next == null && b.size == b.segment.size) {
-                        pool.remove(b);
-                        segments.remove(b.segment);
-                        raw.free(b.segment.address, b.segment.size);
-                        dropReserved(b.segment.address, b.segment.size);
-                    }
+            releaseCached(p);
+        }
+    }
+
+    /** Unmaps the free pages of expandable segments in {@code p} and frees its wholly free plain segments. */
+    private void releaseCached(Pools p) {
+        for (TreeSet<Block> pool : List.of(p.small, p.large)) {
+            for (Block b : new ArrayList<>(pool)) {
+                if (b.segment.expandable()) {
+                    unmapInside(b);
+                } else if (b.prev == null && b.next == null && b.size == b.segment.size) {
+                    pool.remove(b);
+                    segments.remove(b.segment);
+                    raw.free(b.segment.address, b.segment.size);
+                    dropReserved(b.segment.address, b.segment.size);
                 }
             }
         }
@@ -374,18 +379,7 @@ public final class CachingAllocator {
         processEvents();
         Pools p = pools.get(stream);
         if (p == null) return;
-        for (TreeSet<Block> pool : List.of(p.small, p.large)) {
-            for (Block b : new ArrayList<>(pool)) {
-                if (b.segment.expandable()) {
-                    unmapInside(b);
-                } else if (b.prev == null && b.next == null && b.size == b.segment.size) {
-                    pool.remove(b);
-                    segments.remove(b.segment);
-                    raw.free(b.segment.address, b.segment.size);
-                    dropReserved(b.segment.address, b.segment.size);
-                }
-            }
-        }
+        releaseCached(p);
         boolean idle = p.small.isEmpty() && (p.large.isEmpty() || p.expandable != null && p.large.size() == 1
                 && p.large.first().size == p.expandable.size);
         if (!idle) return;
