@@ -177,7 +177,7 @@ final class UpscaleCommand implements Callable<Integer> {
             int batch = this.batch != null ? this.batch : fit != null ? fit.batch() : 1;
             tiled.batch(batch);
             if (fit != null && batch == fit.batch()) runner.usePlan(batch, fit.tileHeight(), fit.tileWidth(), fit.plan());   // planned once, by the fitter
-            int tiles = TileGrid.count(img.width(), img.height(), tile, overlap);
+            int tiles = TileGrid.count(img.width(), img.height(), tile, overlap, m.graph().modulus());
             int outW = img.width() * m.scale(), outH = img.height() * m.scale();
             long device0 = tiled.deviceNanos(), blend0 = tiled.blendNanos(), sink0 = tiled.sinkNanos();
             long finish;

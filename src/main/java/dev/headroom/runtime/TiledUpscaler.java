@@ -14,6 +14,11 @@ import java.util.List;
  * scaled to the model's value range, run, scaled back, and added into the output with its
  * weights; only one run's activations (one tile, or one batch of them) are alive at a time.
  *
+ * <p>A model with a pixel unshuffle (Real-ESRGAN's x2) takes only sizes that are a multiple of its
+ * {@linkplain dev.headroom.core.graph.Graph#modulus modulus}: each tile (and an image smaller than
+ * a tile) is cut that much longer, with the image's own pixels beyond it or, past the image's edge,
+ * the image reflected, and the extra output is cropped off before blending ({@link TileGrid#padded}).
+ *
  * <p>Tiles of one image all have the same shape, so {@link #batch} of them can run as one batch
  * (N = batch), which keeps a GPU busy when tiles are small.
  *
@@ -36,6 +41,8 @@ public final class TiledUpscaler {
 
     private final GraphRunner runner;
     private final float valueRange;
+    /** Tiles run padded up to a multiple of this ({@link dev.headroom.core.graph.Graph#modulus}). */
+    private final int modulus;
     private int tile, shrinks, batch = 1, batchHalvings;
     private long deviceNanos, blendNanos, sinkNanos;
 
@@ -43,6 +50,7 @@ public final class TiledUpscaler {
     public TiledUpscaler(GraphRunner runner, float valueRange) {
         this.runner = runner;
         this.valueRange = valueRange;
+        this.modulus = runner.graph().modulus();
     }
 
     public int scale() {
@@ -67,8 +75,8 @@ public final class TiledUpscaler {
         if (in.channels() != c) throw new IllegalArgumentException("model takes " + c + " channels, image has " + in.channels());
         int r = scale();
         this.tile = tile;
-        List<AxisSpan> xs = TileGrid.axis(in.width(), tile, overlap, r);
-        List<AxisSpan> ys = TileGrid.axis(in.height(), tile, overlap, r);
+        List<AxisSpan> xs = TileGrid.axis(in.width(), tile, overlap, r, modulus);
+        List<AxisSpan> ys = TileGrid.axis(in.height(), tile, overlap, r, modulus);
         Window out = new Window(in.width() * r, in.height() * r, oc, ys.getFirst().length() * r, sink);
         List<AxisSpan[]> tiles = new java.util.ArrayList<>();
         for (AxisSpan sy : ys) for (AxisSpan sx : xs) tiles.add(new AxisSpan[] {sx, sy});
@@ -192,7 +200,7 @@ public final class TiledUpscaler {
     private Tensor stack(FloatImage in, List<AxisSpan[]> group) {
         int w = group.getFirst()[0].length(), h = group.getFirst()[1].length();
         if (group.size() == 1) return cut(in, group.getFirst()[0].start(), group.getFirst()[1].start(), w, h);
-        Tensor x = Tensor.allocate(group.size(), h, w, in.channels());
+        Tensor x = Tensor.allocate(group.size(), TileGrid.padded(h, modulus), TileGrid.padded(w, modulus), in.channels());
         for (int b = 0; b < group.size(); b++) {
             float[] one = cut(in, group.get(b)[0].start(), group.get(b)[1].start(), w, h).data;
             System.arraycopy(one, 0, x.data, b * one.length, one.length);
@@ -293,14 +301,16 @@ public final class TiledUpscaler {
             }
         }
         int r = scale();
-        List<AxisSpan> xs = TileGrid.axis(w, tile, overlap, r), ys = TileGrid.axis(h, tile, overlap, r);
-        Tensor acc = Tensor.allocate(1, h * r, w * r, runner.graph().outputChannels());
+        List<AxisSpan> xs = TileGrid.axis(w, tile, overlap, r, modulus), ys = TileGrid.axis(h, tile, overlap, r, modulus);
+        // as long as one run of the whole region would give (padded), so callers crop it the same way
+        Tensor acc = Tensor.allocate(1, TileGrid.padded(h, modulus) * r, TileGrid.padded(w, modulus) * r, runner.graph().outputChannels());
         for (AxisSpan sy : ys) {
             for (AxisSpan sx : xs) {
                 Tensor y = region(in, x0 + sx.start(), y0 + sy.start(), sx.length(), sy.length(), overlap, null);
-                for (int py = 0; py < y.h; py++) {
+                checkShape(y, sx.length(), sy.length(), r, acc.c);
+                for (int py = 0; py < sy.length() * r; py++) {
                     float wy = sy.weight(py);
-                    for (int px = 0; px < y.w; px++) {
+                    for (int px = 0; px < sx.length() * r; px++) {
                         float wgt = wy * sx.weight(px);
                         int src = y.index(0, py, px), dst = acc.index(0, sy.start() * r + py, sx.start() * r + px);
                         for (int ch = 0; ch < acc.c; ch++) acc.data[dst + ch] += wgt * y.data[src + ch];
@@ -311,24 +321,50 @@ public final class TiledUpscaler {
         return acc;
     }
 
+    /**
+     * The w x h region at (x0, y0), scaled to the model's range and padded up to the modulus: with
+     * the image's pixels beyond the region, reflected at the image's edge.
+     */
     private Tensor cut(FloatImage in, int x0, int y0, int w, int h) {
         int c = in.channels();
-        Tensor t = Tensor.allocate(1, h, w, c);
+        int pw = TileGrid.padded(w, modulus), ph = TileGrid.padded(h, modulus);
+        Tensor t = Tensor.allocate(1, ph, pw, c);
         float k = valueRange;
-        for (int y = 0; y < h; y++) {
-            int src = ((y0 + y) * in.width() + x0) * c;
-            int dst = y * w * c;
-            for (int i = 0; i < w * c; i++) t.data[dst + i] = in.data()[src + i] * k;
+        float[] d = in.data();
+        for (int y = 0; y < ph; y++) {
+            int row = reflect(y0 + y, in.height()) * in.width();
+            int dst = y * pw * c;
+            if (x0 + pw <= in.width()) {
+                int src = (row + x0) * c;
+                for (int i = 0; i < pw * c; i++) t.data[dst + i] = d[src + i] * k;
+            } else {
+                for (int x = 0; x < pw; x++) {
+                    int src = (row + reflect(x0 + x, in.width())) * c;
+                    for (int ch = 0; ch < c; ch++) t.data[dst + x * c + ch] = d[src + ch] * k;
+                }
+            }
         }
         return t;
+    }
+
+    /** Coordinate i of an axis of {@code size} pixels, reflected at the far edge (clamped where the axis is too short to reflect). */
+    static int reflect(int i, int size) {
+        return i < size ? i : Math.max(0, 2 * (size - 1) - i);
+    }
+
+    /** y must be the model's output for a w x h tile padded to the modulus. */
+    private void checkShape(Tensor y, int w, int h, int r, int oc) {
+        if (y.h != TileGrid.padded(h, modulus) * r || y.w != TileGrid.padded(w, modulus) * r || y.c != oc) {
+            throw new IllegalStateException("model gave " + y.shape() + " for a " + w + "x" + h + " tile at scale " + r
+                    + (modulus > 1 ? " (run padded to a multiple of " + modulus + ")" : ""));
+        }
     }
 
     /** Adds image {@code b} of the model's output y into out with the tile's weights; rows in parallel when there are many. */
     private void blend(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r, Window out) {
         int oc = out.channels;
-        if (y.h != sy.length() * r || y.w != sx.length() * r || y.c != oc) {
-            throw new IllegalStateException("model gave " + y.shape() + " for a " + sx.length() + "x" + sy.length() + " tile at scale " + r);
-        }
+        checkShape(y, sx.length(), sy.length(), r, oc);
+        int rows = sy.length() * r, cols = sx.length() * r;   // y may be longer: the padding's output, cropped here
         long t0 = System.nanoTime();
         out.reach(sy.start() * r, (sy.start() + sy.length()) * r);
         float inv = 1f / valueRange;
@@ -337,14 +373,14 @@ public final class TiledUpscaler {
             float wy = sy.weight(py);
             int dst = out.index(sy.start() * r + py, sx.start() * r);
             int src = y.index(b, py, 0);
-            for (int px = 0; px < y.w; px++, dst += oc, src += y.stride) {
+            for (int px = 0; px < cols; px++, dst += oc, src += y.stride) {
                 float wgt = wy * sx.weight(px);
                 // the output starts at zero and 0 + 1 * v == v, so a lone tile is copied exactly
                 for (int ch = 0; ch < oc; ch++) o[dst + ch] += wgt * (y.data[src + ch] * inv);
             }
         };
-        java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, y.h);
-        ((long) y.h * y.w * oc >= 1 << 20 ? rows.parallel() : rows).forEach(row);
+        java.util.stream.IntStream all = java.util.stream.IntStream.range(0, rows);
+        ((long) rows * cols * oc >= 1 << 20 ? all.parallel() : all).forEach(row);
         blendNanos += System.nanoTime() - t0;
     }
 

@@ -91,6 +91,72 @@ class TiledUpscalerTest {
         assertTrue(errOverlap < errNoOverlap / 2, "overlap should at least halve the seam error");
     }
 
+    /** Real-ESRGAN x2's shape in small: pixel unshuffle by 2, a 3x3 conv, nearest x4, a 1x1 conv back to RGB; takes only even sizes. */
+    private static Graph unshuffleGraph() {
+        GraphBuilder b = new GraphBuilder(3);
+        int x = b.pixelUnshuffle("unshuffle", b.input(), 2, dev.headroom.core.graph.ChannelOrder.TORCH);
+        x = b.conv("body", x, 3, 8, dev.headroom.core.graph.Act.leakyRelu(0.2f));
+        x = b.upsample("up", x, 4);
+        return b.build(b.conv("last", x, 1, 3, dev.headroom.core.graph.Act.NONE));
+    }
+
+    @Test
+    void aModelWithPixelUnshufflePadsAnOddImageByReflectionAndCropsTheOutput() {
+        Graph g = unshuffleGraph();
+        assertEquals(2, g.modulus());
+        assertEquals(2, g.scale());
+        GraphRunner runner = new GraphRunner(g, GraphRunnerTest.randomWeights(g, rnd), new CpuOps());
+        int w = 37, h = 29;
+        FloatImage img = randomImage(w, h, 3);
+        // reference, as Real-ESRGAN does it: the image reflected to 38x30 (torch's 'reflect': the edge pixel not repeated), run whole, cropped
+        float[] padded = new float[38 * 30 * 3];
+        for (int y = 0; y < 30; y++) {
+            for (int x = 0; x < 38; x++) {
+                int sy = y < h ? y : 2 * h - 2 - y, sx = x < w ? x : 2 * w - 2 - x;
+                for (int c = 0; c < 3; c++) padded[(y * 38 + x) * 3 + c] = img.data()[(sy * w + sx) * 3 + c];
+            }
+        }
+        Tensor whole = runner.run(Tensor.wrap(padded, 1, 30, 38, 3));
+        float[] expected = new float[2 * w * 2 * h * 3];
+        float[] all = whole.toArray();
+        for (int y = 0; y < 2 * h; y++) System.arraycopy(all, y * 76 * 3, expected, y * 2 * w * 3, 2 * w * 3);
+        FloatImage one = new TiledUpscaler(runner, 1f).upscale(img, 64, 8, null);   // one 37x29 tile
+        assertArrayEquals(expected, one.data());
+        // odd tiles (the bug: "model gave (1,120,120,3) for a 61x61 tile at scale 2"), alone and batched
+        for (int[] t : new int[][] {{13, 4}, {16, 5}, {9, 2}, {20, 7}}) {
+            for (int batch : new int[] {1, 3}) {
+                TiledUpscaler up = new TiledUpscaler(runner, 1f);
+                up.batch(batch);
+                FloatImage tiled = up.upscale(img, t[0], t[1], null);
+                assertEquals(2 * w, tiled.width());
+                assertEquals(2 * h, tiled.height());
+                for (float v : tiled.data()) assertTrue(Float.isFinite(v));
+            }
+        }
+    }
+
+    @Test
+    void tilesOfAnUnshuffleModelStartOnItsGridAndBlendToTheWholeResult() {
+        // unshuffle, a 1x1 conv, shuffle, nearest x2: each 2x2 block of the input is mapped on its own, so tiles agree
+        // wherever they are cut only if they start on the unshuffle's grid (a tile at an odd start would mix other pixels)
+        GraphBuilder b = new GraphBuilder(3);
+        int x = b.pixelUnshuffle("unshuffle", b.input(), 2, dev.headroom.core.graph.ChannelOrder.TORCH);
+        x = b.conv("mix", x, 1, 12, dev.headroom.core.graph.Act.NONE);
+        x = b.pixelShuffle("shuffle", x, 2, dev.headroom.core.graph.ChannelOrder.TORCH);
+        Graph g = b.build(b.upsample("up", x, 2));
+        GraphRunner runner = new GraphRunner(g, GraphRunnerTest.randomWeights(g, rnd), new CpuOps());
+        for (int[] size : new int[][] {{51, 37}, {1, 1}, {3, 2}, {40, 9}}) {
+            FloatImage img = randomImage(size[0], size[1], 3);
+            FloatImage whole = new TiledUpscaler(runner, 1f).upscale(img, 64, 0, null);
+            for (int[] t : new int[][] {{13, 4}, {9, 0}, {20, 19}, {11, 3}, {8, 2}}) {
+                FloatImage tiled = new TiledUpscaler(runner, 1f).upscale(img, t[0], t[1], null);
+                for (int i = 0; i < whole.data().length; i++) {
+                    assertEquals(whole.data()[i], tiled.data()[i], 1e-5, size[0] + "x" + size[1] + " tile " + t[0] + " overlap " + t[1] + " at " + i);
+                }
+            }
+        }
+    }
+
     private static double maxDiff(FloatImage a, FloatImage b) {
         double m = 0;
         for (int i = 0; i < a.data().length; i++) m = Math.max(m, Math.abs(a.data()[i] - b.data()[i]));

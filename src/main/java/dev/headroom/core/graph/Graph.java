@@ -75,6 +75,23 @@ public final class Graph {
         return heights(probe)[output] / probe;
     }
 
+    /**
+     * What the input's height and width must be a multiple of: the product of the pixel-unshuffle
+     * factors on the way from the input (2 for Real-ESRGAN's x2, which unshuffles by 2 and runs
+     * its x4 body). Tiles of other sizes are padded up to it ({@code TiledUpscaler}).
+     */
+    public int modulus() {
+        int[] m = new int[nodes.size()];
+        int max = 1;
+        for (Node n : nodes) {
+            int in = 1;
+            for (int i : n.inputs()) in = Math.max(in, m[i]);
+            m[n.id()] = n.op() instanceof Op.PixelUnshuffle p ? Math.multiplyExact(in, p.factor()) : in;
+            max = Math.max(max, m[n.id()]);
+        }
+        return max;
+    }
+
     /** Ids of the nodes that read each node's output. */
     public List<List<Integer>> consumers() {
         List<List<Integer>> c = new ArrayList<>();

@@ -34,7 +34,7 @@ public final class Fitter {
     private Fitter() {}
 
     /**
-     * @param tile       the tile edge in input pixels; tileWidth x tileHeight is the shape each tile really has
+     * @param tile       the tile edge in input pixels; tileWidth x tileHeight is the shape each tile really runs at (padded to the model's modulus)
      * @param seconds    estimated run time from the graph's FLOPs and the backend's measured rate
      */
     public record Fit(Precision precision, int tile, int tileWidth, int tileHeight, int tiles, int batch, MemoryPlan plan,
@@ -113,8 +113,9 @@ public final class Fitter {
         for (Precision p : precisions) {
             DeviceModel model = models.apply(p);
             for (int tile : candidates(width, height, overlap, fixedTile)) {
-                List<AxisSpan> xs = TileGrid.axis(width, tile, overlap, 1), ys = TileGrid.axis(height, tile, overlap, 1);
-                int tw = xs.getFirst().length(), th = ys.getFirst().length();
+                List<AxisSpan> xs = TileGrid.axis(width, tile, overlap, 1, g.modulus()), ys = TileGrid.axis(height, tile, overlap, 1, g.modulus());
+                // the shape each run really has: padded up to the model's modulus (pixel unshuffle)
+                int tw = TileGrid.padded(xs.getFirst().length(), g.modulus()), th = TileGrid.padded(ys.getFirst().length(), g.modulus());
                 MemoryPlan plan = Planner.plan(g, 1, th, tw, model, bands);
                 if (plan.peak() <= usable) {
                     int tiles = xs.size() * ys.size(), batch = 1;
