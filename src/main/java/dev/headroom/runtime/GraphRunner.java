@@ -27,6 +27,8 @@ public final class GraphRunner implements AutoCloseable {
     /** Per node: the float parameters of ops without prepared weights (GroupNorm's gamma and beta; a strided convolution's kernel and bias). */
     private final float[][][] params;
     private final ConcatPlan placement;
+    /** Streamed weights' schedule, or null when every convolution is resident. */
+    private final WeightStream stream;
     private final java.util.Map<String, MemoryPlan> plans = new java.util.HashMap<>();
     private long peakBytes;
     private final java.util.Map<String, Long> nanosByOp = new java.util.TreeMap<>();
@@ -58,6 +60,7 @@ public final class GraphRunner implements AutoCloseable {
         this.params = weights.params;
         this.placement = ConcatPlan.of(graph);
         this.replays = new Replays(ops);
+        this.stream = weights.stream;
     }
 
     public Graph graph() {
@@ -155,6 +158,11 @@ public final class GraphRunner implements AutoCloseable {
         record = allowed;
     }
 
+    /** Why passes are not recorded even where {@link #record} allows it (weights streamed), or null. */
+    public String recordingRefused() {
+        return stream != null ? WeightStream.NO_RECORDING : null;
+    }
+
     /** How many forward passes ran as replays of a recording. */
     public long replays() {
         return replays.count();
@@ -219,7 +227,8 @@ public final class GraphRunner implements AutoCloseable {
             Tensor output = bands != null ? whole[o] : whole[placement.root(o)].slice(placement.offset(o), graph.channels(o));
             Tensor x = input;
             Runnable forward = () -> forward(x, whole, banded, bands);
-            if (!record || profiling) {
+            if (stream != null) stream.begin(convSequence(bands));
+            if (!record || profiling || stream != null) {
                 forward.run();
                 return finish.apply(output);
             }
@@ -271,6 +280,16 @@ public final class GraphRunner implements AutoCloseable {
         }
     }
 
+    /** The convolutions' node ids in the order a pass reaches them: whole nodes, then the tail once per band. */
+    private int[] convSequence(Bands bands) {
+        int size = graph.size(), tail = bands == null ? size : bands.start;
+        java.util.List<Integer> seq = new java.util.ArrayList<>();
+        for (int id = 1; id < tail; id++) if (graph.node(id).op() instanceof Op.Conv2d) seq.add(id);
+        for (int k = 0; bands != null && k < bands.count; k++)
+            for (int id = tail; id < size; id++) if (graph.node(id).op() instanceof Op.Conv2d) seq.add(id);
+        return seq.stream().mapToInt(Integer::intValue).toArray();
+    }
+
     private void timed(Node node, Tensor[] ins, Tensor out) {
         var memory = ops.memory();
         try (var scope = memory == null ? null : memory.tag("activations", node.name())) {
@@ -293,7 +312,11 @@ public final class GraphRunner implements AutoCloseable {
         Tensor x = in[0];
         switch (node.op()) {
             case Op.Input i -> throw new IllegalStateException("second input node");
-            case Op.Conv2d c -> ops.conv2d(x, conv[node.id()], c.hasResidual() ? in[1] : null, c.hasOuterResidual() ? in[2] : null, out);
+            case Op.Conv2d c -> {
+                Ops.ConvWeights w = stream == null ? conv[node.id()] : stream.use(node.id(), conv[node.id()]);
+                ops.conv2d(x, w, c.hasResidual() ? in[1] : null, c.hasOuterResidual() ? in[2] : null, out);
+                if (stream != null) stream.done();
+            }
             case Op.Activation a -> ops.activation(x, a.act(), slope[node.id()], out);
             case Op.Add a -> ops.add(in, out);
             case Op.Scale s -> ops.scale(x, s.factor(), out);

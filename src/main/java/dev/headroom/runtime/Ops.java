@@ -126,6 +126,22 @@ public interface Ops {
     }
 
     /**
+     * Bytes {@code kernel} takes on this backend's device once prepared (compact kernels compact,
+     * 16-bit ones 16-bit where the backend keeps them so): what weight streaming budgets and copies.
+     */
+    default long kernelBytes(Op.Conv2d op, dev.headroom.core.TensorData kernel) {
+        return kernel.count() * Float.BYTES;
+    }
+
+    /**
+     * {@code count} prefetch slots of {@code slotBytes} each for streamed weights, charged to the
+     * ledger now ({@link WeightSlots}); refused by a backend that cannot stream.
+     */
+    default WeightSlots weightSlots(int count, long slotBytes) {
+        throw unsupported("weight streaming");
+    }
+
+    /**
      * out = act(conv(in, kernel) + bias), or with a residual (the op's residualScale is not 0)
      * out = residualScale * act(conv(in, kernel) + bias) + residual. in is (N,H,W,cin); out and
      * residual are (N,H',W',cout).

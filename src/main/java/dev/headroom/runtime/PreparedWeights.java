@@ -17,6 +17,8 @@ public final class PreparedWeights implements AutoCloseable {
     final float[][] slope;
     /** Per node: the float parameters of ops without prepared weights (GroupNorm's gamma and beta; a strided convolution's kernel and bias). */
     final float[][][] params;
+    /** Set when some convolutions are streamed rather than resident ({@link #streamed}); null otherwise. */
+    WeightStream stream;
     private boolean closed;
 
     private PreparedWeights(int size) {
@@ -56,6 +58,21 @@ public final class PreparedWeights implements AutoCloseable {
         return p;
     }
 
+    /**
+     * As {@link #prepare} on {@code ops}, within {@code budget} bytes of convolution kernels on the
+     * device: where they do not all fit, a fixed resident set is prepared and the other layers are
+     * streamed through {@code slots} prefetch slots ({@link WeightStream}); the slots are charged
+     * to the ledger now. Biases and PReLU slopes stay resident, outside the budget.
+     */
+    public static PreparedWeights streamed(Graph graph, Weights weights, Ops ops, long budget, int slots) {
+        return WeightStream.prepare(graph, weights, ops, budget, slots);
+    }
+
+    /** The weight stream, when some convolutions are streamed; null when all are resident. */
+    public WeightStream stream() {
+        return stream;
+    }
+
     /** Prepares one convolution's weights (see {@link Ops#prepareConv(Op.Conv2d, TensorData, float[], float[])}): the kernel in its stored precision. */
     public interface Preparer {
         Ops.ConvWeights conv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope);
@@ -88,6 +105,10 @@ public final class PreparedWeights implements AutoCloseable {
     public void close() {
         if (closed) return;
         closed = true;
-        for (Ops.ConvWeights w : conv) if (w != null) w.close();
+        try {
+            for (Ops.ConvWeights w : conv) if (w != null) w.close();
+        } finally {
+            if (stream != null) stream.close();
+        }
     }
 }

@@ -100,6 +100,17 @@ public final class CpuOps implements Session {
         return device.prepareConv(op, kernel, bias, slope, Precision.F32);
     }
 
+    /** A streamed layer's slot holds the prepared fp32 kernel (see {@link CpuWeightSlots}). */
+    @Override
+    public long kernelBytes(Op.Conv2d op, dev.headroom.core.TensorData kernel) {
+        return CpuWeightSlots.bytes(op);
+    }
+
+    @Override
+    public dev.headroom.runtime.WeightSlots weightSlots(int count, long slotBytes) {
+        return new CpuWeightSlots(memory, count, slotBytes);
+    }
+
     @Override
     public void conv2d(Tensor in, ConvWeights w, Tensor residual, Tensor out) {
         CpuConv.Prepared p = w instanceof CpuDevice.Charged c ? c.weights() : (CpuConv.Prepared) w;

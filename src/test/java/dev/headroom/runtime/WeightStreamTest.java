@@ -1,0 +1,108 @@
+package dev.headroom.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.headroom.core.Weights;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.graph.Node;
+import dev.headroom.core.graph.Op;
+import dev.headroom.core.quant.WeightFormat;
+import dev.headroom.core.residency.StreamSplit;
+import dev.headroom.runtime.cpu.CpuOps;
+import dev.headroom.runtime.memory.Budget;
+import dev.headroom.testing.Randoms;
+import dev.headroom.testing.SmallModels;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** Weight streaming through the real runner on the CPU backend: the same outputs as resident, within the budget, ledger back to zero. */
+class WeightStreamTest {
+
+    private static long kernelBytes(Graph g, Weights w, Ops ops) {
+        long b = 0;
+        for (Node n : g.nodes()) if (n.op() instanceof Op.Conv2d c) b += ops.kernelBytes(c, w.get(c.weight()));
+        return b;
+    }
+
+    private static long weightsUsed(CpuOps ops) {
+        Budget root = ops.memory().ledger();
+        return root.children().stream().filter(b -> b.name().equals("weights")).findFirst().orElseThrow().used();
+    }
+
+    @Test
+    void streamedRunsEqualResidentOnesAndStayWithinTheirBudget() {
+        Random r = new Random(Randoms.seed());
+        var model = SmallModels.build("rrdbnet", 15);
+        for (WeightFormat format : new WeightFormat[] {WeightFormat.AS_STORED, WeightFormat.NF4}) {
+            Weights w = format.apply(model.weights());
+            Tensor in = Tensor.wrap(Randoms.floats(r, 12 * 10 * 3, 0.5f), 1, 12, 10, 3);
+            for (boolean bands : new boolean[] {true, false}) {
+                float[] expected;
+                try (CpuOps ops = new CpuOps(); GraphRunner resident = new GraphRunner(model.graph(), w, ops)) {
+                    resident.bands(bands);
+                    expected = resident.run(in).toArray();
+                }
+                for (int slots = 1; slots <= 3; slots++) {
+                    for (int third = 1; third <= 2; third++) {
+                        try (CpuOps ops = new CpuOps()) {
+                            long total = kernelBytes(model.graph(), w, ops);
+                            long budget = Math.max(total * third / 3, slots * CpuWeightSlotsBytes.largest(model.graph()));
+                            try (PreparedWeights p = PreparedWeights.streamed(model.graph(), w, ops, budget, slots);
+                                 GraphRunner runner = new GraphRunner(model.graph(), p, ops)) {
+                                runner.bands(bands);
+                                StreamSplit split = p.stream().split();
+                                assertTrue(split.streamedCount() > 0, "something is streamed under " + budget + " of " + total + " bytes");
+                                assertTrue(split.deviceBytes() <= budget, split.deviceBytes() + " device bytes within " + budget);
+                                assertNotNull(runner.recordingRefused());
+                                long biasFree = weightsUsed(ops);
+                                assertTrue(biasFree <= budget + 2 * 4 * 64 * model.graph().size(),
+                                        "ledger holds resident layers and slots (" + biasFree + ") within the budget " + budget + " plus biases");
+                                for (int pass = 0; pass < 3; pass++) {
+                                    assertArrayEquals(expected, runner.run(in).toArray(),
+                                            format + " bands " + bands + " slots " + slots + " budget " + budget + " pass " + pass);
+                                }
+                                assertTrue(p.stream().loads() >= p.stream().streamedUses() / 2, "streamed layers were copied");
+                            }
+                            assertEquals(0, weightsUsed(ops), "slots and resident layers given back");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void aBudgetThatHoldsEverythingStreamsNothing() {
+        var model = SmallModels.build("srvgg", 2);
+        try (CpuOps ops = new CpuOps();
+             PreparedWeights p = PreparedWeights.streamed(model.graph(), model.weights(), ops, Long.MAX_VALUE, 2);
+             GraphRunner runner = new GraphRunner(model.graph(), p, ops)) {
+            assertNull(p.stream());
+            assertNull(runner.recordingRefused());
+        }
+    }
+
+    @Test
+    void aBudgetTooSmallForTheSlotsIsRefusedWithTheNumbersAndLeaksNothing() {
+        var model = SmallModels.build("rrdbnet", 3);
+        try (CpuOps ops = new CpuOps()) {
+            var e = assertThrows(IllegalArgumentException.class, () -> PreparedWeights.streamed(model.graph(), model.weights(), ops, 1000, 2));
+            assertTrue(e.getMessage().contains("prefetch slots"), e.getMessage());
+            assertEquals(0, weightsUsed(ops));
+        }
+    }
+
+    /** The largest layer's slot size on the CPU. */
+    private static final class CpuWeightSlotsBytes {
+        static long largest(Graph g) {
+            long m = 0;
+            for (Node n : g.nodes()) if (n.op() instanceof Op.Conv2d c) m = Math.max(m, dev.headroom.runtime.cpu.CpuMemoryModel.INSTANCE.weightBytes(c));
+            return m;
+        }
+    }
+}
