@@ -49,6 +49,11 @@ public final class TempFiles {
         Runtime.getRuntime().addShutdownHook(hook);
     }
 
+    /** True once the shutdown hook has run: writers are refused from then on. */
+    public static synchronized boolean closing() {
+        return closing;
+    }
+
     /** A new empty temporary file in the target's folder, registered for removal; stale ones there are swept first. */
     public static Path create(Path target) throws IOException {
         Path abs = target.toAbsolutePath();

@@ -3,6 +3,7 @@ package dev.headroom.server;
 import dev.headroom.core.sched.Placement;
 import dev.headroom.core.sched.Scheduling;
 import dev.headroom.core.sched.Waiting;
+import dev.headroom.runtime.TempFiles;
 import dev.headroom.runtime.memory.DeviceOutOfMemory;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -314,19 +315,19 @@ public final class Workers implements AutoCloseable {
                 finish(job, JobState.cancelled, null);
                 outcome = "cancelled";
             } else {
-                durably(r, () -> {
-                    store.requeue(job.id(), owner);   // shutdown: back to the queue, not counted as an attempt
-                    return true;
-                });
-                events.emit(job.id(), "requeued", Map.of("reason", "server shutting down"));
-                outcome = "requeued";
+                outcome = requeueForShutdown(job, r);
             }
         } catch (DeviceOutOfMemory e) {
             metrics.outOfMemory.inc();
             finish(job, JobState.failed, firstLine(e.getMessage()));
         } catch (Exception | OutOfMemoryError e) {
-            String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-            finish(job, JobState.failed, firstLine(msg));
+            if (!r.lost && (r.shuttingDown || draining || TempFiles.closing())) {
+                // SIGTERM's clean-up refused the job's output file (or stopped it some other way): not the job's fault
+                outcome = requeueForShutdown(job, r);
+            } else {
+                String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+                finish(job, JobState.failed, firstLine(msg));
+            }
         } finally {
             try {
                 Files.deleteIfExists(staged);
@@ -338,6 +339,16 @@ public final class Workers implements AutoCloseable {
             metrics.jobSeconds.labelValues(outcome).observe((System.nanoTime() - t0) / 1e9);
             poke();
         }
+    }
+
+    /** Shutdown: the job goes back to the queue, not counted as an attempt. */
+    private String requeueForShutdown(Job job, Running r) {
+        durably(r, () -> {
+            store.requeue(job.id(), owner);
+            return true;
+        });
+        events.emit(job.id(), "requeued", Map.of("reason", "server shutting down"));
+        return "requeued";
     }
 
     /** The format a job's params name (png when they name none). */
