@@ -10,8 +10,10 @@ import java.util.List;
 /**
  * CUDA's {@link RowStore}: each band's device bytes copied as they are (fp16 stays fp16) into a
  * pinned host buffer from the session's {@link PinnedPool}, and copied back, rows from several
- * bands into one device tensor, without conversion. Copies wait for the session's stream first
- * (the bands are its work); they are synchronous, so a buffer given back is no longer read.
+ * bands into one device tensor, without conversion. Copies are queued on the session's stream
+ * behind the work that made the band, and nothing waits for them: the host never reads these
+ * buffers, and every copy into or out of one, including after it goes back to the pool and is
+ * taken again, is ordered on that one stream (the pool is the session's, closed after a wait).
  */
 final class PinnedRows implements RowStore {
     private final Driver cu;
@@ -41,8 +43,7 @@ final class PinnedRows implements RowStore {
         long bytes = band.h * rowBytes();
         MemorySegment host = pool.take(bytes);
         try {
-            cu.streamSynchronize(stream);
-            cu.copyDtoH(host, band.device.address(), bytes);
+            cu.copyDtoHAsync(host, band.device.address(), bytes, stream);
         } catch (RuntimeException e) {
             pool.give(host);
             throw e;
@@ -55,14 +56,13 @@ final class PinnedRows implements RowStore {
     public Tensor read(int lo, int hi) {
         Tensor out = ops.allocate(1, hi - lo, w, c);
         try {
-            cu.streamSynchronize(stream);   // out may reuse memory that queued work still reads
             int found = 0;
             long rb = rowBytes();
             for (int i = 0; i < bands.size(); i++) {
                 int s = spans.get(i)[0], n = spans.get(i)[1];
                 int from = Math.max(lo, s), to = Math.min(hi, s + n);
                 if (from >= to) continue;
-                cu.copyHtoD(out.device.address() + (from - lo) * rb, bands.get(i).asSlice((from - s) * rb), (to - from) * rb);
+                cu.copyHtoDAsync(out.device.address() + (from - lo) * rb, bands.get(i).asSlice((from - s) * rb), (to - from) * rb, stream);
                 found += to - from;
             }
             if (found != hi - lo) throw new IllegalStateException("rows [" + lo + ", " + hi + ") not all stored (" + found + " found)");
