@@ -319,7 +319,14 @@ public final class CudaOps implements Session {
             cu.streamSynchronize(stream);
             cu.memFreeHost(p);
         }, 16L << 30);
-        return new PinnedRows(cu, pinned, this, stream, w, c);
+        return new PinnedRows(cu, pinned, this, stream, w, c, pinnedChunk);
+    }
+
+    private long pinnedChunk = PinnedRows.CHUNK;
+
+    /** Bytes of the pinned chunks later row stores use (tests make them small, to split bands across chunks). */
+    void pinnedChunk(long bytes) {
+        pinnedChunk = bytes;
     }
 
     private VaeKernels vae() {
@@ -380,6 +387,10 @@ public final class CudaOps implements Session {
         d.put("conv_choices_recalled", recalledChoices());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());
+        if (pinned != null) {
+            d.put("pinned_bytes_peak", pinned.peakBytes());
+            d.put("pinned_buffers_pinned", pinned.pins());
+        }
         return d;
     }
 
