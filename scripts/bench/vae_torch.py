@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch side of headroom's VAE decode benchmark (run on the GPU machine).
 
-  python3 scripts/bench/vae_torch.py --family sdxl --sizes 1024,2048 --runs 5 --compile --out DIR
+  python3 scripts/bench/vae_torch.py --family sdxl --sizes 1024,2048 --runs 5 --compile [--compile-sizes 1024] --out DIR
 
 Builds the full-size AutoencoderKL of the family (SDXL: 4 latent channels with quant convs; FLUX:
 16 without) from scripts/golden/vae_reference.py with seeded weights, writes them to
@@ -47,7 +47,9 @@ def main():
     ap.add_argument("--sizes", default="1024,2048")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-sizes", default="", help="with --compile: only these sizes (default: all of --sizes)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--fp32-reference", action="store_true", help="also decode each size in fp32 (no timing): DIR/torch32-FAMILY-SIZE.npy, to tell fp16 rounding apart")
     ap.add_argument("--latent-only", default="", help="sizes to write latents for without timing them (e.g. 4096)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -65,8 +67,9 @@ def main():
     modes = [("eager", vae.decode)]
     if a.compile:
         modes.append(("compile", torch.compile(vae.decode)))
+    compiled = [int(s) for s in a.compile_sizes.split(",") if s] or sizes
     for mode, fn in modes:
-        for s in sizes:
+        for s in (compiled if mode == "compile" else sizes):
             z = (lat[s] / scaling + shift).half().cuda()
             with torch.no_grad():
                 t0 = time.time()
@@ -85,6 +88,15 @@ def main():
             print(json.dumps({"family": a.family, "mode": mode, "size": s, "first_s": round(first_s, 3), "median_ms": round(med, 2),
                               "min_ms": round(best, 2), "peak_bytes": peak, "peak_gib": round(peak / 2**30, 3),
                               "weights_bytes": sum(p.numel() * 2 for p in vae.parameters()), "torch": torch.__version__}), flush=True)
+            torch.cuda.empty_cache()
+
+
+    if a.fp32_reference:
+        vae32 = vae.float()
+        for s in sizes:
+            with torch.no_grad():
+                img = ((vae32.decode((lat[s] / scaling + shift).float().cuda()).float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+            np.save(os.path.join(a.out, "torch32-%s-%d.npy" % (a.family, s)), img)
             torch.cuda.empty_cache()
 
 

@@ -101,6 +101,7 @@ final class DecodeCommand implements Callable<Integer> {
                 summary.put("device", ops.name());
                 summary.put("images", results);
                 summary.put("memory", MemoryMixin.summary(ops));
+                summary.putAll(ops.diagnostics());   // CUDA: convolution strategies, and why a pass could not be recorded
                 OutputOptions.printJson(summary);
             }
             memory.writeTrace(ops);   // only for a run that succeeded
@@ -133,6 +134,12 @@ final class DecodeCommand implements Callable<Integer> {
         r.put("mode", rows > 0 ? "tiled" : "whole");
         if (rows > 0) r.put("band_rows", rows);
         if (codec.lastBandRows() != rows) r.put("band_rows_after_shrinking", codec.lastBandRows());
+        if (codec.lastBandRows() > 0) {
+            r.put("stored_on_device_bytes", codec.lastStoredBytes()[0]);
+            r.put("stored_in_host_bytes", codec.lastStoredBytes()[1]);
+        } else {
+            r.put("replays", codec.decoder().replays());
+        }
         r.put("decode_seconds", secs);
         if (times.size() > 1) r.put("decode_seconds_each", times);
         if (ops.memory() != null) r.put("allocated_peak_bytes", ops.memory().stats().allocatedPeak());

@@ -17,6 +17,12 @@ import dev.headroom.runtime.Tensor;
  * when the device runs out of memory after the allocator's own rungs (flush, retry), the decode
  * shrinks and tries again, losing nothing: whole becomes bands of half the output height, bands
  * halve, down to {@link LayerBands#MIN_ROWS} rows; only then the typed error stands.
+ *
+ * <p>A tiled decode keeps its intermediates on the device as far as the budget leaves room beside
+ * the weights and the largest band's step ({@link LayerBands#peak}), and the rest in host memory;
+ * after running out of memory, all of them in host memory. A whole decode waits for nothing
+ * between layers (GroupNorm's statistics stay on the device), so once a shape repeats it is
+ * recorded as one CUDA graph where replaying is faster ({@link GraphRunner#record}).
  */
 public final class VaeCodec implements AutoCloseable {
     private final Vae vae;
@@ -29,9 +35,6 @@ public final class VaeCodec implements AutoCloseable {
         if (encode && d.encoder() == null) throw new IllegalArgumentException(vae.file() + " has a VAE decoder but no encoder");
         this.decoder = decode ? new GraphRunner(d.decoder(), vae.weights(), ops) : null;
         this.encoder = encode ? new GraphRunner(d.encoder(), vae.weights(), ops) : null;
-        // GroupNorm statistics come back to the host between layers: nothing to record as one CUDA graph
-        if (decoder != null) decoder.record(false);
-        if (encoder != null) encoder.record(false);
     }
 
     public GraphRunner decoder() {
@@ -73,12 +76,18 @@ public final class VaeCodec implements AutoCloseable {
      * shrinking on running out of device memory (see the class comment).
      */
     private Tensor shrinking(GraphRunner runner, Tensor x, int rows, int outH) {
+        boolean ranOut = false;
         while (true) {
             lastBandRows = rows;
             try {
                 if (rows > 0 && x.n > 1) throw new IllegalArgumentException("a tiled run takes one image at a time, not " + x.n);
-                return rows > 0 ? new LayerTiledRunner(runner).run(x, rows) : runner.run(x);
+                if (rows == 0) return runner.run(x);
+                LayerTiledRunner tiled = new LayerTiledRunner(runner);
+                Tensor out = tiled.run(x, rows, ranOut ? 0 : deviceAllowance(runner, x.h, x.w, rows));
+                lastStored = tiled.storedBytes();
+                return out;
             } catch (DeviceOutOfMemory e) {
+                ranOut = true;
                 int next = rows == 0 ? (outH + 1) / 2 : rows / 2;
                 if (x.n > 1 || next < LayerBands.MIN_ROWS) throw e;
                 var memory = runner.memory();
@@ -86,6 +95,26 @@ public final class VaeCodec implements AutoCloseable {
                 rows = next;
             }
         }
+    }
+
+    private long[] lastStored = {0, 0};
+
+    /** Bytes of intermediates the last tiled run kept on the device, and in host memory. */
+    public long[] lastStoredBytes() {
+        return lastStored.clone();
+    }
+
+    /**
+     * Device bytes a tiled run of an (h, w) input in bands of {@code rows} output rows may keep
+     * its intermediates in: the usable budget (up to the critical pressure level) less what is
+     * allocated now (the weights) and the largest step's peak.
+     */
+    static long deviceAllowance(GraphRunner runner, int h, int w, int rows) {
+        var m = runner.memory();
+        if (m == null) return 0;
+        long usable = (long) (m.ledger().limit() * m.thresholds().critical());
+        long step = LayerBands.peak(runner.graph(), h, w, rows, runner.ops().memoryModel());
+        return Math.max(0, usable - m.stats().allocated() - step);
     }
 
     public GraphRunner encoder() {

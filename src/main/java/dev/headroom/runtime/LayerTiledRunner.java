@@ -15,14 +15,16 @@ import java.util.List;
  *
  * <p>Nodes run in order, each over the whole image before the next starts, band after band; the
  * device holds one band of a node's inputs and output at a time, and each node's whole output
- * lives off the device ({@link RowStore}: host floats on the CPU, pinned device bytes for CUDA)
- * until its last reader has run. A band of a convolution reads its input's rows with the
+ * is stored until its last reader has run: on the device ({@link DeviceRows}) while the stored
+ * outputs there stay within the bytes the caller allows, in order of computation, else off it
+ * ({@link Ops#rowStore}: host floats on the CPU, the device's bytes in pinned memory for CUDA). A band of a convolution reads its input's rows with the
  * border its kernel needs (and computes those border rows too, wrongly where they lie inside the
  * image, which is why only the band's own rows are kept). Pointwise nodes (GroupNorm's
  * normalisation, SiLU, scales) and nearest upsampling are never stored: they are computed on the
  * device from their input's rows when a reader needs them. GroupNorm statistics are gathered
- * while the node it normalises is computed, band by band (fp32 per row, double across rows,
- * {@link Ops#groupNormStats}), so they are the whole image's before any band is normalised.
+ * while the node it normalises is computed, band by band, where the backend keeps them
+ * ({@link Ops#normStats}: fp32 per row, double across rows in row order), so they are the whole
+ * image's, the same sums in the same order, before any band is normalised.
  * A strided convolution's band reads the input rows its stride and kernel need, with the op's
  * padding only at the image's edges. Attention runs on whole tensors (memory-bounded by its kernel;
  * at a VAE's latent resolution its inputs are small).
@@ -49,12 +51,29 @@ public final class LayerTiledRunner {
 
     /**
      * in is a host (1, H, W, C) tensor; {@code outRows} is the band height at the output's
-     * resolution (nodes at lower resolutions take proportionally fewer rows). Returns the host output.
+     * resolution (nodes at lower resolutions take proportionally fewer rows). Returns the host
+     * output. Every intermediate is stored off the device.
      */
     public Tensor run(Tensor in, int outRows) {
+        return run(in, outRows, 0);
+    }
+
+    /**
+     * As {@link #run(Tensor, int)}, keeping intermediates on the device while those kept there
+     * hold at most {@code deviceBytes} (first come, first kept; the rest go off the device).
+     */
+    public Tensor run(Tensor in, int outRows, long deviceBytes) {
         if (in.n != 1) throw new IllegalArgumentException("a tiled run takes one image at a time, not " + in.n);
         if (in.c != g.inputChannels()) throw new IllegalArgumentException("model takes " + g.inputChannels() + " channels, input has " + in.c);
-        return new Pass(in, Math.max(1, outRows)).run();
+        onDevice = offDevice = 0;
+        return new Pass(in, Math.max(1, outRows), Math.max(0, deviceBytes)).run();
+    }
+
+    private long onDevice, offDevice;
+
+    /** Bytes of intermediates the last run stored on the device, and off it. */
+    public long[] storedBytes() {
+        return new long[] {onDevice, offDevice};
     }
 
     /** The state of one run: stored outputs, statistics, band heights. */
@@ -62,25 +81,60 @@ public final class LayerTiledRunner {
         final int size = g.size();
         final int[] hs, ws;
         final RowStore[] stored = new RowStore[size];
-        final double[][] stats = new double[size][];     // GroupNorm node -> (count, sum, sum of squares) per group
-        final float[][] meanRstd = new float[size][];
+        final long[] resident = new long[size];          // device bytes of a node stored on the device
+        final Ops.NormStats[] stats = new Ops.NormStats[size];   // GroupNorm node -> its statistics
         final boolean[] gathered = new boolean[size];    // stats filled while the input was computed
         final int[] lastUse;
         final int outRows;
+        final long deviceBytes;
+        long residentNow;
 
-        Pass(Tensor in, int outRows) {
+        Pass(Tensor in, int outRows, long deviceBytes) {
             hs = g.heights(in.h);
             ws = g.widths(in.w);
             this.outRows = outRows;
-            stored[0] = ops.rowStore(in.w, in.c);
+            this.deviceBytes = deviceBytes;
+            this.in = in;
+            lastUse = lastUses();
+        }
+
+        final Tensor in;
+
+        /** The input, stored as any node's output is. */
+        void storeInput() {
+            store(0);
             Tensor up = ops.upload(in);
             try {
                 stored[0].put(0, up);
             } finally {
                 if (up != in) ops.release(up);
             }
-            lastUse = lastUses();
-            for (Node n : g.nodes()) if (n.op() instanceof Op.GroupNorm gn) stats[n.id()] = new double[gn.groups() * 3];
+        }
+
+        /** Where node v's output is kept: on the device while within the allowance, else off it. */
+        void store(int v) {
+            long bytes = DeviceRows.bytes(ops, hs[v], ws[v], g.channels(v));
+            if (residentNow + bytes <= deviceBytes && (long) hs[v] * ws[v] * g.channels(v) < Integer.MAX_VALUE) {
+                stored[v] = new DeviceRows(ops, hs[v], ws[v], g.channels(v));
+                resident[v] = bytes;
+                residentNow += bytes;
+                onDevice += bytes;
+            } else {
+                stored[v] = ops.rowStore(ws[v], g.channels(v));
+                offDevice += bytes;
+            }
+        }
+
+        void free(int u) {
+            stored[u].close();
+            stored[u] = null;
+            residentNow -= resident[u];
+            resident[u] = 0;
+        }
+
+        Ops.NormStats stats(int norm) {
+            if (stats[norm] == null) stats[norm] = ops.normStats((Op.GroupNorm) g.node(norm).op(), 1);
+            return stats[norm];
         }
 
         /** The last stored node that reads each node, directly or through lazy nodes. */
@@ -100,15 +154,11 @@ public final class LayerTiledRunner {
 
         Tensor run() {
             try {
+                storeInput();
                 for (int v = 1; v < size; v++) {
                     if (lazy(v)) continue;
                     compute(v);
-                    for (int u = 0; u < v; u++) {
-                        if (stored[u] != null && lastUse[u] <= v) {
-                            stored[u].close();
-                            stored[u] = null;
-                        }
-                    }
+                    for (int u = 0; u < v; u++) if (stored[u] != null && lastUse[u] <= v) free(u);
                 }
                 Tensor out = stored[g.output()].read(0, hs[g.output()]);
                 try {
@@ -118,13 +168,14 @@ public final class LayerTiledRunner {
                 }
             } finally {
                 for (RowStore s : stored) if (s != null) s.close();
+                for (Ops.NormStats s : stats) if (s != null) s.close();
             }
         }
 
         /** Computes node v band by band into host memory, gathering the statistics its GroupNorm readers need. */
         void compute(int v) {
             int h = hs[v], step = LayerBands.whole(g.node(v).op()) ? h : bandRows(v);
-            stored[v] = ops.rowStore(ws[v], g.channels(v));
+            store(v);
             List<Integer> norms = new ArrayList<>();
             for (int r : g.consumers().get(v)) if (g.node(r).op() instanceof Op.GroupNorm) norms.add(r);
             for (int a = 0; a < h; a += step) {
@@ -132,7 +183,7 @@ public final class LayerTiledRunner {
                 Band out = band(v, a, b);
                 try {
                     Tensor own = out.t.rows(a - out.from, b - out.from);
-                    for (int n : norms) ops.groupNormStats(own, ((Op.GroupNorm) g.node(n).op()).groups(), stats[n]);
+                    for (int n : norms) stats(n).add(own);
                     stored[v].put(a, own);
                 } finally {
                     ops.release(out.t);
@@ -228,15 +279,12 @@ public final class LayerTiledRunner {
             switch (node.op()) {
                 case Op.GroupNorm gn -> {
                     int src = node.input(0);
-                    if (meanRstd[u] == null) {
-                        if (!gathered[u]) gather(u, src);
-                        meanRstd[u] = GroupStats.meanRstd(stats[u], gn.eps());
-                    }
+                    if (!gathered[u]) gather(u, src);
                     Tensor x = rows(src, lo, hi);
                     try {
                         Tensor out = ops.allocate(1, hi - lo, ws[u], g.channels(u));
                         float[][] p = prepared.params(u);
-                        ops.groupNormApply(x, gn, meanRstd[u], p[0], p[1], out);
+                        stats[u].apply(x, p[0], p[1], out);
                         return out;
                     } finally {
                         release(x);
@@ -287,7 +335,7 @@ public final class LayerTiledRunner {
             for (int a = 0; a < hs[src]; a += step) {
                 Tensor x = rows(src, a, Math.min(hs[src], a + step));
                 try {
-                    ops.groupNormStats(x, ((Op.GroupNorm) g.node(norm).op()).groups(), stats[norm]);
+                    stats(norm).add(x);
                 } finally {
                     release(x);
                 }
@@ -296,7 +344,8 @@ public final class LayerTiledRunner {
         }
 
         void release(Tensor... ts) {
-            for (Tensor t : ts) if (t != null && t.device != null) ops.release(t);   // host views of stored rows own nothing
+            // host views of stored rows, and views of a stored arena, own nothing
+            for (Tensor t : ts) if (t != null && t.device != null && !(t.device instanceof ArenaView)) ops.release(t);
         }
     }
 }

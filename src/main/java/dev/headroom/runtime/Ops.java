@@ -208,9 +208,34 @@ public interface Ops {
 
     /** GroupNorm on a whole image: statistics, then {@link #groupNormApply}. */
     default void groupNorm(Tensor in, Op.GroupNorm op, float[] gamma, float[] beta, Tensor out) {
-        double[] acc = new double[in.n * op.groups() * 3];
-        groupNormStats(in, op.groups(), acc);
-        groupNormApply(in, op, GroupStats.meanRstd(acc, op.eps()), gamma, beta, out);
+        try (NormStats s = normStats(op, in.n)) {
+            s.add(in);
+            s.apply(in, gamma, beta, out);
+        }
+    }
+
+    /**
+     * A GroupNorm's statistics gathered band by band where the backend computes (on a GPU they
+     * stay on the device: no wait for the host between bands or layers); by default host arrays
+     * filled by {@link #groupNormStats}.
+     */
+    default NormStats normStats(Op.GroupNorm op, int images) {
+        return new HostNormStats(this, op, images);
+    }
+
+    /**
+     * Statistics of one GroupNorm over {@code images} images, added band by band, rows top to
+     * bottom: the same sums in the same order as the whole image's (see {@link #groupNormStats}).
+     */
+    interface NormStats extends AutoCloseable {
+        /** Adds the rows of {@code band} (N,h,W,C), which follow the rows added before. */
+        void add(Tensor band);
+
+        /** out = the GroupNorm of {@code in} (then SiLU when the op says) with the statistics of every row added so far. */
+        void apply(Tensor in, float[] gamma, float[] beta, Tensor out);
+
+        @Override
+        void close();
     }
 
     /** out (N,H',W',cout) = conv(in, kernel (k,k,cin,cout)) + bias with the op's stride and padding. */

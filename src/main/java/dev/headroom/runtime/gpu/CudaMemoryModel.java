@@ -57,17 +57,18 @@ public final class CudaMemoryModel implements DeviceModel {
 
     @Override
     public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) {
-        if (node.op() instanceof Op.Attention) return attentionScratch((long) in[1] * in[2], precision);
         if (!(node.op() instanceof Op.Conv2d)) return 0;
         return (inDense ? 0 : DeviceModel.align(bytes(in))) + (outDense ? 0 : DeviceModel.align(bytes(out)));
     }
 
     @Override
     public long persistent(Node node, int[] in, int[] out) {
+        // attention's workspace is kept beside the convolutions' (see VaeKernels), so it counts with the largest that may be
+        if (node.op() instanceof Op.Attention) return attentionScratch((long) in[1] * in[2], precision) + MAX_WORKSPACE;
         return node.op() instanceof Op.Conv2d ? workspaceCap(bytes(in)) : 0;
     }
 
-    /** Attention's chunk of scores and probabilities ({@link VaeKernels}) and its cuBLAS handle's workspace. */
+    /** Attention's chunk of scores and probabilities ({@link VaeKernels}, kept once made) and its cuBLAS handle's workspace. */
     public static long attentionScratch(long positions, Precision precision) {
         return DeviceModel.align(Math.min(VaeKernels.ATTENTION_WORKSPACE, positions * positions * (4 + precision.bytes))) + VaeKernels.BLAS_WORKSPACE;
     }

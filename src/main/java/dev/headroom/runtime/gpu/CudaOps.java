@@ -314,8 +314,19 @@ public final class CudaOps implements Session {
 
     @Override
     public dev.headroom.runtime.RowStore rowStore(int w, int c) {
-        if (pinned == null) pinned = new PinnedPool(cu::memAllocHost, cu::memFreeHost, 16L << 30);
-        return new PinnedRows(cu, pinned, this, stream, w, c);
+        // copies into and out of pinned buffers are queued on the stream: unpinning one waits for them
+        if (pinned == null) pinned = new PinnedPool(cu::memAllocHost, p -> {
+            cu.streamSynchronize(stream);
+            cu.memFreeHost(p);
+        }, 16L << 30);
+        return new PinnedRows(cu, pinned, this, stream, w, c, pinnedChunk);
+    }
+
+    private long pinnedChunk = PinnedRows.CHUNK;
+
+    /** Bytes of the pinned chunks later row stores use (tests make them small, to split bands across chunks). */
+    void pinnedChunk(long bytes) {
+        pinnedChunk = bytes;
     }
 
     private VaeKernels vae() {
@@ -332,6 +343,17 @@ public final class CudaOps implements Session {
     @Override
     public void groupNormApply(Tensor in, Op.GroupNorm op, float[] meanRstd, float[] gamma, float[] beta, Tensor out) {
         vae().groupNormApply(in, op, meanRstd, gamma, beta, out);
+    }
+
+    /** Statistics and normalisation on the device, without waiting for it (see {@link VaeKernels}). */
+    @Override
+    public void groupNorm(Tensor in, Op.GroupNorm op, float[] gamma, float[] beta, Tensor out) {
+        vae().groupNorm(in, op, gamma, beta, out);
+    }
+
+    @Override
+    public NormStats normStats(Op.GroupNorm op, int images) {
+        return vae().normStats(op, images);
     }
 
     @Override
@@ -365,6 +387,10 @@ public final class CudaOps implements Session {
         d.put("conv_choices_recalled", recalledChoices());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());
+        if (pinned != null) {
+            d.put("pinned_bytes_peak", pinned.peakBytes());
+            d.put("pinned_buffers_pinned", pinned.pins());
+        }
         return d;
     }
 

@@ -13,19 +13,17 @@ import java.nio.file.StandardCopyOption;
 /**
  * Compiles headroom's CUDA C resources with NVRTC for the device's architecture and keeps the
  * cubin on disk ({@code <cache>/kernels/<sha256>.cubin}), keyed by source, options, architecture,
- * NVRTC and driver version, so a second start loads instead of compiling.
+ * NVRTC and driver version, so a second start loads instead of compiling. A source's line
+ * {@code #include "common.cuh"} is replaced by that resource (the storage types and loads and stores
+ * every source shares) before it is compiled and hashed: NVRTC gets one source, no include paths.
  */
 final class KernelCache {
     private KernelCache() {}
 
+    static final String COMMON = "#include \"common.cuh\"";
+
     static byte[] cubin(String resource, int major, int minor, Driver cu) {
-        String source;
-        try (InputStream in = KernelCache.class.getResourceAsStream(resource)) {
-            if (in == null) throw new IllegalStateException("kernel source " + resource + " missing from the build");
-            source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        String source = source(resource);
         Nvrtc nvrtc = Nvrtc.get();
         String[] options = {"--gpu-architecture=sm_" + major + minor, "--std=c++17", "-default-device"};
         String key = CacheDir.sha256(source + "\n" + String.join(" ", options) + "\nnvrtc " + nvrtc.version() + "\ndriver " + cu.version());
@@ -45,5 +43,20 @@ final class KernelCache {
             // no cache this time; the compiled kernels still work
         }
         return bin;
+    }
+
+    /** The resource's text with the shared header put in place of its include line. */
+    static String source(String resource) {
+        String text = read(resource);
+        return text.contains(COMMON) ? text.replace(COMMON, read(resource.substring(0, resource.lastIndexOf('/') + 1) + "common.cuh")) : text;
+    }
+
+    private static String read(String resource) {
+        try (InputStream in = KernelCache.class.getResourceAsStream(resource)) {
+            if (in == null) throw new IllegalStateException("kernel source " + resource + " missing from the build");
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
     }
 }

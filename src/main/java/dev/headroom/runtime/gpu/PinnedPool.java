@@ -8,18 +8,19 @@ import java.util.function.Consumer;
 import java.util.function.LongFunction;
 
 /**
- * Pinned host buffers kept for reuse by size: an exact tiled run ({@link PinnedRows}) stores every
- * band of every intermediate in pinned memory and frees a node's bands once its last reader has
- * run, and the next nodes want bands of the same few sizes. Pinning gigabytes costs far more than
- * copying them, so freed buffers wait here, up to {@code maxIdle} bytes, instead of going back to
- * the driver. Buffers are handed out whole (exact size), used by one session's thread.
+ * Pinned host buffers kept for reuse by size: an exact tiled run ({@link PinnedRows}) stores the
+ * bands of the intermediates the device has no room for in pinned chunks of one size, gives a
+ * node's chunks back once its last reader has run, and the next nodes take them again. Pinning
+ * gigabytes costs far more than copying them, so freed buffers wait here, up to {@code maxIdle}
+ * bytes, instead of going back to the driver. Buffers are handed out whole (exact size), used by
+ * one session's thread.
  */
 final class PinnedPool implements AutoCloseable {
     private final LongFunction<MemorySegment> pin;
     private final Consumer<MemorySegment> unpin;
     private final long maxIdle;
     private final Map<Long, ArrayDeque<MemorySegment>> idle = new HashMap<>();
-    private long idleBytes, pinnedBytes, pins;
+    private long idleBytes, pinnedBytes, peakBytes, pins;
 
     /** @param pin allocates {@code bytes} of pinned memory; @param unpin gives a buffer back to the driver */
     PinnedPool(LongFunction<MemorySegment> pin, Consumer<MemorySegment> unpin, long maxIdle) {
@@ -38,6 +39,7 @@ final class PinnedPool implements AutoCloseable {
         MemorySegment s = pin.apply(bytes);
         pins++;
         pinnedBytes += bytes;
+        peakBytes = Math.max(peakBytes, pinnedBytes);
         return s;
     }
 
@@ -65,6 +67,11 @@ final class PinnedPool implements AutoCloseable {
     /** Bytes pinned now, idle or in use. */
     long pinnedBytes() {
         return pinnedBytes;
+    }
+
+    /** The most bytes pinned at once so far. */
+    long peakBytes() {
+        return peakBytes;
     }
 
     long idleBytes() {

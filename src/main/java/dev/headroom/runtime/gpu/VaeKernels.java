@@ -1,6 +1,7 @@
 package dev.headroom.runtime.gpu;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -19,21 +20,33 @@ import java.util.IdentityHashMap;
 import java.util.Map;
 
 /**
- * The CUDA side of the diffusion-VAE ops (vae_kernels.cu), on the owning backend's stream and
- * memory: GroupNorm statistics (fp32 per row and group, added in double on the host) and
- * normalisation, the encoder's strided convolution, and attention.
+ * The CUDA side of the diffusion-VAE ops (vae_kernels.cu), on the owning session's stream and
+ * memory: GroupNorm, the encoder's strided convolution, and attention. Nothing here waits for the
+ * device or allocates once a pass has run once, so a VAE decode can be recorded as a CUDA graph.
+ *
+ * <p>GroupNorm's statistics never leave the device: {@code gn_stats} writes fp32 sums per row of
+ * pixels and group in a fixed order, {@code gn_accumulate} adds them in row order to double
+ * sums per (image, group) kept on the device and writes (mean, rstd) beside them, and
+ * {@code gn_apply} reads those. Gathered band by band ({@link #normStats}), the additions are the
+ * whole image's in the same order, so an exactly tiled decode equals the untiled one bit for bit.
  *
  * <p>Attention is memory-bounded: queries go in chunks of m rows; for each, one cuBLAS GEMM makes
  * the fp32 scores of those m queries against every key (m x positions), a kernel turns each row
  * into probabilities (exact softmax: the whole row is there), and a second GEMM multiplies them
  * with the values. The workspace is m x positions x (4 + element) bytes, m chosen so that stays
  * under {@link #ATTENTION_WORKSPACE}: memory grows with the positions, never with their square.
+ * It is kept between calls (a recording may not allocate), as is GroupNorm's small scratch.
  */
 final class VaeKernels implements AutoCloseable {
-    /** Bytes of scores and probabilities one attention chunk may use. */
-    static final long ATTENTION_WORKSPACE = 256L << 20;
+    /**
+     * Bytes of scores and probabilities one attention chunk may use. At 4096x4096 (262,144
+     * positions) a chunk is 85 queries, whose GEMMs still do about 85 flops per byte of keys read.
+     */
+    static final long ATTENTION_WORKSPACE = 128L << 20;
     /** cuBLAS's own scratch for this handle. */
     static final long BLAS_WORKSPACE = 32L << 20;
+    /** Widest GroupNorm input gn_stats takes (GN_MAX_C in vae_kernels.cu). */
+    static final int GN_MAX_C = 2048;
     private static final String[] KERNELS = {"gn_stats", "gn_apply", "strided_conv", "softmax_rows"};
 
     private final Driver cu;
@@ -45,6 +58,8 @@ final class VaeKernels implements AutoCloseable {
     private final Map<float[], DeviceBuffer> constants = new IdentityHashMap<>();
     private MemorySegment blas;
     private DeviceBuffer blasWorkspace;
+    /** Kept scratch: attention's chunk of scores and probabilities; a whole-image GroupNorm's row sums, and its statistics. */
+    private DeviceBuffer attentionWorkspace, normPartial, normStats;
 
     VaeKernels(Driver cu, int device, MemorySegment stream, DeviceMemory alloc, Precision precision) {
         this.cu = cu;
@@ -56,13 +71,15 @@ final class VaeKernels implements AutoCloseable {
         module = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/vae_kernels.cu", major, minor, cu));
         String suffix = "_" + switch (precision) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
         for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
+        fns.put("gn_accumulate", cu.function(module, "gn_accumulate"));
     }
 
+    /** Per (image, group) the host's layout of {@link dev.headroom.runtime.Ops#groupNormStats}: adds this tensor's statistics to acc (waits for the device). */
     void groupNormStats(Tensor in, int groups, double[] acc) {
         int rows = in.n * in.h;
         DeviceBuffer partial = workspace((long) rows * groups * 2 * Float.BYTES);
         try {
-            launch("gn_stats", rows, groups, 256, 1, at(in), in.stride, 0, in.w, in.c, groups, partial.address());
+            rowSums(in, groups, partial.address());
             float[] host = new float[rows * groups * 2];
             cu.streamSynchronize(stream);
             try (Arena a = Arena.ofConfined()) {
@@ -85,17 +102,84 @@ final class VaeKernels implements AutoCloseable {
         }
     }
 
+    /** Normalises with host statistics (uploaded, then waited for): the op tests' entry; decodes keep theirs on the device. */
     void groupNormApply(Tensor in, Op.GroupNorm op, float[] meanRstd, float[] gamma, float[] beta, Tensor out) {
-        DeviceBuffer mr = upload(meanRstd);   // per call: the statistics change with every image
+        DeviceBuffer mr = upload(meanRstd);
         try {
-            long pixels = (long) out.n * out.h * out.w;
-            launch("gn_apply", (out.c + 31) / 32, (int) Math.min((pixels + 7) / 8, 65535), 32, 8,
-                    at(in), in.stride, 0, mr.address(), constant(gamma), constant(beta), op.silu() ? 1 : 0,
-                    at(out), out.stride, 0, pixels, (long) out.h * out.w, out.c, op.groups());
+            apply(in, op, mr.address(), gamma, beta, out);
             cu.streamSynchronize(stream);   // before mr goes back to the allocator for another use
         } finally {
             alloc.free(mr);
         }
+    }
+
+    /** A whole image's GroupNorm: statistics into the kept scratch, then normalisation; no wait, and no allocation after the first call of a size. */
+    void groupNorm(Tensor in, Op.GroupNorm op, float[] gamma, float[] beta, Tensor out) {
+        int groups = op.groups(), rows = in.n * in.h;
+        normPartial = kept(normPartial, (long) rows * groups * 2 * Float.BYTES);
+        normStats = kept(normStats, (long) in.n * groups * (3 * Double.BYTES + 2 * Float.BYTES));
+        long acc = normStats.address(), meanRstd = acc + (long) in.n * groups * 3 * Double.BYTES;
+        rowSums(in, groups, normPartial.address());
+        accumulate(normPartial.address(), in, op, true, acc, meanRstd);
+        apply(in, op, meanRstd, gamma, beta, out);
+    }
+
+    /** Statistics of one GroupNorm gathered band by band on the device (see the class comment). */
+    dev.headroom.runtime.Ops.NormStats normStats(Op.GroupNorm op, int images) {
+        DeviceBuffer held;
+        try (var scope = alloc.tag("activations", "group norm statistics")) {
+            held = alloc.allocate((long) images * op.groups() * (3 * Double.BYTES + 2 * Float.BYTES), stream.address());
+        }
+        long acc = held.address(), meanRstd = acc + (long) images * op.groups() * 3 * Double.BYTES;
+        return new dev.headroom.runtime.Ops.NormStats() {
+            boolean first = true;
+
+            @Override
+            public void add(Tensor band) {
+                if (band.n != images) throw new IllegalArgumentException("band of " + band.n + " images for statistics of " + images);
+                DeviceBuffer partial = workspace((long) band.n * band.h * op.groups() * 2 * Float.BYTES);
+                try {
+                    rowSums(band, op.groups(), partial.address());
+                    accumulate(partial.address(), band, op, first, acc, meanRstd);
+                    first = false;
+                } finally {
+                    alloc.free(partial);   // stream-ordered: later work on this stream runs after the kernels that read it
+                }
+            }
+
+            @Override
+            public void apply(Tensor in, float[] gamma, float[] beta, Tensor out) {
+                if (first) throw new IllegalStateException("group norm applied before any statistics were added");
+                VaeKernels.this.apply(in, op, meanRstd, gamma, beta, out);
+            }
+
+            @Override
+            public void close() {
+                alloc.free(held);
+            }
+        };
+    }
+
+    /** gn_stats: fp32 sums per row of pixels and group into partial ((rows, groups, 2) floats). */
+    private void rowSums(Tensor in, int groups, long partial) {
+        if (in.c > GN_MAX_C || groups > 256) {
+            throw new IllegalArgumentException("group norm over " + in.c + " channels in " + groups + " groups: the CUDA kernel takes at most " + GN_MAX_C + " channels and 256 groups");
+        }
+        launch("gn_stats", in.n * in.h, 1, 256, 1, at(in), in.stride, 0, in.w, in.c, groups, partial);
+    }
+
+    /** gn_accumulate: the rows' sums added in order to acc (from zero when reset), (mean, rstd) written to meanRstd. */
+    private void accumulate(long partial, Tensor in, Op.GroupNorm op, boolean reset, long acc, long meanRstd) {
+        int threads = in.n * op.groups();
+        launch("gn_accumulate", (threads + 127) / 128, 1, 128, 1, partial, in.n, in.h, op.groups(),
+                (double) in.w * (in.c / op.groups()), reset ? 1 : 0, op.eps(), acc, meanRstd);
+    }
+
+    private void apply(Tensor in, Op.GroupNorm op, long meanRstd, float[] gamma, float[] beta, Tensor out) {
+        long pixels = (long) out.n * out.h * out.w;
+        launch("gn_apply", (out.c + 31) / 32, (int) Math.min((pixels + 7) / 8, 65535), 32, 8,
+                at(in), in.stride, 0, meanRstd, constant(gamma), constant(beta), op.silu() ? 1 : 0,
+                at(out), out.stride, 0, pixels, (long) out.h * out.w, out.c, op.groups());
     }
 
     void stridedConv(Tensor in, Op.StridedConv op, float[] kernel, float[] bias, Tensor out) {
@@ -112,7 +196,8 @@ final class VaeKernels implements AutoCloseable {
         int type = switch (precision) { case F32 -> Cublas.R_32F; case F16 -> Cublas.R_16F; case BF16 -> Cublas.R_16BF; };
         int compute = precision == Precision.F32 ? Cublas.COMPUTE_32F_PEDANTIC : Cublas.COMPUTE_32F;
         long e = precision.bytes;
-        DeviceBuffer ws = workspace(m * perRow);
+        attentionWorkspace = kept(attentionWorkspace, m * perRow);
+        DeviceBuffer ws = attentionWorkspace;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment scaled = a.allocate(JAVA_FLOAT, 2), unit = a.allocate(JAVA_FLOAT, 2);
             scaled.setAtIndex(JAVA_FLOAT, 0, scale);
@@ -134,9 +219,7 @@ final class VaeKernels implements AutoCloseable {
                             ob, type, out.stride, compute);
                 }
             }
-            cu.streamSynchronize(stream);   // the host scalars and the workspace must outlive the queued work
-        } finally {
-            alloc.free(ws);
+            // cuBLAS reads host-pointer scalars before gemm returns; the workspace is kept: nothing to wait for
         }
     }
 
@@ -149,6 +232,13 @@ final class VaeKernels implements AutoCloseable {
             Cublas.get().setWorkspace(blas, blasWorkspace.address(), blasWorkspace.bytes());
         }
         return blas;
+    }
+
+    /** {@code held} if it has at least {@code bytes}, else a new buffer of that size (the old one freed, stream-ordered). */
+    private DeviceBuffer kept(DeviceBuffer held, long bytes) {
+        if (held != null && held.bytes() >= bytes) return held;
+        if (held != null) alloc.free(held);
+        return workspace(bytes);
     }
 
     private DeviceBuffer workspace(long bytes) {
@@ -182,7 +272,7 @@ final class VaeKernels implements AutoCloseable {
         return t.device.address() + (long) t.offset * t.precision.bytes;
     }
 
-    /** Arguments are Long (pointers and 64-bit), Integer or Float. */
+    /** Arguments are Long (pointers and 64-bit), Integer, Float or Double. */
     private void launch(String fn, int gx, int gy, int bx, int by, Object... args) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment params = a.allocate(ADDRESS, args.length);
@@ -191,6 +281,7 @@ final class VaeKernels implements AutoCloseable {
                     case Long l -> a.allocateFrom(JAVA_LONG, l);
                     case Integer n -> a.allocateFrom(JAVA_INT, n);
                     case Float f -> a.allocateFrom(JAVA_FLOAT, f);
+                    case Double d -> a.allocateFrom(JAVA_DOUBLE, d);
                     default -> throw new IllegalArgumentException("kernel argument " + args[i]);
                 };
                 params.setAtIndex(ADDRESS, i, val);
@@ -206,6 +297,7 @@ final class VaeKernels implements AutoCloseable {
         if (blasWorkspace != null) alloc.free(blasWorkspace);
         for (DeviceBuffer b : constants.values()) alloc.free(b);
         constants.clear();
+        for (DeviceBuffer b : new DeviceBuffer[] {attentionWorkspace, normPartial, normStats}) if (b != null) alloc.free(b);
         cu.moduleUnload(module);
     }
 }

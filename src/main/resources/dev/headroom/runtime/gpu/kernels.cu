@@ -1,7 +1,6 @@
 // headroom's elementwise kernels, compiled at run time by NVRTC (see KernelCache), in fp32 (suffix
-// _f32), fp16 (_f16) and bf16 (_bf16) storage; arithmetic is always fp32. fp16 values are converted
-// with PTX cvt instructions and bf16 ones with integer arithmetic (bf16 is fp32's upper half), so no
-// header is needed and any architecture compiles them.
+// _f32), fp16 (_f16) and bf16 (_bf16) storage; arithmetic is always fp32 (the storage types and their
+// loads and stores are common.cuh's).
 // Every tensor is NHWC and may be a channel slice of a wider buffer: element (p, c) of a view with
 // `stride` channels per pixel and channel offset `off` lives at p * stride + off + c.
 // Every kernel runs on a 2-D grid: x over channels, y a grid-stride loop over pixels, so no thread
@@ -13,25 +12,7 @@
     if (c >= (C)) return; \
     for (long long p = (long long)blockIdx.y * blockDim.y + threadIdx.y; p < (pixels); p += (long long)blockDim.y * gridDim.y)
 
-struct half_t { unsigned short bits; };
-
-__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
-__device__ __forceinline__ void store(float* p, long long i, float v) { p[i] = v; }
-__device__ __forceinline__ float load(const half_t* p, long long i) {
-    float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i].bits)); return f;
-}
-__device__ __forceinline__ void store(half_t* p, long long i, float v) {
-    unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i].bits = h;
-}
-
-struct bf16_t { unsigned short bits; };
-
-__device__ __forceinline__ float load(const bf16_t* p, long long i) { return __uint_as_float(((unsigned)p[i].bits) << 16); }
-// round to nearest even, as cvt.rn.bf16.f32 does; a NaN stays a NaN
-__device__ __forceinline__ void store(bf16_t* p, long long i, float v) {
-    unsigned u = __float_as_uint(v);
-    p[i].bits = v != v ? (unsigned short)((u >> 16) | 0x40) : (unsigned short)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
+#include "common.cuh"
 
 // act: 0 none, 1 relu, 2 leaky relu (leak), 3 prelu (slope per channel), 4 silu
 __device__ __forceinline__ float activate(float v, int act, float leak, const float* slope, int c) {

@@ -1,25 +1,9 @@
 // The diffusion-VAE kernels (see VaeKernels.java), compiled at run time by NVRTC like kernels.cu,
 // in fp32 (_f32), fp16 (_f16) and bf16 (_bf16) storage with fp32 arithmetic. Tensors are NHWC
 // views: element (p, c) of a view with `stride` channels per pixel and offset `off` is at
-// p * stride + off + c. The load/store helpers are kernels.cu's (NVRTC compiles one source per
-// module, without includes).
+// p * stride + off + c.
 
-struct half_t { unsigned short bits; };
-struct bf16_t { unsigned short bits; };
-
-__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
-__device__ __forceinline__ void store(float* p, long long i, float v) { p[i] = v; }
-__device__ __forceinline__ float load(const half_t* p, long long i) {
-    float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i].bits)); return f;
-}
-__device__ __forceinline__ void store(half_t* p, long long i, float v) {
-    unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i].bits = h;
-}
-__device__ __forceinline__ float load(const bf16_t* p, long long i) { return __uint_as_float(((unsigned)p[i].bits) << 16); }
-__device__ __forceinline__ void store(bf16_t* p, long long i, float v) {
-    unsigned u = __float_as_uint(v);
-    p[i].bits = v != v ? (unsigned short)((u >> 16) | 0x40) : (unsigned short)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
+#include "common.cuh"
 
 #define THREADS 256
 
@@ -44,27 +28,83 @@ __device__ float block_max(float v, float* shared) {
     return v;
 }
 
-// GroupNorm statistics: block (row r = b*H + y, group g) writes the fp32 sum and sum of squares of
-// that row's values in group g to partial[(r * G + g) * 2]; the host adds rows in double.
+// GroupNorm statistics, first step: block r (row r = b*H + y of pixels) writes the fp32 sum and sum
+// of squares of that row's values in each group g to partial[(r * G + g) * 2]. The order of the
+// additions is fixed by W and C alone: thread t adds channels t % CL (+ CL, + 2 CL ...) of pixels
+// t / CL, t / CL + PL, ... (CL = min(C, THREADS) channel lanes, PL = THREADS / CL pixel lanes, so a
+// warp reads consecutive channels), then thread g adds its group's lanes in order. So a row's sums
+// are the same whichever band it is computed in. C is at most GN_MAX_C.
+#define GN_MAX_C 2048
 template <typename T>
 __device__ void gn_stats(const T* x, int xs, int xo, int W, int C, int G, float* partial) {
-    __shared__ float shared[32];
-    long long r = blockIdx.x;
-    int g = blockIdx.y, per = C / G;
-    int count = W * per;
-    float s = 0.f, q = 0.f;
-    for (int e = threadIdx.x; e < count; e += THREADS) {
-        int px = e / per, ch = g * per + e % per;
-        float v = load(x, (r * W + px) * xs + xo + ch);
-        s += v;
-        q += v * v;
+    __shared__ float ss[GN_MAX_C > THREADS ? GN_MAX_C : THREADS], sq[GN_MAX_C > THREADS ? GN_MAX_C : THREADS];
+    const long long r = blockIdx.x;
+    const int CL = C < THREADS ? C : THREADS, PL = THREADS / CL;
+    const int cl = threadIdx.x % CL, pl = threadIdx.x / CL;
+    float s[GN_MAX_C / THREADS], q[GN_MAX_C / THREADS];
+    const int slots = (C + CL - 1) / CL;
+#pragma unroll
+    for (int k = 0; k < GN_MAX_C / THREADS; k++) { s[k] = 0.f; q[k] = 0.f; }
+    if (pl < PL) {
+        for (int px = pl; px < W; px += PL) {
+            const long long at = (r * W + px) * xs + xo;
+#pragma unroll
+            for (int k = 0; k < GN_MAX_C / THREADS; k++) {
+                int ch = cl + k * CL;
+                if (k < slots && ch < C) {
+                    float v = load(x, at + ch);
+                    s[k] += v;
+                    q[k] += v * v;
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < GN_MAX_C / THREADS; k++) {
+            int ch = cl + k * CL;
+            if (k < slots && ch < C) {
+                ss[pl * C + ch] = s[k];
+                sq[pl * C + ch] = q[k];
+            }
+        }
     }
-    s = block_sum(s, shared);
-    q = block_sum(q, shared);
-    if (threadIdx.x == 0) {
-        partial[(r * G + g) * 2] = s;
-        partial[(r * G + g) * 2 + 1] = q;
+    __syncthreads();
+    if (threadIdx.x < G) {
+        const int g = threadIdx.x, per = C / G;
+        float a = 0.f, b = 0.f;
+        for (int l = 0; l < PL; l++)
+            for (int ch = g * per; ch < (g + 1) * per; ch++) {
+                a += ss[l * C + ch];
+                b += sq[l * C + ch];
+            }
+        partial[(r * G + g) * 2] = a;
+        partial[(r * G + g) * 2 + 1] = b;
     }
+}
+
+// GroupNorm statistics, second step: thread (image b, group g) adds the H rows' partial sums, in
+// row order, to the running double (count, sum, sum of squares) in acc[(b * G + g) * 3] (from zero
+// when reset), and writes (mean, rstd) of what it holds to meanRstd[(b * G + g) * 2]. A band's rows
+// added after the bands above it are the same additions in the same order as the whole image's,
+// so a GroupNorm gathered band by band equals the untiled one bit for bit.
+extern "C" __global__ void gn_accumulate(const float* partial, int N, int H, int G, double perRow, int reset, float eps,
+                                         double* acc, float* meanRstd) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * G) return;
+    const int b = i / G, g = i % G;
+    double n = reset ? 0.0 : acc[i * 3], s = reset ? 0.0 : acc[i * 3 + 1], q = reset ? 0.0 : acc[i * 3 + 2];
+    for (int y = 0; y < H; y++) {
+        const float* p = partial + ((long long)(b * H + y) * G + g) * 2;
+        n += perRow;
+        s += (double)p[0];
+        q += (double)p[1];
+    }
+    acc[i * 3] = n;
+    acc[i * 3 + 1] = s;
+    acc[i * 3 + 2] = q;
+    // as GroupStats.meanRstd: the biased variance, as PyTorch's
+    double mean = s / n, var = fmax(0.0, q / n - mean * mean);
+    meanRstd[i * 2] = (float)mean;
+    meanRstd[i * 2 + 1] = (float)(1.0 / sqrt(var + (double)eps));
 }
 
 // y = (x - mean) * rstd * gamma + beta (then SiLU when silu != 0); meanRstd per (image, group).
@@ -76,7 +116,7 @@ __device__ void gn_apply(const T* x, int xs, int xo, const float* meanRstd, cons
     if (c >= C) return;
     int g = c / (C / G);
     for (long long p = (long long)blockIdx.y * blockDim.y + threadIdx.y; p < pixels; p += (long long)blockDim.y * gridDim.y) {
-        long long b = p / hw;
+        long long b = pixels == hw ? 0 : p / hw;   // one image (a decode): no 64-bit division per element
         const float* mr = meanRstd + (b * G + g) * 2;
         float v = (load(x, p * xs + xo + c) - mr[0]) * mr[1] * gamma[c] + beta[c];
         if (silu) v = v / (1.f + expf(-v));

@@ -84,6 +84,41 @@ class GpuVaeOpsTest extends GpuTestBase {
         }
     }
 
+    /**
+     * GroupNorm statistics gathered on the device band by band (as an exact tiled decode does)
+     * give the whole image's normalisation bit for bit, at the VAE's channel counts (one and
+     * several channels per thread of gn_stats) and others; both match the CPU.
+     */
+    @Test
+    void groupNormStatisticsGatheredInBandsEqualTheWholeImagesOnTheDevice() {
+        try (CudaOps half = Gpu.tryOpen(Precision.F16)) {
+            for (CudaOps dev : new CudaOps[] {gpu, half}) {
+                for (int c : new int[] {32, 96, 128, 256, 512, 640}) {
+                    int h = 5 + rnd.nextInt(30), w = 3 + rnd.nextInt(70);
+                    Tensor x = random(1, h, w, c);
+                    Op.GroupNorm gn = new Op.GroupNorm("g", "b", 32, 1e-6f, rnd.nextBoolean());
+                    float[] gamma = Randoms.floats(rnd, c, 1f), beta = Randoms.floats(rnd, c, 1f);
+                    Tensor want = Tensor.allocate(1, h, w, c);
+                    cpu.groupNorm(x, gn, gamma, beta, want);
+                    Tensor whole = onDevice(dev, new Tensor[] {x}, new int[] {1, h, w, c}, (i, o) -> dev.groupNorm(i[0], gn, gamma, beta, o));
+                    assertClose(want, whole, dev == gpu ? 1e-4 : 1e-2, dev.name() + " group norm over " + c + " channels");
+                    Tensor banded = onDevice(dev, new Tensor[] {x}, new int[] {1, h, w, c}, (i, o) -> {
+                        try (Ops.NormStats st = dev.normStats(gn, 1)) {
+                            for (int a = 0; a < h; ) {
+                                int b = Math.min(h, a + 1 + rnd.nextInt(h));
+                                st.add(i[0].rows(a, b));
+                                a = b;
+                            }
+                            st.apply(i[0], gamma, beta, o);
+                        }
+                    });
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(whole.toArray(), banded.toArray(),
+                            dev.name() + " group norm over " + c + " channels, " + h + "x" + w + ": statistics in bands");
+                }
+            }
+        }
+    }
+
     private void attention(CudaOps dev, int n, int h, int w, int c, boolean f32) {
         Tensor q = random(n, h, w, c), k = random(n, h, w, c), v = random(n, h, w, c);
         float scale = (float) (1 / Math.sqrt(c));

@@ -29,6 +29,8 @@ class PinnedPoolTest {
             assertEquals(3, pool.pins(), "no new pinning for reused sizes");
             pool.take(50);
             assertEquals(4, pool.pins());
+            assertEquals(350, pool.pinnedBytes());
+            assertEquals(400, pool.peakBytes(), "the most pinned at once: before b was unpinned");
             pool.give(a);
             pool.close();
             assertEquals(List.of(b, a), unpinned, "close unpins the idle ones");
