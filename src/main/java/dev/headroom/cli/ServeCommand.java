@@ -133,6 +133,9 @@ final class ServeCommand implements Callable<Integer> {
         for (String m : models) {
             int eq = m.indexOf('=');
             if (eq < 1 || eq == m.length() - 1) throw new Main.UsageError("--model " + m + ": write it as NAME=FILE");
+            if (m.substring(0, eq).indexOf(dev.headroom.server.ModelCatalog.VARIANT) >= 0 || m.substring(0, eq).contains("/")) {
+                throw new Main.UsageError("--model " + m + ": a model's name may not contain '@' or '/' (NAME@FORMAT names its compact-weights variant)");
+            }
             String source = m.substring(eq + 1);
             if (source.startsWith(dev.headroom.server.ModelCatalog.SYNTHETIC)) {
                 named.put(m.substring(0, eq), Path.of(source));

@@ -22,7 +22,6 @@ final class WeightsOption {
         } catch (IllegalArgumentException e) {
             throw new Main.UsageError("--weights: " + e.getMessage());
         }
-        return new Model(m.file(), m.format(), m.family(), m.details(), m.storedType() + ", kernels held as " + f, m.graph(), f.apply(m.weights()),
-                m.valueRange(), m.rangeSource());
+        return m.withWeightFormat(f);
     }
 }

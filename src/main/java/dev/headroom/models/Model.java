@@ -19,6 +19,12 @@ public record Model(Path file, String format, String family, String details, Str
         return weights.parameterCount();
     }
 
+    /** This model with its convolution kernels held in {@code f} ({@code --weights}, or a server job's {@code weights}). */
+    public Model withWeightFormat(dev.headroom.core.quant.WeightFormat f) {
+        if (f == dev.headroom.core.quant.WeightFormat.AS_STORED) return this;
+        return new Model(file, format, family, details, storedType + ", kernels held as " + f, graph, f.apply(weights), valueRange, rangeSource);
+    }
+
     public Model withValueRange(float range, String source) {
         return new Model(file, format, family, details, storedType, graph, weights, range, source);
     }

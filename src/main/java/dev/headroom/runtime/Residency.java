@@ -189,6 +189,48 @@ public final class Residency implements MemoryListener, AutoCloseable {
         return evict(need, "to make room for " + dev.headroom.core.Sizes.format(bytes));
     }
 
+    /** A model asked to leave the device by name while jobs hold it. */
+    public static final class InUse extends IllegalStateException {
+        public final int jobs;
+
+        InUse(String key, int jobs, String device) {
+            super("model '" + key + "' is in use by " + jobs + (jobs == 1 ? " job" : " jobs") + " on " + device
+                    + "; unload it once they have finished, or cancel them first");
+            this.jobs = jobs;
+        }
+    }
+
+    /**
+     * Evicts {@code model}'s weights in {@code precision} from the device now and drops its host
+     * copy (an operator's unload: the next job loads it from its file again); returns the device
+     * bytes freed, 0 when it was not there. Refused with {@link InUse} while a lease holds it.
+     */
+    public long evict(String model, Precision precision) {
+        String key = key(model, precision);
+        PreparedWeights victim;
+        long bytes;
+        synchronized (this) {
+            Slot s = slots.get(key);
+            ResidencyPolicy.ByName verdict = policy.evictByName(key);
+            if (verdict == ResidencyPolicy.ByName.IN_USE) throw new InUse(key, policy.status(key).refs(), device.name());
+            if (s != null && s.host != null) {
+                s.host = null;
+                s.hostBytes = 0;
+                policy.hostDropped(key);
+            }
+            if (verdict == ResidencyPolicy.ByName.NOT_ON_DEVICE) return 0;
+            victim = s.device;
+            bytes = s.deviceBytes;
+            s.device = null;
+            s.deviceBytes = 0;
+            policy.offDevice(key);
+            evictions++;
+        }
+        victim.close();
+        memory.traceResidency(MemoryTrace.Kind.EVICT, key, bytes, "unloaded by name");
+        return bytes;
+    }
+
     private long evict(long bytes, String why) {
         List<String> keys;
         List<PreparedWeights> victims = new ArrayList<>();

@@ -200,6 +200,27 @@ public final class DeviceSlot implements AutoCloseable {
         return d;
     }
 
+    /**
+     * Runs device work (loading or freeing weights) on a platform thread and waits for it. CUDA's
+     * current context belongs to the OS thread, and a virtual thread (every HTTP request is one) may
+     * move to another carrier thread at any blocking point between two driver calls; so work asked
+     * for by a request runs on a thread of its own. On a platform thread it runs in place.
+     */
+    public static <T> T onPlatformThread(java.util.concurrent.Callable<T> work) throws Exception {
+        if (!Thread.currentThread().isVirtual()) return work.call();
+        var task = new java.util.concurrent.FutureTask<>(work);
+        Thread t = Thread.ofPlatform().daemon().name("headroom-device-work").start(task);
+        try {
+            return task.get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof Exception x) throw x;
+            if (e.getCause() instanceof Error x) throw x;
+            throw e;
+        } finally {
+            t.join();
+        }
+    }
+
     /** Frees every model's weights and closes the device (its audit names any leak). */
     @Override
     public void close() {

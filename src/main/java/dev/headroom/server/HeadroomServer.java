@@ -178,9 +178,11 @@ public final class HeadroomServer implements AutoCloseable {
             List<Map<String, Object>> on = new ArrayList<>();
             for (DeviceSlot d : devices) {
                 for (var s : d.residency().status()) {
-                    if (!s.key().equals(n + " " + d.precision())) continue;
+                    String variant = residentName(s.key(), d);
+                    if (!(n.equals(variant) || variant.startsWith(n + ModelCatalog.VARIANT))) continue;
                     Map<String, Object> r = new LinkedHashMap<>();
                     r.put("device", d.name());
+                    r.put("weights", variant.equals(n) ? "stored" : variant.substring(n.length() + 1));
                     r.put("where", s.where().name().toLowerCase());
                     r.put("priority", s.priority().name().toLowerCase());
                     r.put("device_bytes", s.deviceBytes());
@@ -203,22 +205,53 @@ public final class HeadroomServer implements AutoCloseable {
 
     Map<String, Object> loadModel(String name, boolean load) {
         if (!models.knows(name)) throw new ApiError(404, "Not Found", new ModelCatalog.UnknownModel(name, models.names()).getMessage());
+        long freed = 0;
         if (load) {
             // onto every device, and released at once: resident and idle, the first to go when room is needed
             var l = models.get(name, now());
             var src = new dev.headroom.runtime.Residency.Source(l.model().graph(), l.model().weights(), l.model().valueRange());
             for (DeviceSlot d : devices) {
-                try (var lease = d.residency().acquire(name, dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> src, d.precision(), null)) {
-                    // loaded
-                } catch (java.io.IOException e) {
+                try {
+                    DeviceSlot.onPlatformThread(() -> {
+                        d.residency().acquire(name, dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> src, d.precision(), null).close();
+                        return null;
+                    });
+                } catch (RuntimeException e) {
+                    throw e;
+                } catch (Exception e) {
                     throw new IllegalStateException(e);
                 }
             }
         } else {
-            models.unload(name);   // the host copy; device weights go when room is needed (idle models first)
+            // every device's weights at once (not while a job runs the model: 409), then the server's host copy
+            for (DeviceSlot d : devices) {
+                try {
+                    freed += DeviceSlot.onPlatformThread(() -> {
+                        long b = 0;
+                        for (var s : d.residency().status()) {
+                            String on = residentName(s.key(), d);
+                            if (on.equals(name) || on.startsWith(name + ModelCatalog.VARIANT)) b += d.residency().evict(on, d.precision());
+                        }
+                        return b;
+                    });
+                } catch (dev.headroom.runtime.Residency.InUse e) {
+                    throw new ApiError(409, "Conflict", e.getMessage());
+                } catch (RuntimeException e) {
+                    throw e;
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            models.unload(name);
         }
         poke();
-        return Map.of("name", name, "loaded", models.isLoaded(name));
+        return load ? Map.of("name", name, "loaded", models.isLoaded(name)) : Map.of("name", name, "loaded", models.isLoaded(name), "freed_device_bytes", freed);
+    }
+
+    /** The model (or variant) a residency key of device d names: the key less its precision. */
+    private static String residentName(String key, DeviceSlot d) {
+        String suffix = " " + d.precision();
+        return key.endsWith(suffix) ? key.substring(0, key.length() - suffix.length()) : key;
     }
 
     /** Stops admitting, lets running jobs finish within the grace period (then hands them back), stops listening, closes the store. */

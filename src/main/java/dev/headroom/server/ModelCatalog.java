@@ -39,6 +39,18 @@ public final class ModelCatalog {
     private final Map<String, Loaded> loaded = new LinkedHashMap<>();
     private long loads, unloads;
 
+    /**
+     * Between a model's name and a weight format in the name of a variant: {@code rrdb@int8} is
+     * rrdb with its kernels held as int8 (a job's {@code weights}); loaded once, shared, resident
+     * and evicted as a model of its own. Model names cannot hold it.
+     */
+    public static final char VARIANT = '@';
+
+    /** The name jobs of {@code model} with kernels held in {@code f} run under. */
+    public static String variant(String model, dev.headroom.core.quant.WeightFormat f) {
+        return f == dev.headroom.core.quant.WeightFormat.AS_STORED ? model : model + VARIANT + f.name().toLowerCase(java.util.Locale.ROOT);
+    }
+
     /** The seed of synthetic models, as {@code headroom upscale --synthetic} uses it (same weights, same pixels). */
     public static final long SYNTHETIC_SEED = 2026;
     public static final String SYNTHETIC = "synthetic:";
@@ -49,7 +61,7 @@ public final class ModelCatalog {
             try (var s = Files.list(folder)) {
                 for (Path p : (Iterable<Path>) s::iterator) {
                     String n = p.getFileName().toString();
-                    if (Files.isRegularFile(p) && !n.startsWith(".")) files.put(n.contains(".") ? n.substring(0, n.indexOf('.')) : n, () -> p);
+                    if (Files.isRegularFile(p) && !n.startsWith(".") && n.indexOf(VARIANT) < 0) files.put(n.contains(".") ? n.substring(0, n.indexOf('.')) : n, () -> p);
                 }
             }
         }
@@ -64,16 +76,24 @@ public final class ModelCatalog {
         return files.containsKey(name);
     }
 
-    /** The model, loading it on first use. */
+    /** The model (or a variant, NAME@FORMAT), loading it on first use. */
     public Loaded get(String name, long now) {
+        int at = name.indexOf(VARIANT);
+        if (at > 0) {
+            synchronized (this) {
+                Loaded l = loaded.get(name);
+                if (l != null) return touch(l, now);
+            }
+            Loaded base = get(name.substring(0, at), now);
+            Model m = base.model().withWeightFormat(dev.headroom.core.quant.WeightFormat.parse(name.substring(at + 1)));
+            synchronized (this) {
+                return loaded.computeIfAbsent(name, k -> new Loaded(name, m, base.fileHash(), base.weightBytes(), now, now));
+            }
+        }
         Supplier<Path> file;
         synchronized (this) {
             Loaded l = loaded.get(name);
-            if (l != null) {
-                Loaded used = new Loaded(l.name, l.model, l.fileHash, l.weightBytes, l.loadedAt, now);
-                loaded.put(name, used);
-                return used;
-            }
+            if (l != null) return touch(l, now);
             file = files.get(name);
             if (file == null) throw new UnknownModel(name, names());
         }
@@ -103,8 +123,16 @@ public final class ModelCatalog {
         }
     }
 
+    private synchronized Loaded touch(Loaded l, long now) {
+        Loaded used = new Loaded(l.name, l.model, l.fileHash, l.weightBytes, l.loadedAt, now);
+        loaded.put(l.name, used);
+        return used;
+    }
+
+    /** Drops the host copy of a model and of its variants. */
     public synchronized boolean unload(String name) {
         if (!files.containsKey(name)) throw new UnknownModel(name, names());
+        loaded.keySet().removeIf(k -> k.startsWith(name + VARIANT));
         boolean was = loaded.remove(name) != null;
         if (was) unloads++;
         return was;

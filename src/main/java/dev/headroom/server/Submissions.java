@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.headroom.core.Sizes;
 import dev.headroom.core.plan.Fitter;
+import dev.headroom.core.quant.WeightFormat;
 import dev.headroom.models.image.Encoding;
 import dev.headroom.models.image.ImageFormat;
 import java.io.IOException;
@@ -55,7 +56,13 @@ public final class Submissions {
         this.clock = clock;
     }
 
-    record Params(String model, int priority, Integer tile, String precision, String format) {}
+    /** @param weights how the model's kernels are held (--weights of upscale); AS_STORED when the request names none */
+    record Params(String model, int priority, Integer tile, String precision, String format, WeightFormat weights) {
+        /** The model variant the job runs: the model, or NAME@FORMAT for compact weights. */
+        String variant() {
+            return ModelCatalog.variant(model, weights);
+        }
+    }
 
     static Params parse(String json) {
         if (json == null || json.isBlank()) throw ApiError.bad("the 'params' part is missing; send it as JSON, e.g. {\"task\":\"upscale\",\"model\":\"default\"}");
@@ -86,13 +93,16 @@ public final class Submissions {
             tile = p.get("tile").intValue();
         }
         String precision = p.has("precision") && !p.get("precision").isNull() ? text(p, "precision", null) : null;
-        if (p.has("weights") && !p.get("weights").isNull() && !text(p, "weights", "").equals("stored")) {
-            throw ApiError.unprocessable("weights '" + p.get("weights").asText() + "' is not supported yet; leave it out (weights stay in their stored precision)");
+        WeightFormat weights;
+        try {
+            weights = WeightFormat.parse(text(p, "weights", "stored"));
+        } catch (IllegalArgumentException e) {
+            throw ApiError.unprocessable(e.getMessage() + " (or leave it out: kernels as the file stores them)");
         }
         String format = text(p, "format", "png");
         ImageFormat f = ImageFormat.named(format);
         if (f == null || f == ImageFormat.TIFF) throw ApiError.unprocessable("format '" + format + "' is not one this server writes; use png, jpeg or webp");
-        return new Params(model, priority, tile, precision, f.name().toLowerCase(java.util.Locale.ROOT));
+        return new Params(model, priority, tile, precision, f.name().toLowerCase(java.util.Locale.ROOT), weights);
     }
 
     private static String text(JsonNode p, String field, String dflt) {
@@ -130,7 +140,7 @@ public final class Submissions {
             long now = clock.getAsLong();
             ModelCatalog.Loaded m;
             try {
-                m = models.get(p.model(), now);
+                m = models.get(p.variant(), now);
             } catch (RuntimeException e) {
                 String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
                 throw ApiError.unprocessable("model '" + p.model() + "' cannot be loaded on this server (" + why + "); ask its operator or use another");
@@ -140,10 +150,11 @@ public final class Submissions {
             ObjectNode canonical = JSON.createObjectNode().put("task", "upscale").put("model", p.model()).put("priority", p.priority())
                     .put("format", p.format()).put("scale", m.model().scale());
             if (p.tile() != null) canonical.put("tile", p.tile());
+            if (p.weights() != WeightFormat.AS_STORED) canonical.put("weights", p.weights().name().toLowerCase(java.util.Locale.ROOT));
             var hit = cfg.cacheBytes() > 0 ? store.cacheGet(key, now) : java.util.Optional.<JobStore.CacheEntry>empty();
             boolean cached = hit.isPresent() && linkCached(key, dir.result(id));
             int tiles = fit.tiles();
-            Job job = new Job(id, 0, cached ? JobState.succeeded : JobState.queued, p.priority(), p.model(), canonical.toString(), inputHash,
+            Job job = new Job(id, 0, cached ? JobState.succeeded : JobState.queued, p.priority(), p.variant(), canonical.toString(), inputHash,
                     h.width(), h.height(), fit.plan().peak(), fit.plan().weights(), fit.tile(), fit.batch(), 0, null, key, cached, cached ? hit.get().resultHash() : null,
                     cached ? hit.get().bytes() : 0, cached ? tiles : 0, tiles, idempotencyKey, false, null, 0, now, cached ? now : 0, cached ? now : 0);
             Job stored;
@@ -206,6 +217,7 @@ public final class Submissions {
         var md = DataDir.sha256();
         String s = String.join("|", "v2", inputHash, modelHash, p.format(), device.gpu() ? "cuda" : "cpu", device.precision().name(),
                 "tile=" + fit.tile(), "batch=" + fit.batch(), "overlap=" + Workers.OVERLAP);
+        if (p.weights() != WeightFormat.AS_STORED) s += "|weights=" + p.weights().name();   // stored keeps the keys cached before weights existed
         return HexFormat.of().formatHex(md.digest(s.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
     }
 }

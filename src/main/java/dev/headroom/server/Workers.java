@@ -22,8 +22,8 @@ import java.util.function.LongSupplier;
 
 /**
  * The workers: one scheduler thread per device that admits queued jobs by {@link Scheduling}'s
- * policy against the device's ledger, and a virtual thread per admitted job that runs it through
- * the {@link JobRunner}.
+ * policy against the device's ledger, and a platform thread per admitted job that runs it through
+ * the {@link JobRunner} (platform, not virtual: see {@link DeviceSlot#onPlatformThread}).
  *
  * <p>Admission (claim in the store, reserve on the device) and cancellation take one lock, so a
  * cancel either finds the job queued and cancels it in the store, or finds it running and flags
@@ -259,7 +259,9 @@ public final class Workers implements AutoCloseable {
             events.emit(job.id(), "admitted", Map.of("device", d.name(), "node", owner.node(), "reserved_bytes", reserved, "tile", job.tile(),
                     "attempts", job.attempts()));
         }
-        r.thread = Thread.ofVirtual().name("headroom-job-" + r.job.id()).start(() -> run(r));
+        // a platform thread: a job makes CUDA calls, whose current context belongs to the OS thread, and a virtual
+        // thread may move to another carrier at any blocking point (file I/O, a lock) between two of them
+        r.thread = Thread.ofPlatform().daemon().name("headroom-job-" + r.job.id()).start(() -> run(r));
         return true;
     }
 

@@ -82,4 +82,37 @@ class ResidencyTest {
             assertEquals(0, models.makeRoom(1), "room enough already");
         }
     }
+
+    @Test
+    void evictByNameFreesTheDeviceAtOnceButNotWhileAJobHoldsTheModel() throws Exception {
+        Residency.Source src = SmallModels.build("rrdbnet", 7);
+        AtomicInteger reads = new AtomicInteger();
+        Residency.Loader disk = () -> {
+            reads.incrementAndGet();
+            return src;
+        };
+        try (CpuDevice device = new CpuDevice(new MemoryOptions(24 * MiB, false, 1000, dev.headroom.runtime.memory.Pressure.Thresholds.DEFAULT));
+             Residency models = new Residency(device, 64 * MiB)) {
+            var memory = device.memory();
+            assertEquals(0, models.evict("a", Precision.F32), "never loaded: nothing to free");
+            long weights;
+            try (Session s = device.openSession(); Residency.Lease a = models.acquire("a", Priority.PINNED, disk, s)) {
+                weights = memory.weights("a fp32").used();
+                assertTrue(weights > 0);
+                Residency.InUse e = assertThrows(Residency.InUse.class, () -> models.evict("a", Precision.F32));
+                assertEquals(1, e.jobs);
+                assertTrue(e.getMessage().contains("in use by 1 job on cpu"), e.getMessage());
+                assertEquals(weights, memory.weights("a fp32").used(), "still there, still usable");
+            }
+            assertEquals(weights, models.evict("a", Precision.F32), "idle (pinned, but asked by name): freed");
+            assertEquals(0, memory.weights("a fp32").used());
+            assertEquals(Where.DISK, models.status().getFirst().where(), "host copy dropped too");
+            assertEquals(0, models.evict("a", Precision.F32), "a second unload frees nothing");
+            try (Session s = device.openSession(); Residency.Lease a = models.acquire("a", Priority.NORMAL, disk, s)) {
+                assertEquals(2, reads.get(), "loaded from its file again");
+                assertEquals(weights, memory.weights("a fp32").used());
+            }
+            assertTrue(memory.trace().events().stream().anyMatch(ev -> ev.kind() == MemoryTrace.Kind.EVICT), "the unload is traced");
+        }
+    }
 }

@@ -88,6 +88,7 @@ class ServeApiTest {
         assertProblem(server.submit(params("nosuch", 0, null), img), 422, "not one this server knows");
         assertProblem(server.submit(params("srvgg", 0, "\"colour\":1"), img), 422, "unknown param");
         assertProblem(server.submit(params("srvgg", 0, "\"format\":\"gif\""), img), 422, "png, jpeg or webp");
+        assertProblem(server.submit(params("srvgg", 0, "\"weights\":\"int3\""), img), 422, "use fp16, bf16, int8, fp8 or nf4");
         assertProblem(server.submit("{not json", img), 400, "not valid JSON");
         assertProblem(server.submit(params("srvgg", 0, "\"tile\":4096"), TestImages.bomb(4000, 1000)), 422, "cannot fit");
         assertProblem(server.send("POST", "/v1/jobs", HttpRequest.BodyPublishers.ofString("{}"), Map.of("Content-Type", "application/json"), true), 415,
@@ -107,10 +108,13 @@ class ServeApiTest {
     @Test
     void resultsEqualTheCliAndRepeatsComeFromTheCache() throws Exception {
         for (var c : List.of(new Object[] {"srvgg", srvgg, TestImages.noise(72, 56, 7), "png"}, new Object[] {"rrdb", rrdb, TestImages.noise(90, 40, 8), "png"},
-                new Object[] {"srvgg", srvgg, TestImages.noise(40, 40, 9), "jpeg"})) {
-            String model = (String) c[0], format = (String) c[3];
+                new Object[] {"srvgg", srvgg, TestImages.noise(40, 40, 9), "jpeg"},
+                // compact weights, on the same input as the first: a job of its own (not the first's cached result), the CLI's --weights bytes
+                new Object[] {"srvgg", srvgg, TestImages.noise(72, 56, 7), "png", "int8"})) {
+            String model = (String) c[0], format = (String) c[3], weights = c.length > 4 ? (String) c[4] : null;
+            String extra = "\"format\":\"" + format + "\"" + (weights == null ? "" : ",\"weights\":\"" + weights + "\"");
             byte[] img = (byte[]) c[2];
-            ServerProcess.Response r = server.submit(params(model, 0, "\"format\":\"" + format + "\""), img);
+            ServerProcess.Response r = server.submit(params(model, 0, extra), img);
             assertEquals(202, r.status(), r.text());
             String id = r.json().path("id").asText();
             assertEquals("/v1/jobs/" + id, r.headers().firstValue("Location").orElse(""));
@@ -122,16 +126,19 @@ class ServeApiTest {
             String etag = res.headers().firstValue("ETag").orElseThrow();
 
             assertEquals(format.equals("jpeg") ? "image/jpeg" : "image/png", res.headers().firstValue("Content-Type").orElse(""));
-            Path in = dir.resolve(model + format + "-in.png"), out = dir.resolve(model + "-cli." + (format.equals("jpeg") ? "jpg" : "png"));
+            String w = weights == null ? "" : "-" + weights;
+            Path in = dir.resolve(model + format + w + "-in.png"), out = dir.resolve(model + w + "-cli." + (format.equals("jpeg") ? "jpg" : "png"));
             Files.write(in, img);
-            Process p = new ProcessBuilder(ServerProcess.java("upscale", in.toString(), "-o", out.toString(), "--device", "cpu", "--vram-budget", BUDGET,
-                    "--model", c[1].toString(), "--quiet")).redirectErrorStream(true).start();
+            List<String> cli = new ArrayList<>(ServerProcess.java("upscale", in.toString(), "-o", out.toString(), "--device", "cpu", "--vram-budget", BUDGET,
+                    "--model", c[1].toString(), "--quiet"));
+            if (weights != null) cli.addAll(List.of("--weights", weights));
+            Process p = new ProcessBuilder(cli).redirectErrorStream(true).start();
             String log = new String(p.getInputStream().readAllBytes());
             assertEquals(0, p.waitFor(), log);
-            assertArrayEquals(Files.readAllBytes(out), res.body(), model + " " + format + ": the server's result differs from headroom upscale's");
+            assertArrayEquals(Files.readAllBytes(out), res.body(), model + " " + extra + ": the server's result differs from headroom upscale's");
 
             // the same input, model and params again: answered from the cache at once, same bytes
-            ServerProcess.Response again = server.submit(params(model, 3, "\"format\":\"" + format + "\""), img);
+            ServerProcess.Response again = server.submit(params(model, 3, extra), img);
             assertEquals(202, again.status());
             assertEquals("succeeded", again.json().path("state").asText());
             assertTrue(again.json().path("cached").asBoolean());
@@ -271,6 +278,8 @@ class ServeApiTest {
             Thread.sleep(10);
         }
         assertEquals("running", j.path("state").asText());
+        assertProblem(server.post("/v1/models/rrdb/unload"), 409, "in use by 1 job on cpu");
+        assertTrue(residentBytes("rrdb") > 0, "a refused unload leaves the running job's weights alone");
         assertEquals(200, server.delete("/v1/jobs/" + id).status());
         assertEquals(200, server.delete("/v1/jobs/" + id).status(), "cancel is idempotent");
         JsonNode end = server.await(id, Duration.ofSeconds(30));
@@ -286,6 +295,16 @@ class ServeApiTest {
         assertEquals(200, server.delete("/v1/jobs/" + id).status(), "cancelling a cancelled job is idempotent");
     }
 
+    /** Bytes of {@code model}'s weights on the device, from GET /v1/models. */
+    static long residentBytes(String model) {
+        long b = 0;
+        for (JsonNode m : server.get("/v1/models").json().path("models")) {
+            if (!m.path("name").asText().equals(model)) continue;
+            for (JsonNode r : m.path("resident")) if (r.path("where").asText().equals("device")) b += r.path("device_bytes").asLong();
+        }
+        return b;
+    }
+
     @Test
     void healthModelsDevicesAndMetrics() {
         assertEquals(200, server.send("GET", "/healthz", HttpRequest.BodyPublishers.noBody(), Map.of(), false).status());
@@ -295,7 +314,13 @@ class ServeApiTest {
         models.forEach(m -> names.add(m.path("name").asText()));
         assertTrue(names.containsAll(List.of("default", "srvgg", "rrdb")), names.toString());
         assertTrue(server.post("/v1/models/rrdb/load").json().path("loaded").asBoolean());
-        assertFalse(server.post("/v1/models/rrdb/unload").json().path("loaded").asBoolean());
+        long weights = residentBytes("rrdb");
+        assertTrue(weights > 0, "load puts the weights on the device");
+        JsonNode unloaded = server.post("/v1/models/rrdb/unload").json();
+        assertFalse(unloaded.path("loaded").asBoolean());
+        assertEquals(weights, unloaded.path("freed_device_bytes").asLong(), unloaded.toString());
+        assertEquals(0, residentBytes("rrdb"), "unload frees the device at once");
+        assertEquals(0, server.post("/v1/models/rrdb/unload").json().path("freed_device_bytes").asLong(), "a second unload frees nothing");
         JsonNode dev = server.get("/v1/devices").json().path("devices").get(0);
         assertEquals(256L << 20, dev.path("budget_bytes").asLong());
         assertEquals("cpu", dev.path("kind").asText());

@@ -138,6 +138,21 @@ public final class ResidencyPolicy {
         return victims(Math.max(1, idleBytes()));
     }
 
+    /** What an eviction by name (an operator's unload) may do now; see {@link #evictByName}. */
+    public enum ByName { EVICT, IN_USE, NOT_ON_DEVICE }
+
+    /**
+     * Whether {@code key}'s weights may leave the device now because someone asked for that model
+     * by name: never while a job holds it (IN_USE, whatever its class), otherwise yes when it is on
+     * the device, pinned models included (they are kept from eviction for room, not from an
+     * explicit unload). Nothing changes until the caller reports {@link #offDevice}.
+     */
+    public ByName evictByName(String key) {
+        Entry e = entries.get(key);
+        if (e != null && e.refs > 0) return ByName.IN_USE;
+        return e != null && e.onDevice ? ByName.EVICT : ByName.NOT_ON_DEVICE;
+    }
+
     private long idleBytes() {
         long b = 0;
         for (Entry e : entries.values()) if (e.onDevice && e.refs == 0 && e.priority != Priority.PINNED) b += e.deviceBytes;

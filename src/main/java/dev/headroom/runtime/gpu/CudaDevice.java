@@ -75,7 +75,10 @@ public final class CudaDevice implements Device {
 
     /** Makes this device's context current on the calling thread (a no-op when it already is). */
     void bind() {
-        if (!context.equals(CURRENT.get())) {
+        // The driver's current context belongs to the OS thread. A virtual thread may have moved to another carrier
+        // since it last bound (its ThreadLocal moves with it, the context does not), so it binds every time; the
+        // server runs device work on platform threads for that reason (Workers, DeviceSlot.onPlatformThread).
+        if (Thread.currentThread().isVirtual() || !context.equals(CURRENT.get())) {
             cu.setCurrent(context);
             CURRENT.set(context);
         }

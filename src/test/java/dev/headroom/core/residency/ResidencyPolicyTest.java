@@ -154,4 +154,53 @@ class ResidencyPolicyTest {
         assertEquals(Where.HOST, p.status("c").where());
         assertFalse(p.fitsHostCache(251));
     }
+
+    /**
+     * Eviction by name on random sequences, against state kept here: IN_USE exactly while the test
+     * holds a reference, EVICT exactly when the model is on the device and idle (pinned too),
+     * NOT_ON_DEVICE otherwise (unknown names too); after an eviction it is off the device and a
+     * reference taken again finds it gone.
+     */
+    @Test
+    void evictByNameRefusesModelsInUseAndEvictsIdleOnes() {
+        Random r = new Random(Randoms.seed());
+        for (int trial = 0; trial < 200; trial++) {
+            ResidencyPolicy p = new ResidencyPolicy(r.nextBoolean() ? 0 : 500);
+            Map<String, Integer> refs = new HashMap<>();
+            java.util.Set<String> onDevice = new java.util.HashSet<>();
+            int evicted = 0;
+            for (int step = 0; step < 200; step++) {
+                String k = "m" + r.nextInt(5);
+                switch (r.nextInt(4)) {
+                    case 0 -> {
+                        Where w = p.acquire(k, Priority.values()[r.nextInt(Priority.values().length)]);
+                        assertEquals(onDevice.contains(k), w == Where.DEVICE, "where " + k + " is");
+                        if (!onDevice.contains(k)) p.onDevice(k, 100, 0);
+                        onDevice.add(k);
+                        refs.merge(k, 1, Integer::sum);
+                    }
+                    case 1 -> {
+                        if (refs.getOrDefault(k, 0) > 0) {
+                            p.release(k);
+                            refs.merge(k, -1, Integer::sum);
+                        }
+                    }
+                    default -> {
+                        ResidencyPolicy.ByName want = refs.getOrDefault(k, 0) > 0 ? ResidencyPolicy.ByName.IN_USE
+                                : onDevice.contains(k) ? ResidencyPolicy.ByName.EVICT : ResidencyPolicy.ByName.NOT_ON_DEVICE;
+                        ResidencyPolicy.ByName got = p.evictByName(k);
+                        assertEquals(want, got, k + " with " + refs.getOrDefault(k, 0) + " references, on device " + onDevice.contains(k));
+                        if (got == ResidencyPolicy.ByName.EVICT) {
+                            p.offDevice(k);
+                            onDevice.remove(k);
+                            evicted++;
+                            assertEquals(Where.DISK, p.status(k).where(), "evicted, no host copy: back on disk");
+                        }
+                    }
+                }
+            }
+            assertEquals(ResidencyPolicy.ByName.NOT_ON_DEVICE, p.evictByName("never-seen"));
+            assertTrue(evicted > 0, "trial " + trial + " evicted something by name");
+        }
+    }
 }
