@@ -53,21 +53,28 @@ public final class WeightStreamBench {
         try (CudaDevice dev = CudaDevice.open(0, MemoryOptions.DEFAULT); CudaOps s = (CudaOps) dev.openSession(Precision.F16)) {
             long k16 = kernelBytes(g, fp16, s), k4 = kernelBytes(g, nf4, s);
             System.out.printf("kernels on the device: fp16 %.1f MB, nf4 %.1f MB; tile %dx%d, %d timed runs each%n", k16 / 1e6, k4 / 1e6, tile, tile, runs);
-            Result res16 = run("fp16 resident", g, fp16, s, in, Long.MAX_VALUE, 2, runs, true);
-            Result eager16 = run("fp16 resident eager", g, fp16, s, in, Long.MAX_VALUE, 2, runs, false);
-            Result str16 = run("fp16 streamed 1/3, 2 slots", g, fp16, s, in, k16 / 3, 2, runs, true);
-            Result str16b = run("fp16 streamed 1/3, 3 slots", g, fp16, s, in, k16 / 3, 3, runs, true);
-            Result res4 = run("nf4 resident", g, nf4, s, in, Long.MAX_VALUE, 2, runs, true);
-            Result str4 = run("nf4 streamed 1/3 of nf4, 2 slots", g, nf4, s, in, k4 / 3, 2, runs, true);
-            Result str4b = run("nf4 under fp16's 1/3 budget", g, nf4, s, in, k16 / 3, 2, runs, true);
-            for (Result x : new Result[] {res16, eager16, str16, str16b, res4, str4, str4b}) {
-                Result ref = x.name.startsWith("nf4") ? res4 : res16;
-                System.out.printf("RESULT %-34s median %8.2f ms  min %8.2f ms  x%.3f of %s  output %s  %s%n", x.name, x.medianMs, x.minMs,
-                        x.medianMs / ref.medianMs, ref.name, Arrays.equals(x.out, ref.out) ? "equal" : "DIFFERS", x.split);
-            }
+            // the figures that matter first, so a run cut short still has them
+            Result res16 = report(run("fp16 resident", g, fp16, s, in, Long.MAX_VALUE, 2, runs, true), null);
+            Result str16 = report(run("fp16 streamed 1/3, 2 slots", g, fp16, s, in, k16 / 3, 2, runs, true), res16);
+            Result res4 = report(run("nf4 resident", g, nf4, s, in, Long.MAX_VALUE, 2, runs, true), res16);
+            Result str4 = report(run("nf4 streamed 1/3 of nf4, 2 slots", g, nf4, s, in, k4 / 3, 2, runs, true), res4);
             System.out.printf("RESULT nf4 streamed / fp16 streamed (2 slots): x%.3f%n", str4.medianMs / str16.medianMs);
-            System.out.printf("RESULT nf4 resident / fp16 resident: x%.3f%n", res4.medianMs / res16.medianMs);
+            report(run("fp16 streamed 1/3, 3 slots", g, fp16, s, in, k16 / 3, 3, runs, true), res16);
+            report(run("fp16 resident eager", g, fp16, s, in, Long.MAX_VALUE, 2, runs, false), res16);
+            report(run("nf4 under fp16's 1/3 budget", g, nf4, s, in, k16 / 3, 2, runs, true), res4);
         }
+    }
+
+    /** Prints {@code x} beside {@code ref} (time ratio; output bit for bit, where both are the same weights). */
+    private static Result report(Result x, Result ref) {
+        if (ref == null) {
+            System.out.printf("RESULT %-34s median %8.2f ms  min %8.2f ms  %s%n", x.name, x.medianMs, x.minMs, x.split);
+        } else {
+            boolean same = x.name.substring(0, 4).equals(ref.name.substring(0, 4));
+            System.out.printf("RESULT %-34s median %8.2f ms  min %8.2f ms  x%.3f of %s  output %s  %s%n", x.name, x.medianMs, x.minMs,
+                    x.medianMs / ref.medianMs, ref.name, !same ? "(other weights)" : Arrays.equals(x.out, ref.out) ? "equal" : "DIFFERS", x.split);
+        }
+        return x;
     }
 
     /** WeightFormat.NF4's quantization, a tensor per core. */
@@ -89,6 +96,15 @@ public final class WeightStreamBench {
     }
 
     private static Result run(String name, Graph g, Weights w, CudaOps s, Tensor in, long budget, int slots, int runs, boolean record) {
+        try {
+            return measure(name, g, w, s, in, budget, slots, runs, record);
+        } catch (RuntimeException e) {
+            e.printStackTrace(System.out);
+            return new Result(name + " FAILED", Double.NaN, Double.NaN, new float[0], e.toString());
+        }
+    }
+
+    private static Result measure(String name, Graph g, Weights w, CudaOps s, Tensor in, long budget, int slots, int runs, boolean record) {
         long t0 = System.nanoTime();
         try (PreparedWeights p = budget == Long.MAX_VALUE ? PreparedWeights.prepare(g, w, s::prepareConv) : PreparedWeights.streamed(g, w, s, budget, slots);
              GraphRunner runner = new GraphRunner(g, p, s)) {
