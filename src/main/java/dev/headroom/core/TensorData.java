@@ -97,6 +97,15 @@ public final class TensorData {
         return compact;
     }
 
+    /**
+     * Whether 16-bit or compact values are stored (cout, cin, kh, kw), as PyTorch keeps a kernel,
+     * while {@link #shape} is (kh, kw, cin, cout): a device that expands compact codes itself must
+     * read them in that order.
+     */
+    public boolean storedOihw() {
+        return oihw;
+    }
+
     /** Bytes the values take in host memory (or in the mapped file). */
     public long storedBytes() {
         return compact != null ? compact.bytes() : count() * stored().bytes;

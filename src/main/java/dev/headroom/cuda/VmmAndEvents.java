@@ -22,7 +22,7 @@ public final class VmmAndEvents {
 
     private final Driver cu = Driver.get();
     private final MethodHandle reserve, addressFree, create, release, map, unmap, setAccess, granularity,
-            eventCreate, eventRecord, eventQuery, eventSynchronize, eventDestroy;
+            eventCreate, eventRecord, eventQuery, eventSynchronize, eventDestroy, streamWaitEvent;
 
     private VmmAndEvents() {
         NativeLibraries.Library lib = NativeLibraries.load("the CUDA driver (libcuda)", "HEADROOM_LIBCUDA", "libcuda.so.1", "libcuda.so");
@@ -39,6 +39,7 @@ public final class VmmAndEvents {
         eventQuery = lib.function("cuEventQuery", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         eventSynchronize = lib.function("cuEventSynchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         eventDestroy = lib.function("cuEventDestroy_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        streamWaitEvent = lib.function("cuStreamWaitEvent", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
     }
 
     public static VmmAndEvents get() {
@@ -135,6 +136,15 @@ public final class VmmAndEvents {
     /** Blocks until the work before the event's last record has completed. */
     public void eventSynchronize(MemorySegment event) {
         cu.check(Driver.call(() -> (int) eventSynchronize.invokeExact(event)), "cuEventSynchronize");
+    }
+
+    /**
+     * Makes work issued later on {@code stream} wait, on the device, until the work before the
+     * event's last record (at the time of this call) is done; the host does not wait. An event
+     * never recorded is no wait at all.
+     */
+    public void streamWaitEvent(MemorySegment stream, MemorySegment event) {
+        cu.check(Driver.call(() -> (int) streamWaitEvent.invokeExact(stream, event, 0)), "cuStreamWaitEvent");
     }
 
     public void eventDestroy(MemorySegment event) {

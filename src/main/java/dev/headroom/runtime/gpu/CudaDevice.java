@@ -44,6 +44,9 @@ public final class CudaDevice implements Device {
     private final MemorySegment loadStream;
     private final CudaCopies loads;
     private final Object loadLock = new Object();
+    /** expand.cu, loaded at the first compact kernel; its functions by precision. */
+    private MemorySegment expandModule;
+    private final Map<Precision, MemorySegment> expandFunctions = new EnumMap<>(Precision.class);
     private boolean closed;
 
     private CudaDevice(int ordinal, MemoryOptions options) {
@@ -101,6 +104,21 @@ public final class CudaDevice implements Device {
     /** headroom's kernels (kernels.cu) in {@code p}, by name. */
     Map<String, MemorySegment> functions(Precision p) {
         return functions.get(p);
+    }
+
+    /** expand.cu's kernel for {@code p} (compiled, or from the cache, on first use). */
+    synchronized MemorySegment expandFunction(Precision p) {
+        bind();
+        if (expandModule == null) {
+            int major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+            int minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
+            expandModule = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/expand.cu", major, minor, cu));
+        }
+        return expandFunctions.computeIfAbsent(p, q -> cu.function(expandModule, "expand_" + switch (q) {
+            case F32 -> "f32";
+            case F16 -> "f16";
+            case BF16 -> "bf16";
+        }));
     }
 
     /** The store of remembered convolution choices for {@code fingerprint}, opened once per process and shared by sessions. */
@@ -192,6 +210,7 @@ public final class CudaDevice implements Device {
      */
     @Override
     public Ops.ConvWeights prepareConv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope, Precision precision) {
+        if (kernel.compact() != null) return prepareCompact(op, kernel, bias, slope);
         if (kernel.stored() != precision || precision == Precision.F32) return prepareConv(op, kernel.data(), bias, slope, precision);
         int kh = op.kh(), kw = op.kw(), ci = op.cin(), co = op.cout();
         short[] hwio = kernel.halves(), krsc = new short[hwio.length];
@@ -211,8 +230,27 @@ public final class CudaDevice implements Device {
         }
     }
 
+    /**
+     * A compact kernel (int8, fp8, NF4) goes to the device compact ({@link CompactKernel}'s blob)
+     * and is expanded by each session just before use ({@link WeightExpander}): device memory holds
+     * the codes, not the expanded values.
+     */
+    private Ops.ConvWeights prepareCompact(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {
+        CompactKernel layout = CompactKernel.of(op, kernel);
+        DeviceBuffer k = null, b = null, s = null;
+        try {
+            k = uploadRaw(layout.blob(), layout.bytes());
+            b = bias == null ? null : upload(bias, Precision.F32);
+            s = slope == null ? null : upload(slope, Precision.F32);
+            return new CompactWeights(layout, k, b, s, memory, true);
+        } catch (RuntimeException e) {
+            for (DeviceBuffer d : new DeviceBuffer[] {k, b, s}) if (d != null) memory.free(d);
+            throw e;
+        }
+    }
+
     /** Uploads {@code bytes} of values already in their device form, as {@link #upload} does. */
-    private DeviceBuffer uploadRaw(MemorySegment values, long bytes) {
+    DeviceBuffer uploadRaw(MemorySegment values, long bytes) {
         bind();
         synchronized (loadLock) {
             DeviceBuffer b = memory.allocate(bytes, loadStream.address());
@@ -244,6 +282,7 @@ public final class CudaDevice implements Device {
             memory.retireStream(loadStream.address());
             cu.streamDestroy(loadStream);
             cu.moduleUnload(module);
+            if (expandModule != null) cu.moduleUnload(expandModule);
             memory.close();
         } finally {
             cu.releasePrimaryContext(device);

@@ -53,6 +53,8 @@ public final class CudaOps implements Session {
     private final CudaRecorder recorder;
     private final Convolutions convolutions;
     private final Map<float[], DeviceBuffer> constants = new IdentityHashMap<>();
+    /** Expands compact kernels before their convolutions; made at the first one. */
+    private WeightExpander expander;
     /** The diffusion-VAE kernels, loaded on first use. */
     private VaeKernels vae;
     private boolean closed;
@@ -224,13 +226,41 @@ public final class CudaOps implements Session {
     @Override
     public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor out) {
         dev.bind();
-        convolutions.run(in, (Convolutions.Weights) weights, residual, null, out);
+        convolutions.run(in, dense(weights), residual, null, out);
     }
 
     @Override
     public void conv2d(Tensor in, ConvWeights weights, Tensor residual, Tensor outer, Tensor out) {
         dev.bind();
-        convolutions.run(in, (Convolutions.Weights) weights, residual, outer, out);
+        convolutions.run(in, dense(weights), residual, outer, out);
+    }
+
+    /** Weights as the convolution reads them: a compact kernel is expanded now, on this stream. */
+    private Convolutions.Weights dense(ConvWeights w) {
+        return w instanceof CompactWeights c ? expander().expand(c) : (Convolutions.Weights) w;
+    }
+
+    WeightExpander expander() {
+        if (expander == null) expander = new WeightExpander(cu, stream, alloc, precision, dev.expandFunction(precision), recorder);
+        return expander;
+    }
+
+    /** This session's stream (weight streaming's copies are ordered against it with events). */
+    MemorySegment stream() {
+        return stream;
+    }
+
+    /** A compact kernel's blob, or the dense kernel in this session's precision: what a streaming slot holds. */
+    @Override
+    public long kernelBytes(Op.Conv2d op, dev.headroom.core.TensorData kernel) {
+        return kernel.compact() != null ? CompactKernel.of(op, kernel).bytes() : kernel.count() * precision.bytes;
+    }
+
+    /** Slots on the device, charged now; copies on a stream of their own from pinned host memory ({@link CudaWeightSlots}). */
+    @Override
+    public dev.headroom.runtime.WeightSlots weightSlots(int count, long slotBytes) {
+        dev.bind();
+        return new CudaWeightSlots(dev, this, count, slotBytes);
     }
 
     /**
@@ -450,6 +480,7 @@ public final class CudaOps implements Session {
             cu.streamSynchronize(stream);
             recorder.close();
             convolutions.close();
+            if (expander != null) expander.close();
             if (vae != null) vae.close();
             if (pinned != null) pinned.close();
             for (DeviceBuffer b : constants.values()) alloc.free(b);

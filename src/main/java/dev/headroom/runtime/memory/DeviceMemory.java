@@ -180,6 +180,16 @@ public final class DeviceMemory implements AutoCloseable {
         };
     }
 
+    /**
+     * Charges what this thread allocates until the scope closes to its weights: the model node it
+     * already charges to ({@link #chargeTo} a {@code weights/<model>}), else the weights category.
+     */
+    public synchronized Scope weightsScope(String op) {
+        Budget c = tags.get().current, node = weights;
+        for (Budget b = c; b != null; b = b.parent()) if (b == weights) node = c;
+        return chargeTo(node, op);
+    }
+
     /** The ledger node of one model's weights, {@code weights/<model>}, made on first use. */
     public synchronized Budget weights(String model) {
         for (Budget b : weights.children()) if (b.name().equals(model)) return b;
