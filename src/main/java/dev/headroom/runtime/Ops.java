@@ -248,6 +248,16 @@ public interface Ops {
         throw unsupported("attention");
     }
 
+    /**
+     * A tiled upscale's output accumulator in this backend's memory, {@code capacity} rows of
+     * {@code width} pixels of {@code channels} fp32 values, blended and converted to samples where
+     * the tiles' outputs are ({@link OutputWindow}); null where tiles come home and the host blends
+     * (the CPU, whose tiles are already home).
+     */
+    default OutputWindow outputWindow(int width, int capacity, int channels) {
+        return null;
+    }
+
     /** Where an exact tiled run keeps a (1, H, w, c) intermediate off the device (host float arrays unless the backend has better). */
     default RowStore rowStore(int w, int c) {
         return new HostRows(this, w, c);

@@ -2,6 +2,7 @@ package dev.headroom.runtime;
 
 import dev.headroom.core.image.FloatImage;
 import dev.headroom.core.image.RowSink;
+import dev.headroom.core.image.SampleSink;
 import dev.headroom.core.tiling.AxisSpan;
 import dev.headroom.core.tiling.TileGrid;
 import dev.headroom.runtime.memory.DeviceMemory;
@@ -66,8 +67,10 @@ public final class TiledUpscaler {
 
     /**
      * As {@link #upscale(FloatImage, int, int, Progress)}, but each band of output rows goes to
-     * {@code sink} as soon as every tile that touches it is blended, top to bottom: host memory
-     * holds one tile row of output ({@link Window}), not the image.
+     * {@code sink} as soon as every tile that touches it is blended, top to bottom: memory holds
+     * one tile row of output ({@link Window}), not the image. Where the backend can and its
+     * memory has room, that window is on the device ({@link Ops#outputWindow}) and a
+     * {@link SampleSink} gets the rows as samples: the tiles never come home as floats.
      */
     public void upscale(FloatImage in, int tile, int overlap, Progress progress, RowSink sink) {
         int c = runner.graph().inputChannels();
@@ -77,13 +80,28 @@ public final class TiledUpscaler {
         this.tile = tile;
         List<AxisSpan> xs = TileGrid.axis(in.width(), tile, overlap, r, modulus);
         List<AxisSpan> ys = TileGrid.axis(in.height(), tile, overlap, r, modulus);
-        Window out = new Window(in.width() * r, in.height() * r, oc, ys.getFirst().length() * r, sink);
         List<AxisSpan[]> tiles = new java.util.ArrayList<>();
         for (AxisSpan sy : ys) for (AxisSpan sx : xs) tiles.add(new AxisSpan[] {sx, sy});
         int[] done = {0};
         Runnable tileDone = () -> {
             if (progress != null) progress.tileDone(++done[0], tiles.size());
         };
+        int width = in.width() * r, height = in.height() * r, capacity = ys.getFirst().length() * r;
+        OutputWindow onDevice = deviceWindow(sink, width, capacity, oc, Math.min(batch, tiles.size()),
+                TileGrid.padded(ys.getFirst().length(), modulus), TileGrid.padded(xs.getFirst().length(), modulus));
+        if (onDevice != null) {
+            try (onDevice) {
+                DeviceWindow out = new DeviceWindow(width, height, oc, capacity, onDevice, (SampleSink) sink);
+                for (int i = 0; i < tiles.size(); ) {
+                    List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
+                    i += group.size();
+                    runOnDevice(in, group, overlap, r, out, tileDone);
+                }
+                out.flush();
+            }
+            return;
+        }
+        Window out = new HostWindow(width, height, oc, capacity, sink);
         // two batches in flight: batch i+1 is cut and queued before batch i's output is blended,
         // so the host's work on both overlaps the device's work on i+1
         InFlight last = null;
@@ -114,6 +132,62 @@ public final class TiledUpscaler {
         }
     }
 
+    /**
+     * Whether tiles blend on the device: the system property {@code headroom.device-blend} is not
+     * "false" (HEADROOM_DEVICE_BLEND=0 for the launcher), for comparison with the host's blend.
+     */
+    static boolean deviceBlend() {
+        String v = System.getProperty("headroom.device-blend", "0".equals(System.getenv("HEADROOM_DEVICE_BLEND")) ? "false" : "true");
+        return !v.equals("false");
+    }
+
+    /**
+     * A window on the device for this image, or null for the host's: where the sink takes samples,
+     * the backend has windows, and the window beside one run of (n, h, w) tiles leaves the device
+     * within its critical pressure threshold.
+     */
+    private OutputWindow deviceWindow(RowSink sink, int width, int capacity, int channels, int n, int h, int w) {
+        DeviceMemory m = runner.memory();
+        if (!(sink instanceof SampleSink s) || s.sampleBits() == 0 || m == null || !deviceBlend()) return null;
+        var plan = runner.plan(n, h, w);
+        long need = OutputWindow.bytes(width, capacity, channels) + plan.peak() - plan.weights();
+        if (need > m.headroom() * m.thresholds().critical()) return null;
+        try {
+            return runner.ops().outputWindow(width, capacity, channels);
+        } catch (DeviceOutOfMemory e) {
+            return null;   // the host blends instead
+        }
+    }
+
+    /**
+     * Runs a batch and blends it into the device window without waiting for it: the output is
+     * added from the arena it was computed in. On running out of memory, the tiles not yet blended
+     * go down the ladder ({@link #runBatch}).
+     */
+    private void runOnDevice(FloatImage in, List<AxisSpan[]> group, int overlap, int r, DeviceWindow out, Runnable tileDone) {
+        int[] blended = {0};
+        DeviceOutOfMemory failed = null;
+        if (group.getFirst()[0].length() <= tile && group.getFirst()[1].length() <= tile) {
+            try {
+                long t0 = System.nanoTime();
+                runner.run(stack(in, group), y -> {
+                    for (int b = 0; b < group.size(); b++) {
+                        blend(y, b, group.get(b)[0], group.get(b)[1], r, out);
+                        blended[0]++;
+                        tileDone.run();
+                    }
+                    return null;
+                });
+                deviceNanos += System.nanoTime() - t0;
+                return;
+            } catch (DeviceOutOfMemory e) {
+                failed = e;
+            }
+        }
+        List<AxisSpan[]> rest = group.subList(blended[0], group.size());
+        if (!rest.isEmpty()) runBatch(in, rest, overlap, r, out, tileDone, rest.size() == group.size() ? failed : null);
+    }
+
     /** Nanoseconds waiting for the device's outputs, blending them, and in the sink, over all calls. */
     public long deviceNanos() {
         return deviceNanos;
@@ -130,22 +204,18 @@ public final class TiledUpscaler {
     /**
      * The output rows that tiles are still being blended into: from the first row not yet given to
      * the sink, as many rows as one tile row covers. A tile row starting at output row s makes every
-     * row above s final (tiles come top to bottom), and those go to the sink; the rest move up.
+     * row above s final (tiles come top to bottom), and those go to the sink.
      */
-    final class Window {
+    abstract class Window {
         final int width, height, channels, capacity;
-        final float[] acc;
-        final RowSink sink;
-        /** The first output row acc holds. */
+        /** The first output row not yet given to the sink. */
         int top;
 
-        Window(int width, int height, int channels, int capacity, RowSink sink) {
+        Window(int width, int height, int channels, int capacity) {
             this.width = width;
             this.height = height;
             this.channels = channels;
             this.capacity = capacity;
-            this.acc = new float[Math.multiplyExact(Math.multiplyExact(width, capacity), channels)];
-            this.sink = sink;
         }
 
         /** Makes rows [from, to) addressable, first giving the sink every row above {@code from}. */
@@ -154,17 +224,9 @@ public final class TiledUpscaler {
             if (to - top > capacity) throw new IllegalStateException("tile rows " + from + ".." + to + " beyond the window at " + top + "+" + capacity);
         }
 
-        /** The index in acc of output row y, column x. */
-        int index(int y, int x) {
-            return ((y - top) * width + x) * channels;
-        }
-
         private void emit(int rows) {
             long t0 = System.nanoTime();
-            int rowLength = width * channels;
-            sink.rows(acc, 0, rows);
-            System.arraycopy(acc, rows * rowLength, acc, 0, (capacity - rows) * rowLength);
-            java.util.Arrays.fill(acc, (capacity - rows) * rowLength, capacity * rowLength, 0f);
+            emitRows(rows);
             top += rows;
             sinkNanos += System.nanoTime() - t0;
         }
@@ -172,6 +234,83 @@ public final class TiledUpscaler {
         /** Gives the sink every row left. */
         void flush() {
             if (top < height) emit(height - top);
+        }
+
+        /** Gives rows [top, top + rows) to the sink and makes room for as many below the window. */
+        abstract void emitRows(int rows);
+
+        /** Adds image b of y (shape checked) with the tile's weights; its rows are within reach. */
+        abstract void add(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r);
+    }
+
+    /** The window as host floats, moved up as rows leave; rows blended in parallel for big tiles. */
+    final class HostWindow extends Window {
+        final float[] acc;
+        final RowSink sink;
+
+        HostWindow(int width, int height, int channels, int capacity, RowSink sink) {
+            super(width, height, channels, capacity);
+            this.acc = new float[Math.multiplyExact(Math.multiplyExact(width, capacity), channels)];
+            this.sink = sink;
+        }
+
+        /** The index in acc of output row y, column x. */
+        int index(int y, int x) {
+            return ((y - top) * width + x) * channels;
+        }
+
+        @Override
+        void emitRows(int rows) {
+            int rowLength = width * channels;
+            sink.rows(acc, 0, rows);
+            System.arraycopy(acc, rows * rowLength, acc, 0, (capacity - rows) * rowLength);
+            java.util.Arrays.fill(acc, (capacity - rows) * rowLength, capacity * rowLength, 0f);
+        }
+
+        @Override
+        void add(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r) {
+            int oc = channels, rows = sy.length() * r, cols = sx.length() * r;   // y may be longer: the padding's output, cropped here
+            float inv = 1f / valueRange;
+            float[] o = acc;
+            java.util.function.IntConsumer row = py -> {
+                float wy = sy.weight(py);
+                int dst = index(sy.start() * r + py, sx.start() * r);
+                int src = y.index(b, py, 0);
+                for (int px = 0; px < cols; px++, dst += oc, src += y.stride) {
+                    float wgt = wy * sx.weight(px);
+                    // the output starts at zero and 0 + 1 * v == v, so a lone tile is copied exactly
+                    for (int ch = 0; ch < oc; ch++) o[dst + ch] += wgt * (y.data[src + ch] * inv);
+                }
+            };
+            java.util.stream.IntStream all = java.util.stream.IntStream.range(0, rows);
+            ((long) rows * cols * oc >= 1 << 20 ? all.parallel() : all).forEach(row);
+        }
+    }
+
+    /** The window on the device ({@link OutputWindow}): tiles added where they ran, rows sent home as samples. */
+    final class DeviceWindow extends Window {
+        final OutputWindow device;
+        final SampleSink sink;
+
+        DeviceWindow(int width, int height, int channels, int capacity, OutputWindow device, SampleSink sink) {
+            super(width, height, channels, capacity);
+            this.device = device;
+            this.sink = sink;
+        }
+
+        @Override
+        void emitRows(int rows) {
+            long waited = device.waitNanos();
+            device.emit(top, rows, sink);
+            // the wait for tiles still running is the device's time, not the writer's
+            waited = device.waitNanos() - waited;
+            deviceNanos += waited;
+            sinkNanos -= waited;
+        }
+
+        @Override
+        void add(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r) {
+            device.add(y, b, sy.length() * r, sx.length() * r, sy.weights(), sx.weights(), 1f / valueRange, sy.start() * r, sx.start() * r);
         }
     }
 
@@ -360,27 +499,12 @@ public final class TiledUpscaler {
         }
     }
 
-    /** Adds image {@code b} of the model's output y into out with the tile's weights; rows in parallel when there are many. */
+    /** Adds image {@code b} of the model's output y into out with the tile's weights. */
     private void blend(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r, Window out) {
-        int oc = out.channels;
-        checkShape(y, sx.length(), sy.length(), r, oc);
-        int rows = sy.length() * r, cols = sx.length() * r;   // y may be longer: the padding's output, cropped here
+        checkShape(y, sx.length(), sy.length(), r, out.channels);
         long t0 = System.nanoTime();
         out.reach(sy.start() * r, (sy.start() + sy.length()) * r);
-        float inv = 1f / valueRange;
-        float[] o = out.acc;
-        java.util.function.IntConsumer row = py -> {
-            float wy = sy.weight(py);
-            int dst = out.index(sy.start() * r + py, sx.start() * r);
-            int src = y.index(b, py, 0);
-            for (int px = 0; px < cols; px++, dst += oc, src += y.stride) {
-                float wgt = wy * sx.weight(px);
-                // the output starts at zero and 0 + 1 * v == v, so a lone tile is copied exactly
-                for (int ch = 0; ch < oc; ch++) o[dst + ch] += wgt * (y.data[src + ch] * inv);
-            }
-        };
-        java.util.stream.IntStream all = java.util.stream.IntStream.range(0, rows);
-        ((long) rows * cols * oc >= 1 << 20 ? all.parallel() : all).forEach(row);
+        out.add(y, b, sx, sy, r);
         blendNanos += System.nanoTime() - t0;
     }
 

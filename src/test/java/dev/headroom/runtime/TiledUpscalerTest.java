@@ -92,7 +92,7 @@ class TiledUpscalerTest {
     }
 
     /** Real-ESRGAN x2's shape in small: pixel unshuffle by 2, a 3x3 conv, nearest x4, a 1x1 conv back to RGB; takes only even sizes. */
-    private static Graph unshuffleGraph() {
+    static Graph unshuffleGraph() {
         GraphBuilder b = new GraphBuilder(3);
         int x = b.pixelUnshuffle("unshuffle", b.input(), 2, dev.headroom.core.graph.ChannelOrder.TORCH);
         x = b.conv("body", x, 3, 8, dev.headroom.core.graph.Act.leakyRelu(0.2f));

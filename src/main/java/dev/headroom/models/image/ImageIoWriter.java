@@ -103,6 +103,27 @@ final class ImageIoWriter implements ImageWriter {
         encodeNanos += System.nanoTime() - t0;
     }
 
+    /** 8 or 16 as stored; 0 for gray in WebP, stored as RGB (the samples would need widening). */
+    @Override
+    public int sampleBits() {
+        return gray ? 0 : bits;
+    }
+
+    @Override
+    public void sampleRows(byte[] samples, int offset, int rows) {
+        if (gray) throw new IllegalStateException("gray WebP takes float rows");
+        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
+        long t0 = System.nanoTime();
+        int n = rows * width * channels, d = rowsGiven * width * channels;
+        if (bytes != null) {
+            System.arraycopy(samples, offset, bytes, d, n);
+        } else {
+            for (int i = 0; i < n; i++) shorts[d + i] = (short) ((samples[offset + 2 * i] & 0xff) << 8 | samples[offset + 2 * i + 1] & 0xff);
+        }
+        rowsGiven += rows;
+        encodeNanos += System.nanoTime() - t0;
+    }
+
     @Override
     public void finish() throws IOException {
         if (rowsGiven != height) throw new IllegalStateException(enc.format() + " of " + height + " rows finished after " + rowsGiven);

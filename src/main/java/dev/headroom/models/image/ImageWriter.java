@@ -11,7 +11,7 @@ import java.nio.file.Path;
  * image. JPEG, WebP and TIFF go through ImageIO writers, which take a whole image: they hold the
  * image as 8 (or 16) bit samples, a quarter (or half) of its floats.
  */
-public interface ImageWriter extends RowSink, AutoCloseable {
+public interface ImageWriter extends dev.headroom.core.image.SampleSink, AutoCloseable {
 
     /** Writes what is left and renames the file onto its target; every row must have been given. */
     void finish() throws IOException;

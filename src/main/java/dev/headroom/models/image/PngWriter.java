@@ -93,8 +93,29 @@ final class PngWriter implements ImageWriter {
 
     @Override
     public void rows(float[] data, int offset, int rows) {
-        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
         int floatsPerRow = width * channels;
+        band(rows, (y, raw, at) -> sample(data, offset + y * floatsPerRow, raw, at));
+    }
+
+    @Override
+    public int sampleBits() {
+        return bytesPerSample * 8;
+    }
+
+    /** Rows already as this file's big-endian samples (a device's output): copied, not converted. */
+    @Override
+    public void sampleRows(byte[] samples, int offset, int rows) {
+        band(rows, (y, raw, at) -> System.arraycopy(samples, offset + y * rowBytes, raw, at, rowBytes));
+    }
+
+    /** Puts row {@code y} of the band as samples at {@code raw[at]}. */
+    private interface RowSamples {
+        void put(int y, byte[] raw, int at);
+    }
+
+    /** Encodes a band of {@code rows} rows; returns once every row has been read from the caller's array. */
+    private void band(int rows, RowSamples source) {
+        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
         int per = Math.max(1, PIECE_BYTES / rowBytes);
         int pieces = (rows + per - 1) / per;
         CountDownLatch sampled = new CountDownLatch(pieces);
@@ -107,10 +128,10 @@ final class PngWriter implements ImageWriter {
                 byte[] raw = Scratch.get().raw((b - a + 1) * rowBytes);
                 boolean hasAbove;
                 try {
-                    if (a > 0) sample(data, offset + (a - 1) * floatsPerRow, raw, 0);
+                    if (a > 0) source.put(a - 1, raw, 0);
                     else if (top != null) System.arraycopy(top, 0, raw, 0, rowBytes);
                     hasAbove = a > 0 || top != null;
-                    for (int y = a; y < b; y++) sample(data, offset + y * floatsPerRow, raw, (y - a + 1) * rowBytes);
+                    for (int y = a; y < b; y++) source.put(y, raw, (y - a + 1) * rowBytes);
                 } finally {
                     sampled.countDown();
                 }
@@ -120,13 +141,13 @@ final class PngWriter implements ImageWriter {
             }));
         }
         try {
-            sampled.await();   // `data` is the caller's again once every piece has its samples
+            sampled.await();   // the caller's rows are theirs again once every piece has its samples
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while encoding", e);
         }
         above = new byte[rowBytes];
-        sample(data, offset + (rows - 1) * floatsPerRow, above, 0);
+        source.put(rows - 1, above, 0);
         rowsGiven += rows;
         try {
             drain(false);

@@ -20,7 +20,8 @@ import java.util.Map;
 /**
  * One GPU of this process as a {@link Device}: its primary context (made current on every thread
  * that uses the device, {@link #bind}), the one {@link DeviceMemory} (allocator and ledger) that
- * every session charges, headroom's kernels compiled once for all precisions, the remembered
+ * every session charges, headroom's kernels compiled once per precision (in the background, from
+ * the first session's start, {@link #prefetch}), the remembered
  * convolution choices ({@link ConvChoiceStore}, one per fingerprint, shared by sessions), and a
  * loader for weights: uploads on a stream of its own, each complete before it is handed out, so
  * any session's stream can read it without an event. Sessions are {@link CudaOps}.
@@ -35,8 +36,22 @@ public final class CudaDevice implements Device {
 
     private final Driver cu = Driver.get();
     private final int ordinal, device;
-    private final MemorySegment context, module;
+    private final MemorySegment context;
+    private final int major, minor;
+    /** Each precision's kernels.cu, compiling (or read from the cache) on {@link #COMPILER} from the first session in it on. */
+    private final Map<Precision, java.util.concurrent.CompletableFuture<byte[]>> cubins = new EnumMap<>(Precision.class);
+    /** Loaded modules and their functions, by precision. */
+    private final Map<Precision, MemorySegment> modules = new EnumMap<>(Precision.class);
     private final Map<Precision, Map<String, MemorySegment>> functions = new EnumMap<>(Precision.class);
+    /**
+     * Compiles kernels off the thread that needs them, so NVRTC runs while weights upload and
+     * cuDNN builds the first plans; daemons, one per module asked for at once.
+     */
+    static final java.util.concurrent.ExecutorService COMPILER = java.util.concurrent.Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "nvrtc");
+        t.setDaemon(true);
+        return t;
+    });
     private final DeviceMemory memory;
     private final String description;
     private final Map<String, ConvChoiceStore> choiceStores = new HashMap<>();
@@ -56,15 +71,8 @@ public final class CudaDevice implements Device {
         device = cu.device(ordinal);
         context = cu.retainPrimaryContext(device);
         CURRENT.set(context);
-        int major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
-        int minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
-        module = cu.moduleLoad(KernelCache.cubin("/dev/headroom/runtime/gpu/kernels.cu", major, minor, cu));
-        for (Precision p : Precision.values()) {
-            String suffix = "_" + switch (p) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
-            Map<String, MemorySegment> fns = new HashMap<>();
-            for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
-            functions.put(p, fns);
-        }
+        major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+        minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
         memory = CudaMemory.open(cu, ordinal, options);
         description = cu.deviceName(device) + " sm_" + major + minor + " driver " + cu.version();
         loadStream = cu.streamCreateNonBlocking();
@@ -101,9 +109,49 @@ public final class CudaDevice implements Device {
         return description;
     }
 
-    /** headroom's kernels (kernels.cu) in {@code p}, by name. */
-    Map<String, MemorySegment> functions(Precision p) {
-        return functions.get(p);
+    /** Starts compiling (or reading from the cache) kernels.cu for {@code p} in the background, once. */
+    synchronized java.util.concurrent.CompletableFuture<byte[]> prefetch(Precision p) {
+        int bits = switch (p) { case F32 -> 32; case F16 -> 16; case BF16 -> 17; };
+        return cubins.computeIfAbsent(p, q -> java.util.concurrent.CompletableFuture.supplyAsync(
+                () -> KernelCache.cubin("/dev/headroom/runtime/gpu/kernels.cu", major, minor, cu, "-DHEADROOM_STORAGE=" + bits), COMPILER));
+    }
+
+    /** Other modules (window_kernels.cu), compiling in the background from the first {@link #prefetch(String)} on. */
+    private final Map<String, java.util.concurrent.CompletableFuture<byte[]>> others = new HashMap<>();
+
+    /** Starts compiling (or reading from the cache) the module {@code resource} in the background, once. */
+    synchronized java.util.concurrent.CompletableFuture<byte[]> prefetch(String resource) {
+        return others.computeIfAbsent(resource, r -> java.util.concurrent.CompletableFuture.supplyAsync(() -> KernelCache.cubin(r, major, minor, cu), COMPILER));
+    }
+
+    /** The cubin of {@code resource}, waiting for its compilation. */
+    byte[] cubin(String resource) {
+        return join(prefetch(resource));
+    }
+
+    private static byte[] join(java.util.concurrent.CompletableFuture<byte[]> f) {
+        try {
+            return f.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            if (e.getCause() instanceof Error err) throw err;
+            throw e;
+        }
+    }
+
+    /** headroom's kernels (kernels.cu) in {@code p}, by name: waits for their compilation ({@link #prefetch}) and loads them, once. */
+    synchronized Map<String, MemorySegment> functions(Precision p) {
+        Map<String, MemorySegment> fns = functions.get(p);
+        if (fns != null) return fns;
+        byte[] cubin = join(prefetch(p));
+        bind();
+        MemorySegment module = cu.moduleLoad(cubin);
+        modules.put(p, module);
+        String suffix = "_" + switch (p) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
+        fns = new HashMap<>();
+        for (String k : KERNELS) fns.put(k, cu.function(module, k + suffix));
+        functions.put(p, fns);
+        return fns;
     }
 
     /** expand.cu's kernel for {@code p} (compiled, or from the cache, on first use). */
@@ -281,7 +329,7 @@ public final class CudaDevice implements Device {
             loads.close();
             memory.retireStream(loadStream.address());
             cu.streamDestroy(loadStream);
-            cu.moduleUnload(module);
+            for (MemorySegment m : modules.values()) cu.moduleUnload(m);
             if (expandModule != null) cu.moduleUnload(expandModule);
             memory.close();
         } finally {

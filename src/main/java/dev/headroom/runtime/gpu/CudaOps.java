@@ -1,10 +1,5 @@
 package dev.headroom.runtime.gpu;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-
 import dev.headroom.core.Precision;
 import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.ChannelOrder;
@@ -16,7 +11,6 @@ import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.IdentityHashMap;
 import java.util.Map;
@@ -47,7 +41,8 @@ public final class CudaOps implements Session {
     private final Precision precision;
     private final MemorySegment stream;
     private final long streamId;
-    private final Map<String, MemorySegment> fns;
+    /** kernels.cu in this precision, from the device on first launch (compiling meanwhile; see {@link CudaDevice#prefetch}). */
+    private Map<String, MemorySegment> fns;
     private final DeviceMemory alloc;
     private final CudaCopies copies;
     private final CudaRecorder recorder;
@@ -64,7 +59,8 @@ public final class CudaOps implements Session {
         this.ownsDevice = ownsDevice;
         this.precision = precision;
         dev.bind();
-        fns = dev.functions(precision);
+        dev.prefetch(precision);   // NVRTC works while the weights upload and cuDNN plans the first convolutions
+        dev.prefetch(CudaWindow.Kernels.SOURCE);   // an upscale's output window, after its first tile
         alloc = dev.memory();
         stream = cu.streamCreateNonBlocking();
         streamId = stream.address();
@@ -359,6 +355,16 @@ public final class CudaOps implements Session {
         pinnedChunk = bytes;
     }
 
+    /** window_kernels.cu, loaded on the first output window. */
+    private CudaWindow.Kernels windowKernels;
+
+    @Override
+    public dev.headroom.runtime.OutputWindow outputWindow(int width, int capacity, int channels) {
+        dev.bind();
+        if (windowKernels == null) windowKernels = new CudaWindow.Kernels(cu, dev);
+        return new CudaWindow(cu, this, windowKernels, stream, alloc, width, capacity, channels);
+    }
+
     private VaeKernels vae() {
         dev.bind();
         if (vae == null) vae = new VaeKernels(cu, dev.handle(), stream, alloc, precision);
@@ -415,6 +421,8 @@ public final class CudaOps implements Session {
         Map<String, Object> d = new java.util.LinkedHashMap<>();
         d.put("conv_strategies", convStrategies());
         d.put("conv_choices_recalled", recalledChoices());
+        d.put("conv_tuning_ms", Math.round(convolutions.tuningNanos() / 1e4) / 100.0);
+        d.put("kernel_modules_ms", KernelCache.millis());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());
         if (pinned != null) {
@@ -450,19 +458,8 @@ public final class CudaOps implements Session {
     }
 
     private void launchGrid(String fn, int gx, int gy, int bx, int by, Object... args) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment params = a.allocate(ADDRESS, args.length);
-            for (int i = 0; i < args.length; i++) {
-                MemorySegment v = switch (args[i]) {
-                    case Long l -> a.allocateFrom(JAVA_LONG, l);
-                    case Integer n -> a.allocateFrom(JAVA_INT, n);
-                    case Float f -> a.allocateFrom(JAVA_FLOAT, f);
-                    default -> throw new IllegalArgumentException("kernel argument " + args[i]);
-                };
-                params.setAtIndex(ADDRESS, i, v);
-            }
-            cu.launch(fns.get(fn), gx, gy, 1, bx, by, 1, 0, stream, params);
-        }
+        if (fns == null) fns = dev.functions(precision);
+        KernelLaunch.launch(cu, fns.get(fn), gx, gy, bx, by, stream, args);
     }
 
     /**
@@ -482,6 +479,7 @@ public final class CudaOps implements Session {
             convolutions.close();
             if (expander != null) expander.close();
             if (vae != null) vae.close();
+            if (windowKernels != null) windowKernels.close();
             if (pinned != null) pinned.close();
             for (DeviceBuffer b : constants.values()) alloc.free(b);
             constants.clear();

@@ -22,14 +22,40 @@ final class KernelCache {
 
     static final String COMMON = "#include \"common.cuh\"";
 
+    /** Milliseconds each module took to compile, or to read from the cache ("name (cached)"), in this process, for `bench --json`. */
+    private static final java.util.Map<String, Double> MILLIS = new java.util.concurrent.ConcurrentSkipListMap<>();
+
+    static java.util.Map<String, Double> millis() {
+        return java.util.Map.copyOf(MILLIS);
+    }
+
     static byte[] cubin(String resource, int major, int minor, Driver cu) {
+        return cubin(resource, major, minor, cu, new String[0]);
+    }
+
+    /** As {@link #cubin(String, int, int, Driver)} with extra NVRTC options ({@code -D} defines: one source, several modules). */
+    static byte[] cubin(String resource, int major, int minor, Driver cu, String... extra) {
+        long t0 = System.nanoTime();
+        String name = resource.substring(resource.lastIndexOf('/') + 1) + (extra.length == 0 ? "" : " " + String.join(" ", extra));
+        boolean[] cached = {false};
+        byte[] bin = load(resource, major, minor, cu, extra, cached);
+        MILLIS.put(name + (cached[0] ? " (cached)" : ""), Math.round((System.nanoTime() - t0) / 1e4) / 100.0);
+        return bin;
+    }
+
+    private static byte[] load(String resource, int major, int minor, Driver cu, String[] extra, boolean[] cached) {
         String source = source(resource);
         Nvrtc nvrtc = Nvrtc.get();
-        String[] options = {"--gpu-architecture=sm_" + major + minor, "--std=c++17", "-default-device"};
+        String[] options = java.util.stream.Stream.concat(java.util.stream.Stream.of("--gpu-architecture=sm_" + major + minor, "--std=c++17",
+                "-default-device"), java.util.Arrays.stream(extra)).toArray(String[]::new);
         String key = CacheDir.sha256(source + "\n" + String.join(" ", options) + "\nnvrtc " + nvrtc.version() + "\ndriver " + cu.version());
         Path file = CacheDir.root().resolve("kernels").resolve(key + ".cubin");
         try {
-            if (Files.isRegularFile(file)) return Files.readAllBytes(file);
+            if (Files.isRegularFile(file)) {
+                byte[] bin = Files.readAllBytes(file);
+                cached[0] = true;
+                return bin;
+            }
         } catch (IOException ignored) {
             // an unreadable cache entry is compiled again
         }

@@ -121,6 +121,14 @@ extern "C" __global__ void pixel_shuffle_##S(const T* x, int xs, int xo, T* y, i
 extern "C" __global__ void pixel_unshuffle_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) \
         { pixel_unshuffle(x, xs, xo, y, ys, yo, N, H, W, C, r, order); }
 
+// One precision per module when HEADROOM_STORAGE is defined (32, 16 or 17 for bf16): a session
+// compiles only its own, a third of the work (CudaDevice). All three without it.
+#if !defined(HEADROOM_STORAGE) || HEADROOM_STORAGE == 32
 ENTRY(float, f32)
+#endif
+#if !defined(HEADROOM_STORAGE) || HEADROOM_STORAGE == 16
 ENTRY(half_t, f16)
+#endif
+#if !defined(HEADROOM_STORAGE) || HEADROOM_STORAGE == 17
 ENTRY(bf16_t, bf16)
+#endif

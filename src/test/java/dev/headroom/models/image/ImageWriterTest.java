@@ -116,6 +116,46 @@ class ImageWriterTest {
     }
 
     @Test
+    void samplesFromADeviceWriteTheSameFileAsFloats() throws IOException {
+        // what a backend that blends on the device sends: samples rounded as the writers round floats
+        for (ImageFormat f : new ImageFormat[] {ImageFormat.PNG, ImageFormat.TIFF, ImageFormat.JPEG}) {
+            for (int bits : f == ImageFormat.JPEG ? new int[] {8} : new int[] {8, 16}) {
+                FloatImage img = image(301, 157, 3, bits);
+                String what = f + " " + bits + "-bit";
+                Encoding enc = new Encoding(f, null, 1);
+                Path floats = stream(img, enc, "f." + f.extension());
+                Path samples = dir.resolve("s." + f.extension());
+                int rowValues = img.width() * 3;
+                try (ImageWriter w = ImageWriter.open(samples, enc, img.width(), img.height(), 3, bits)) {
+                    assertEquals(f == ImageFormat.JPEG ? 8 : bits, w.sampleBits(), what);
+                    int bytes = w.sampleBits() / 8;
+                    for (int y = 0; y < img.height(); ) {
+                        int n = Math.min(img.height() - y, 1 + rnd.nextInt(40));
+                        byte[] band = new byte[(n * rowValues + 5) * bytes];
+                        for (int i = 0; i < n * rowValues; i++) {
+                            int q = Math.round(Math.clamp(img.data()[y * rowValues + i], 0f, 1f) * (bytes == 1 ? 255f : 65535f));
+                            if (bytes == 1) band[5 + i] = (byte) q;
+                            else {
+                                band[10 + 2 * i] = (byte) (q >>> 8);
+                                band[10 + 2 * i + 1] = (byte) q;
+                            }
+                        }
+                        w.sampleRows(band, 5 * bytes, n);
+                        java.util.Arrays.fill(band, (byte) 0x77);   // the writer must not read the band after the call
+                        y += n;
+                    }
+                    w.finish();
+                }
+                // the same samples (bands are cut differently, so PNG's deflate pieces, not its pixels, may differ)
+                var a = ImageIO.read(floats.toFile()).getRaster();
+                var c = ImageIO.read(samples.toFile()).getRaster();
+                assertEquals(bits == 16 && f != ImageFormat.JPEG ? 16 : 8, c.getSampleModel().getSampleSize(0), what);
+                assertArrayEquals(a.getPixels(0, 0, a.getWidth(), a.getHeight(), (int[]) null), c.getPixels(0, 0, c.getWidth(), c.getHeight(), (int[]) null), what);
+            }
+        }
+    }
+
+    @Test
     void adlerOfConcatenationFromTheParts() {
         for (int i = 0; i < 50; i++) {
             byte[] all = new byte[rnd.nextInt(200_000)];

@@ -1,0 +1,179 @@
+package dev.headroom.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.headroom.core.Weights;
+import dev.headroom.core.graph.Graph;
+import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.SampleSink;
+import dev.headroom.runtime.cpu.CpuOps;
+import dev.headroom.testing.Randoms;
+import dev.headroom.testing.SampleCollector;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The upscaler's path for a backend that blends on the device ({@link Ops#outputWindow}): tiles
+ * added into the backend's window where they ran, rows sent to a {@link SampleSink} as samples.
+ * Here the "device" is the CPU with a ring window in Java that does what window_kernels.cu does
+ * (a ring of rows indexed by row % capacity, products in the host's order, samples rounded as
+ * the writers round them), so the orchestration (which rows, when, cropped how) is checked
+ * against the host's blend without a GPU; GpuWindowTest checks the CUDA kernels the same way.
+ */
+class DeviceWindowTest {
+    private final Random rnd = new Random(Randoms.seed());
+
+    /** window_kernels.cu in Java: an fp32 ring of rows; samples leave in bands of at most {@code bandRows}. */
+    static final class RingWindow implements OutputWindow {
+        final int width, capacity, channels, bandRows;
+        final float[] acc;
+        final List<int[]> emitted = new ArrayList<>();
+        boolean closed;
+
+        RingWindow(int width, int capacity, int channels, int bandRows) {
+            this.width = width;
+            this.capacity = capacity;
+            this.channels = channels;
+            this.bandRows = bandRows;
+            this.acc = new float[width * capacity * channels];
+        }
+
+        @Override
+        public void add(Tensor y, int b, int rows, int cols, float[] wy, float[] wx, float scale, int row, int col) {
+            for (int py = 0; py < rows; py++) {
+                int slot = (row + py) % capacity;
+                for (int px = 0; px < cols; px++) {
+                    float w = wy[py] * wx[px];
+                    for (int c = 0; c < channels; c++) {
+                        float v = y.data[y.index(b, py, px) + c] * scale;
+                        acc[(slot * width + col + px) * channels + c] += w * v;
+                    }
+                }
+            }
+        }
+
+        @Override
+        public void emit(int from, int rows, SampleSink sink) {
+            int bytes = sink.sampleBits() / 8;
+            float max = bytes == 1 ? 255f : 65535f;
+            emitted.add(new int[] {from, rows});
+            for (int done = 0; done < rows; ) {
+                int n = Math.min(bandRows, rows - done);
+                byte[] band = new byte[n * width * channels * bytes + 3];   // at an offset, to check the sink reads from it
+                for (int r = 0; r < n; r++) {
+                    int slot = (from + done + r) % capacity;
+                    for (int i = 0; i < width * channels; i++) {
+                        int at = slot * width * channels + i;
+                        int q = Math.round(Math.clamp(acc[at], 0f, 1f) * max);
+                        acc[at] = 0f;
+                        int o = 3 + (r * width * channels + i) * bytes;
+                        if (bytes == 1) band[o] = (byte) q;
+                        else {
+                            band[o] = (byte) (q >>> 8);
+                            band[o + 1] = (byte) q;
+                        }
+                    }
+                }
+                sink.sampleRows(band, 3, n);
+                java.util.Arrays.fill(band, (byte) 0x5a);   // the sink must have taken its copy
+                done += n;
+            }
+        }
+
+        @Override
+        public long waitNanos() {
+            return 0;
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+        }
+    }
+
+    /** The CPU backend with {@code windows} as its output windows (a proxy: every other call goes to the CPU). */
+    private static Ops withWindows(CpuOps cpu, List<RingWindow> windows, int bandRows) {
+        return (Ops) Proxy.newProxyInstance(Ops.class.getClassLoader(), new Class<?>[] {Ops.class}, (proxy, m, args) -> {
+            if (m.getName().equals("outputWindow")) {
+                RingWindow w = new RingWindow((Integer) args[0], (Integer) args[1], (Integer) args[2], bandRows);
+                windows.add(w);
+                return w;
+            }
+            try {
+                return m.invoke(cpu, args);
+            } catch (InvocationTargetException e) {
+                throw e.getCause();
+            }
+        });
+    }
+
+    @Test
+    void samplesFromTheDeviceWindowEqualTheHostBlendsForOddSizesTilesAndBatches() {
+        // the last two: a pixel-unshuffle model, whose tiles run padded and are cropped
+        int[][] cases = {{61, 45, 20, 6, 1, 8}, {23, 17, 64, 8, 1, 16}, {37, 50, 13, 5, 3, 8}, {9, 31, 9, 0, 2, 16}, {40, 41, 16, 15, 4, 8},
+                {37, 29, 13, 4, 2, 8}, {51, 20, 64, 0, 1, 16}};
+        for (int[] k : cases) {
+            Graph g = k == cases[5] || k == cases[6] ? TiledUpscalerTest.unshuffleGraph() : GraphRunnerTest.denseGraph();
+            Weights w = GraphRunnerTest.randomWeights(g, rnd);
+            String what = k[0] + "x" + k[1] + " tile " + k[2] + " overlap " + k[3] + " batch " + k[4] + " " + k[5] + " bit";
+            FloatImage img = randomImage(k[0], k[1]);
+            int rowValues = k[0] * g.scale() * 3;
+            SampleCollector host = new SampleCollector(k[5], rowValues), device = new SampleCollector(k[5], rowValues);
+            try (CpuOps cpu = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, cpu)) {
+                TiledUpscaler up = new TiledUpscaler(runner, 255f);
+                up.batch(k[4]);
+                up.upscale(img, k[2], k[3], null, host);
+            }
+            List<RingWindow> windows = new ArrayList<>();
+            try (CpuOps cpu = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, withWindows(cpu, windows, 1 + rnd.nextInt(7)))) {
+                TiledUpscaler up = new TiledUpscaler(runner, 255f);
+                up.batch(k[4]);
+                up.upscale(img, k[2], k[3], null, device);
+            }
+            assertEquals(0, host.sampleBands, what + ": the CPU blends on the host");
+            assertEquals(1, windows.size(), what + ": one device window");
+            assertTrue(windows.getFirst().closed, what + ": closed");
+            assertEquals(0, device.floatBands, what + ": no float rows from the device path");
+            assertArrayEquals(host.bytes(), device.bytes(), what + ": the same samples bit for bit");
+            int next = 0;
+            for (int[] e : windows.getFirst().emitted) {
+                assertEquals(next, e[0], what + ": rows in order, each once");
+                next += e[1];
+            }
+            assertEquals(k[1] * g.scale(), next, what + ": every row");
+        }
+    }
+
+    @Test
+    void aFloatOnlySinkOrTheSwitchKeepsTheHostBlend() {
+        Graph g = GraphRunnerTest.denseGraph();
+        Weights w = GraphRunnerTest.randomWeights(g, rnd);
+        FloatImage img = randomImage(30, 22);
+        List<RingWindow> windows = new ArrayList<>();
+        try (CpuOps cpu = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, withWindows(cpu, windows, 4))) {
+            new TiledUpscaler(runner, 1f).upscale(img, 16, 4, null);   // a whole FloatImage: float rows
+            assertEquals(0, windows.size());
+            System.setProperty("headroom.device-blend", "false");
+            try {
+                SampleCollector s = new SampleCollector(8, 30 * g.scale() * 3);
+                new TiledUpscaler(runner, 1f).upscale(img, 16, 4, null, s);
+                assertEquals(0, windows.size(), "headroom.device-blend=false");
+                assertTrue(s.floatBands > 0);
+            } finally {
+                System.clearProperty("headroom.device-blend");
+            }
+        }
+    }
+
+    private FloatImage randomImage(int w, int h) {
+        float[] d = new float[w * h * 3];
+        for (int i = 0; i < d.length; i++) d[i] = rnd.nextFloat();
+        return new FloatImage(w, h, 3, d, 8);
+    }
+}
