@@ -79,6 +79,12 @@ final class Convolutions implements AutoCloseable {
     /** Calls of each shape that still runs on a heuristic choice. */
     private final Map<Key, Integer> calls = new HashMap<>();
     private long firstCall, tuningNanos;
+    /**
+     * Time spent finalising plans of untimed or remembered choices: on a machine whose driver JIT
+     * cache is empty, cuDNN compiles kernels there for seconds (H200: a first 256 tile 6.5 s cold,
+     * 0.9 s warm), which is not the job running and must not license timing in its first pass.
+     */
+    private long buildNanos;
     /** What the last shape's timing took: the guess for the next one's (a quarter second before any). */
     private long lastTuning = 250_000_000L;
     private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
@@ -177,6 +183,11 @@ final class Convolutions implements AutoCloseable {
         return tuningNanos;
     }
 
+    /** Nanoseconds spent finalising the plans of untimed and remembered choices ({@link #buildNanos}). */
+    long buildNanos() {
+        return buildNanos;
+    }
+
     int recalled() {
         return recalled;
     }
@@ -202,8 +213,10 @@ final class Convolutions implements AutoCloseable {
         if (firstCall == 0) firstCall = System.nanoTime();
         Choice choice = choices.get(key);
         if (choice == null) {
+            long t0 = System.nanoTime();
             choice = recall(call, key);
             if (choice == null && forced == null && !timeEverything) choice = heuristic(call);
+            buildNanos += System.nanoTime() - t0;
             if (choice == null) {
                 choice = choose(call);
                 if (forced == null) remember(key, choice);
@@ -243,11 +256,12 @@ final class Convolutions implements AutoCloseable {
      * Whether a heuristic choice may be timed now: never while a forward pass is being recorded
      * (timing waits for the device, which a capture forbids), and only while timing so far plus the
      * next shape's (guessed from the last) stays within {@link #TUNING_SHARE} of the time since the
-     * first convolution, so a job is slowed by a few percent at most and its first seconds not at
-     * all; what is not timed in this process is timed in a later one.
+     * first convolution, less the time spent building plans ({@link #buildNanos}), so a job is
+     * slowed by a few percent at most and its first seconds not at all; what is not timed in this
+     * process is timed in a later one.
      */
     private boolean mayTune() {
-        return !ops.capturing() && tuningNanos + lastTuning <= TUNING_SHARE * (System.nanoTime() - firstCall);
+        return !ops.capturing() && tuningNanos + lastTuning <= TUNING_SHARE * (System.nanoTime() - firstCall - buildNanos);
     }
 
     /** Times every candidate for a shape that runs on a heuristic choice, keeps and remembers the fastest. */
