@@ -20,7 +20,8 @@ import javax.imageio.stream.ImageOutputStream;
 
 /**
  * JPEG (the JDK's writer), WebP (libwebp through {@code com.github.usefulness:webp-imageio}) and
- * TIFF (the JDK's writer, Deflate-compressed) through ImageIO, whose writers take a whole image:
+ * TIFF (the JDK's writer, Deflate-compressed; upscale writes TIFF with the streaming {@link TiffWriter},
+ * and this one is its tests' reference) through ImageIO, whose writers take a whole image:
  * rows are stored as 8 or 16 bit samples as they come and encoded at {@link #finish}. Gray goes
  * to WebP as RGB (WebP has no gray); JPEG and WebP store 8 bits.
  */

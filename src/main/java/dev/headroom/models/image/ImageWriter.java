@@ -7,9 +7,9 @@ import java.nio.file.Path;
 /**
  * Writes an image row band by row band as the rows become final ({@link RowSink}), into a
  * temporary file ({@link OutputFile}) that {@link #finish} renames onto the target; {@link #close}
- * without {@code finish} deletes it. PNG streams: memory stays at a band of rows however large the
- * image. JPEG, WebP and TIFF go through ImageIO writers, which take a whole image: they hold the
- * image as 8 (or 16) bit samples, a quarter (or half) of its floats.
+ * without {@code finish} deletes it. PNG and TIFF stream: memory stays at a band of rows however
+ * large the image. JPEG and WebP go through ImageIO writers, which take a whole image: they hold the
+ * image as 8-bit samples, a quarter of its floats.
  */
 public interface ImageWriter extends dev.headroom.core.image.SampleSink, AutoCloseable {
 
@@ -35,7 +35,8 @@ public interface ImageWriter extends dev.headroom.core.image.SampleSink, AutoClo
         if (bitDepth != 8 && bitDepth != 16) throw new IllegalArgumentException("bit depth " + bitDepth + ": use 8 or 16");
         return switch (enc.format()) {
             case PNG -> new PngWriter(OutputFile.create(target), width, height, channels, bitDepth, enc.pngLevel());
-            case JPEG, WEBP, TIFF -> ImageIoWriter.open(target, enc, width, height, channels, bitDepth);
+            case TIFF -> new TiffWriter(OutputFile.create(target), width, height, channels, bitDepth, enc.pngLevel());
+            case JPEG, WEBP -> ImageIoWriter.open(target, enc, width, height, channels, bitDepth);
         };
     }
 }

@@ -43,7 +43,11 @@ public final class CodecBench {
                 time(rep, "headroom-png-level" + level, img, new Encoding(ImageFormat.PNG, null, level), dir.resolve("h" + level + ".png"));
             }
             if (only.isEmpty() || only.contains("jpeg")) time(rep, "imageio-jpeg-q92", img, new Encoding(ImageFormat.JPEG, null, 1), dir.resolve("o.jpg"));
-            if (only.isEmpty() || only.contains("tiff")) time(rep, "imageio-tiff-deflate", img, new Encoding(ImageFormat.TIFF, null, 1), dir.resolve("o.tif"));
+            if (only.isEmpty() || only.contains("tiff")) {
+                Encoding tiff = new Encoding(ImageFormat.TIFF, null, 1);
+                time(rep, "headroom-tiff-deflate-streamed", img, tiff, dir.resolve("o.tif"));
+                time(rep, "imageio-tiff-deflate", img, dir.resolve("i.tif"), ImageIoWriter.open(dir.resolve("i.tif"), tiff, img.width(), img.height(), img.channels(), 8));
+            }
             if (size <= ImageIoWriter.WEBP_MAX && (only.isEmpty() || only.contains("webp"))) {
                 time(rep, "libwebp-lossy-q90", img, new Encoding(ImageFormat.WEBP, 90, 1), dir.resolve("o.webp"));
             }
@@ -55,9 +59,13 @@ public final class CodecBench {
     }
 
     private static void time(int rep, String name, FloatImage img, Encoding enc, Path out) throws Exception {
+        time(rep, name, img, out, ImageWriter.open(out, enc, img.width(), img.height(), img.channels(), 8));
+    }
+
+    private static void time(int rep, String name, FloatImage img, Path out, ImageWriter writer) throws Exception {
         long t0 = System.nanoTime();
         int band = 512, rowLength = img.width() * img.channels();
-        try (ImageWriter w = ImageWriter.open(out, enc, img.width(), img.height(), img.channels(), 8)) {
+        try (ImageWriter w = writer) {
             for (int y = 0; y < img.height(); y += band) w.rows(img.data(), y * rowLength, Math.min(band, img.height() - y));
             w.finish();
         }
