@@ -29,12 +29,13 @@ public final class CudnnGraph {
             OPERATION_CONVOLUTION_FORWARD = 10, OPERATION_POINTWISE = 13, OPERATIONGRAPH = 15, VARIANT_PACK = 16, TENSOR = 17;
     // cudnnBackendAttributeType_t
     static final int T_HANDLE = 0, T_DATA_TYPE = 1, T_BOOLEAN = 2, T_INT64 = 3, T_FLOAT = 4, T_DOUBLE = 5, T_VOID_PTR = 6,
-            T_CONVOLUTION_MODE = 7, T_HEUR_MODE = 8, T_NUMERICAL_NOTE = 11, T_POINTWISE_MODE = 14, T_BACKEND_DESCRIPTOR = 15;
+            T_CONVOLUTION_MODE = 7, T_HEUR_MODE = 8, T_NUMERICAL_NOTE = 11, T_POINTWISE_MODE = 14, T_BACKEND_DESCRIPTOR = 15,
+            T_BEHAVIOR_NOTE = 19;
     // cudnnBackendAttributeName_t
     static final int POINTWISE_MODE = 0, POINTWISE_MATH_PREC = 1, POINTWISE_RELU_LOWER_CLIP_SLOPE = 5,
             CONVOLUTION_COMP_TYPE = 100, CONVOLUTION_CONV_MODE = 101, CONVOLUTION_DILATIONS = 102, CONVOLUTION_FILTER_STRIDES = 103,
             CONVOLUTION_POST_PADDINGS = 104, CONVOLUTION_PRE_PADDINGS = 105, CONVOLUTION_SPATIAL_DIMS = 106,
-            ENGINECFG_ENGINE = 300, ENGINE_NUMERICAL_NOTE = 1303,
+            ENGINECFG_ENGINE = 300, ENGINE_NUMERICAL_NOTE = 1303, ENGINE_BEHAVIOR_NOTE = 1305,
             ENGINEHEUR_MODE = 200, ENGINEHEUR_OPERATION_GRAPH = 201, ENGINEHEUR_RESULTS = 202,
             EXECUTION_PLAN_HANDLE = 400, EXECUTION_PLAN_ENGINE_CONFIG = 401, EXECUTION_PLAN_WORKSPACE_SIZE = 402,
             CONV_FWD_ALPHA = 700, CONV_FWD_BETA = 701, CONV_FWD_CONV_DESC = 702, CONV_FWD_W = 703, CONV_FWD_X = 704, CONV_FWD_Y = 705,
@@ -47,6 +48,8 @@ public final class CudnnGraph {
     public static final int PW_ADD = 0, PW_MUL = 1, PW_RELU_FWD = 100;
     // cudnnBackendNumericalNote_t: tensor cores, whose fp32 inputs are rounded to TF32 (DOWN_CONVERT_INPUTS)
     public static final int NOTE_TENSOR_CORE = 0, NOTE_DOWN_CONVERT_INPUTS = 1, NOTE_REDUCED_PRECISION_REDUCTION = 2;
+    // cudnnBackendBehaviorNote_t: the engine's kernel is compiled at run time (NVRTC) when its plan is finalised
+    public static final int BEHAVIOR_RUNTIME_COMPILATION = 0;
     // cudnnBackendHeurMode_t
     public static final int HEUR_INSTANT = 0, HEUR_FALLBACK = 2, HEUR_A = 3;
 
@@ -237,14 +240,27 @@ public final class CudnnGraph {
      * does to the numbers, e.g. fp32 inputs rounded to TF32 on tensor cores.
      */
     public int[] numericalNotes(MemorySegment engineConfig) {
+        return engineNotes(engineConfig, ENGINE_NUMERICAL_NOTE, T_NUMERICAL_NOTE);
+    }
+
+    /**
+     * The behaviour notes of an engine configuration's engine (BEHAVIOR_RUNTIME_COMPILATION, ...):
+     * e.g. whether finalising a plan for it compiles a kernel, which on a machine with an empty
+     * driver JIT cache takes a good part of a second.
+     */
+    public int[] behaviorNotes(MemorySegment engineConfig) {
+        return engineNotes(engineConfig, ENGINE_BEHAVIOR_NOTE, T_BEHAVIOR_NOTE);
+    }
+
+    /** An enum-array attribute ({@code attribute} of {@code type}, at most 32) of an engine configuration's engine. */
+    private int[] engineNotes(MemorySegment engineConfig, int attribute, int type) {
         MemorySegment engine = create(ENGINE);
         try (Arena a = Arena.ofConfined()) {
             MemorySegment count = a.allocate(JAVA_LONG), holder = a.allocateFrom(ADDRESS, engine);
             check(Driver.call(() -> (int) getAttr.invokeExact(engineConfig, ENGINECFG_ENGINE, T_BACKEND_DESCRIPTOR, 1L, count, holder)),
                     "cudnnBackendGetAttribute", ENGINECFG_ENGINE);
             MemorySegment notes = a.allocate(JAVA_INT, 32);
-            check(Driver.call(() -> (int) getAttr.invokeExact(engine, ENGINE_NUMERICAL_NOTE, T_NUMERICAL_NOTE, 32L, count, notes)),
-                    "cudnnBackendGetAttribute", ENGINE_NUMERICAL_NOTE);
+            check(Driver.call(() -> (int) getAttr.invokeExact(engine, attribute, type, 32L, count, notes)), "cudnnBackendGetAttribute", attribute);
             return notes.asSlice(0, Math.min(32, count.get(JAVA_LONG, 0)) * JAVA_INT.byteSize()).toArray(JAVA_INT);
         } finally {
             destroy(engine);

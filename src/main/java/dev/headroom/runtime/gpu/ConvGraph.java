@@ -76,6 +76,43 @@ final class ConvGraph implements AutoCloseable {
     }
 
     /**
+     * The graph with one plan, from the first engine configuration (heuristics A, then the fallback
+     * list) whose engine needs no kernel compiled at run time; null when none has one. On a machine
+     * whose driver JIT cache is empty, finalising runtime-compiled plans took most of a cold first
+     * tile (H200: 6.5 s against 0.9 s warm), so an untimed start may prefer these.
+     */
+    static ConvGraph buildPrecompiled(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace) {
+        ConvGraph cg = describe(g, handle, s);
+        try {
+            int count = s.dataType() == Cudnn.DATA_FLOAT ? 64 : 16;
+            for (int mode : new int[] {CudnnGraph.HEUR_A, CudnnGraph.HEUR_FALLBACK}) {
+                List<MemorySegment> cfgs = g.engineConfigs(cg.graph, mode, count);
+                try {
+                    for (int i = 0; i < cfgs.size() && cg.plans.isEmpty(); i++) {
+                        if (cg.exact(cfgs.get(i)) && precompiled(g, cfgs.get(i))) cg.addPlan(handle, cfgs.get(i), maxWorkspace, new Origin(mode, i));
+                    }
+                } finally {
+                    for (MemorySegment c : cfgs) g.destroy(c);
+                }
+            }
+        } catch (RuntimeException e) {
+            cg.close();
+            throw e;
+        }
+        return cg.orNull();
+    }
+
+    /** Whether an engine runs a kernel that ships compiled (no behaviour note of run-time compilation; unknown counts as compiled). */
+    private static boolean precompiled(CudnnGraph g, MemorySegment cfg) {
+        try {
+            for (int note : g.behaviorNotes(cfg)) if (note == CudnnGraph.BEHAVIOR_RUNTIME_COMPILATION) return false;
+            return true;
+        } catch (dev.headroom.cuda.CudaException e) {
+            return true;
+        }
+    }
+
+    /**
      * Builds the graph with the one plan at {@code origin} (a choice remembered from an earlier
      * run), finalising only that plan. Null when the heuristics no longer list it there or its
      * workspace no longer fits (the caller then times the candidates again).

@@ -118,6 +118,13 @@ final class Convolutions implements AutoCloseable {
         return v.equals("full");
     }
 
+    /**
+     * Whether an untimed start prefers engines whose kernels ship compiled ({@link ConvGraph#buildPrecompiled}):
+     * HEADROOM_CONV_START=precompiled or -Dheadroom.conv-start=precompiled. Off by default: not yet
+     * measured (the cold first tile it is for, and what slower untimed engines cost a long job).
+     */
+    private final boolean precompiledStart = "precompiled".equals(System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START")));
+
     /** A heuristic choice is timed once its shape has run this many times (it repeats: timing can pay back). */
     static final int REPEATS = 3;
     /** Timing is allowed while it has taken at most this share of the time since the first convolution. */
@@ -236,6 +243,19 @@ final class Convolutions implements AutoCloseable {
      * graph, so the fused graph's first plan is the guess that costs least to be wrong about.
      */
     private Choice heuristic(Call c) {
+        if (graphApi && c.aligned() && precompiledStart) {
+            // an engine that ships compiled, fused or not, before any that compiles its kernel now
+            for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
+                ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
+                if (st == Strategy.FUSED && !spec.fusable()) continue;
+                try {
+                    ConvGraph cg = ConvGraph.buildPrecompiled(CudnnGraph.get(), handle, spec, workspace.bytes());
+                    if (cg != null) return new Choice(st, cg, Double.NaN, true);
+                } catch (CudaException e) {
+                    failures.add(st + " precompiled heuristic " + c.key() + ": " + e.getMessage());
+                }
+            }
+        }
         if (graphApi && c.aligned()) {
             for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
                 ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
