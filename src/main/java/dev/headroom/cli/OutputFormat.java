@@ -19,7 +19,7 @@ final class OutputFormat {
     Integer quality;
 
     @Option(names = "--compression", paramLabel = "0-9", defaultValue = "" + Encoding.PNG_LEVEL,
-            description = "PNG deflate level: 1 fast (default), 6 zlib's usual, 9 smallest; every core deflates")
+            description = "PNG and TIFF deflate level: 1 fast (default), 6 zlib's usual, 9 smallest; every core deflates")
     int compression;
 
     /** The format named by --format, or null. */
