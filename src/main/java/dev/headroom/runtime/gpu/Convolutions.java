@@ -122,13 +122,30 @@ final class Convolutions implements AutoCloseable {
         final Op.Conv2d op;
         final DeviceBuffer kernel, bias, slope;
         private final DeviceMemory alloc;
+        /** For weights that are views into one block (a restored host copy): what closing does instead of freeing each buffer. */
+        private final Runnable release;
 
         Weights(Op.Conv2d op, DeviceBuffer kernel, DeviceBuffer bias, DeviceBuffer slope, DeviceMemory alloc) {
+            this(op, kernel, bias, slope, alloc, null);
+        }
+
+        private Weights(Op.Conv2d op, DeviceBuffer kernel, DeviceBuffer bias, DeviceBuffer slope, DeviceMemory alloc, Runnable release) {
             this.op = op;
             this.kernel = kernel;
             this.bias = bias;
             this.slope = slope;
             this.alloc = alloc;
+            this.release = release;
+        }
+
+        /** Every device buffer these weights read (null where absent), in the order {@link #over} takes them: a host copy saves these. */
+        DeviceBuffer[] buffers() {
+            return new DeviceBuffer[] {kernel, bias, slope};
+        }
+
+        /** The same convolution over other buffers (views into one block, as {@link #buffers} orders them), closed by {@code release}. */
+        Weights over(DeviceBuffer[] b, Runnable release) {
+            return new Weights(op, b[0], b[1], b[2], alloc, release);
         }
 
         @Override
@@ -138,6 +155,10 @@ final class Convolutions implements AutoCloseable {
 
         @Override
         public void close() {
+            if (release != null) {
+                release.run();
+                return;
+            }
             alloc.free(kernel);
             if (bias != null) alloc.free(bias);
             if (slope != null) alloc.free(slope);

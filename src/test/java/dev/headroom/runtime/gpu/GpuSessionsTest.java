@@ -175,7 +175,8 @@ class GpuSessionsTest {
             assertTrue(models.makeRoom(device.memory().headroom() + bytes) >= bytes, "evicted");
             t0 = System.nanoTime();
             try (var m = models.acquire("rrdbnet-file", Priority.NORMAL, disk, s)) {
-                assertEquals(bytes, device.memory().weights(m.key()).used());
+                long used = device.memory().weights(m.key()).used();   // one block now, not a buffer per layer: about the same bytes
+                assertTrue(Math.abs(used - bytes) < bytes / 20, used + " bytes reloaded, " + bytes + " loaded");
             }
             long reload = System.nanoTime() - t0;
             assertEquals(1, models.counts()[1], "one reload from the host copy");
