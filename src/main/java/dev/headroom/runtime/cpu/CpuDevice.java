@@ -91,13 +91,13 @@ public final class CpuDevice implements Device {
     public Ops.ConvWeights prepareConv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope, Precision precision) {
         if (kernel.compact() != null) {
             CpuConv.Prepared shape = CpuConv.prepare(op, new float[(int) kernel.count()], bias, slope);   // padded bias and slopes
-            long bytes = kernel.storedBytes() + 2L * shape.coPad() * Float.BYTES;
+            long bytes = CpuMemoryModel.heldBytes(op, kernel);
             return new Charged(op, null, () -> new CpuConv.Prepared(op, CpuConv.pad(op, kernel.data(), shape.coPad()), shape.bias(), shape.slope(), shape.coPad()),
                     memory.reserveWeights(bytes), bytes, memory);
         }
         if (kernel.stored() == Precision.F32) return prepareConv(op, kernel.data(), bias, slope, precision);
         CpuConv.Half h = CpuConv.prepareHalf(op, kernel.halves(), kernel.stored(), bias, slope);
-        long bytes = (long) h.w().length * 2 + 2L * h.coPad() * Float.BYTES;
+        long bytes = CpuMemoryModel.heldBytes(op, kernel);
         return new Charged(op, null, h::widen, memory.reserveWeights(bytes), bytes, memory);
     }
 
