@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.headroom.core.Precision;
 import dev.headroom.core.residency.ResidencyPolicy.Priority;
 import dev.headroom.core.residency.ResidencyPolicy.Where;
-import dev.headroom.cuda.CudaUnavailable;
 import dev.headroom.cuda.Driver;
 import dev.headroom.models.Model;
 import dev.headroom.models.ModelLoader;
@@ -17,7 +16,6 @@ import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.Residency;
 import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
-import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.testing.Randoms;
 import dev.headroom.testing.SafetensorsFiles;
 import java.lang.foreign.MemorySegment;
@@ -25,11 +23,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,32 +33,8 @@ import org.junit.jupiter.api.io.TempDir;
  * loads from the file (each a fresh read, parse and preparation), reloads from the host copy, and
  * one plain pinned host-to-device copy of the same bytes (the bus's rate, the ceiling).
  */
-@Tag("gpu")
-class GpuHostCacheTest {
+class GpuHostCacheTest extends GpuDeviceTestBase {
     private static final int LOADS = 3, RELOADS = 5;
-    private static CudaDevice device;
-    private static String skipped;
-
-    @BeforeAll
-    static void open() {
-        try {
-            device = CudaDevice.open(0, MemoryOptions.DEFAULT);
-        } catch (CudaUnavailable | UnsatisfiedLinkError e) {
-            skipped = e.getMessage();
-            System.out.println("GPU TESTS SKIPPED: " + skipped);
-        }
-    }
-
-    @AfterAll
-    static void close() {
-        if (device != null) device.close();
-        device = null;
-    }
-
-    @BeforeEach
-    void needsGpu() {
-        Assumptions.assumeTrue(device != null, () -> "skipped, no usable GPU: " + skipped);
-    }
 
     @Test
     void aReloadFromThePinnedHostCopyComputesTheSameAndIsTimedBesideLoadsFromTheFile(@TempDir Path dir) throws Exception {
