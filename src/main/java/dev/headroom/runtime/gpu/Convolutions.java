@@ -118,7 +118,7 @@ final class Convolutions implements AutoCloseable {
     static final double TUNING_SHARE = 0.05;
 
     /** Weights on the device in KRSC (cout, kh, kw, cin) order; fp32 bias and PReLU slopes. */
-    static final class Weights implements Ops.ConvWeights {
+    static final class Weights implements RelocatableWeights {
         final Op.Conv2d op;
         final DeviceBuffer kernel, bias, slope;
         private final DeviceMemory alloc;
@@ -138,13 +138,13 @@ final class Convolutions implements AutoCloseable {
             this.release = release;
         }
 
-        /** Every device buffer these weights read (null where absent), in the order {@link #over} takes them: a host copy saves these. */
-        DeviceBuffer[] buffers() {
+        @Override
+        public DeviceBuffer[] buffers() {
             return new DeviceBuffer[] {kernel, bias, slope};
         }
 
-        /** The same convolution over other buffers (views into one block, as {@link #buffers} orders them), closed by {@code release}. */
-        Weights over(DeviceBuffer[] b, Runnable release) {
+        @Override
+        public Weights over(DeviceBuffer[] b, Runnable release) {
             return new Weights(op, b[0], b[1], b[2], alloc, release);
         }
 

@@ -11,7 +11,7 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * A model's convolution weights in one block of pinned host memory, exactly as they lie on the
- * device (KRSC kernels in the session precision, fp32 bias and slopes), each buffer at a 256-byte
+ * device (KRSC kernels in the session precision or compact blobs, fp32 bias and slopes), each buffer at a 256-byte
  * aligned offset. Made with one device-to-host copy per buffer on the device's loader stream;
  * {@link #restore} allocates one device block of the same layout and fills it with a single
  * host-to-device copy, so a reload runs at the bus's rate however many layers the model has. The
@@ -23,15 +23,15 @@ final class CudaHostCopy implements HostCopy {
 
     private final CudaDevice device;
     private final Driver cu;
-    /** The weights copied, for their ops and for {@link Convolutions.Weights#over}; their buffers are not read again. */
-    private final Convolutions.Weights[] layers;
-    /** Per layer, per buffer ({@link Convolutions.Weights#buffers} order): offset in the block, or -1 where absent. */
+    /** The weights copied, for {@link RelocatableWeights#over}; their buffers are not read again. */
+    private final RelocatableWeights[] layers;
+    /** Per layer, per buffer ({@link RelocatableWeights#buffers} order): offset in the block, or -1 where absent. */
     private final long[][] offsets;
     private final long[][] sizes;
     private final long total;
     private MemorySegment pinned;
 
-    private CudaHostCopy(CudaDevice device, Driver cu, Convolutions.Weights[] layers, long[][] offsets, long[][] sizes, long total) {
+    private CudaHostCopy(CudaDevice device, Driver cu, RelocatableWeights[] layers, long[][] offsets, long[][] sizes, long total) {
         this.device = device;
         this.cu = cu;
         this.layers = layers;
@@ -42,15 +42,15 @@ final class CudaHostCopy implements HostCopy {
 
     /**
      * A pinned copy of {@code conv} (read on the loader's stream, complete on return), or null
-     * when pinned memory is refused or a layer's weights are not {@link Convolutions.Weights}.
+     * when pinned memory is refused or a layer's weights are not {@link RelocatableWeights}.
      */
     static CudaHostCopy of(CudaDevice device, Driver cu, Ops.ConvWeights[] conv) {
-        Convolutions.Weights[] layers = new Convolutions.Weights[conv.length];
+        RelocatableWeights[] layers = new RelocatableWeights[conv.length];
         long[][] offsets = new long[conv.length][], sizes = new long[conv.length][];
         long at = 0;
         for (int i = 0; i < conv.length; i++) {
             if (conv[i] == null) continue;
-            if (!(conv[i] instanceof Convolutions.Weights w)) return null;   // weights of a kind this copy does not know how to save
+            if (!(conv[i] instanceof RelocatableWeights w)) return null;   // weights of a kind this copy does not know how to save
             layers[i] = w;
             DeviceBuffer[] b = layers[i].buffers();
             offsets[i] = new long[b.length];
@@ -110,7 +110,7 @@ final class CudaHostCopy implements HostCopy {
             throw e;
         }
         int count = 0;
-        for (Convolutions.Weights w : layers) if (w != null) count++;
+        for (RelocatableWeights w : layers) if (w != null) count++;
         int[] live = {count};
         Runnable release = () -> {
             synchronized (live) {
