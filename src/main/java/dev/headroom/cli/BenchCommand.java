@@ -61,11 +61,16 @@ final class BenchCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     WeightsOption weightsOption;
 
+    @Option(names = "--host-cache", paramLabel = "SIZE", description = "Also time the model's weights loaded from the file against reloaded from "
+            + "the residency manager's host copy (pinned on a GPU) after an eviction, with this much host cache, e.g. 1GiB")
+    String hostCache;
+
 
     @Override
     public Integer call() throws Exception {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
         if (batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
+        long hostCacheBytes = hostCacheBytes();
         Model m = ModelOption.load(model, synthetic);
         m = weightsOption.apply(m);
         for (int tile : tiles) hostBudget(m, tile);
@@ -74,7 +79,11 @@ final class BenchCommand implements Callable<Integer> {
         try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
             runner.bands(!wholeTensors);
             runner.record(!eager);
-            int status = bench(m, ops, runner);
+            Map<String, Object> reloads = hostCache == null ? null : ReloadBench.run(ops, () -> {
+                Model x = weightsOption.apply(ModelOption.load(model, synthetic));
+                return new dev.headroom.runtime.Residency.Source(x.graph(), x.weights(), x.valueRange());
+            }, hostCacheBytes, runs);
+            int status = bench(m, ops, runner, reloads);
             memory.writeTrace(ops);   // only for a run that succeeded
             return status;
         } finally {
@@ -114,7 +123,18 @@ final class BenchCommand implements Callable<Integer> {
         return (System.nanoTime() - t0) / 1e6 / runs;
     }
 
-    private int bench(Model m, Session ops, GraphRunner runner) throws Exception {
+    private long hostCacheBytes() {
+        if (hostCache == null) return 0;
+        try {
+            long b = dev.headroom.core.Sizes.parseOption(hostCache);
+            if (b <= 0) throw new IllegalArgumentException("must be above 0");
+            return b;
+        } catch (IllegalArgumentException e) {
+            throw new Main.UsageError("--host-cache: " + e.getMessage());
+        }
+    }
+
+    private int bench(Model m, Session ops, GraphRunner runner, Map<String, Object> reloads) throws Exception {
         Random rnd = new Random(1);
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int tile : tiles) {
@@ -191,6 +211,7 @@ final class BenchCommand implements Callable<Integer> {
                 + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 32 + "-bit vectors)" : ops.name());
         out.put("runs", runs);
         out.put("results", rows);
+        if (reloads != null) out.put("weights_reload", reloads);
         if (output.json) {
             OutputOptions.printJson(out);
         } else {
@@ -203,6 +224,11 @@ final class BenchCommand implements Callable<Integer> {
                         r.get("megapixels_per_s"), r.get("gflop_per_s"), ((Long) r.get("peak_activation_bytes")) / 1048576.0);
                 System.out.printf("%8s time by op (%%): %s%n", "", r.get("percent_by_op"));
                 if (r.containsKey("conv_strategies")) System.out.printf("%8s convolution shapes by strategy: %s%n", "", r.get("conv_strategies"));
+            }
+            if (reloads != null) {
+                System.out.printf("weights %.1f MiB: load from the file %.1f ms (%.2f GB/s), reload from the host copy %.2f ms (%.2f GB/s): %.1fx%n",
+                        ((Long) reloads.get("weight_bytes")) / 1048576.0, reloads.get("load_from_file_ms"), reloads.get("load_gb_per_s"),
+                        reloads.get("reload_from_host_copy_ms"), reloads.get("reload_gb_per_s"), reloads.get("reload_speedup"));
             }
         }
         return 0;

@@ -38,7 +38,11 @@ public final class Main implements Runnable {
     }
 
     public static int run(String... args) {
-        CommandLine cl = new CommandLine(new Main());
+        return run(new CommandLine(new Main()), args);
+    }
+
+    /** Runs {@code args} on {@code cl} through the one exit path ({@link Failures}); tests give it a command line with a command of their own. */
+    static int run(CommandLine cl, String... args) {
         boolean verbose = java.util.Arrays.asList(args).contains("--verbose") || java.util.Arrays.asList(args).contains("-v");
         String command = Failures.command(java.util.Arrays.asList(args));
         cl.setExecutionExceptionHandler((ex, line, parsed) -> Failures.report(ex, verbose, command, line.getErr()));

@@ -14,8 +14,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * Renders a --memory-trace file as a timeline of device memory by category, with the peak and every
- * rung of the degrade ladder marked: an HTML page or a PNG, by the output's extension. The drawing
+ * Renders a --memory-trace file as a timeline of device memory by category, with the peak, every
+ * rung of the degrade ladder and every model load, eviction and reload marked: an HTML page or a PNG, by the output's extension. The drawing
  * is {@link MemoryReport}'s, which {@code headroom serve} uses for each job's report too.
  */
 @Command(name = "memory-report", mixinStandardHelpOptions = true,
@@ -58,8 +58,11 @@ final class MemoryReportCommand implements Callable<Integer> {
             TempFiles.discard(tmp);
         }
         MemoryReport.Point peak = t.points().get(t.peakIndex());
-        System.err.printf("%s: %d events, peak %s allocated at %.3f s, %d rungs; wrote %s%n", input, t.events(), Sizes.format(peak.total() - peak.bytes()[3]),
-                peak.seconds(), t.markers().size(), output);
+        String models = t.models().isEmpty() ? "" : String.format(", model weights loaded %d, evicted %d, reloaded %d times",
+                t.models().stream().filter(m -> m.kind().equals("load")).count(), t.models().stream().filter(m -> m.kind().equals("evict")).count(),
+                t.models().stream().filter(m -> m.kind().equals("reload")).count());
+        System.err.printf("%s: %d events, peak %s allocated at %.3f s, %d rungs%s; wrote %s%n", input, t.events(), Sizes.format(peak.total() - peak.bytes()[3]),
+                peak.seconds(), t.markers().size(), models, output);
         return 0;
     }
 

@@ -28,10 +28,13 @@ final class ModelsCommand implements Runnable {
         @picocli.CommandLine.Mixin
         OutputOptions output;
 
+        @picocli.CommandLine.Mixin
+        WeightsOption weightsOption;
+
 
         @Override
         public Integer call() throws Exception {
-            Model m = ModelOption.load(file);
+            Model m = weightsOption.apply(ModelOption.load(file));
             Map<String, Object> info = new LinkedHashMap<>();
             info.put("file", m.file().toString());
             info.put("format", m.format());
@@ -40,15 +43,16 @@ final class ModelsCommand implements Runnable {
             info.put("scale", m.scale());
             info.put("parameters", m.parameters());
             info.put("dtype", m.storedType());
+            info.put("weight_bytes", m.weights().storedBytes());
             info.put("input_channels", m.graph().inputChannels());
             info.put("value_range", m.valueRange() == 1 ? "0..1" : "0..255");
             info.put("gflop_per_megapixel", Math.round(m.graph().flopsPerInputPixel() * 1e6 / 1e9));
             if (output.json) {
                 OutputOptions.printJson(info);
             } else {
-                System.out.printf("%s%n  format        %s%n  architecture  %s (%s)%n  scale         x%d%n  parameters    %,d%n  dtype         %s%n  value range   %s (%s)%n  cost          %,d GFLOP per input megapixel%n",
+                System.out.printf("%s%n  format        %s%n  architecture  %s (%s)%n  scale         x%d%n  parameters    %,d%n  dtype         %s%n  weights       %s%n  value range   %s (%s)%n  cost          %,d GFLOP per input megapixel%n",
                         m.file(), m.format(), m.family(), m.details(), m.scale(), m.parameters(), m.storedType(),
-                        info.get("value_range"), m.rangeSource(), info.get("gflop_per_megapixel"));
+                        dev.headroom.core.Sizes.format(m.weights().storedBytes()), info.get("value_range"), m.rangeSource(), info.get("gflop_per_megapixel"));
             }
             return 0;
         }

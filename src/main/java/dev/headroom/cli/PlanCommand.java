@@ -55,6 +55,9 @@ final class PlanCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     OutputOptions output;
 
+    @picocli.CommandLine.Mixin
+    WeightsOption weightsOption;
+
     /**
      * Sustained rates measured with `headroom bench --synthetic rrdbnet-x4 --tile 256`: H100 fp16
      * 2.35 TFLOP per tile in 10.7 ms with fused cuDNN graphs (the fitter's figure; the 40 ms this
@@ -119,13 +122,13 @@ final class PlanCommand implements Callable<Integer> {
         } else {
             precisions = cuda ? List.of(Precision.F16, Precision.F32) : List.of(Precision.F32);
         }
-        Model mod = ModelOption.load(model, synthetic);
+        Model mod = weightsOption.apply(ModelOption.load(model, synthetic));
         if ("AutoencoderKL".equals(mod.family())) {
             return VaePlan.print(mod, width, height, budget, Pressure.Thresholds.DEFAULT.critical(), target, precisions, cuda, output.json);
         }
         Fitter.Fit fit;
         try {
-            fit = Fitter.fit(Fitter.Request.of(mod.graph(), width, height, budget, p -> cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE)
+            fit = Fitter.fit(Fitter.Request.of(mod.graph(), width, height, budget, p -> (cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE).holding(mod.weights()))
                     .withOverlap(overlap).withUsableFraction(Pressure.Thresholds.DEFAULT.critical()).withPrecisions(precisions)
                     .withFlopsPerSecond(p -> flopsPerSecond(cuda, p)).withTile(tile).withBands(!wholeTensors)
                     .withBatchPixels(cuda ? Fitter.GPU_BATCH_PIXELS : 0));
@@ -147,6 +150,8 @@ final class PlanCommand implements Callable<Integer> {
         out.put("tiles", fit.tiles());
         out.put("batch", fit.batch());
         out.put("weights_bytes", plan.weights());
+        out.put("weights_stored", mod.storedType());
+        out.put("weights_stored_bytes", mod.weights().storedBytes());
         out.put("activation_arena_bytes", plan.arenaBytes());
         out.put("activation_lower_bound_bytes", plan.lowerBound());
         out.put("bands", plan.bands() == null ? 1 : plan.bands().count);
@@ -161,7 +166,8 @@ final class PlanCommand implements Callable<Integer> {
             return 0;
         }
         System.out.printf("%s, %s -> %s on %s%n", out.get("architecture"), out.get("input"), out.get("output"), target);
-        System.out.printf("  weights            %12s%n", Sizes.format(plan.weights()));
+        System.out.printf("  weights            %12s  (stored: %s, %s%s)%n", Sizes.format(plan.weights()), mod.storedType(), Sizes.format(mod.weights().storedBytes()),
+                cuda ? "; a CUDA device holds kernels in the compute precision" : "");
         System.out.printf("  activation arena   %12s  (lower bound %s: %d buffers share it)%n", Sizes.format(plan.arenaBytes()),
                 Sizes.format(plan.lowerBound()), plan.buffers().size());
         if (plan.bands() != null) {

@@ -45,6 +45,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--vram-budget", paramLabel = "SIZE", description = "Behave as if each device had only this much memory, e.g. 12GiB")
     String budget;
 
+    @Option(names = "--host-cache", paramLabel = "SIZE", defaultValue = "0",
+            description = "Host memory per device (pinned on a GPU) for copies of models' weights, least recently used out first: reloading an evicted model is then a copy, not a file read (default: ${DEFAULT-VALUE}, none)")
+    String hostCache;
+
     @Option(names = "--max-upload", paramLabel = "SIZE", defaultValue = "64MiB", description = "Largest upload (default: ${DEFAULT-VALUE})")
     String maxUpload;
 
@@ -180,15 +184,16 @@ final class ServeCommand implements Callable<Integer> {
         if (budget != null && bytes < (16L << 20)) throw new Main.UsageError("--vram-budget " + budget + " is too small to run anything; use at least 16MiB");
         MemoryOptions options = new MemoryOptions(bytes, MemoryOptions.DEFAULT.expandable(), TRACE_EVENTS, MemoryOptions.DEFAULT.thresholds());
         int running = maxConcurrent != null ? maxConcurrent : 2;
+        long hostCacheBytes = size("--host-cache", hostCache);
         List<DeviceSlot> out = new ArrayList<>();
         List<Integer> gpus = gpus();
         if (gpus.isEmpty()) {
             CpuDevice cpu = new CpuDevice(options);
-            out.add(new DeviceSlot(cpu, new Residency(cpu, 0), running));
+            out.add(new DeviceSlot(cpu, new Residency(cpu, hostCacheBytes), running));
         }
         for (int i : gpus) {
             CudaDevice gpu = CudaDevice.open(i, options);
-            out.add(new DeviceSlot(gpu, new Residency(gpu, 0), running));
+            out.add(new DeviceSlot(gpu, new Residency(gpu, hostCacheBytes), running));
         }
         return out;
     }

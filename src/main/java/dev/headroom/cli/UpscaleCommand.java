@@ -250,7 +250,7 @@ final class UpscaleCommand implements Callable<Integer> {
         boolean gpu = ops.device().accelerator();
         try {
             return dev.headroom.core.plan.Fitter.fit(dev.headroom.core.plan.Fitter.Request.of(m.graph(), img.width(), img.height(),
-                            memory.ledger().limit(), p -> ops.memoryModel())
+                            memory.ledger().limit(), p -> ops.memoryModel().holding(m.weights()))
                     .withOverlap(overlap).withUsableFraction(memory.thresholds().critical()).withPrecisions(List.of(ops.precision()))
                     .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!wholeTensors)
                     .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0));

@@ -11,7 +11,8 @@ import picocli.CommandLine.Option;
  */
 final class WeightsOption {
     @Option(names = "--weights", paramLabel = "fp16|bf16|int8|fp8|nf4",
-            description = "Hold convolution kernels as fp16, bf16, int8 or fp8 e4m3 (scale per output channel) or NF4 (blocks of 64); default: as the file stores them")
+            description = "Hold convolution kernels as fp16, bf16, int8 or fp8 e4m3 (scale per output channel) or NF4 (blocks of 64; "
+                    + "with int8, fp8 and NF4, thin kernels and those outside the repeated blocks stay fp16); default: as the file stores them")
     String weights;
 
     Model apply(Model m) {

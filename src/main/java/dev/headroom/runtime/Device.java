@@ -70,6 +70,14 @@ public interface Device extends AutoCloseable {
         return prepareConv(op, kernel.data(), bias, slope, precision);
     }
 
+    /**
+     * A host copy of prepared convolution weights (indexed by node; nulls allowed) in this
+     * device's own layout, for the residency manager's host cache (see {@link HostCopy}); the
+     * weights themselves stay as they are. Null when the host memory cannot be had (pinned memory
+     * refused): the model then goes back to its file when evicted.
+     */
+    HostCopy copyToHost(Ops.ConvWeights[] conv);
+
     /** What a session of {@code precision} allocates besides planned activations, for the planner. */
     DeviceModel memoryModel(Precision precision);
 

@@ -73,6 +73,41 @@ public final class PreparedWeights implements AutoCloseable {
         return stream;
     }
 
+    /**
+     * A host copy of these weights for the residency manager's host cache: the convolutions
+     * through {@link Device#copyToHost} (pinned, in the device's layout), the host-side parameters
+     * (PReLU slopes, GroupNorm, strided convolutions: read-only arrays) by reference. Null when
+     * the device could not make one.
+     */
+    public Host toHost(Device device) {
+        if (stream != null) return null;   // streamed weights live in host memory already
+        HostCopy c = device.copyToHost(conv);
+        return c == null ? null : new Host(c, slope, params);
+    }
+
+    /** Prepared weights kept in host memory ({@link #toHost}); {@link #restore} brings them back by copying. */
+    public record Host(HostCopy conv, float[][] slope, float[][][] params) implements AutoCloseable {
+        /** Host bytes held: the convolutions' copy (the small host-side parameters are not counted). */
+        public long bytes() {
+            return conv.bytes();
+        }
+
+        /** The weights again, charged to the node the calling thread charges to (see {@link HostCopy#restore}). */
+        public PreparedWeights restore() {
+            PreparedWeights p = new PreparedWeights(slope.length);
+            Ops.ConvWeights[] c = conv.restore();
+            System.arraycopy(c, 0, p.conv, 0, c.length);
+            System.arraycopy(slope, 0, p.slope, 0, slope.length);
+            System.arraycopy(params, 0, p.params, 0, params.length);
+            return p;
+        }
+
+        @Override
+        public void close() {
+            conv.close();
+        }
+    }
+
     /** Prepares one convolution's weights (see {@link Ops#prepareConv(Op.Conv2d, TensorData, float[], float[])}): the kernel in its stored precision. */
     public interface Preparer {
         Ops.ConvWeights conv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope);

@@ -25,8 +25,12 @@ import java.util.Map;
  * <li>on a failed allocation, the ladder's "evict" rung asks {@link #evict} to free idle weights;
  * <li>at critical pressure, idle weights are evicted until use is back under the warning level;
  * <li>{@link #makeRoom} frees headroom for a job the scheduler is about to admit;
- * <li>an evicted model keeps its host copy (the weights as loaded) within the host cache budget
- *     ({@code --host-cache}, LRU), so reloading it skips the file; beyond the budget it goes back to disk.
+ * <li>an evicted model keeps a host copy of its prepared weights in the device's own layout
+ *     ({@link PreparedWeights.Host}: pinned memory on a GPU) within the host cache budget
+ *     ({@code --host-cache}, LRU), so reloading it is one copy at the bus's rate, not a file read
+ *     and a preparation; beyond the budget it goes back to disk. The copy is taken when the model
+ *     is loaded from its file (so an eviction, which may happen inside a failed allocation, only
+ *     frees) and is counted against the budget while the model is on the device too.
  * </ul>
  * Loads, reloads and evictions are traced (LOAD, RELOAD, EVICT; memory-report draws them).
  *
@@ -46,7 +50,7 @@ public final class Residency implements MemoryListener, AutoCloseable {
     }
 
     private static final class Slot {
-        Source host;               // the host copy, or null
+        PreparedWeights.Host host; // the host copy, or null
         long hostBytes;
         PreparedWeights device;    // on the device, or null
         long deviceBytes;
@@ -91,7 +95,9 @@ public final class Residency implements MemoryListener, AutoCloseable {
         if (model.contains("/")) throw new IllegalArgumentException("model name '" + model + "' may not contain '/' (it names a ledger node)");
         String key = key(model, precision);
         Slot slot;
-        Source from;
+        PreparedWeights.Host from;
+        Graph graph;
+        float valueRange;
         synchronized (this) {
             if (closed) throw new IllegalStateException("residency manager of " + device.name() + " is closed");
             slot = slots.computeIfAbsent(key, k -> new Slot());
@@ -108,39 +114,61 @@ public final class Residency implements MemoryListener, AutoCloseable {
             if (slot.device != null) return new Lease(key, slot.graph, slot.device, slot.valueRange, session);
             slot.loading = true;
             from = slot.host;
+            graph = slot.graph;
+            valueRange = slot.valueRange;
         }
         PreparedWeights prepared = null;
+        PreparedWeights.Host kept = from;
         boolean fromDisk = from == null;
         long t0 = System.nanoTime();
         try {
-            if (fromDisk) from = loader.load();
             Budget node = memory.weights(key);
-            Source src = from;
-            try (var scope = memory.chargeTo(node, "load " + key)) {
-                prepared = PreparedWeights.prepare(src.graph(), src.weights(), (op, k, b, s) -> device.prepareConv(op, k, b, s, precision));
+            if (fromDisk) {
+                Source src = loader.load();
+                graph = src.graph();
+                valueRange = src.valueRange();
+                try (var scope = memory.chargeTo(node, "load " + key)) {
+                    prepared = PreparedWeights.prepare(graph, src.weights(), (op, k, b, s) -> device.prepareConv(op, k, b, s, precision));
+                }
+            } else {
+                try (var scope = memory.chargeTo(node, "reload " + key)) {
+                    prepared = from.restore();
+                }
             }
-            long bytes = node.used(), hostBytes = src.weights().storedBytes();
-            memory.traceResidency(fromDisk ? MemoryTrace.Kind.LOAD : MemoryTrace.Kind.RELOAD, key, bytes,
-                    (fromDisk ? "from disk" : "from host copy") + " in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
-            List<Slot> dropped = new ArrayList<>();
+            long nanos = System.nanoTime() - t0, bytes = node.used();
+            String detail = fromDisk ? "from disk in " + millis(nanos) : "from host copy in " + millis(nanos) + " (" + rate(bytes, nanos) + ")";
+            if (fromDisk && policy.fitsHostCache(bytes)) {
+                long c0 = System.nanoTime();
+                kept = prepared.toHost(device);
+                if (kept != null && !policy.fitsHostCache(kept.bytes())) {
+                    kept.close();
+                    kept = null;
+                }
+                detail += kept == null ? "; no host copy (pinned memory refused)" : "; host copy made in " + millis(System.nanoTime() - c0);
+            }
+            memory.traceResidency(fromDisk ? MemoryTrace.Kind.LOAD : MemoryTrace.Kind.RELOAD, key, bytes, detail);
+            List<PreparedWeights.Host> dropped = new ArrayList<>();
+            Lease lease;
             synchronized (this) {
                 slot.device = prepared;
                 slot.deviceBytes = bytes;
-                slot.graph = src.graph();
-                slot.valueRange = src.valueRange();
-                boolean keep = policy.fitsHostCache(hostBytes);
-                slot.host = keep ? src : null;
-                slot.hostBytes = keep ? hostBytes : 0;
+                slot.graph = graph;
+                slot.valueRange = valueRange;
+                slot.host = kept;
+                slot.hostBytes = kept == null ? 0 : kept.bytes();
                 policy.onDevice(key, bytes, slot.hostBytes);
                 if (fromDisk) loads++;
                 else reloads++;
                 dropHostOverflow(dropped);
                 slot.loading = false;
                 notifyAll();
-                return new Lease(key, slot.graph, prepared, slot.valueRange, session);
+                lease = new Lease(key, graph, prepared, valueRange, session);
             }
+            closeAll(dropped);
+            return lease;
         } catch (java.io.IOException | RuntimeException | Error e) {
             if (prepared != null) prepared.close();
+            if (kept != null && kept != from) kept.close();
             synchronized (this) {
                 slot.loading = false;
                 policy.release(key);
@@ -150,15 +178,27 @@ public final class Residency implements MemoryListener, AutoCloseable {
         }
     }
 
-    /** Drops host copies beyond the budget (policy's order); call holding the lock. */
-    private void dropHostOverflow(List<Slot> dropped) {
+    /** Drops host copies beyond the budget (policy's order) into {@code dropped}, to be closed outside the lock; call holding the lock. */
+    private void dropHostOverflow(List<PreparedWeights.Host> dropped) {
         for (String k : policy.hostOverflow()) {
             Slot s = slots.get(k);
+            dropped.add(s.host);
             s.host = null;
             s.hostBytes = 0;
             policy.hostDropped(k);
-            dropped.add(s);
         }
+    }
+
+    private static void closeAll(List<PreparedWeights.Host> copies) {
+        for (PreparedWeights.Host h : copies) h.close();
+    }
+
+    private static String millis(long nanos) {
+        return String.format(java.util.Locale.ROOT, "%.1f ms", nanos / 1e6);
+    }
+
+    private static String rate(long bytes, long nanos) {
+        return String.format(java.util.Locale.ROOT, "%.2f GB/s", bytes / (double) Math.max(1, nanos));
     }
 
     /**
@@ -207,25 +247,30 @@ public final class Residency implements MemoryListener, AutoCloseable {
      */
     public long evict(String model, Precision precision) {
         String key = key(model, precision);
-        PreparedWeights victim;
-        long bytes;
+        PreparedWeights victim = null;
+        PreparedWeights.Host copy = null;
+        long bytes = 0;
         synchronized (this) {
             Slot s = slots.get(key);
             ResidencyPolicy.ByName verdict = policy.evictByName(key);
             if (verdict == ResidencyPolicy.ByName.IN_USE) throw new InUse(key, policy.status(key).refs(), device.name());
             if (s != null && s.host != null) {
+                copy = s.host;   // freed below, outside the lock
                 s.host = null;
                 s.hostBytes = 0;
                 policy.hostDropped(key);
             }
-            if (verdict == ResidencyPolicy.ByName.NOT_ON_DEVICE) return 0;
-            victim = s.device;
-            bytes = s.deviceBytes;
-            s.device = null;
-            s.deviceBytes = 0;
-            policy.offDevice(key);
-            evictions++;
+            if (verdict != ResidencyPolicy.ByName.NOT_ON_DEVICE) {
+                victim = s.device;
+                bytes = s.deviceBytes;
+                s.device = null;
+                s.deviceBytes = 0;
+                policy.offDevice(key);
+                evictions++;
+            }
         }
+        if (copy != null) copy.close();
+        if (victim == null) return 0;
         victim.close();
         memory.traceResidency(MemoryTrace.Kind.EVICT, key, bytes, "unloaded by name");
         return bytes;
@@ -235,7 +280,10 @@ public final class Residency implements MemoryListener, AutoCloseable {
         List<String> keys;
         List<PreparedWeights> victims = new ArrayList<>();
         List<Long> sizes = new ArrayList<>();
+        List<Boolean> hostCopy = new ArrayList<>();
+        List<PreparedWeights.Host> dropped = new ArrayList<>();
         synchronized (this) {
+            if (closed) return 0;
             keys = policy.victims(bytes);
             for (String k : keys) {
                 Slot s = slots.get(k);
@@ -246,14 +294,16 @@ public final class Residency implements MemoryListener, AutoCloseable {
                 policy.offDevice(k);
                 evictions++;
             }
-            dropHostOverflow(new ArrayList<>());
+            dropHostOverflow(dropped);
+            for (String k : keys) hostCopy.add(slots.get(k).host != null);
         }
         long freed = 0;
         for (int i = 0; i < keys.size(); i++) {
             victims.get(i).close();
             freed += sizes.get(i);
-            memory.traceResidency(MemoryTrace.Kind.EVICT, keys.get(i), sizes.get(i), why + (policy.hostBudget() > 0 ? "; host copy kept if it fits" : ""));
+            memory.traceResidency(MemoryTrace.Kind.EVICT, keys.get(i), sizes.get(i), why + (hostCopy.get(i) ? "; host copy kept" : "; back to disk"));
         }
+        closeAll(dropped);
         return freed;
     }
 
@@ -271,6 +321,7 @@ public final class Residency implements MemoryListener, AutoCloseable {
     @Override
     public void close() {
         List<PreparedWeights> all = new ArrayList<>();
+        List<PreparedWeights.Host> copies = new ArrayList<>();
         List<String> keys = new ArrayList<>();
         synchronized (this) {
             if (closed) return;
@@ -280,11 +331,14 @@ public final class Residency implements MemoryListener, AutoCloseable {
             closed = true;
             for (Map.Entry<String, Slot> e : slots.entrySet()) {
                 if (e.getValue().device != null) all.add(e.getValue().device);
+                if (e.getValue().host != null) copies.add(e.getValue().host);
                 keys.add(e.getKey());
             }
             slots.clear();
         }
+        memory.removeListener(this);
         for (PreparedWeights p : all) p.close();
+        closeAll(copies);
         for (String k : keys) memory.dropWeights(k);
     }
 
@@ -326,10 +380,12 @@ public final class Residency implements MemoryListener, AutoCloseable {
             if (closed) return;
             closed = true;
             if (session != null) session.synchronize();   // the device may still be reading these weights
+            List<PreparedWeights.Host> dropped = new ArrayList<>();
             synchronized (Residency.this) {
                 policy.release(key);
-                dropHostOverflow(new ArrayList<>());
+                dropHostOverflow(dropped);
             }
+            closeAll(dropped);
         }
     }
 }

@@ -21,11 +21,15 @@ import org.junit.jupiter.api.Test;
 /**
  * The default model with its kernels held compact (--weights int8, fp8, nf4), on the six photographs
  * of {@link QualityTest} (Y-PSNR at x2). The CPU keeps the kernels compact and expands one per
- * convolution call. Measured (2026-11-30): fp32 34.131 dB, bicubic 31.972; int8 34.037 (-0.094);
- * fp8 e4m3 31.725 (-2.406); NF4 29.584 (-4.547). int8 holds the issue's bar (within 0.1 dB of
- * fp32); fp8 and NF4 do not: their kernels' relative RMS error is 2.7% and 9.2% against int8's
- * 0.55%, and this small dense network's loss grows with it (about 0.1 dB per (0.55%)^2 of error
- * power), so they fall below bicubic. Their bounds here only guard against getting worse.
+ * convolution call. The compact formats hold thin kernels and those outside the repeated blocks in
+ * fp16 (WeightFormat.keepsFp16: 6.4% of this model's values). Measured (2026-11-30): fp32 34.131 dB,
+ * bicubic 31.972; int8 34.132 (+0.001), fp8 e4m3 34.095 (-0.037), NF4 33.741 (-0.391, 1.77 dB above
+ * bicubic), kernels 2.81 MB (int8, fp8) and 1.73 MB (NF4) against 10.48 MB. Before that rule, with
+ * every kernel compact: int8 -0.094, fp8 -2.406, NF4 -4.547 dB; the loss came from six kernels,
+ * not from rounding (fp8 rounds to nearest even, checked against every code; its kernels' relative
+ * error is the format's 2.6% at every per-channel scale, yet the loss was -2.19 dB with scale
+ * amax/448 and -0.19 with amax/256 on 128 px crops: a few sensitive kernels' rounding decided it).
+ * The bounds are the issue's: int8 and fp8 within 0.1 dB of fp32, NF4 at least 1 dB above bicubic.
  */
 @Tag("slow")
 class CompactWeightsQualityTest {
@@ -51,8 +55,8 @@ class CompactWeightsQualityTest {
                     w.storedBytes() / 1e6, m.weights().storedBytes() / 1e6);
             switch (f) {
                 case INT8 -> assertTrue(Math.abs(p - fp32) <= 0.1, "int8 " + p + " dB against fp32 " + fp32 + " dB: more than 0.1 dB apart");
-                case FP8 -> assertTrue(p - fp32 >= -2.6, "fp8 " + p + " dB: more than the 2.41 dB measured below fp32");
-                default -> assertTrue(p - fp32 >= -4.8, "nf4 " + p + " dB: more than the 4.55 dB measured below fp32");
+                case FP8 -> assertTrue(Math.abs(p - fp32) <= 0.1, "fp8 " + p + " dB against fp32 " + fp32 + " dB: more than 0.1 dB apart");
+                default -> assertTrue(p - bicubic >= 1.0, "nf4 " + p + " dB: less than 1 dB above bicubic " + bicubic + " dB");
             }
         }
     }

@@ -30,6 +30,27 @@ public interface DeviceModel {
     /** Bytes kept from the first run on, whatever the shape: e.g. the convolution workspace (the largest any node needs). */
     long persistent(Node node, int[] in, int[] out);
 
+    /**
+     * This model for a graph whose kernels are held as in {@code weights} (stored 16-bit, or int8,
+     * fp8, NF4): the same by default, for a device that converts every kernel to its compute
+     * precision when it loads it; a device that keeps kernels as stored says what they take.
+     */
+    default DeviceModel holding(dev.headroom.core.Weights weights) {
+        return this;
+    }
+
+    /** This model with each convolution's weight bytes from {@code bytes} instead. */
+    default DeviceModel withWeightBytes(java.util.function.ToLongFunction<Op.Conv2d> bytes) {
+        DeviceModel base = this;
+        return new DeviceModel() {
+            public int elementBytes() { return base.elementBytes(); }
+            public long weightBytes(Op.Conv2d conv) { return bytes.applyAsLong(conv); }
+            public long inputBytes(int n, int h, int w, int c) { return base.inputBytes(n, h, w, c); }
+            public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) { return base.scratch(node, in, out, inDense, outDense); }
+            public long persistent(Node node, int[] in, int[] out) { return base.persistent(node, in, out); }
+        };
+    }
+
     /** How the allocator rounds a request. */
     static long align(long bytes) {
         return Math.max(512, (bytes + 511) / 512 * 512);

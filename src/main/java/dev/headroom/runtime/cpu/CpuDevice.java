@@ -5,6 +5,7 @@ import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.plan.DeviceModel;
 import dev.headroom.runtime.Device;
+import dev.headroom.runtime.HostCopy;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Session;
 import dev.headroom.runtime.memory.Budget;
@@ -90,13 +91,13 @@ public final class CpuDevice implements Device {
     public Ops.ConvWeights prepareConv(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope, Precision precision) {
         if (kernel.compact() != null) {
             CpuConv.Prepared shape = CpuConv.prepare(op, new float[(int) kernel.count()], bias, slope);   // padded bias and slopes
-            long bytes = kernel.storedBytes() + 2L * shape.coPad() * Float.BYTES;
+            long bytes = CpuMemoryModel.heldBytes(op, kernel);
             return new Charged(op, null, () -> new CpuConv.Prepared(op, CpuConv.pad(op, kernel.data(), shape.coPad()), shape.bias(), shape.slope(), shape.coPad()),
                     memory.reserveWeights(bytes), bytes, memory);
         }
         if (kernel.stored() == Precision.F32) return prepareConv(op, kernel.data(), bias, slope, precision);
         CpuConv.Half h = CpuConv.prepareHalf(op, kernel.halves(), kernel.stored(), bias, slope);
-        long bytes = (long) h.w().length * 2 + 2L * h.coPad() * Float.BYTES;
+        long bytes = CpuMemoryModel.heldBytes(op, kernel);
         return new Charged(op, null, h::widen, memory.reserveWeights(bytes), bytes, memory);
     }
 
@@ -113,6 +114,47 @@ public final class CpuDevice implements Device {
         public void close() {
             memory.unreserve(node, bytes);
         }
+    }
+
+    /**
+     * On the CPU the device's memory is the host's: the "copy" keeps the prepared arrays as they
+     * are, and restoring charges them to the ledger again (nothing is prepared again).
+     */
+    @Override
+    public HostCopy copyToHost(Ops.ConvWeights[] conv) {
+        Charged[] kept = new Charged[conv.length];
+        long total = 0;
+        for (int i = 0; i < conv.length; i++) {
+            if (conv[i] == null) continue;
+            if (!(conv[i] instanceof Charged c)) return null;   // weights of a kind this copy does not know
+            kept[i] = c;
+            total += kept[i].bytes();
+        }
+        long bytes = total;
+        return new HostCopy() {
+            @Override
+            public long bytes() {
+                return bytes;
+            }
+
+            @Override
+            public Ops.ConvWeights[] restore() {
+                Ops.ConvWeights[] out = new Ops.ConvWeights[kept.length];
+                try {
+                    for (int i = 0; i < kept.length; i++) {
+                        Charged k = kept[i];
+                        if (k != null) out[i] = new Charged(k.op(), k.prepared(), k.expand(), memory.reserveWeights(k.bytes()), k.bytes(), memory);
+                    }
+                } catch (RuntimeException e) {
+                    for (Ops.ConvWeights w : out) if (w != null) w.close();
+                    throw e;
+                }
+                return out;
+            }
+
+            @Override
+            public void close() {}
+        };
     }
 
     @Override

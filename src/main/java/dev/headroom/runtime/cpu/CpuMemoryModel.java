@@ -24,6 +24,25 @@ public final class CpuMemoryModel implements DeviceModel {
         return ((long) conv.kh() * conv.kw() * conv.cin() + 2) * coPad * Float.BYTES;
     }
 
+    /** Kernels stay as stored on the CPU (16-bit, or compact) and are expanded per call: {@link #heldBytes}. */
+    @Override
+    public DeviceModel holding(dev.headroom.core.Weights weights) {
+        return withWeightBytes(c -> weights.has(c.weight()) ? heldBytes(c, weights.get(c.weight())) : weightBytes(c));
+    }
+
+    /**
+     * What {@link CpuDevice} charges for a convolution whose kernel is held as {@code kernel} is:
+     * fp32 as {@link #weightBytes}; 16-bit, the kernel in 16 bits with output channels padded to
+     * the vector length; compact (int8, fp8, NF4), its codes and scales; and the padded fp32 bias
+     * and slopes.
+     */
+    public static long heldBytes(Op.Conv2d conv, dev.headroom.core.TensorData kernel) {
+        long coPad = (conv.cout() + CpuConv.VL - 1) / CpuConv.VL * CpuConv.VL;
+        if (kernel.compact() != null) return kernel.storedBytes() + 2L * coPad * Float.BYTES;
+        if (kernel.stored() == dev.headroom.core.Precision.F32) return INSTANCE.weightBytes(conv);
+        return (long) conv.kh() * conv.kw() * conv.cin() * coPad * 2 + 2L * coPad * Float.BYTES;
+    }
+
     @Override
     public long inputBytes(int n, int h, int w, int c) {
         return 0;

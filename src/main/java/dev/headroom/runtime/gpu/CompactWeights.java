@@ -2,7 +2,6 @@ package dev.headroom.runtime.gpu;
 
 import dev.headroom.core.graph.Op;
 import dev.headroom.runtime.DeviceBuffer;
-import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.memory.DeviceMemory;
 
 /**
@@ -12,19 +11,37 @@ import dev.headroom.runtime.memory.DeviceMemory;
  * device buffers it owns: all three when the device prepared it, none for a view of a streaming
  * slot ({@code owned} false).
  */
-final class CompactWeights implements Ops.ConvWeights {
+final class CompactWeights implements RelocatableWeights {
     final CompactKernel layout;
     final DeviceBuffer blob, bias, slope;
     private final DeviceMemory alloc;
     private final boolean owned;
+    /** For weights that are views into one restored block (a host copy): what closing does instead. */
+    private final Runnable release;
 
     CompactWeights(CompactKernel layout, DeviceBuffer blob, DeviceBuffer bias, DeviceBuffer slope, DeviceMemory alloc, boolean owned) {
+        this(layout, blob, bias, slope, alloc, owned, null);
+    }
+
+    private CompactWeights(CompactKernel layout, DeviceBuffer blob, DeviceBuffer bias, DeviceBuffer slope, DeviceMemory alloc, boolean owned,
+                           Runnable release) {
         this.layout = layout;
         this.blob = blob;
         this.bias = bias;
         this.slope = slope;
         this.alloc = alloc;
         this.owned = owned;
+        this.release = release;
+    }
+
+    @Override
+    public DeviceBuffer[] buffers() {
+        return new DeviceBuffer[] {blob, bias, slope};
+    }
+
+    @Override
+    public CompactWeights over(DeviceBuffer[] b, Runnable release) {
+        return new CompactWeights(layout, b[0], b[1], b[2], alloc, false, release);
     }
 
     @Override
@@ -34,6 +51,7 @@ final class CompactWeights implements Ops.ConvWeights {
 
     @Override
     public void close() {
+        if (release != null) release.run();
         if (!owned) return;
         alloc.free(blob);
         if (bias != null) alloc.free(bias);

@@ -313,6 +313,28 @@ public final class CudaDevice implements Device {
         }
     }
 
+    /**
+     * Runs {@code work} (copies queued on the loader's stream, which it is given) under the
+     * loader's lock, then waits for that stream alone, even when {@code work} failed: what it
+     * queued has finished when this returns.
+     */
+    <T> T onLoadStream(java.util.function.Function<MemorySegment, T> work) {
+        bind();
+        synchronized (loadLock) {
+            try {
+                return work.apply(loadStream);
+            } finally {
+                cu.streamSynchronize(loadStream);
+            }
+        }
+    }
+
+    /** A pinned copy of the weights in their device layout, restored by one copy (see {@link CudaHostCopy}). */
+    @Override
+    public dev.headroom.runtime.HostCopy copyToHost(Ops.ConvWeights[] conv) {
+        return CudaHostCopy.of(this, cu, conv);
+    }
+
     @Override
     public DeviceModel memoryModel(Precision precision) {
         return new CudaMemoryModel(precision);

@@ -50,6 +50,54 @@ public final class CudaMemoryModel implements DeviceModel {
         return b;
     }
 
+    /**
+     * Kernels held compact (int8, fp8, NF4) stay compact on the device ({@link CompactKernel}'s
+     * blob, beside fp32 bias and slopes), and each session keeps one scratch of the largest such
+     * kernel expanded into the compute precision ({@link WeightExpander}): counted with the kept
+     * workspace. Other kernels go to the device in the compute precision, as {@link #weightBytes}.
+     */
+    @Override
+    public DeviceModel holding(dev.headroom.core.Weights weights) {
+        java.util.function.Function<Op.Conv2d, dev.headroom.core.TensorData> compact = c ->
+                weights.has(c.weight()) && weights.get(c.weight()).compact() != null ? weights.get(c.weight()) : null;
+        DeviceModel dense = this;
+        return new DeviceModel() {
+            private long expansion = -1;
+
+            public int elementBytes() { return dense.elementBytes(); }
+
+            public long weightBytes(Op.Conv2d c) {
+                dev.headroom.core.TensorData k = compact.apply(c);
+                if (k == null) return dense.weightBytes(c);
+                long b = DeviceModel.align(CompactKernel.of(c, k).bytes());
+                if (c.bias() != null) b += DeviceModel.align(c.cout() * 4L);
+                if (c.act().preluWeight() != null) b += DeviceModel.align(c.cout() * 4L);
+                return b;
+            }
+
+            public long inputBytes(int n, int h, int w, int c) { return dense.inputBytes(n, h, w, c); }
+
+            public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) { return dense.scratch(node, in, out, inDense, outDense); }
+
+            public long persistent(Node node, int[] in, int[] out) {
+                long p = dense.persistent(node, in, out);
+                return node.op() instanceof Op.Conv2d ? p + expansion(node) : p;
+            }
+
+            /** The largest compact kernel expanded, over the graph this node belongs to (computed once). */
+            private long expansion(Node node) {
+                if (expansion < 0) {
+                    expansion = 0;
+                    for (String name : weights.names()) {
+                        dev.headroom.core.TensorData t = weights.get(name);
+                        if (t.compact() != null) expansion = Math.max(expansion, DeviceModel.align(t.count() * precision.bytes));
+                    }
+                }
+                return expansion;
+            }
+        };
+    }
+
     @Override
     public long inputBytes(int n, int h, int w, int c) {
         return DeviceModel.align((long) n * h * w * c * precision.bytes);

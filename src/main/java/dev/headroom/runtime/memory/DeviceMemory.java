@@ -149,6 +149,11 @@ public final class DeviceMemory implements AutoCloseable {
         listeners.add(l);
     }
 
+    /** Stops telling {@code l} (a residency manager that closed) about pressure and failed allocations. */
+    public synchronized void removeListener(MemoryListener l) {
+        listeners.remove(l);
+    }
+
     public synchronized void injectFaults(FaultInjector f) {
         this.faults = f == null ? FaultInjector.NONE : f;
     }
@@ -250,7 +255,7 @@ public final class DeviceMemory implements AutoCloseable {
                 }
                 Buffer buf = new Buffer(b, b.size(), to, t.op);
                 live.put(b.address(), buf);
-                event(MemoryTrace.Kind.ALLOC, b.address(), b.size(), to.name(), null);
+                event(MemoryTrace.Kind.ALLOC, b.address(), b.size(), category(to), null);
                 checkPressure();
                 return buf;
             } catch (CachingAllocator.OutOfMemory e) {
@@ -290,7 +295,7 @@ public final class DeviceMemory implements AutoCloseable {
         for (int attempt = 0; ; attempt++) {
             try {
                 node.charge(bytes);
-                event(MemoryTrace.Kind.ALLOC, 0, bytes, node.name(), null);
+                event(MemoryTrace.Kind.ALLOC, 0, bytes, category(node), null);
                 checkPressure();
                 return;
             } catch (Budget.Exceeded e) {
@@ -315,7 +320,7 @@ public final class DeviceMemory implements AutoCloseable {
     /** Gives back what {@link #reserve} charged. */
     public synchronized void unreserve(Budget node, long bytes) {
         node.credit(bytes);
-        event(MemoryTrace.Kind.FREE, 0, bytes, node.name(), null);
+        event(MemoryTrace.Kind.FREE, 0, bytes, category(node), null);
         checkPressure();
     }
 
@@ -331,7 +336,7 @@ public final class DeviceMemory implements AutoCloseable {
         pool.free(b.block);
         b.charged.credit(b.bytes());
         cache.charge(b.bytes());
-        eventFor(MemoryTrace.Kind.FREE, b.address(), b.bytes(), b.charged.name(), b.op, null);
+        eventFor(MemoryTrace.Kind.FREE, b.address(), b.bytes(), category(b.charged), b.op, null);
         checkPressure();
     }
 
@@ -358,6 +363,11 @@ public final class DeviceMemory implements AutoCloseable {
         level = now;
         event(MemoryTrace.Kind.PRESSURE, 0, used, null, now.name().toLowerCase());
         for (MemoryListener l : List.copyOf(listeners)) l.pressureChanged(was, now, used, root.limit());
+    }
+
+    /** The trace's category of what is charged to {@code node}: its name, and a model's weights as weights/&lt;model&gt; (as its residency events). */
+    private String category(Budget node) {
+        return node.parent() == weights ? "weights/" + node.name() : node.name();
     }
 
     /** Traces an event of the current op (detail: the rung's or level's words, else null). */

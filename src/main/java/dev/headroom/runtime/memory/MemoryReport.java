@@ -21,7 +21,9 @@ import java.util.Locale;
 /**
  * A {@link MemoryTrace} (as JSON lines, from {@code --memory-trace} or a server job's trace) drawn
  * as a timeline of device memory by category (weights, activations, workspace, and the allocator's
- * cache on top up to reserved), with the peak and every rung of the degrade ladder marked: an HTML
+ * cache on top up to reserved), with the peak, every rung of the degrade ladder, and every model
+ * loaded from its file, evicted, or reloaded from its host copy (the residency manager's LOAD,
+ * EVICT and RELOAD events) marked and listed: an HTML
  * page (inline SVG, no script, no external resource) or a PNG. Used by {@code headroom
  * memory-report} and by {@code headroom serve}'s per-job report. A malformed trace is an
  * {@link IllegalArgumentException} naming the file and line.
@@ -44,7 +46,13 @@ public final class MemoryReport {
 
     public record Marker(double seconds, String label) {}
 
-    public record Timeline(List<Point> points, List<Marker> markers, int peakIndex, long events) {
+    /** A model's weights loaded from its file, evicted, or reloaded from its host copy: kind is "load", "evict" or "reload". */
+    public record ModelEvent(double seconds, String kind, String model, long bytes, String detail) {}
+
+    static final String[] MODEL_KINDS = {"load", "evict", "reload"};
+    static final Color[] MODEL_COLORS = {new Color(0x1F3A93), new Color(0x8E44AD), new Color(0x117A65)};
+
+    public record Timeline(List<Point> points, List<Marker> markers, List<ModelEvent> models, int peakIndex, long events) {
         /** The same timeline with peakIndex at the point of most allocated bytes. */
         Timeline withPeak() {
             int p = 0;
@@ -52,7 +60,7 @@ public final class MemoryReport {
                 Point q = points.get(i), best = points.get(p);
                 if (q.total() - q.bytes[3] > best.total() - best.bytes[3]) p = i;
             }
-            return new Timeline(points, markers, p, events);
+            return new Timeline(points, markers, models, p, events);
         }
     }
 
@@ -60,6 +68,7 @@ public final class MemoryReport {
         ObjectMapper json = new ObjectMapper();
         List<Point> points = new ArrayList<>();
         List<Marker> markers = new ArrayList<>();
+        List<ModelEvent> models = new ArrayList<>();
         long[] live = new long[3];
         long events = 0;
         int peak = 0;
@@ -83,16 +92,16 @@ public final class MemoryReport {
                 String kind = e.get("kind").asText();
                 double s = e.get("t_ns").asLong() / 1e9;
                 long bytes = e.path("bytes").asLong();
-                int cat = switch (e.path("category").asText("activations")) {
-                    case "weights" -> 0;
-                    case "workspace" -> 1;
-                    default -> 2;   // activations, and a job's activations (named after the job)
-                };
+                String category = e.path("category").asText("activations");
+                // weights, and one model's weights (weights/<model>); activations, and a job's activations (named after the job)
+                int cat = category.equals("weights") || category.startsWith("weights/") ? 0 : category.equals("workspace") ? 1 : 2;
                 switch (kind) {
                     case "alloc" -> live[cat] += bytes;
                     case "free" -> live[cat] -= bytes;
                     case "rung" -> markers.add(new Marker(s, e.path("category").asText() + " " + e.path("detail").asText("")));
                     case "oom" -> markers.add(new Marker(s, "OOM " + Sizes.format(bytes)));
+                    case "load", "evict", "reload" -> models.add(new ModelEvent(s, kind,
+                            category.startsWith("weights/") ? category.substring("weights/".length()) : category, bytes, e.path("detail").asText("")));
                     default -> { }
                 }
                 long reserved = e.path("reserved").asLong();
@@ -105,7 +114,7 @@ public final class MemoryReport {
                 }
             }
         }
-        return new Timeline(thin(points, peak), markers, 0, events).withPeak();
+        return new Timeline(thin(points, peak), markers, models, 0, events).withPeak();
     }
 
     /** At most a few points per pixel column: per column, the point with the most bytes (the peak is always kept). */
@@ -186,6 +195,11 @@ public final class MemoryReport {
             double mx = x(t, m.seconds);
             s.append(String.format(Locale.ROOT, "<line x1=%.1f x2=%.1f y1=%d y2=%d stroke='red'><title>%s</title></line>", mx, mx, TOP, H - BOTTOM, escape(m.label)));
         }
+        for (ModelEvent m : t.models) {
+            double mx = x(t, m.seconds);
+            s.append(String.format(Locale.ROOT, "<line x1=%.1f x2=%.1f y1=%d y2=%d stroke='#%06X' stroke-dasharray='2'><title>%s</title></line>", mx, mx, TOP, H - BOTTOM,
+                    MODEL_COLORS[kindIndex(m.kind)].getRGB() & 0xFFFFFF, escape(m.kind + " " + m.model + " " + Sizes.format(m.bytes) + ": " + m.detail)));
+        }
         s.append(String.format(Locale.ROOT, "<text x=%d y=%d>0 s</text><text x=%d y=%d text-anchor=end>%.3f s</text>", LEFT, H - BOTTOM + 16, W - RIGHT, H - BOTTOM + 16, t.points.getLast().seconds));
         for (int c = 0; c < CATEGORIES.length; c++) {
             s.append(String.format(Locale.ROOT, "<rect x=%d y=%d width=12 height=12 fill='#%06X'/><text x=%d y=%d>%s</text>", LEFT + c * 140, H - 20,
@@ -195,8 +209,31 @@ public final class MemoryReport {
         for (int c = 0; c < CATEGORIES.length; c++) s.append("<tr><th>").append(CATEGORIES[c]).append("<td>").append(Sizes.format(peak.bytes[c]));
         s.append("</table><h2>Rungs of the degrade ladder</h2>").append(t.markers.isEmpty() ? "<p>none" : "<ul>");
         for (Marker m : t.markers) s.append(String.format(Locale.ROOT, "<li>%.3f s: %s", m.seconds, escape(m.label)));
-        s.append(t.markers.isEmpty() ? "" : "</ul>").append(String.format("<p>%d events.", t.events));
+        s.append(t.markers.isEmpty() ? "" : "</ul>");
+        s.append("<h2>Model weights: loads, evictions, reloads</h2>");
+        if (t.models.isEmpty()) {
+            s.append("<p>none");
+        } else {
+            s.append("<p>");
+            for (int k = 0; k < MODEL_KINDS.length; k++) {
+                String kind = MODEL_KINDS[k];
+                s.append(String.format("<span style='color:#%06X'>&#9474; %s</span> %d&nbsp;&nbsp; ", MODEL_COLORS[k].getRGB() & 0xFFFFFF, kind,
+                        t.models.stream().filter(m -> m.kind.equals(kind)).count()));
+            }
+            s.append("<table><tr><th>time<th>event<th>model<th>bytes<th style='text-align:left'>detail");
+            for (ModelEvent m : t.models) {
+                s.append(String.format(Locale.ROOT, "<tr><td>%.3f s<td>%s<td>%s<td>%s<td style='text-align:left'>%s", m.seconds, m.kind, escape(m.model),
+                        Sizes.format(m.bytes), escape(m.detail)));
+            }
+            s.append("</table>");
+        }
+        s.append(String.format("<p>%d events.", t.events));
         return s.toString();
+    }
+
+    private static int kindIndex(String kind) {
+        for (int k = 0; k < MODEL_KINDS.length; k++) if (MODEL_KINDS[k].equals(kind)) return k;
+        return 0;
     }
 
     private static String escape(String s) {
@@ -249,6 +286,17 @@ public final class MemoryReport {
         g.setStroke(new BasicStroke(1));
         g.setColor(Color.RED);
         for (Marker m : t.markers) g.drawLine((int) x(t, m.seconds), TOP, (int) x(t, m.seconds), H - BOTTOM);
+        g.setStroke(new BasicStroke(1, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 1, new float[] {2, 2}, 0));
+        for (ModelEvent m : t.models) {
+            g.setColor(MODEL_COLORS[kindIndex(m.kind)]);
+            g.drawLine((int) x(t, m.seconds), TOP, (int) x(t, m.seconds), H - BOTTOM);
+        }
+        if (text && !t.models.isEmpty()) {
+            for (int k = 0; k < MODEL_KINDS.length; k++) {
+                g.setColor(MODEL_COLORS[k]);
+                g.drawString("| " + MODEL_KINDS[k], W - RIGHT - 200 + k * 66, TOP - 8);
+            }
+        }
         g.dispose();
         return img;
     }

@@ -2,23 +2,16 @@ package dev.headroom.runtime.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.headroom.core.Precision;
 import dev.headroom.core.residency.ResidencyPolicy.Priority;
-import dev.headroom.cuda.CudaUnavailable;
 import dev.headroom.models.Model;
-import dev.headroom.models.ModelLoader;
 import dev.headroom.models.SyntheticModels;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.Residency;
 import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
-import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.testing.Randoms;
-import dev.headroom.testing.SafetensorsFiles;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -26,46 +19,14 @@ import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * One GPU, several sessions on several threads: the same small-tile jobs run concurrently and one
- * after another give identical outputs (the throughput ratio is printed), sessions of different
- * precisions share one ledger, and an evicted model reloads from its host copy (GB/s printed
- * beside a load from a safetensors file).
+ * after another give identical outputs (the throughput ratio is printed), and sessions of different
+ * precisions share one ledger. (Reloads from the host cache: {@link GpuHostCacheTest}.)
  */
-@Tag("gpu")
-class GpuSessionsTest {
-    private static CudaDevice device;
-    private static String skipped;
-
-    @BeforeAll
-    static void open() {
-        try {
-            device = CudaDevice.open(0, MemoryOptions.DEFAULT);
-        } catch (CudaUnavailable | UnsatisfiedLinkError e) {
-            skipped = e.getMessage();
-            System.out.println("GPU TESTS SKIPPED: " + skipped);
-        }
-    }
-
-    @AfterAll
-    static void close() {
-        if (device != null) device.close();
-        device = null;
-    }
-
-    @BeforeEach
-    void needsGpu() {
-        Assumptions.assumeTrue(device != null, () -> "skipped, no usable GPU: " + skipped);
-    }
-
+class GpuSessionsTest extends GpuDeviceTestBase {
     /** Runs {@code tiles} one after another in {@code s}, waiting for each output. */
     private static List<float[]> run(Session s, Residency.Lease m, List<Tensor> tiles) {
         List<float[]> out = new ArrayList<>();
@@ -154,33 +115,6 @@ class GpuSessionsTest {
             pool.shutdown();
             long models3 = device.memory().ledger().children().getFirst().children().size();
             assertEquals(3, models3, "one weights node per model and precision, in one ledger");
-        }
-    }
-
-    @Test
-    void anEvictedModelReloadsFromItsHostCopy(@TempDir Path dir) throws Exception {
-        Path file = dir.resolve("rrdbnet-x4.fp16.safetensors");
-        SafetensorsFiles.write(file, SyntheticModels.stateDict("rrdbnet-x4", 11), Precision.F16);
-        Residency.Loader disk = () -> {
-            Model m = ModelLoader.load(file);
-            return new Residency.Source(m.graph(), m.weights(), m.valueRange());
-        };
-        try (Residency models = new Residency(device, 1L << 30); Session s = device.openSession(Precision.F16)) {
-            long t0 = System.nanoTime();
-            long bytes;
-            try (var m = models.acquire("rrdbnet-file", Priority.NORMAL, disk, s)) {
-                bytes = device.memory().weights(m.key()).used();
-            }
-            long load = System.nanoTime() - t0;
-            assertTrue(models.makeRoom(device.memory().headroom() + bytes) >= bytes, "evicted");
-            t0 = System.nanoTime();
-            try (var m = models.acquire("rrdbnet-file", Priority.NORMAL, disk, s)) {
-                assertEquals(bytes, device.memory().weights(m.key()).used());
-            }
-            long reload = System.nanoTime() - t0;
-            assertEquals(1, models.counts()[1], "one reload from the host copy");
-            System.out.printf("RRDBNet x4 fp16 weights (%.1f MB on the device; file %.1f MB): load from disk %.1f ms (%.2f GB/s), reload from host copy %.1f ms (%.2f GB/s)%n",
-                    bytes / 1e6, Files.size(file) / 1e6, load / 1e6, bytes / (double) load, reload / 1e6, bytes / (double) reload);
         }
     }
 }
