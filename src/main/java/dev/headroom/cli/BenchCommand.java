@@ -71,7 +71,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int tile : tiles) hostBudget(m, tile);
         if (System.getenv("HEADROOM_CONV_TIMING") == null) System.setProperty("headroom.conv-timing", quickStart ? "budget" : "full");
         Session ops = Backend.open(device, precision, memory.options());
-        try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+        try (GraphRunner runner = weightsOption.runner(m, ops)) {
             runner.bands(!wholeTensors);
             runner.record(!eager);
             int status = bench(m, ops, runner);

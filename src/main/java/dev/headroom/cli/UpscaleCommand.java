@@ -127,7 +127,7 @@ final class UpscaleCommand implements Callable<Integer> {
         // images are written to temporary files and renamed into place only when every image and the trace are done:
         // a failed run leaves neither an image nor a trace
         Map<Path, Path> staged = new LinkedHashMap<>();
-        try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+        try (GraphRunner runner = weightsOption.runner(m, ops)) {
             runner.bands(!wholeTensors);
             Map<String, Object> summary = run(m, ops, runner, outs, staged, encoding, loadSeconds);
             memory.writeTrace(ops);

@@ -50,6 +50,11 @@ public final class GraphRunner implements AutoCloseable {
         this(graph, weights, false, ops);
     }
 
+    /** Runs {@code graph} with {@code weights} prepared for it alone (e.g. {@link PreparedWeights#streamed}), freed when the runner closes. */
+    public static GraphRunner owning(Graph graph, PreparedWeights weights, Ops ops) {
+        return new GraphRunner(graph, weights, true, ops);
+    }
+
     private GraphRunner(Graph graph, PreparedWeights weights, boolean owned, Ops ops) {
         this.graph = graph;
         this.ops = ops;

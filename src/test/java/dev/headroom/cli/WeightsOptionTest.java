@@ -36,4 +36,20 @@ class WeightsOptionTest {
         CliTest.assertRefused(CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weights", "int3",
                 "-o", out.toString()), "--weights", out);
     }
+
+    @Test
+    void aWeightBudgetStreamsKernelsToTheSameImageAndATooSmallOneIsRefused() throws Exception {
+        Path model = dir.resolve("srvgg-stream.safetensors");
+        SafetensorsFiles.write(model, SyntheticModels.stateDict("srvgg-x4", 3), Precision.F16);
+        Path whole = dir.resolve("s-whole.png"), streamed = dir.resolve("s-streamed.png");
+        var a = CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "-o", whole.toString());
+        assertEquals(0, a.status(), a.err());
+        var b = CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weight-budget", "1MiB",
+                "-o", streamed.toString());
+        assertEquals(0, b.status(), b.err());
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(whole), Files.readAllBytes(streamed)), "streamed kernels give the same image");
+        Path out = dir.resolve("s-tiny.png");
+        CliTest.assertRefused(CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weight-budget", "100KiB",
+                "-o", out.toString()), "--weight-budget", out);
+    }
 }
