@@ -163,6 +163,11 @@ public final class GraphRunner implements AutoCloseable {
         record = allowed;
     }
 
+    /** The schedule of streamed weights, or null when every convolution is resident. */
+    public WeightStream weightStream() {
+        return stream;
+    }
+
     /** Why passes are not recorded even where {@link #record} allows it (weights streamed), or null. */
     public String recordingRefused() {
         return stream != null ? WeightStream.NO_RECORDING : null;

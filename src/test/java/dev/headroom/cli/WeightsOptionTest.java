@@ -52,4 +52,14 @@ class WeightsOptionTest {
         CliTest.assertRefused(CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weight-budget", "100KiB",
                 "-o", out.toString()), "--weight-budget", out);
     }
+
+    @Test
+    void benchReportsWhatItStreamed() throws Exception {
+        var r = CliTest.headroom("bench", "--synthetic", "srvgg-x4", "--tile", "16", "--runs", "1", "--device", "cpu", "--weight-budget", "1MiB", "--json");
+        assertEquals(0, r.status(), r.err());
+        var row = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out()).get("results").get(0);
+        assertTrue(row.get("weights_streamed").get("layers").asInt() > 0, r.out());
+        assertTrue(row.get("weights_streamed").get("copies").asLong() > 0, r.out());
+        assertTrue(row.get("recording_refused").asText().contains("streamed"), r.out());
+    }
 }
