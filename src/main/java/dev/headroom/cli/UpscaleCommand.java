@@ -172,7 +172,7 @@ final class UpscaleCommand implements Callable<Integer> {
             long t1 = System.nanoTime();
             FloatImage img = ImageFiles.read(in, maxPixels, new ImageFiles.ReadOptions(lenient, ignoreOrientation));
             long read = System.nanoTime() - t1;
-            var fit = this.tile != null ? null : fit(m, ops, img);
+            var fit = this.tile != null ? null : fit(m, ops, runner, img);
             int tile = fit != null ? hostCapped(fit.tile(), overlap, img.width(), img.height(), m.scale(), m.graph().outputChannels()) : this.tile;
             int batch = this.batch != null ? this.batch : fit != null ? fit.batch() : 1;
             tiled.batch(batch);
@@ -245,12 +245,12 @@ final class UpscaleCommand implements Callable<Integer> {
      * The largest tile, then batch, whose memory plan fits the device's budget up to its critical
      * pressure threshold (the fitter of `headroom plan`).
      */
-    private dev.headroom.core.plan.Fitter.Fit fit(Model m, Session ops, FloatImage img) {
+    private dev.headroom.core.plan.Fitter.Fit fit(Model m, Session ops, GraphRunner runner, FloatImage img) {
         var memory = ops.memory();
         boolean gpu = ops.device().accelerator();
         try {
             return dev.headroom.core.plan.Fitter.fit(dev.headroom.core.plan.Fitter.Request.of(m.graph(), img.width(), img.height(),
-                            memory.ledger().limit(), p -> ops.memoryModel())
+                            memory.ledger().limit(), p -> runner.memoryModel())   // weights as held: streamed ones take only their slots
                     .withOverlap(overlap).withUsableFraction(memory.thresholds().critical()).withPrecisions(List.of(ops.precision()))
                     .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!wholeTensors)
                     .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0));

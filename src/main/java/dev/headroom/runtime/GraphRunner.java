@@ -127,7 +127,7 @@ public final class GraphRunner implements AutoCloseable {
 
     /** The memory plan for an (n, h, w) input on this backend, made once per shape. */
     public MemoryPlan plan(int n, int h, int w) {
-        return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, ops.memoryModel(), bands));
+        return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, memoryModel(), bands));
     }
 
     /**
@@ -161,6 +161,11 @@ public final class GraphRunner implements AutoCloseable {
     public void record(boolean allowed) {
         if (!allowed) replays.close();
         record = allowed;
+    }
+
+    /** What the backend allocates, with the weights as this runner holds them (streamed ones take only their slots): for planners. */
+    public dev.headroom.core.plan.DeviceModel memoryModel() {
+        return stream == null ? ops.memoryModel() : stream.memoryModel(ops.memoryModel());
     }
 
     /** The schedule of streamed weights, or null when every convolution is resident. */

@@ -39,8 +39,18 @@ public final class WeightStream implements AutoCloseable {
     /** Counts of schedules dropped after a failed pass. */
     private long lostLoads, lostUses;
 
-    WeightStream(boolean[] streamed, WeightSlots slots, StreamSplit split) {
+    /** The streamed convolutions' ops, to their node ids; the first one's id. */
+    private final java.util.Map<Op.Conv2d, Integer> streamedOps = new java.util.IdentityHashMap<>();
+    private int firstStreamed = -1;
+
+    WeightStream(Graph graph, boolean[] streamed, WeightSlots slots, StreamSplit split) {
         this.streamed = streamed;
+        for (Node n : graph.nodes()) {
+            if (streamed[n.id()] && n.op() instanceof Op.Conv2d c) {
+                streamedOps.put(c, n.id());
+                if (firstStreamed < 0) firstStreamed = n.id();
+            }
+        }
         this.schedule = new SlotSchedule(streamed, split.slots());
         this.slots = slots;
         this.split = split;
@@ -72,7 +82,7 @@ public final class WeightStream implements AutoCloseable {
                 ws.stage(id, op, kernel, bias, slope);
                 return new Streamed(op, id);
             });
-            p.stream = new WeightStream(streamed, ws, split);
+            p.stream = new WeightStream(graph, streamed, ws, split);
             return p;
         } catch (RuntimeException e) {
             ws.close();
@@ -83,6 +93,27 @@ public final class WeightStream implements AutoCloseable {
     private static int idOf(Graph graph, Op.Conv2d op) {
         for (Node n : graph.nodes()) if (n.op() == op) return n.id();
         throw new IllegalStateException("convolution " + op + " is not in the graph");
+    }
+
+    /**
+     * {@code base} as this stream holds the weights: a streamed convolution's kernel takes no
+     * device bytes of its own, and the slots are counted once (with the first streamed layer),
+     * so a plan's predicted peak, and a fitter's tile, see the weights as they really are.
+     */
+    public dev.headroom.core.plan.DeviceModel memoryModel(dev.headroom.core.plan.DeviceModel base) {
+        return new dev.headroom.core.plan.DeviceModel() {
+            public int elementBytes() { return base.elementBytes(); }
+            public long weightBytes(Op.Conv2d conv) {
+                Integer id = streamedOps.get(conv);
+                if (id == null) return base.weightBytes(conv);
+                return id == firstStreamed ? split.slots() * split.slotBytes() : 0;
+            }
+            public long inputBytes(int n, int h, int w, int c) { return base.inputBytes(n, h, w, c); }
+            public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) {
+                return base.scratch(node, in, out, inDense, outDense);
+            }
+            public long persistent(Node node, int[] in, int[] out) { return base.persistent(node, in, out); }
+        };
     }
 
     /** The split this stream runs: which layers are resident, the slots, bytes copied per pass. */
