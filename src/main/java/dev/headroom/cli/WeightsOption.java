@@ -6,6 +6,7 @@ import dev.headroom.models.Model;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.PreparedWeights;
 import dev.headroom.runtime.Session;
+import dev.headroom.runtime.WeightStream;
 import picocli.CommandLine.Option;
 
 /**
@@ -27,9 +28,31 @@ final class WeightsOption {
             description = "Hold convolution kernels as fp16, bf16, int8 or fp8 e4m3 (scale per output channel) or NF4 (blocks of 64); default: as the file stores them")
     String weights;
 
-    /** A runner for {@code m} on {@code ops}: its kernels all resident, or within --weight-budget with the rest streamed. */
+    /**
+     * A runner for {@code m} on {@code ops}: its kernels within --weight-budget with the rest
+     * streamed; without the option, all resident unless they do not fit beside a small tile's
+     * activations (a 256-pixel tile on a GPU, 64 on the CPU), in which case the planner streams
+     * what does not fit ({@link WeightStream#autoBudget}) and says so on stderr.
+     */
     GraphRunner runner(Model m, Session ops) {
-        if (weightBudget == null) return new GraphRunner(m.graph(), m.weights(), ops);
+        if (weightBudget == null) {
+            long auto = WeightStream.autoBudget(m.graph(), m.weights(), ops, ops.device().accelerator() ? 256 : 64);
+            if (auto != Long.MAX_VALUE) {
+                try {
+                    PreparedWeights p = PreparedWeights.streamed(m.graph(), m.weights(), ops, auto, SLOTS);
+                    var sp = p.stream() == null ? null : p.stream().split();
+                    if (sp != null) {
+                        System.err.printf("headroom: the model's kernels do not fit the memory budget beside a tile; %d of %d layers are streamed"
+                                + " from host memory (%s resident, %d slots of %s)%n", sp.streamedCount(), sp.resident().length,
+                                Sizes.format(sp.residentBytes()), sp.slots(), Sizes.format(sp.slotBytes()));
+                    }
+                    return GraphRunner.owning(m.graph(), p, ops);
+                } catch (IllegalArgumentException e) {
+                    // not even the slots fit: prepare them all as before, and let the memory error say what is short
+                }
+            }
+            return new GraphRunner(m.graph(), m.weights(), ops);
+        }
         long bytes;
         try {
             bytes = Sizes.parseOption(weightBudget);

@@ -90,6 +90,28 @@ public final class WeightStream implements AutoCloseable {
         }
     }
 
+    /**
+     * The planner's choice of a weight budget on {@code ops}' device when none is given: the usable
+     * share of the ledger (up to its critical threshold, less what is already charged) pays first
+     * for the activations of one {@code tile} x {@code tile} tile (in whole allocator segments),
+     * the weights get the rest.
+     * Long.MAX_VALUE when every kernel fits beside that tile (nothing to stream).
+     */
+    public static long autoBudget(Graph graph, Weights weights, Ops ops, int tile) {
+        var memory = ops.memory();
+        if (memory == null) return Long.MAX_VALUE;
+        long kernels = 0;
+        for (Node n : graph.nodes()) {
+            if (n.op() instanceof Op.Conv2d c && weights.has(c.weight())) kernels += ops.kernelBytes(c, weights.get(c.weight()));
+        }
+        var plan = dev.headroom.core.plan.Planner.plan(graph, 1, tile, tile, ops.memoryModel(), true);
+        // the allocator reserves whole segments: a large one for the arena, small ones for the rest
+        long seg = dev.headroom.runtime.memory.CachingAllocator.LARGE_SEGMENT;
+        long activations = (plan.peak() - plan.weights() + seg - 1) / seg * seg + dev.headroom.runtime.memory.CachingAllocator.SMALL_SEGMENT;
+        long usable = (long) (memory.ledger().limit() * memory.thresholds().critical()) - memory.ledger().used();
+        return kernels + activations <= usable ? Long.MAX_VALUE : usable - activations;
+    }
+
     private static int idOf(Graph graph, Op.Conv2d op) {
         for (Node n : graph.nodes()) if (n.op() == op) return n.id();
         throw new IllegalStateException("convolution " + op + " is not in the graph");

@@ -65,8 +65,9 @@ class WeightsOptionTest {
 
     /**
      * A model whose weights do not fit the device budget (RRDBNet x4 in fp32 on the CPU: 67 MB
-     * against 48 MiB) runs with --weight-budget, the fitter counting only the resident layers and
-     * the slots, and gives the image it gives with no budget at all.
+     * against 48 MiB) runs with --weight-budget, or without it (the planner chooses the split),
+     * the fitter counting only the resident layers and the slots, and gives the image it gives
+     * with no budget at all.
      */
     @Test
     void aModelLargerThanTheBudgetRunsStreamed() throws Exception {
@@ -77,5 +78,12 @@ class WeightsOptionTest {
                 "--weight-budget", "16MiB", "-o", streamed.toString());
         assertEquals(0, b.status(), b.err());
         assertTrue(java.util.Arrays.equals(Files.readAllBytes(full), Files.readAllBytes(streamed)), "the same image, streamed under a budget");
+        Path auto = dir.resolve("r-auto.png");   // no --weight-budget: the planner streams what does not fit beside a tile
+        var c = CliTest.headroom("upscale", CliTest.photo.toString(), "--synthetic", "rrdbnet-x4", "--device", "cpu", "--vram-budget", "48MiB",
+                "-o", auto.toString());
+        assertEquals(0, c.status(), c.err());
+        assertTrue(c.err().contains("layers are streamed"), c.err());
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(full), Files.readAllBytes(auto)), "the same image, streamed as the planner chose");
+        assertTrue(!a.err().contains("streamed"), "nothing streamed without a budget: " + a.err());
     }
 }
