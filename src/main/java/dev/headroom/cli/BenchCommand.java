@@ -76,7 +76,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int tile : tiles) hostBudget(m, tile);
         if (System.getenv("HEADROOM_CONV_TIMING") == null) System.setProperty("headroom.conv-timing", quickStart ? "budget" : "full");
         Session ops = Backend.open(device, precision, memory.options());
-        try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+        try (GraphRunner runner = weightsOption.runner(m, ops)) {
             runner.bands(!wholeTensors);
             runner.record(!eager);
             Map<String, Object> reloads = hostCache == null ? null : ReloadBench.run(ops, () -> {
@@ -189,6 +189,13 @@ final class BenchCommand implements Callable<Integer> {
             var bands = runner.plan(batch, tile, tile).bands();
             row.put("row_bands", bands == null ? 1 : bands.count);
             row.put("replays", runner.replays());
+            if (runner.weightStream() != null) {
+                var sp = runner.weightStream().split();
+                row.put("weights_streamed", Map.of("layers", sp.streamedCount(), "of", sp.resident().length, "slots", sp.slots(),
+                        "slot_bytes", sp.slotBytes(), "resident_bytes", sp.residentBytes(), "streamed_bytes_per_pass", sp.streamedBytes(),
+                        "copies", runner.weightStream().loads()));
+                row.put("recording_refused", runner.recordingRefused());
+            }
             if (ops.memory() != null) {
                 var st = ops.memory().stats();
                 row.put("device_peak_bytes", st.allocatedPeak());

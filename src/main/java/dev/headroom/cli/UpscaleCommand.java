@@ -127,7 +127,7 @@ final class UpscaleCommand implements Callable<Integer> {
         // images are written to temporary files and renamed into place only when every image and the trace are done:
         // a failed run leaves neither an image nor a trace
         Map<Path, Path> staged = new LinkedHashMap<>();
-        try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+        try (GraphRunner runner = weightsOption.runner(m, ops)) {
             runner.bands(!wholeTensors);
             Map<String, Object> summary = run(m, ops, runner, outs, staged, encoding, loadSeconds);
             memory.writeTrace(ops);
@@ -172,7 +172,7 @@ final class UpscaleCommand implements Callable<Integer> {
             long t1 = System.nanoTime();
             FloatImage img = ImageFiles.read(in, maxPixels, new ImageFiles.ReadOptions(lenient, ignoreOrientation));
             long read = System.nanoTime() - t1;
-            var fit = this.tile != null ? null : fit(m, ops, img);
+            var fit = this.tile != null ? null : fit(m, ops, runner, img);
             int tile = fit != null ? hostCapped(fit.tile(), overlap, img.width(), img.height(), m.scale(), m.graph().outputChannels()) : this.tile;
             int batch = this.batch != null ? this.batch : fit != null ? fit.batch() : 1;
             tiled.batch(batch);
@@ -241,16 +241,21 @@ final class UpscaleCommand implements Callable<Integer> {
         return null;
     }
 
+    /** {@code held} (kernels as stored: 16-bit, int8, fp8, NF4) with streamed kernels taking only their slots. */
+    private static dev.headroom.core.plan.DeviceModel heldAs(GraphRunner runner, dev.headroom.core.plan.DeviceModel held) {
+        return runner.weightStream() == null ? held : runner.weightStream().memoryModel(held);
+    }
+
     /**
      * The largest tile, then batch, whose memory plan fits the device's budget up to its critical
      * pressure threshold (the fitter of `headroom plan`).
      */
-    private dev.headroom.core.plan.Fitter.Fit fit(Model m, Session ops, FloatImage img) {
+    private dev.headroom.core.plan.Fitter.Fit fit(Model m, Session ops, GraphRunner runner, FloatImage img) {
         var memory = ops.memory();
         boolean gpu = ops.device().accelerator();
         try {
             return dev.headroom.core.plan.Fitter.fit(dev.headroom.core.plan.Fitter.Request.of(m.graph(), img.width(), img.height(),
-                            memory.ledger().limit(), p -> ops.memoryModel().holding(m.weights()))
+                            memory.ledger().limit(), p -> heldAs(runner, ops.memoryModel().holding(m.weights())))
                     .withOverlap(overlap).withUsableFraction(memory.thresholds().critical()).withPrecisions(List.of(ops.precision()))
                     .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!wholeTensors)
                     .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0));

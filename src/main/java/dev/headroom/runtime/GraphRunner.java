@@ -50,6 +50,11 @@ public final class GraphRunner implements AutoCloseable {
         this(graph, weights, false, ops);
     }
 
+    /** Runs {@code graph} with {@code weights} prepared for it alone (e.g. {@link PreparedWeights#streamed}), freed when the runner closes. */
+    public static GraphRunner owning(Graph graph, PreparedWeights weights, Ops ops) {
+        return new GraphRunner(graph, weights, true, ops);
+    }
+
     private GraphRunner(Graph graph, PreparedWeights weights, boolean owned, Ops ops) {
         this.graph = graph;
         this.ops = ops;
@@ -122,7 +127,7 @@ public final class GraphRunner implements AutoCloseable {
 
     /** The memory plan for an (n, h, w) input on this backend, made once per shape. */
     public MemoryPlan plan(int n, int h, int w) {
-        return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, ops.memoryModel(), bands));
+        return plans.computeIfAbsent(n + "x" + h + "x" + w, k -> Planner.plan(graph, n, h, w, memoryModel(), bands));
     }
 
     /**
@@ -156,6 +161,16 @@ public final class GraphRunner implements AutoCloseable {
     public void record(boolean allowed) {
         if (!allowed) replays.close();
         record = allowed;
+    }
+
+    /** What the backend allocates, with the weights as this runner holds them (streamed ones take only their slots): for planners. */
+    public dev.headroom.core.plan.DeviceModel memoryModel() {
+        return stream == null ? ops.memoryModel() : stream.memoryModel(ops.memoryModel());
+    }
+
+    /** The schedule of streamed weights, or null when every convolution is resident. */
+    public WeightStream weightStream() {
+        return stream;
     }
 
     /** Why passes are not recorded even where {@link #record} allows it (weights streamed), or null. */

@@ -39,8 +39,18 @@ public final class WeightStream implements AutoCloseable {
     /** Counts of schedules dropped after a failed pass. */
     private long lostLoads, lostUses;
 
-    WeightStream(boolean[] streamed, WeightSlots slots, StreamSplit split) {
+    /** The streamed convolutions' ops, to their node ids; the first one's id. */
+    private final java.util.Map<Op.Conv2d, Integer> streamedOps = new java.util.IdentityHashMap<>();
+    private int firstStreamed = -1;
+
+    WeightStream(Graph graph, boolean[] streamed, WeightSlots slots, StreamSplit split) {
         this.streamed = streamed;
+        for (Node n : graph.nodes()) {
+            if (streamed[n.id()] && n.op() instanceof Op.Conv2d c) {
+                streamedOps.put(c, n.id());
+                if (firstStreamed < 0) firstStreamed = n.id();
+            }
+        }
         this.schedule = new SlotSchedule(streamed, split.slots());
         this.slots = slots;
         this.split = split;
@@ -72,7 +82,7 @@ public final class WeightStream implements AutoCloseable {
                 ws.stage(id, op, kernel, bias, slope);
                 return new Streamed(op, id);
             });
-            p.stream = new WeightStream(streamed, ws, split);
+            p.stream = new WeightStream(graph, streamed, ws, split);
             return p;
         } catch (RuntimeException e) {
             ws.close();
@@ -80,9 +90,52 @@ public final class WeightStream implements AutoCloseable {
         }
     }
 
+    /**
+     * The planner's choice of a weight budget on {@code ops}' device when none is given: the usable
+     * share of the ledger (up to its critical threshold, less what is already charged) pays first
+     * for the activations of one {@code tile} x {@code tile} tile (in whole allocator segments),
+     * the weights get the rest.
+     * Long.MAX_VALUE when every kernel fits beside that tile (nothing to stream).
+     */
+    public static long autoBudget(Graph graph, Weights weights, Ops ops, int tile) {
+        var memory = ops.memory();
+        if (memory == null) return Long.MAX_VALUE;
+        long kernels = 0;
+        for (Node n : graph.nodes()) {
+            if (n.op() instanceof Op.Conv2d c && weights.has(c.weight())) kernels += ops.kernelBytes(c, weights.get(c.weight()));
+        }
+        var plan = dev.headroom.core.plan.Planner.plan(graph, 1, tile, tile, ops.memoryModel(), true);
+        // the allocator reserves whole segments: a large one for the arena, small ones for the rest
+        long seg = dev.headroom.runtime.memory.CachingAllocator.LARGE_SEGMENT;
+        long activations = (plan.peak() - plan.weights() + seg - 1) / seg * seg + dev.headroom.runtime.memory.CachingAllocator.SMALL_SEGMENT;
+        long usable = (long) (memory.ledger().limit() * memory.thresholds().critical()) - memory.ledger().used();
+        return kernels + activations <= usable ? Long.MAX_VALUE : usable - activations;
+    }
+
     private static int idOf(Graph graph, Op.Conv2d op) {
         for (Node n : graph.nodes()) if (n.op() == op) return n.id();
         throw new IllegalStateException("convolution " + op + " is not in the graph");
+    }
+
+    /**
+     * {@code base} as this stream holds the weights: a streamed convolution's kernel takes no
+     * device bytes of its own, and the slots are counted once (with the first streamed layer),
+     * so a plan's predicted peak, and a fitter's tile, see the weights as they really are.
+     */
+    public dev.headroom.core.plan.DeviceModel memoryModel(dev.headroom.core.plan.DeviceModel base) {
+        return new dev.headroom.core.plan.DeviceModel() {
+            public int elementBytes() { return base.elementBytes(); }
+            public long weightBytes(Op.Conv2d conv) {
+                Integer id = streamedOps.get(conv);
+                if (id == null) return base.weightBytes(conv);
+                return id == firstStreamed ? split.slots() * split.slotBytes() : 0;
+            }
+            public long inputBytes(int n, int h, int w, int c) { return base.inputBytes(n, h, w, c); }
+            public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) {
+                return base.scratch(node, in, out, inDense, outDense);
+            }
+            public long persistent(Node node, int[] in, int[] out) { return base.persistent(node, in, out); }
+        };
     }
 
     /** The split this stream runs: which layers are resident, the slots, bytes copied per pass. */

@@ -61,4 +61,54 @@ class WeightsOptionTest {
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
     }
+
+    @Test
+    void aWeightBudgetStreamsKernelsToTheSameImageAndATooSmallOneIsRefused() throws Exception {
+        Path model = dir.resolve("srvgg-stream.safetensors");
+        SafetensorsFiles.write(model, SyntheticModels.stateDict("srvgg-x4", 3), Precision.F16);
+        Path whole = dir.resolve("s-whole.png"), streamed = dir.resolve("s-streamed.png");
+        var a = CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "-o", whole.toString());
+        assertEquals(0, a.status(), a.err());
+        var b = CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weight-budget", "1MiB",
+                "-o", streamed.toString());
+        assertEquals(0, b.status(), b.err());
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(whole), Files.readAllBytes(streamed)), "streamed kernels give the same image");
+        Path out = dir.resolve("s-tiny.png");
+        CliTest.assertRefused(CliTest.headroom("upscale", CliTest.photo.toString(), "--model", model.toString(), "--device", "cpu", "--weight-budget", "100KiB",
+                "-o", out.toString()), "--weight-budget", out);
+    }
+
+    @Test
+    void benchReportsWhatItStreamed() throws Exception {
+        var r = CliTest.headroom("bench", "--synthetic", "srvgg-x4", "--tile", "16", "--runs", "1", "--device", "cpu", "--weight-budget", "1MiB", "--json");
+        assertEquals(0, r.status(), r.err());
+        var row = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out()).get("results").get(0);
+        assertTrue(row.get("weights_streamed").get("layers").asInt() > 0, r.out());
+        assertTrue(row.get("weights_streamed").get("copies").asLong() > 0, r.out());
+        assertTrue(row.get("recording_refused").asText().contains("streamed"), r.out());
+    }
+
+    /**
+     * A model whose weights do not fit the device budget (RRDBNet x4 in fp32 on the CPU: 67 MB
+     * against 48 MiB) runs with --weight-budget, or without it (the planner chooses the split),
+     * the fitter counting only the resident layers and the slots, and gives the image it gives
+     * with no budget at all.
+     */
+    @Test
+    void aModelLargerThanTheBudgetRunsStreamed() throws Exception {
+        Path full = dir.resolve("r-full.png"), streamed = dir.resolve("r-streamed.png");
+        var a = CliTest.headroom("upscale", CliTest.photo.toString(), "--synthetic", "rrdbnet-x4", "--device", "cpu", "-o", full.toString());
+        assertEquals(0, a.status(), a.err());
+        var b = CliTest.headroom("upscale", CliTest.photo.toString(), "--synthetic", "rrdbnet-x4", "--device", "cpu", "--vram-budget", "48MiB",
+                "--weight-budget", "16MiB", "-o", streamed.toString());
+        assertEquals(0, b.status(), b.err());
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(full), Files.readAllBytes(streamed)), "the same image, streamed under a budget");
+        Path auto = dir.resolve("r-auto.png");   // no --weight-budget: the planner streams what does not fit beside a tile
+        var c = CliTest.headroom("upscale", CliTest.photo.toString(), "--synthetic", "rrdbnet-x4", "--device", "cpu", "--vram-budget", "48MiB",
+                "-o", auto.toString());
+        assertEquals(0, c.status(), c.err());
+        assertTrue(c.err().contains("layers are streamed"), c.err());
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(full), Files.readAllBytes(auto)), "the same image, streamed as the planner chose");
+        assertTrue(!a.err().contains("streamed"), "nothing streamed without a budget: " + a.err());
+    }
 }

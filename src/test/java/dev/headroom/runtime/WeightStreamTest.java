@@ -76,6 +76,45 @@ class WeightStreamTest {
         }
     }
 
+    /**
+     * A pass that fails half way (every allocation from the N-th on fails, for each N) leaves the
+     * stream usable: the next upscale gives the unfailed image, and the ledger ends at zero.
+     */
+    @Test
+    void aPassThatFailsHalfWayLeavesTheStreamUsable() {
+        Graph g = GraphRunnerTest.denseGraph();
+        Weights w = GraphRunnerTest.randomWeights(g, new Random(5));
+        float[] px = Randoms.floats(new Random(6), 40 * 30 * 3, 0.5f);
+        dev.headroom.core.image.FloatImage img = new dev.headroom.core.image.FloatImage(40, 30, 3, px, 8);
+        float[] expected;
+        long requests;
+        try (CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, ops)) {
+            long[] count = {0};
+            ops.memory().injectFaults((request, attempt) -> {
+                count[0] = request;
+                return false;
+            });
+            expected = new TiledUpscaler(runner, 1f).upscale(img, 24, 4, null).data();
+            requests = count[0];
+        }
+        for (long n = 1; n <= requests; n += 3) {
+            final long from = n;
+            try (CpuOps ops = new CpuOps()) {
+                long budget = kernelBytes(g, w, ops) / 2;
+                try (GraphRunner runner = GraphRunner.owning(g, PreparedWeights.streamed(g, w, ops, budget, 2), ops)) {
+                    assertNotNull(runner.weightStream());
+                    ops.memory().injectFaults((request, attempt) -> request >= from);
+                    TiledUpscaler up = new TiledUpscaler(runner, 1f);
+                    assertThrows(dev.headroom.runtime.memory.DeviceOutOfMemory.class, () -> up.upscale(img, 24, 4, null), "failing from request " + n);
+                    ops.memory().injectFaults(dev.headroom.runtime.memory.DeviceMemory.FaultInjector.NONE);
+                    assertArrayEquals(expected, up.upscale(img, 24, 4, null).data(), "after failing from request " + n);
+                    assertEquals(0L, ops.memory().stats().allocated(), "activations and workspace back to zero");
+                }
+                assertEquals(0, weightsUsed(ops), "slots and resident layers given back");
+            }
+        }
+    }
+
     @Test
     void aBudgetThatHoldsEverythingStreamsNothing() {
         var model = SmallModels.build("srvgg", 2);
