@@ -112,6 +112,24 @@ class VaeTest {
         }
     }
 
+    /**
+     * Where a level's channels change, a resnet's sum is of two convolutions that nothing else
+     * reads (conv2 and conv_shortcut): the fused decoder must still compute both. The goldens' VAEs
+     * have one channel count throughout, so this is where a fusion that dropped conv2 shows.
+     */
+    @Test
+    void decoderWithChangingChannelsEqualsItsUnfusedGraph() {
+        var config = new VaeArchitecture.Config(new int[] {32, 64}, 1, 4, true, true, false, true);
+        var weights = new MapWeights(VaeArchitecture.detect(RandomVae.diffusers(config, rnd.nextLong())).weights(), "random");
+        Tensor z = Tensor.wrap(Randoms.floats(rnd, 5 * 4 * 4, 1f), 1, 5, 4, 4);
+        try (CpuOps ops = new CpuOps();
+             GraphRunner fused = new GraphRunner(VaeArchitecture.decoder(config, true), weights, ops);
+             GraphRunner plain = new GraphRunner(VaeArchitecture.decoder(config, false), weights, ops)) {
+            float[] want = plain.run(z).toArray(), got = fused.run(z).toArray();
+            for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-5 * (1 + Math.abs(want[i])), "element " + i);
+        }
+    }
+
     @Test
     void tiledEncodeEqualsTheWholeEncode() {
         try (CpuOps ops = new CpuOps()) {

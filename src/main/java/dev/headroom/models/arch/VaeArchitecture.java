@@ -224,6 +224,11 @@ public final class VaeArchitecture {
 
     /** Latent (N,h,w,latent) to image (N,h*scale,w*scale,3) in [-1, 1]: the decoder as diffusers runs it, after post_quant_conv. */
     public static Graph decoder(Config c) {
+        return decoder(c, true);
+    }
+
+    /** The decoder with its sums and activations fused into convolutions (as it runs), or as built (for tests of the fusion). */
+    public static Graph decoder(Config c, boolean fused) {
         GraphBuilder g = new GraphBuilder(c.latent());
         int x = g.input();
         if (c.postQuantConv()) x = g.conv("post_quant_conv", x, 1, c.latent(), Act.NONE);
@@ -240,7 +245,7 @@ public final class VaeArchitecture {
         }
         x = g.groupNorm("decoder.conv_norm_out", x, GROUPS, EPS, true);
         x = g.conv("decoder.conv_out", x, 3, 3, Act.NONE);
-        return g.build(x);
+        return fused ? g.build(x) : g.buildUnfused(x);
     }
 
     /** Image (N,H,W,3) in [-1, 1] to moments (N,H/scale,W/scale,2*latent): mean, then log-variance. */
