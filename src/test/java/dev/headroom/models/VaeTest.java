@@ -118,15 +118,20 @@ class VaeTest {
      * have one channel count throughout, so this is where a fusion that dropped conv2 shows.
      */
     @Test
-    void decoderWithChangingChannelsEqualsItsUnfusedGraph() {
-        var config = new VaeArchitecture.Config(new int[] {32, 64}, 1, 4, true, true, false, true);
+    void decoderAndEncoderWithChangingChannelsEqualTheirUnfusedGraphs() {
+        var config = new VaeArchitecture.Config(new int[] {32, 64}, 1, 4, true, true, true, true);
         var weights = new MapWeights(VaeArchitecture.detect(RandomVae.diffusers(config, rnd.nextLong())).weights(), "random");
         Tensor z = Tensor.wrap(Randoms.floats(rnd, 5 * 4 * 4, 1f), 1, 5, 4, 4);
-        try (CpuOps ops = new CpuOps();
-             GraphRunner fused = new GraphRunner(VaeArchitecture.decoder(config, true), weights, ops);
-             GraphRunner plain = new GraphRunner(VaeArchitecture.decoder(config, false), weights, ops)) {
-            float[] want = plain.run(z).toArray(), got = fused.run(z).toArray();
-            for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-5 * (1 + Math.abs(want[i])), "element " + i);
+        Tensor image = Tensor.wrap(Randoms.floats(rnd, 10 * 6 * 3, 1f), 1, 10, 6, 3);
+        try (CpuOps ops = new CpuOps()) {
+            for (boolean decoder : new boolean[] {true, false}) {
+                try (GraphRunner fused = new GraphRunner(decoder ? VaeArchitecture.decoder(config, true) : VaeArchitecture.encoder(config, true), weights, ops);
+                     GraphRunner plain = new GraphRunner(decoder ? VaeArchitecture.decoder(config, false) : VaeArchitecture.encoder(config, false), weights, ops)) {
+                    Tensor in = decoder ? z : image;
+                    float[] want = plain.run(in).toArray(), got = fused.run(in).toArray();
+                    for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-5 * (1 + Math.abs(want[i])), (decoder ? "decoder" : "encoder") + " element " + i);
+                }
+            }
         }
     }
 

@@ -250,6 +250,11 @@ public final class VaeArchitecture {
 
     /** Image (N,H,W,3) in [-1, 1] to moments (N,H/scale,W/scale,2*latent): mean, then log-variance. */
     public static Graph encoder(Config c) {
+        return encoder(c, true);
+    }
+
+    /** The encoder fused (as it runs) or as built (for tests of the fusion). */
+    public static Graph encoder(Config c, boolean fused) {
         GraphBuilder g = new GraphBuilder(3);
         int levels = c.channels().length;
         int x = g.conv("encoder.conv_in", g.input(), 3, c.channels()[0], Act.NONE);
@@ -261,7 +266,7 @@ public final class VaeArchitecture {
         x = g.groupNorm("encoder.conv_norm_out", x, GROUPS, EPS, true);
         x = g.conv("encoder.conv_out", x, 3, 2 * c.latent(), Act.NONE);
         if (c.quantConv()) x = g.conv("quant_conv", x, 1, 2 * c.latent(), Act.NONE);
-        return g.build(x);
+        return fused ? g.build(x) : g.buildUnfused(x);
     }
 
     private static int mid(GraphBuilder g, String name, int x) {
