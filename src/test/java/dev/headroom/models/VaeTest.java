@@ -52,6 +52,15 @@ class VaeTest {
             assertArrayEquals(d.weights().get(k).shape(), l.weights().get(k).shape(), k);
             assertArrayEquals(d.weights().get(k).data(), l.weights().get(k).data(), k);
         }
+        // diffusers' older attention names (query, key, value, proj_attn) give the same weights too
+        Map<String, TensorData> old = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, TensorData> e : sd.entrySet()) {
+            old.put(e.getKey().replace(".to_q.", ".query.").replace(".to_k.", ".key.").replace(".to_v.", ".value.").replace(".to_out.0.", ".proj_attn."), e.getValue());
+        }
+        assertTrue(old.containsKey("decoder.mid_block.attentions.0.proj_attn.weight"));
+        VaeArchitecture.Detected o = VaeArchitecture.detect(old);
+        assertEquals(d.weights().keySet(), o.weights().keySet());
+        for (String k : d.weights().keySet()) assertArrayEquals(d.weights().get(k).data(), o.weights().get(k).data(), k);
         assertFalse(VaeArchitecture.isVaeKey("cond_stage_model.transformer.text_model.encoder.layers.0.mlp.fc1.weight"));
         assertFalse(VaeArchitecture.isVaeKey("model.diffusion_model.input_blocks.0.0.weight"));
         assertTrue(VaeArchitecture.isVaeKey("first_stage_model.decoder.up.3.block.0.norm1.weight"));

@@ -21,7 +21,8 @@ import java.util.regex.Pattern;
  * {@code layers} resnets per level and stride-2 convolutions padded right and bottom. Every
  * GroupNorm has 32 groups and eps 1e-6; a resnet is {@code conv2(silu(norm2(conv1(silu(norm1(x)))))) + shortcut(x)}.
  *
- * <p>Key layouts: diffusers ({@code decoder.up_blocks.0.resnets.0.norm1.weight}, attention as
+ * <p>Key layouts: diffusers ({@code decoder.up_blocks.0.resnets.0.norm1.weight}, also with the older
+ * attention names query/key/value/proj_attn; attention as
  * Linear layers), and the original LDM layout of single-file SD/SDXL/SD3 checkpoints, ComfyUI and
  * FLUX's ae.safetensors ({@code decoder.up.3.block.0.norm1.weight}, up levels numbered from the
  * output, attention as 1x1 convolutions), either under any prefix ({@code first_stage_model.},
@@ -119,7 +120,7 @@ public final class VaeArchitecture {
             if (e.getKey().startsWith(prefix) && isVaeKey(e.getKey().substring(prefix.length()))) own.put(e.getKey().substring(prefix.length()), e.getValue());
         }
         boolean ldm = own.keySet().stream().anyMatch(k -> k.startsWith("decoder.mid.") || k.startsWith("encoder.mid."));
-        Map<String, TensorData> named = ldm ? fromLdm(own) : own;
+        Map<String, TensorData> named = ldm ? fromLdm(own) : deprecatedAttention(own);
         Config config = config(named);
         Map<String, TensorData> weights = new LinkedHashMap<>();
         for (Map.Entry<String, TensorData> e : named.entrySet()) weights.put(e.getKey(), toGraphLayout(e.getKey(), e.getValue()));
@@ -170,6 +171,22 @@ public final class VaeArchitecture {
                 n = k.replaceFirst("\\.norm_out\\.", ".conv_norm_out.");
             }
             out.put(n, e.getValue());
+        }
+        return out;
+    }
+
+    private static final Pattern OLD_ATTN = Pattern.compile("((?:encoder|decoder)\\.mid_block\\.attentions\\.0\\.)(query|key|value|proj_attn)(\\..*)");
+    private static final Map<String, String> OLD_ATTN_NAMES = Map.of("query", "to_q", "key", "to_k", "value", "to_v", "proj_attn", "to_out.0");
+
+    /**
+     * diffusers' older attention names (query, key, value, proj_attn, before diffusers 0.14; still in
+     * many VAE uploads) to the current ones, as diffusers converts them on loading.
+     */
+    static Map<String, TensorData> deprecatedAttention(Map<String, TensorData> sd) {
+        Map<String, TensorData> out = new LinkedHashMap<>();
+        for (Map.Entry<String, TensorData> e : sd.entrySet()) {
+            Matcher m = OLD_ATTN.matcher(e.getKey());
+            out.put(m.matches() ? m.group(1) + OLD_ATTN_NAMES.get(m.group(2)) + m.group(3) : e.getKey(), e.getValue());
         }
         return out;
     }
