@@ -52,6 +52,15 @@ class VaeTest {
             assertArrayEquals(d.weights().get(k).shape(), l.weights().get(k).shape(), k);
             assertArrayEquals(d.weights().get(k).data(), l.weights().get(k).data(), k);
         }
+        // diffusers' older attention names (query, key, value, proj_attn) give the same weights too
+        Map<String, TensorData> old = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, TensorData> e : sd.entrySet()) {
+            old.put(e.getKey().replace(".to_q.", ".query.").replace(".to_k.", ".key.").replace(".to_v.", ".value.").replace(".to_out.0.", ".proj_attn."), e.getValue());
+        }
+        assertTrue(old.containsKey("decoder.mid_block.attentions.0.proj_attn.weight"));
+        VaeArchitecture.Detected o = VaeArchitecture.detect(old);
+        assertEquals(d.weights().keySet(), o.weights().keySet());
+        for (String k : d.weights().keySet()) assertArrayEquals(d.weights().get(k).data(), o.weights().get(k).data(), k);
         assertFalse(VaeArchitecture.isVaeKey("cond_stage_model.transformer.text_model.encoder.layers.0.mlp.fc1.weight"));
         assertFalse(VaeArchitecture.isVaeKey("model.diffusion_model.input_blocks.0.0.weight"));
         assertTrue(VaeArchitecture.isVaeKey("first_stage_model.decoder.up.3.block.0.norm1.weight"));
@@ -107,6 +116,29 @@ class VaeTest {
                         System.out.printf("tiled decode %dx%d latent %d, %d-row bands: max difference %.3g of max |output| %.3g%n", h, w, latent, rows, diff, max);
                         assertTrue(diff <= 1e-6 * max, "tiled differs by " + diff);
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * Where a level's channels change, a resnet's sum is of two convolutions that nothing else
+     * reads (conv2 and conv_shortcut): the fused decoder must still compute both. The goldens' VAEs
+     * have one channel count throughout, so this is where a fusion that dropped conv2 shows.
+     */
+    @Test
+    void decoderAndEncoderWithChangingChannelsEqualTheirUnfusedGraphs() {
+        var config = new VaeArchitecture.Config(new int[] {32, 64}, 1, 4, true, true, true, true);
+        var weights = new MapWeights(VaeArchitecture.detect(RandomVae.diffusers(config, rnd.nextLong())).weights(), "random");
+        Tensor z = Tensor.wrap(Randoms.floats(rnd, 5 * 4 * 4, 1f), 1, 5, 4, 4);
+        Tensor image = Tensor.wrap(Randoms.floats(rnd, 10 * 6 * 3, 1f), 1, 10, 6, 3);
+        try (CpuOps ops = new CpuOps()) {
+            for (boolean decoder : new boolean[] {true, false}) {
+                try (GraphRunner fused = new GraphRunner(decoder ? VaeArchitecture.decoder(config, true) : VaeArchitecture.encoder(config, true), weights, ops);
+                     GraphRunner plain = new GraphRunner(decoder ? VaeArchitecture.decoder(config, false) : VaeArchitecture.encoder(config, false), weights, ops)) {
+                    Tensor in = decoder ? z : image;
+                    float[] want = plain.run(in).toArray(), got = fused.run(in).toArray();
+                    for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-5 * (1 + Math.abs(want[i])), (decoder ? "decoder" : "encoder") + " element " + i);
                 }
             }
         }

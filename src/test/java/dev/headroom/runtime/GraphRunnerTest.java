@@ -120,6 +120,32 @@ class GraphRunnerTest {
         assertTrue(runner.peakBytes() > 0);
     }
 
+    /**
+     * A sum of two convolutions that nothing else reads (a VAE resnet whose channels change:
+     * conv2(...) + conv_shortcut(x)) fuses one of them into the other's epilogue and keeps both;
+     * fusing the second over the first once dropped conv2 from every such resnet.
+     */
+    @Test
+    void aSumOfTwoConvolutionsReadByNothingElseKeepsBoth() {
+        for (boolean shortcutFirst : new boolean[] {false, true}) {
+            java.util.function.Function<Boolean, Graph> build = fused -> {
+                GraphBuilder g = new GraphBuilder(3);
+                int h = g.conv("conv1", g.input(), 3, 6, Act.NONE);
+                h = g.conv("conv2", h, 3, 6, Act.NONE);
+                int s = g.conv("shortcut", g.input(), 1, 6, Act.NONE);
+                int out = shortcutFirst ? g.add("sum", s, h) : g.add("sum", h, s);
+                return fused ? g.build(out) : g.buildUnfused(out);
+            };
+            Graph g = build.apply(true);
+            assertEquals(3, g.nodes().stream().filter(n -> n.op() instanceof Op.Conv2d).count(), "three convolutions, one carrying the sum:\n" + g);
+            Weights w = randomWeights(g, rnd);
+            Tensor in = Tensor.wrap(Randoms.floats(rnd, 7 * 5 * 3, 1f), 1, 7, 5, 3);
+            Tensor fused = new GraphRunner(g, w, new ReferenceOps()).run(in);
+            float[] plain = naive(build.apply(false), w, in).toArray(), got = fused.toArray();
+            for (int i = 0; i < plain.length; i++) assertEquals(plain[i], got[i], 1e-5f * (1 + Math.abs(plain[i])), "element " + i);
+        }
+    }
+
     @Test
     void denseBlocksShareOneBuffer() {
         Graph g = denseGraph();

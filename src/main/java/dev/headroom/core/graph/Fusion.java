@@ -60,7 +60,8 @@ final class Fusion {
         for (Node node : g.nodes()) {
             if (!(node.op() instanceof Op.Conv2d c) || c.hasResidual() != outer || c.hasOuterResidual()) continue;
             ScaledSum sum = scaledSum(g, consumers, node.id());
-            if (sum == null) continue;
+            // an add of two such convolutions (a VAE resnet's conv2 + conv_shortcut) takes the first; the second stays a node
+            if (sum == null || !(ops[sum.add()] instanceof Op.Add)) continue;
             // the add becomes the convolution (it keeps the add's id, so its readers need no change); the scale goes
             ops[sum.add()] = outer ? c.withOuterResidual(sum.scale()) : c.withResidual(sum.scale());
             inputs[sum.add()] = outer ? new int[] {node.input(0), node.input(1), sum.other()} : new int[] {node.input(0), sum.other()};

@@ -21,7 +21,8 @@ import java.util.regex.Pattern;
  * {@code layers} resnets per level and stride-2 convolutions padded right and bottom. Every
  * GroupNorm has 32 groups and eps 1e-6; a resnet is {@code conv2(silu(norm2(conv1(silu(norm1(x)))))) + shortcut(x)}.
  *
- * <p>Key layouts: diffusers ({@code decoder.up_blocks.0.resnets.0.norm1.weight}, attention as
+ * <p>Key layouts: diffusers ({@code decoder.up_blocks.0.resnets.0.norm1.weight}, also with the older
+ * attention names query/key/value/proj_attn; attention as
  * Linear layers), and the original LDM layout of single-file SD/SDXL/SD3 checkpoints, ComfyUI and
  * FLUX's ae.safetensors ({@code decoder.up.3.block.0.norm1.weight}, up levels numbered from the
  * output, attention as 1x1 convolutions), either under any prefix ({@code first_stage_model.},
@@ -119,7 +120,7 @@ public final class VaeArchitecture {
             if (e.getKey().startsWith(prefix) && isVaeKey(e.getKey().substring(prefix.length()))) own.put(e.getKey().substring(prefix.length()), e.getValue());
         }
         boolean ldm = own.keySet().stream().anyMatch(k -> k.startsWith("decoder.mid.") || k.startsWith("encoder.mid."));
-        Map<String, TensorData> named = ldm ? fromLdm(own) : own;
+        Map<String, TensorData> named = ldm ? fromLdm(own) : deprecatedAttention(own);
         Config config = config(named);
         Map<String, TensorData> weights = new LinkedHashMap<>();
         for (Map.Entry<String, TensorData> e : named.entrySet()) weights.put(e.getKey(), toGraphLayout(e.getKey(), e.getValue()));
@@ -174,6 +175,22 @@ public final class VaeArchitecture {
         return out;
     }
 
+    private static final Pattern OLD_ATTN = Pattern.compile("((?:encoder|decoder)\\.mid_block\\.attentions\\.0\\.)(query|key|value|proj_attn)(\\..*)");
+    private static final Map<String, String> OLD_ATTN_NAMES = Map.of("query", "to_q", "key", "to_k", "value", "to_v", "proj_attn", "to_out.0");
+
+    /**
+     * diffusers' older attention names (query, key, value, proj_attn, before diffusers 0.14; still in
+     * many VAE uploads) to the current ones, as diffusers converts them on loading.
+     */
+    static Map<String, TensorData> deprecatedAttention(Map<String, TensorData> sd) {
+        Map<String, TensorData> out = new LinkedHashMap<>();
+        for (Map.Entry<String, TensorData> e : sd.entrySet()) {
+            Matcher m = OLD_ATTN.matcher(e.getKey());
+            out.put(m.matches() ? m.group(1) + OLD_ATTN_NAMES.get(m.group(2)) + m.group(3) : e.getKey(), e.getValue());
+        }
+        return out;
+    }
+
     private static String shortcut(String rest) {
         return rest.startsWith("nin_shortcut.") ? "conv_shortcut." + rest.substring("nin_shortcut.".length()) : rest;
     }
@@ -224,6 +241,11 @@ public final class VaeArchitecture {
 
     /** Latent (N,h,w,latent) to image (N,h*scale,w*scale,3) in [-1, 1]: the decoder as diffusers runs it, after post_quant_conv. */
     public static Graph decoder(Config c) {
+        return decoder(c, true);
+    }
+
+    /** The decoder with its sums and activations fused into convolutions (as it runs), or as built (for tests of the fusion). */
+    public static Graph decoder(Config c, boolean fused) {
         GraphBuilder g = new GraphBuilder(c.latent());
         int x = g.input();
         if (c.postQuantConv()) x = g.conv("post_quant_conv", x, 1, c.latent(), Act.NONE);
@@ -240,11 +262,16 @@ public final class VaeArchitecture {
         }
         x = g.groupNorm("decoder.conv_norm_out", x, GROUPS, EPS, true);
         x = g.conv("decoder.conv_out", x, 3, 3, Act.NONE);
-        return g.build(x);
+        return fused ? g.build(x) : g.buildUnfused(x);
     }
 
     /** Image (N,H,W,3) in [-1, 1] to moments (N,H/scale,W/scale,2*latent): mean, then log-variance. */
     public static Graph encoder(Config c) {
+        return encoder(c, true);
+    }
+
+    /** The encoder fused (as it runs) or as built (for tests of the fusion). */
+    public static Graph encoder(Config c, boolean fused) {
         GraphBuilder g = new GraphBuilder(3);
         int levels = c.channels().length;
         int x = g.conv("encoder.conv_in", g.input(), 3, c.channels()[0], Act.NONE);
@@ -256,7 +283,7 @@ public final class VaeArchitecture {
         x = g.groupNorm("encoder.conv_norm_out", x, GROUPS, EPS, true);
         x = g.conv("encoder.conv_out", x, 3, 2 * c.latent(), Act.NONE);
         if (c.quantConv()) x = g.conv("quant_conv", x, 1, 2 * c.latent(), Act.NONE);
-        return g.build(x);
+        return fused ? g.build(x) : g.buildUnfused(x);
     }
 
     private static int mid(GraphBuilder g, String name, int x) {

@@ -22,4 +22,12 @@ class GpuVaeGoldenTest extends GpuTestBase {
             GoldenVaeTest.check(half, file, golden, family, layout, 2e-2);
         }
     }
+
+    @org.junit.jupiter.api.Test
+    void changingChannelsMatchTheNumpyDecodeInFp32AndFp16() {
+        GoldenVaeTest.checkChangingChannels(gpu, 1e-4);
+        try (CudaOps half = Gpu.tryOpen(Precision.F16)) {
+            GoldenVaeTest.checkChangingChannels(half, 2e-2);
+        }
+    }
 }
