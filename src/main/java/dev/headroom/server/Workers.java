@@ -289,6 +289,7 @@ public final class Workers implements AutoCloseable {
                     events.emit(job.id(), "tile", Map.of("done", done, "total", total));
                 }
             });
+            r.device.release(job.id());   // the job's memory is free: no terminal state is published with a reservation left
             String hash = DataDir.sha256(staged);
             long bytes = Files.size(staged);
             Path out = dir.result(job.id());
@@ -345,6 +346,7 @@ public final class Workers implements AutoCloseable {
 
     /** Shutdown: the job goes back to the queue, not counted as an attempt. */
     private String requeueForShutdown(Job job, Running r) {
+        r.device.release(job.id());
         durably(r, () -> {
             store.requeue(job.id(), owner);
             return true;
@@ -372,6 +374,7 @@ public final class Workers implements AutoCloseable {
             abandon(job);
             return;
         }
+        if (r != null) r.device.release(job.id());   // before the state changes: a client that sees "failed" sees the memory free
         if (r == null ? store.finish(job.id(), owner, to, error, null, 0, clock.getAsLong())
                 : durably(r, () -> store.finish(job.id(), owner, to, error, null, 0, clock.getAsLong()))) {
             events.emit(job.id(), to.name(), error == null ? Map.of() : Map.of("error", error));
