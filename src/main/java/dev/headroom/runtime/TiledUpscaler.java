@@ -45,7 +45,8 @@ public final class TiledUpscaler {
     /** Tiles run padded up to a multiple of this ({@link dev.headroom.core.graph.Graph#modulus}). */
     private final int modulus;
     private int tile, shrinks, batch = 1, batchHalvings;
-    private long deviceNanos, blendNanos, sinkNanos;
+    /** Nanoseconds waiting for the device, blending, and in the sink, over all calls. */
+    private final OutputRows.Times times = new OutputRows.Times();
 
     /** @param valueRange the model's input and output are in [0, valueRange] (1 or 255) */
     public TiledUpscaler(GraphRunner runner, float valueRange) {
@@ -68,7 +69,7 @@ public final class TiledUpscaler {
     /**
      * As {@link #upscale(FloatImage, int, int, Progress)}, but each band of output rows goes to
      * {@code sink} as soon as every tile that touches it is blended, top to bottom: memory holds
-     * one tile row of output ({@link Window}), not the image. Where the backend can and its
+     * one tile row of output ({@link OutputRows}), not the image. Where the backend can and its
      * memory has room, that window is on the device ({@link Ops#outputWindow}) and a
      * {@link SampleSink} gets the rows as samples: the tiles never come home as floats.
      */
@@ -91,7 +92,7 @@ public final class TiledUpscaler {
                 TileGrid.padded(ys.getFirst().length(), modulus), TileGrid.padded(xs.getFirst().length(), modulus));
         if (onDevice != null) {
             try (onDevice) {
-                DeviceWindow out = new DeviceWindow(width, height, oc, capacity, onDevice, (SampleSink) sink);
+                OutputRows.OnDevice out = new OutputRows.OnDevice(width, height, oc, capacity, times, valueRange, onDevice, (SampleSink) sink);
                 for (int i = 0; i < tiles.size(); ) {
                     List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
                     i += group.size();
@@ -101,7 +102,7 @@ public final class TiledUpscaler {
             }
             return;
         }
-        Window out = new HostWindow(width, height, oc, capacity, sink);
+        OutputRows out = new OutputRows.OnHost(width, height, oc, capacity, times, valueRange, sink);
         // two batches in flight: batch i+1 is cut and queued before batch i's output is blended,
         // so the host's work on both overlaps the device's work on i+1
         InFlight last = null;
@@ -164,12 +165,12 @@ public final class TiledUpscaler {
      * added from the arena it was computed in. On running out of memory, the tiles not yet blended
      * go down the ladder ({@link #runBatch}).
      */
-    private void runOnDevice(FloatImage in, List<AxisSpan[]> group, int overlap, int r, DeviceWindow out, Runnable tileDone) {
+    private void runOnDevice(FloatImage in, List<AxisSpan[]> group, int overlap, int r, OutputRows.OnDevice out, Runnable tileDone) {
         int[] blended = {0};
         DeviceOutOfMemory failed = null;
         if (group.getFirst()[0].length() <= tile && group.getFirst()[1].length() <= tile) {
             try {
-                long t0 = System.nanoTime(), inner0 = blendNanos + sinkNanos + deviceNanos;
+                long t0 = System.nanoTime(), inner0 = times.blend + times.sink + times.device;
                 runner.run(stack(in, group), y -> {
                     for (int b = 0; b < group.size(); b++) {
                         blend(y, b, group.get(b)[0], group.get(b)[1], r, out);
@@ -179,7 +180,7 @@ public final class TiledUpscaler {
                     return null;
                 });
                 // issuing the run is the device's time; the blends and rows it finished inside are counted as such
-                deviceNanos += System.nanoTime() - t0 - (blendNanos + sinkNanos + deviceNanos - inner0);
+                times.device += System.nanoTime() - t0 - (times.blend + times.sink + times.device - inner0);
                 return;
             } catch (DeviceOutOfMemory e) {
                 failed = e;
@@ -191,128 +192,15 @@ public final class TiledUpscaler {
 
     /** Nanoseconds waiting for the device's outputs, blending them, and in the sink, over all calls. */
     public long deviceNanos() {
-        return deviceNanos;
+        return times.device;
     }
 
     public long blendNanos() {
-        return blendNanos;
+        return times.blend;
     }
 
     public long sinkNanos() {
-        return sinkNanos;
-    }
-
-    /**
-     * The output rows that tiles are still being blended into: from the first row not yet given to
-     * the sink, as many rows as one tile row covers. A tile row starting at output row s makes every
-     * row above s final (tiles come top to bottom), and those go to the sink.
-     */
-    abstract class Window {
-        final int width, height, channels, capacity;
-        /** The first output row not yet given to the sink. */
-        int top;
-
-        Window(int width, int height, int channels, int capacity) {
-            this.width = width;
-            this.height = height;
-            this.channels = channels;
-            this.capacity = capacity;
-        }
-
-        /** Makes rows [from, to) addressable, first giving the sink every row above {@code from}. */
-        void reach(int from, int to) {
-            if (from > top) emit(from - top);
-            if (to - top > capacity) throw new IllegalStateException("tile rows " + from + ".." + to + " beyond the window at " + top + "+" + capacity);
-        }
-
-        private void emit(int rows) {
-            long t0 = System.nanoTime();
-            emitRows(rows);
-            top += rows;
-            sinkNanos += System.nanoTime() - t0;
-        }
-
-        /** Gives the sink every row left. */
-        void flush() {
-            if (top < height) emit(height - top);
-        }
-
-        /** Gives rows [top, top + rows) to the sink and makes room for as many below the window. */
-        abstract void emitRows(int rows);
-
-        /** Adds image b of y (shape checked) with the tile's weights; its rows are within reach. */
-        abstract void add(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r);
-    }
-
-    /** The window as host floats, moved up as rows leave; rows blended in parallel for big tiles. */
-    final class HostWindow extends Window {
-        final float[] acc;
-        final RowSink sink;
-
-        HostWindow(int width, int height, int channels, int capacity, RowSink sink) {
-            super(width, height, channels, capacity);
-            this.acc = new float[Math.multiplyExact(Math.multiplyExact(width, capacity), channels)];
-            this.sink = sink;
-        }
-
-        /** The index in acc of output row y, column x. */
-        int index(int y, int x) {
-            return ((y - top) * width + x) * channels;
-        }
-
-        @Override
-        void emitRows(int rows) {
-            int rowLength = width * channels;
-            sink.rows(acc, 0, rows);
-            System.arraycopy(acc, rows * rowLength, acc, 0, (capacity - rows) * rowLength);
-            java.util.Arrays.fill(acc, (capacity - rows) * rowLength, capacity * rowLength, 0f);
-        }
-
-        @Override
-        void add(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r) {
-            int oc = channels, rows = sy.length() * r, cols = sx.length() * r;   // y may be longer: the padding's output, cropped here
-            float inv = 1f / valueRange;
-            float[] o = acc;
-            java.util.function.IntConsumer row = py -> {
-                float wy = sy.weight(py);
-                int dst = index(sy.start() * r + py, sx.start() * r);
-                int src = y.index(b, py, 0);
-                for (int px = 0; px < cols; px++, dst += oc, src += y.stride) {
-                    float wgt = wy * sx.weight(px);
-                    // the output starts at zero and 0 + 1 * v == v, so a lone tile is copied exactly
-                    for (int ch = 0; ch < oc; ch++) o[dst + ch] += wgt * (y.data[src + ch] * inv);
-                }
-            };
-            java.util.stream.IntStream all = java.util.stream.IntStream.range(0, rows);
-            ((long) rows * cols * oc >= 1 << 20 ? all.parallel() : all).forEach(row);
-        }
-    }
-
-    /** The window on the device ({@link OutputWindow}): tiles added where they ran, rows sent home as samples. */
-    final class DeviceWindow extends Window {
-        final OutputWindow device;
-        final SampleSink sink;
-
-        DeviceWindow(int width, int height, int channels, int capacity, OutputWindow device, SampleSink sink) {
-            super(width, height, channels, capacity);
-            this.device = device;
-            this.sink = sink;
-        }
-
-        @Override
-        void emitRows(int rows) {
-            long waited = device.waitNanos();
-            device.emit(top, rows, sink);
-            // the wait for tiles still running is the device's time, not the writer's
-            waited = device.waitNanos() - waited;
-            deviceNanos += waited;
-            sinkNanos -= waited;
-        }
-
-        @Override
-        void add(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r) {
-            device.add(y, b, sy.length() * r, sx.length() * r, sy.weights(), sx.weights(), 1f / valueRange, sy.start() * r, sx.start() * r);
-        }
+        return times.sink;
     }
 
     /** A batch queued on the device, its output on the way home. */
@@ -325,10 +213,10 @@ public final class TiledUpscaler {
             this.output = output;
         }
 
-        void blend(int r, Window out, Runnable tileDone) {
+        void blend(int r, OutputRows out, Runnable tileDone) {
             long t0 = System.nanoTime();
             Tensor y = output.get();
-            deviceNanos += System.nanoTime() - t0;
+            times.device += System.nanoTime() - t0;
             for (int b = 0; b < group.size(); b++) {
                 TiledUpscaler.this.blend(y, b, group.get(b)[0], group.get(b)[1], r, out);
                 tileDone.run();
@@ -368,12 +256,12 @@ public final class TiledUpscaler {
      * batch on running out of memory. {@code failed}: the batch already ran out of memory once
      * (queued by {@link #upscale}), so that rung is taken without trying again.
      */
-    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, Window out, Runnable tileDone, DeviceOutOfMemory failed) {
+    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, OutputRows out, Runnable tileDone, DeviceOutOfMemory failed) {
         if (group.size() == 1) {
             AxisSpan sx = group.getFirst()[0], sy = group.getFirst()[1];
             long t0 = System.nanoTime();
             Tensor y = region(in, sx.start(), sy.start(), sx.length(), sy.length(), overlap, failed);
-            deviceNanos += System.nanoTime() - t0;
+            times.device += System.nanoTime() - t0;
             blend(y, 0, sx, sy, r, out);
             tileDone.run();
             return;
@@ -383,7 +271,7 @@ public final class TiledUpscaler {
             if (failed != null) throw failed;
             long t0 = System.nanoTime();
             y = runner.run(stack(in, group));
-            deviceNanos += System.nanoTime() - t0;
+            times.device += System.nanoTime() - t0;
         } catch (DeviceOutOfMemory e) {
             int smaller = group.size() / 2;
             DeviceMemory m = runner.memory();
@@ -501,12 +389,12 @@ public final class TiledUpscaler {
     }
 
     /** Adds image {@code b} of the model's output y into out with the tile's weights. */
-    private void blend(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r, Window out) {
+    private void blend(Tensor y, int b, AxisSpan sx, AxisSpan sy, int r, OutputRows out) {
         checkShape(y, sx.length(), sy.length(), r, out.channels);
         out.reach(sy.start() * r, (sy.start() + sy.length()) * r);   // the rows it finishes: the sink's time, not the blend's
         long t0 = System.nanoTime();
         out.add(y, b, sx, sy, r);
-        blendNanos += System.nanoTime() - t0;
+        times.blend += System.nanoTime() - t0;
     }
 
     public long peakActivationBytes() {

@@ -19,9 +19,10 @@ import javax.imageio.ImageWriteParam;
 import javax.imageio.stream.ImageOutputStream;
 
 /**
- * JPEG (the JDK's writer), WebP (libwebp through {@code com.github.usefulness:webp-imageio}) and
- * TIFF (the JDK's writer, Deflate-compressed; upscale writes TIFF with the streaming {@link TiffWriter},
- * and this one is its tests' reference) through ImageIO, whose writers take a whole image:
+ * WebP (libwebp through {@code com.github.usefulness:webp-imageio}), and JPEG and TIFF (the JDK's
+ * writers; TIFF Deflate-compressed) through ImageIO, whose writers take a whole image (upscale
+ * writes JPEG and TIFF with the streaming {@link JpegWriter} and {@link TiffWriter}; these two are
+ * their tests' and benchmark's reference):
  * rows are stored as 8 or 16 bit samples as they come and encoded at {@link #finish}. Gray goes
  * to WebP as RGB (WebP has no gray); JPEG and WebP store 8 bits.
  */
@@ -61,6 +62,16 @@ final class ImageIoWriter implements ImageWriter {
     }
 
     static ImageIoWriter open(Path target, Encoding enc, int width, int height, int channels, int bitDepth) {
+        refuse(enc, width, height, channels);
+        long samples = (long) width * height * (channels + 2);
+        if (samples > Integer.MAX_VALUE) {
+            throw new ImageFiles.BadImage(width + "x" + height + " is too large to hold whole for " + enc.format() + "; write PNG, which streams");
+        }
+        return new ImageIoWriter(target, enc, width, height, channels, bitDepth);
+    }
+
+    /** Refuses, before anything is written, what JPEG and WebP cannot hold (alpha in JPEG, sides beyond their limits). */
+    static void refuse(Encoding enc, int width, int height, int channels) {
         boolean alpha = channels == 2 || channels == 4;
         switch (enc.format()) {
             case JPEG -> {
@@ -76,11 +87,6 @@ final class ImageIoWriter implements ImageWriter {
             }
             default -> { }
         }
-        long samples = (long) width * height * (channels + 2);
-        if (samples > Integer.MAX_VALUE) {
-            throw new ImageFiles.BadImage(width + "x" + height + " is too large to hold whole for " + enc.format() + "; write PNG, which streams");
-        }
-        return new ImageIoWriter(target, enc, width, height, channels, bitDepth);
     }
 
     @Override

@@ -7,9 +7,9 @@ import java.nio.file.Path;
 /**
  * Writes an image row band by row band as the rows become final ({@link RowSink}), into a
  * temporary file ({@link OutputFile}) that {@link #finish} renames onto the target; {@link #close}
- * without {@code finish} deletes it. PNG and TIFF stream: memory stays at a band of rows however
- * large the image. JPEG and WebP go through ImageIO writers, which take a whole image: they hold the
- * image as 8-bit samples, a quarter of its floats.
+ * without {@code finish} deletes it. PNG, TIFF and JPEG stream: memory stays at a few bands of rows
+ * however large the image. WebP goes through an ImageIO writer that takes a whole image: it holds
+ * the image as 8-bit samples, a quarter of its floats.
  */
 public interface ImageWriter extends dev.headroom.core.image.SampleSink, AutoCloseable {
 
@@ -36,7 +36,11 @@ public interface ImageWriter extends dev.headroom.core.image.SampleSink, AutoClo
         return switch (enc.format()) {
             case PNG -> new PngWriter(OutputFile.create(target), width, height, channels, bitDepth, enc.pngLevel());
             case TIFF -> new TiffWriter(OutputFile.create(target), width, height, channels, bitDepth, enc.pngLevel());
-            case JPEG, WEBP -> ImageIoWriter.open(target, enc, width, height, channels, bitDepth);
+            case JPEG -> {
+                ImageIoWriter.refuse(enc, width, height, channels);
+                yield new JpegWriter(OutputFile.create(target), width, height, channels, enc.quality());
+            }
+            case WEBP -> ImageIoWriter.open(target, enc, width, height, channels, bitDepth);
         };
     }
 }

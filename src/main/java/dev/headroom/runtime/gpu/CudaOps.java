@@ -187,10 +187,15 @@ public final class CudaOps implements Session {
 
     /** A session constant (fp32), charged to the weights category and freed when the session closes. */
     private DeviceBuffer upload(float[] a, Precision as) {
+        return upload(a, as, "weights", null);
+    }
+
+    /** {@code a} on the device in {@code as}, charged to {@code category} (and {@code op}); the caller frees it. */
+    DeviceBuffer upload(float[] a, Precision as, String category, String op) {
         dev.bind();
         recorder.notWhileCapturing("upload " + a.length + " values");
         DeviceBuffer b;
-        try (var scope = alloc.tag("weights", null)) {
+        try (var scope = alloc.tag(category, op)) {
             b = alloc.allocate((long) a.length * as.bytes, streamId);
         }
         copies.copyIn(a, b.address(), as);

@@ -92,7 +92,7 @@ final class CudaWindow implements OutputWindow {
     private DeviceBuffer weights(float[] w) {
         DeviceBuffer d = weights.get(w);
         if (d == null) {
-            d = ops.uploadFloats(w);
+            d = ops.upload(w, dev.headroom.core.Precision.F32, "activations", "output window");
             weights.put(w, d);
         }
         return d;

@@ -3,7 +3,7 @@
 // samples. Compiled at run time by NVRTC (KernelCache), on first use, as a module of its own.
 //
 // The accumulator is a ring of `capacity` rows of `width` pixels of C fp32 channels: output row y
-// lives in slot y % capacity. The arithmetic is the host's (TiledUpscaler.HostWindow, PngWriter)
+// lives in slot y % capacity. The arithmetic is the host's (OutputRows.OnHost, PngWriter)
 // operation for operation, with no fused multiply-add, so both give the same bits:
 //   acc += (wy * wx) * (y * inv);   sample = round(clamp(acc, 0, 1) * max)
 // Each kernel is a flat grid-stride loop over elements with 32-bit divisions (the host keeps every
