@@ -91,6 +91,8 @@ final class Convolutions implements AutoCloseable {
     /** Graphs, plans and GEMMs refused, with the reason (`bench --json` lists them as graph_failures). */
     private final List<String> failures = new ArrayList<>();
     private DeviceBuffer workspace;
+    /** The largest workspace plans were built for: after {@link #releaseWorkspace} it comes back at least this large. */
+    private long workspaceFloor;
     /** cuBLAS's handle on the backend's stream, made at the first 1x1 convolution; null before, or when cuBLAS is missing. */
     private MemorySegment blas;
     private boolean blasMissing;
@@ -629,6 +631,7 @@ final class Convolutions implements AutoCloseable {
      * use). cuBLAS gets the same memory: its GEMMs and cuDNN's calls run one after another on one stream.
      */
     private void ensureWorkspace(long bytes) {
+        bytes = Math.max(bytes, workspaceFloor);
         if (workspace != null && workspace.bytes() >= bytes) return;
         ops.invalidateRecordings("grow the convolution workspace to " + bytes + " bytes");
         if (workspace != null) alloc.free(workspace);
@@ -637,6 +640,41 @@ final class Convolutions implements AutoCloseable {
             workspace = alloc.allocate(bytes);
         }
         if (blas != null) Cublas.get().setWorkspace(blas, workspace.address(), workspace.bytes());
+    }
+
+    /**
+     * Frees the workspace between jobs (the session is idle: its caller waited for the stream). The
+     * plans built so far were chosen for a workspace of its size, so it comes back at least as large.
+     */
+    void releaseWorkspace() {
+        if (choices.size() + plans.size() > KEPT_SHAPES) {
+            ops.invalidateRecordings("drop the convolution plans of " + (choices.size() + plans.size()) + " shapes");
+            dropPlans();   // a long-lived session meeting ever new image sizes would otherwise keep plans without bound
+            calls.clear();
+            workspaceFloor = 0;
+        }
+        if (workspace == null) return;
+        ops.invalidateRecordings("free the convolution workspace between jobs");
+        if (blas != null) Cublas.get().setWorkspace(blas, 0L, 0L);
+        if (!choices.isEmpty()) workspaceFloor = Math.max(workspaceFloor, workspace.bytes());
+        alloc.free(workspace);
+        workspace = null;
+    }
+
+    /** Shapes whose plans a session keeps from one job to the next; beyond it they are dropped and made again when met. */
+    static final int KEPT_SHAPES = 512;
+
+    /** Destroys every shape's descriptors and graphs (the remembered choices stay, so they are rebuilt without timing). */
+    private void dropPlans() {
+        for (LegacyPlan p : plans.values()) {
+            dnn.destroyTensor(p.x);
+            dnn.destroyFilter(p.w);
+            dnn.destroyConvolution(p.conv);
+            dnn.destroyTensor(p.y);
+        }
+        plans.clear();
+        for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+        choices.clear();
     }
 
     /** cuDNN's name for the storage type. */
@@ -693,15 +731,7 @@ final class Convolutions implements AutoCloseable {
     @Override
     public void close() {
         try {
-            for (LegacyPlan p : plans.values()) {
-                dnn.destroyTensor(p.x);
-                dnn.destroyFilter(p.w);
-                dnn.destroyConvolution(p.conv);
-                dnn.destroyTensor(p.y);
-            }
-            plans.clear();
-            for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
-            choices.clear();
+            dropPlans();
             for (DeviceBuffer b : scalars.values()) alloc.free(b);
             scalars.clear();
             if (blas != null) Cublas.get().destroyHandle(blas);
