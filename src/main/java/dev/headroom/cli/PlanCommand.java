@@ -167,7 +167,7 @@ final class PlanCommand implements Callable<Integer> {
         }
         System.out.printf("%s, %s -> %s on %s%n", out.get("architecture"), out.get("input"), out.get("output"), target);
         System.out.printf("  weights            %12s  (stored: %s, %s%s)%n", Sizes.format(plan.weights()), mod.storedType(), Sizes.format(mod.weights().storedBytes()),
-                cuda ? "; a CUDA device holds kernels in the compute precision" : "");
+                cuda ? "; a CUDA device holds int8, fp8 and NF4 kernels compact, others in the compute precision" : "");
         System.out.printf("  activation arena   %12s  (lower bound %s: %d buffers share it)%n", Sizes.format(plan.arenaBytes()),
                 Sizes.format(plan.lowerBound()), plan.buffers().size());
         if (plan.bands() != null) {

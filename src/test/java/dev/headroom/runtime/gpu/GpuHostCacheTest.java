@@ -92,7 +92,7 @@ class GpuHostCacheTest extends GpuDeviceTestBase {
                 double bus = pinnedCopyMs(bytes);
                 Arrays.sort(load);
                 Arrays.sort(reload);
-                System.out.printf("RRDBNet x4 weights held %s in %s, %.1f MB on the device (file %.1f MB): load from the file median %.1f ms (%.2f GB/s; first %.1f ms), "
+                System.out.printf("RRDBNet x4 weights held %s in %s, %.1f MB on the device (file %.1f MB): load from the file median %.1f ms (%.2f GB/s; min %.1f ms), "
                                 + "reload from the pinned host copy median %.2f ms (%.2f GB/s; min %.2f ms), reload %.0fx faster; one pinned copy of the same bytes %.2f ms (%.2f GB/s)%n",
                         c.held(), p, bytes / 1e6, Files.size(file) / 1e6, load[LOADS / 2], bytes / 1e6 / load[LOADS / 2], load[0], reload[RELOADS / 2],
                         bytes / 1e6 / reload[RELOADS / 2], reload[0], load[LOADS / 2] / reload[RELOADS / 2], bus, bytes / 1e6 / bus);
