@@ -11,7 +11,6 @@ import dev.headroom.server.DataDir;
 import dev.headroom.server.DeviceSlot;
 import dev.headroom.server.HeadroomServer;
 import dev.headroom.server.ServeConfig;
-import dev.headroom.server.UpscaleJobRunner;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
@@ -151,7 +150,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         ServeConfig cfg = new ServeConfig(host, port, data != null ? data : DataDir.platformDefault(), devices(), size("--max-upload", maxUpload),
                 maxPixels, size("--cache", cache), !noAuth, Duration.ofSeconds(jobTimeout), Duration.ofSeconds(grace), named, fleet());
-        HeadroomServer server = new HeadroomServer(cfg, new UpscaleJobRunner());
+        HeadroomServer server = new HeadroomServer(cfg, dev.headroom.server.TaskRunner.standard());
         server.alerts(alertConfig);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

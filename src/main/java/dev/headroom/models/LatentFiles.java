@@ -36,7 +36,7 @@ public final class LatentFiles {
         if (problem != null) throw new ModelFormatException(file, problem);
         String name = file.getFileName().toString().toLowerCase();
         TensorData t;
-        if (name.endsWith(".npy")) {
+        if (name.endsWith(".npy") || npy(file)) {   // by its magic too: the job server's uploads have no extension
             t = readNpy(file);
         } else {
             Map<String, TensorData> all = zip(file) ? TorchCheckpoint.read(file).tensors() : Safetensors.read(file).tensors();
@@ -55,6 +55,15 @@ public final class LatentFiles {
                 for (int y = 0; y < h; y++)
                     for (int x = 0; x < w; x++) out[((n * h + y) * w + x) * c + ch] = src[((n * c + ch) * h + y) * w + x];
         return Tensor.wrap(out, b, h, w, c);
+    }
+
+    private static boolean npy(Path f) {
+        try (var in = java.nio.file.Files.newInputStream(f)) {
+            byte[] b = in.readNBytes(6);
+            return b.length == 6 && (b[0] & 0xff) == 0x93 && new String(b, 1, 5, java.nio.charset.StandardCharsets.US_ASCII).equals("NUMPY");
+        } catch (java.io.IOException e) {
+            return false;
+        }
     }
 
     private static boolean zip(Path f) {

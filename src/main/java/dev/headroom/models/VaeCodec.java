@@ -27,6 +27,8 @@ import dev.headroom.runtime.Tensor;
 public final class VaeCodec implements AutoCloseable {
     private final Vae vae;
     private final GraphRunner decoder, encoder;
+    /** Whether {@link #close} closes the runners (false for a decoder the caller owns). */
+    private final boolean owns;
 
     public VaeCodec(Vae vae, Ops ops, boolean decode, boolean encode) {
         this.vae = vae;
@@ -35,6 +37,18 @@ public final class VaeCodec implements AutoCloseable {
         if (encode && d.encoder() == null) throw new IllegalArgumentException(vae.file() + " has a VAE decoder but no encoder");
         this.decoder = decode ? new GraphRunner(d.decoder(), vae.weights(), ops) : null;
         this.encoder = encode ? new GraphRunner(d.encoder(), vae.weights(), ops) : null;
+        this.owns = true;
+    }
+
+    /**
+     * Decodes with a runner of {@code vae}'s decoder graph that the caller owns (the job server's,
+     * on weights shared through the residency manager); {@link #close} leaves it open.
+     */
+    public VaeCodec(Vae vae, GraphRunner decoder) {
+        this.vae = vae;
+        this.decoder = decoder;
+        this.encoder = null;
+        this.owns = false;
     }
 
     public GraphRunner decoder() {
@@ -145,6 +159,7 @@ public final class VaeCodec implements AutoCloseable {
 
     @Override
     public void close() {
+        if (!owns) return;
         if (decoder != null) decoder.close();
         if (encoder != null) encoder.close();
     }

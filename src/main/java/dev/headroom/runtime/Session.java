@@ -22,6 +22,13 @@ public interface Session extends Ops, AutoCloseable {
         return java.util.Map.of();
     }
 
+    /**
+     * Waits for this session's work, then frees what the next job can cheaply make again (on a GPU,
+     * the convolution workspace) and keeps what is costly (built convolution plans, handles, the
+     * stream): for a session kept between jobs of one device, as the job server keeps them.
+     */
+    default void trim() {}
+
     /** Waits for this session's work, then frees its stream, handles and workspace (its cached memory goes back to the device). */
     @Override
     void close();

@@ -10,6 +10,7 @@ import dev.headroom.runtime.memory.CachingAllocator;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.Pressure;
 import java.util.HashSet;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -40,6 +41,14 @@ public final class DeviceSlot implements AutoCloseable {
     private final int maxRunning;
     private final Budget reservations;
     private final Map<String, Budget> running = new LinkedHashMap<>();
+    /**
+     * Sessions of finished jobs, idle, at most {@code maxRunning}: the next job takes one with its
+     * convolution plans already built. On the H200, building them (cuDNN plan finalisation, which
+     * runs one at a time across the process) was most of a short job's time, and kept two GPUs
+     * from doing more work than one.
+     */
+    private final java.util.ArrayDeque<dev.headroom.runtime.Session> idle = new java.util.ArrayDeque<>();
+    private boolean closing;
 
     /** @param maxRunning jobs it runs at once */
     public DeviceSlot(Device device, Residency residency, int maxRunning) {
@@ -193,6 +202,7 @@ public final class DeviceSlot implements AutoCloseable {
         d.put("pressure", m.pressure().name().toLowerCase());
         d.put("rungs", m.rungs());
         d.put("max_running", maxRunning);
+        d.put("idle_sessions", idleSessions());
         Map<String, Long> jobs = new LinkedHashMap<>();
         running.forEach((id, b) -> jobs.put(id, b.used()));
         d.put("running_jobs", jobs);
@@ -221,10 +231,67 @@ public final class DeviceSlot implements AutoCloseable {
         }
     }
 
-    /** Frees every model's weights and closes the device (its audit names any leak). */
+    /** One job's session: an idle one where there is one, else a new one; {@link SessionLease#clean} at the end of a job that went well keeps it for the next. */
+    public SessionLease session() {
+        synchronized (idle) {
+            if (!idle.isEmpty()) return new SessionLease(idle.pop());
+        }
+        return new SessionLease(device.openSession(precision()));
+    }
+
+    /** Idle sessions kept for the next jobs. */
+    public int idleSessions() {
+        synchronized (idle) {
+            return idle.size();
+        }
+    }
+
+    /** A session lent to one job; closing it keeps it (trimmed: its workspace freed) for the next job if the job said {@link #clean}, else closes it. */
+    public final class SessionLease implements AutoCloseable {
+        private final dev.headroom.runtime.Session session;
+        private boolean clean, closed;
+
+        private SessionLease(dev.headroom.runtime.Session session) {
+            this.session = session;
+        }
+
+        public dev.headroom.runtime.Session session() {
+            return session;
+        }
+
+        /** The job ended well: the session is fit for the next one (a failed or stopped job's session is closed instead). */
+        public void clean() {
+            clean = true;
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            if (clean) {
+                session.trim();
+                synchronized (idle) {
+                    if (!closing && idle.size() < maxRunning) {
+                        idle.push(session);
+                        return;
+                    }
+                }
+            }
+            session.close();
+        }
+    }
+
+    /** Closes the idle sessions, frees every model's weights and closes the device (its audit names any leak). */
     @Override
     public void close() {
+        List<dev.headroom.runtime.Session> sessions;
+        synchronized (idle) {
+            closing = true;
+            sessions = List.copyOf(idle);
+            idle.clear();
+        }
         try {
+            for (var x : sessions) x.close();
             residency.close();
         } finally {
             device.close();

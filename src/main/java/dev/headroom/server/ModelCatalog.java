@@ -33,7 +33,8 @@ public final class ModelCatalog {
         }
     }
 
-    public record Loaded(String name, Model model, String fileHash, long weightBytes, long loadedAt, long lastUsed) {}
+    /** @param vae the VAE (its latent scaling, its graphs) when the model is one; {@code model} is then its decoder as a Model */
+    public record Loaded(String name, Model model, dev.headroom.models.Vae vae, String fileHash, long weightBytes, long loadedAt, long lastUsed) {}
 
     private final Map<String, Supplier<Path>> files = new TreeMap<>();
     private final Map<String, Loaded> loaded = new LinkedHashMap<>();
@@ -87,7 +88,7 @@ public final class ModelCatalog {
             Loaded base = get(name.substring(0, at), now);
             Model m = base.model().withWeightFormat(dev.headroom.core.quant.WeightFormat.parse(name.substring(at + 1)));
             synchronized (this) {
-                return loaded.computeIfAbsent(name, k -> new Loaded(name, m, base.fileHash(), base.weightBytes(), now, now));
+                return loaded.computeIfAbsent(name, k -> new Loaded(name, m, base.vae(), base.fileHash(), base.weightBytes(), now, now));
             }
         }
         Supplier<Path> file;
@@ -100,6 +101,7 @@ public final class ModelCatalog {
         // loading takes a while: outside the lock (two first requests may both load; one wins)
         Path f = file.get();
         Model m;
+        dev.headroom.models.Vae vae = null;
         String hash;
         if (f.toString().startsWith(SYNTHETIC)) {
             String arch = f.toString().substring(SYNTHETIC.length());
@@ -107,6 +109,10 @@ public final class ModelCatalog {
             hash = java.util.HexFormat.of().formatHex(DataDir.sha256().digest((SYNTHETIC + arch + "@" + SYNTHETIC_SEED).getBytes(java.nio.charset.StandardCharsets.UTF_8)));
         } else {
             m = ModelLoader.load(f);
+            if ("AutoencoderKL".equals(m.family())) {
+                vae = dev.headroom.models.Vae.load(f);   // its latent scaling and decoder, for decode jobs
+                m = vae.asModel();
+            }
             try {
                 hash = DataDir.sha256(f);
             } catch (IOException e) {
@@ -116,7 +122,7 @@ public final class ModelCatalog {
         synchronized (this) {
             Loaded l = loaded.get(name);
             if (l != null) return l;
-            l = new Loaded(name, m, hash, m.parameters() * 4, now, now);
+            l = new Loaded(name, m, vae, hash, m.parameters() * 4, now, now);
             loaded.put(name, l);
             loads++;
             return l;
@@ -124,7 +130,7 @@ public final class ModelCatalog {
     }
 
     private synchronized Loaded touch(Loaded l, long now) {
-        Loaded used = new Loaded(l.name, l.model, l.fileHash, l.weightBytes, l.loadedAt, now);
+        Loaded used = new Loaded(l.name, l.model, l.vae, l.fileHash, l.weightBytes, l.loadedAt, now);
         loaded.put(l.name, used);
         return used;
     }

@@ -57,7 +57,7 @@ public final class Submissions {
     }
 
     /** @param weights how the model's kernels are held (--weights of upscale); AS_STORED when the request names none */
-    record Params(String model, int priority, Integer tile, String precision, String format, WeightFormat weights) {
+    record Params(String task, String model, int priority, Integer tile, String precision, String format, WeightFormat weights) {
         /** The model variant the job runs: the model, or NAME@FORMAT for compact weights. */
         String variant() {
             return ModelCatalog.variant(model, weights);
@@ -78,7 +78,9 @@ public final class Submissions {
             if (!PARAMS.contains(f)) throw ApiError.unprocessable("unknown param '" + f + "'; known: " + String.join(", ", PARAMS.stream().sorted().toList()));
         }
         String task = text(p, "task", "upscale");
-        if (!task.equals("upscale")) throw ApiError.unprocessable("task '" + task + "' is not one this server runs; use \"upscale\"");
+        if (!task.equals("upscale") && !task.equals("decode")) {
+            throw ApiError.unprocessable("task '" + task + "' is not one this server runs; use \"upscale\" (an image) or \"decode\" (a latent, with a VAE)");
+        }
         String model = text(p, "model", "default");
         int priority = 0;
         if (p.has("priority")) {
@@ -102,7 +104,9 @@ public final class Submissions {
         String format = text(p, "format", "png");
         ImageFormat f = ImageFormat.named(format);
         if (f == null || f == ImageFormat.TIFF) throw ApiError.unprocessable("format '" + format + "' is not one this server writes; use png, jpeg or webp");
-        return new Params(model, priority, tile, precision, f.name().toLowerCase(java.util.Locale.ROOT), weights);
+        if (task.equals("decode") && f != ImageFormat.PNG) throw ApiError.unprocessable("a decode writes png; leave format out");
+        if (task.equals("decode") && weights != WeightFormat.AS_STORED) throw ApiError.unprocessable("weights apply to upscale jobs; leave it out of a decode");
+        return new Params(task, model, priority, tile, precision, f.name().toLowerCase(java.util.Locale.ROOT), weights);
     }
 
     private static String text(JsonNode p, String field, String dflt) {
@@ -118,7 +122,7 @@ public final class Submissions {
         if (idempotencyKey != null && (idempotencyKey.isBlank() || idempotencyKey.length() > 200)) {
             throw ApiError.bad("Idempotency-Key must be 1 to 200 characters");
         }
-        if (image == null) throw ApiError.bad("the 'image' part is missing; send the image file as a multipart part named 'image'");
+        if (image == null) throw ApiError.bad("the 'image' part is missing; send the image (for a decode, the latent) as a multipart part named 'image'");
         if (!models.knows(p.model())) throw ApiError.unprocessable(new ModelCatalog.UnknownModel(p.model(), models.names()).getMessage());
         DeviceSlot device = devices.getFirst();
         if (p.precision() != null && !p.precision().equalsIgnoreCase(device.precision().name())) {
@@ -136,26 +140,19 @@ public final class Submissions {
                 throw new ApiError(413, "Content Too Large", "the upload is larger than this server's limit of " + Sizes.format(cfg.maxUpload())
                         + " (--max-upload); send a smaller file");
             }
-            ImageHeader h = ImageHeader.read(upload, cfg.maxPixels());
             long now = clock.getAsLong();
-            ModelCatalog.Loaded m;
-            try {
-                m = models.get(p.variant(), now);
-            } catch (RuntimeException e) {
-                String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
-                throw ApiError.unprocessable("model '" + p.model() + "' cannot be loaded on this server (" + why + "); ask its operator or use another");
-            }
-            Fitter.Fit fit = fit(m, h, p.tile(), device);
-            String key = cacheKey(inputHash, m.fileHash(), p, fit, device);
-            ObjectNode canonical = JSON.createObjectNode().put("task", "upscale").put("model", p.model()).put("priority", p.priority())
-                    .put("format", p.format()).put("scale", m.model().scale());
+            Planned pl = p.task().equals("decode") ? DecodePlans.plan(p, upload, inputHash, load(p, now), device, cfg.maxPixels())
+                    : planUpscale(p, upload, inputHash, load(p, now), device);
+            String key = pl.key();
+            ObjectNode canonical = JSON.createObjectNode().put("task", p.task()).put("model", p.model()).put("priority", p.priority())
+                    .put("format", p.format()).put("scale", pl.scale());
             if (p.tile() != null) canonical.put("tile", p.tile());
             if (p.weights() != WeightFormat.AS_STORED) canonical.put("weights", p.weights().name().toLowerCase(java.util.Locale.ROOT));
             var hit = cfg.cacheBytes() > 0 ? store.cacheGet(key, now) : java.util.Optional.<JobStore.CacheEntry>empty();
             boolean cached = hit.isPresent() && linkCached(key, dir.result(id));
-            int tiles = fit.tiles();
+            int tiles = pl.tiles();
             Job job = new Job(id, 0, cached ? JobState.succeeded : JobState.queued, p.priority(), p.variant(), canonical.toString(), inputHash,
-                    h.width(), h.height(), fit.plan().peak(), fit.plan().weights(), fit.tile(), fit.batch(), 0, null, key, cached, cached ? hit.get().resultHash() : null,
+                    pl.width(), pl.height(), pl.peak(), pl.weights(), pl.tile(), pl.batch(), 0, null, key, cached, cached ? hit.get().resultHash() : null,
                     cached ? hit.get().bytes() : 0, cached ? tiles : 0, tiles, idempotencyKey, false, null, 0, now, cached ? now : 0, cached ? now : 0);
             Job stored;
             synchronized (idempotency) {
@@ -179,6 +176,31 @@ public final class Submissions {
                 Files.deleteIfExists(dir.result(id));
             }
         }
+    }
+
+    /**
+     * What a submission was planned into: the input's size (image pixels, or latent positions), the
+     * output's scale, the planned peak and weights, the tiling (a decode's tile is its band height
+     * in output rows, 0 whole) and the result cache's key.
+     */
+    record Planned(int width, int height, int scale, long peak, long weights, int tile, int batch, int tiles, String key) {}
+
+    /** The job's model (or its compact-weights variant), loaded; a model that cannot load is the client's 422. */
+    private ModelCatalog.Loaded load(Params p, long now) {
+        try {
+            return models.get(p.variant(), now);
+        } catch (RuntimeException e) {
+            String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
+            throw ApiError.unprocessable("model '" + p.model() + "' cannot be loaded on this server (" + why + "); ask its operator or use another");
+        }
+    }
+
+    private Planned planUpscale(Params p, Path upload, String inputHash, ModelCatalog.Loaded m, DeviceSlot device) {
+        ImageHeader h = ImageHeader.read(upload, cfg.maxPixels());
+        if (m.vae() != null) throw ApiError.unprocessable("model '" + p.model() + "' is a VAE: send it latents with \"task\":\"decode\"");
+        Fitter.Fit fit = fit(m, h, p.tile(), device);
+        return new Planned(h.width(), h.height(), m.model().scale(), fit.plan().peak(), fit.plan().weights(), fit.tile(), fit.batch(), fit.tiles(),
+                cacheKey(inputHash, m.fileHash(), p, fit, device));
     }
 
     /** The plan {@code headroom upscale} would make on this device: largest tile, then batch, within the budget's usable share. */

@@ -8,17 +8,18 @@ import dev.headroom.models.image.ImageWriter;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.ImageUpscaler;
 import dev.headroom.runtime.Residency;
-import dev.headroom.runtime.Session;
 import dev.headroom.runtime.TiledUpscaler;
 import dev.headroom.runtime.memory.DeviceMemory;
 
 /**
  * Runs an upscale job the way {@code headroom upscale} does (same tile, batch, overlap and bands,
- * and the same streamed writer, so the same bytes), in a session of its own on the shared device:
+ * and the same streamed writer, so the same bytes), in a session of the shared device (one kept
+ * from an earlier job where there is one: {@link DeviceSlot#session}):
  * the model's weights come from the device's residency manager (loaded once, shared with every
  * job of that model, never evicted while a job holds them), and the job's activations are charged
  * to a ledger node of its own whose limit is its reservation. However the job ends, the node is
- * closed (which frees its memory at once and audits it for leaks), then the lease and the session.
+ * closed (which frees its memory at once and audits it for leaks), then the lease, and the session
+ * goes back to the device (closed instead when the job did not end well).
  */
 public final class UpscaleJobRunner implements JobRunner {
 
@@ -29,10 +30,10 @@ public final class UpscaleJobRunner implements JobRunner {
         Model m = r.model().model();
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
-        try (Session s = device.device().openSession(device.precision());
-             Residency.Lease weights = device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, s);
+        try (DeviceSlot.SessionLease session = device.session();
+             Residency.Lease weights = device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session());
              var job = memory.job("job " + r.job().id(), r.reservation());
-             GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), s)) {
+             GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
             runner.bands(true);
             TiledUpscaler tiled = new TiledUpscaler(runner, weights.valueRange());
             tiled.batch(r.job().batch());
@@ -47,6 +48,7 @@ public final class UpscaleJobRunner implements JobRunner {
                 if (control.stop()) throw new Stopped();
                 writer.finish();
             }
+            session.clean();
         }
         return new Outcome(java.util.Map.of(), 0);
     }

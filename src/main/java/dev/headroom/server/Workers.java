@@ -355,6 +355,15 @@ public final class Workers implements AutoCloseable {
         return "requeued";
     }
 
+    /** The task a job's params name (upscale when they name none: jobs stored before decode existed). */
+    static String task(Job job) {
+        try {
+            return HttpApi.JSON.readTree(job.params()).path("task").asText("upscale");
+        } catch (IOException e) {
+            return "upscale";
+        }
+    }
+
     /** The format a job's params name (png when they name none). */
     static String format(Job job) {
         try {

@@ -59,6 +59,11 @@ class ServeApiTest {
     }
 
     static void assertProblem(ServerProcess.Response r, int status, String detailPart) {
+        assertProblem(server, r, status, detailPart);
+    }
+
+    /** A problem+json of {@code status} with a one-line detail holding {@code detailPart}, after which {@code server} still answers. */
+    static void assertProblem(ServerProcess server, ServerProcess.Response r, int status, String detailPart) {
         assertEquals(status, r.status(), r.text());
         assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("application/problem+json"), r.headers().toString());
         JsonNode p = r.json();
@@ -147,6 +152,10 @@ class ServeApiTest {
             assertArrayEquals(res.body(), res2.body());
             assertEquals(304, server.send("GET", "/v1/jobs/" + id + "/result", HttpRequest.BodyPublishers.noBody(), Map.of("If-None-Match", etag), true).status());
         }
+        // finished jobs' sessions are kept for the next jobs (the later srvgg jobs above ran on one), never more than run at once
+        JsonNode dev = server.get("/v1/devices").json().path("devices").get(0);
+        int idle = dev.path("idle_sessions").asInt(-1);
+        assertTrue(idle >= 1 && idle <= dev.path("max_running").asInt(), dev.toString());
         // an Idempotency-Key returns the first job for the same key
         byte[] img = TestImages.noise(33, 33, 9);
         String a = server.submit(params("srvgg", 0, null), img, Map.of("Idempotency-Key", "k-1"), true).json().path("id").asText();

@@ -91,6 +91,8 @@ final class Convolutions implements AutoCloseable {
     /** Graphs, plans and GEMMs refused, with the reason (`bench --json` lists them as graph_failures). */
     private final List<String> failures = new ArrayList<>();
     private DeviceBuffer workspace;
+    /** The largest workspace plans were built for: after {@link #releaseWorkspace} it comes back at least this large. */
+    private long workspaceFloor;
     /** cuBLAS's handle on the backend's stream, made at the first 1x1 convolution; null before, or when cuBLAS is missing. */
     private MemorySegment blas;
     private boolean blasMissing;
@@ -629,6 +631,7 @@ final class Convolutions implements AutoCloseable {
      * use). cuBLAS gets the same memory: its GEMMs and cuDNN's calls run one after another on one stream.
      */
     private void ensureWorkspace(long bytes) {
+        bytes = Math.max(bytes, workspaceFloor);
         if (workspace != null && workspace.bytes() >= bytes) return;
         ops.invalidateRecordings("grow the convolution workspace to " + bytes + " bytes");
         if (workspace != null) alloc.free(workspace);
@@ -637,6 +640,19 @@ final class Convolutions implements AutoCloseable {
             workspace = alloc.allocate(bytes);
         }
         if (blas != null) Cublas.get().setWorkspace(blas, workspace.address(), workspace.bytes());
+    }
+
+    /**
+     * Frees the workspace between jobs (the session is idle: its caller waited for the stream). The
+     * plans built so far were chosen for a workspace of its size, so it comes back at least as large.
+     */
+    void releaseWorkspace() {
+        if (workspace == null) return;
+        ops.invalidateRecordings("free the convolution workspace between jobs");
+        if (blas != null) Cublas.get().setWorkspace(blas, 0L, 0L);
+        workspaceFloor = Math.max(workspaceFloor, workspace.bytes());
+        alloc.free(workspace);
+        workspace = null;
     }
 
     /** cuDNN's name for the storage type. */

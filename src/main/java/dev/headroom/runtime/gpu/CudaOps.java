@@ -111,6 +111,14 @@ public final class CudaOps implements Session {
         return b;
     }
 
+    @Override
+    public void trim() {
+        if (closed) return;
+        dev.bind();
+        cu.streamSynchronize(stream);
+        convolutions.releaseWorkspace();
+    }
+
     /** How many convolution shapes run each way (FUSED, GRAPH, GEMM, LEGACY; see {@link Convolutions}). */
     public Map<String, Integer> convStrategies() {
         return convolutions.strategies();
