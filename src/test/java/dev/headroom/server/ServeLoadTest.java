@@ -86,7 +86,12 @@ class ServeLoadTest {
                 }));
             }
             for (Thread t : threads) t.join();
-            assertTrue(errors.isEmpty(), errors.size() + " errors, first: " + (errors.isEmpty() ? "" : errors.getFirst()));
+            if (!errors.isEmpty()) {
+                // a job that never finished: say where the server's threads were
+                Files.writeString(Path.of("target", "serve-load-failure.txt"), String.join("\n", errors) + "\n\n" + s.threadDump() + "\n\n" + s.log());
+            }
+            assertTrue(errors.isEmpty(), errors.size() + " errors, first: " + (errors.isEmpty() ? "" : errors.getFirst())
+                    + " (the server's threads and log: target/serve-load-failure.txt)");
             // no job lost: every accepted id is in the store, succeeded, and listed once
             for (String id : accepted.keySet()) assertEquals("succeeded", s.job(id).path("state").asText());
             assertEquals(accepted.size(), finished.get());

@@ -81,8 +81,9 @@ final class ServerProcess implements AutoCloseable {
         url = m.group(1);
         token = Files.readString(Path.of(m.group(2))).strip();
         Thread.ofVirtual().start(() -> {
-            try {
-                out.transferTo(java.io.Writer.nullWriter());
+            // the rest of stdout (thread dumps, see threadDump) into DATA/serve.out
+            try (var w = Files.newBufferedWriter(data.resolve("serve.out"))) {
+                out.transferTo(w);
             } catch (IOException ignored) {
                 // the process ended
             }
@@ -177,6 +178,19 @@ final class ServerProcess implements AutoCloseable {
             throw new AssertionError("server did not stop within 60 s of SIGTERM");
         }
         return process.exitValue();
+    }
+
+    /** The server's threads, as its JVM prints them on SIGQUIT (for a failure that looks like a hang). */
+    String threadDump() {
+        try {
+            new ProcessBuilder("kill", "-3", Long.toString(process.pid())).start().waitFor();
+            Thread.sleep(1000);
+            String out = Files.readString(data.resolve("serve.out"));
+            int at = out.lastIndexOf("Full thread dump");
+            return at < 0 ? "(no thread dump)" : out.substring(at);
+        } catch (IOException | InterruptedException e) {
+            return "(no thread dump: " + e + ")";
+        }
     }
 
     String log() throws IOException {
