@@ -147,10 +147,11 @@ final class DashboardState {
     static String why(List<DeviceSlot> devices, java.util.function.ToLongFunction<DeviceSlot> needOn, int position) {
         String best = null;
         long bestShort = Long.MAX_VALUE;
+        List<String> full = new ArrayList<>();
         for (DeviceSlot d : devices) {
             long need = needOn.applyAsLong(d), free = d.headroom();
             if (d.runningCount() >= d.maxRunning()) {
-                if (best == null) best = "waiting for a free slot on " + d.name() + " (" + d.runningCount() + " of " + d.maxRunning() + " running)";
+                full.add(d.name() + " (" + d.runningCount() + " of " + d.maxRunning() + " running)");
                 continue;
             }
             if (need > free && need - free < bestShort) {
@@ -160,6 +161,7 @@ final class DashboardState {
                 return position == 0 ? "fits on " + d.name() + "; starting" : "fits; behind " + position + (position == 1 ? " job" : " jobs") + " in the queue";
             }
         }
+        if (best == null && !full.isEmpty()) best = "waiting for a free slot on " + String.join(", ", full);   // every device named: all are full
         return best == null ? "waiting for a device" : best;
     }
 }

@@ -35,6 +35,12 @@ class DashboardStateTest {
         try (DeviceSlot a = device(1024 * MiB, 1); DeviceSlot b = device(1024 * MiB, 2)) {
             a.reserve("x", 100 * MiB);
             assertEquals("waiting for a free slot on cpu (1 of 1 running)", DashboardState.why(List.of(a), d -> 10 * MiB, 0));
+            b.reserve("y", 10 * MiB);
+            b.reserve("z", 10 * MiB);
+            assertEquals("waiting for a free slot on cpu (1 of 1 running), cpu (2 of 2 running)", DashboardState.why(List.of(a, b), d -> 10 * MiB, 0),
+                    "with every device full, each is named");
+            b.release("y");
+            b.release("z");
             assertEquals("fits; behind 3 jobs in the queue", DashboardState.why(List.of(b), d -> 10 * MiB, 3));
             assertEquals("fits on cpu; starting", DashboardState.why(List.of(b), d -> 10 * MiB, 0));
             a.release("x");
