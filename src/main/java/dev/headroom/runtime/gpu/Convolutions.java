@@ -647,12 +647,34 @@ final class Convolutions implements AutoCloseable {
      * plans built so far were chosen for a workspace of its size, so it comes back at least as large.
      */
     void releaseWorkspace() {
+        if (choices.size() + plans.size() > KEPT_SHAPES) {
+            ops.invalidateRecordings("drop the convolution plans of " + (choices.size() + plans.size()) + " shapes");
+            dropPlans();   // a long-lived session meeting ever new image sizes would otherwise keep plans without bound
+            calls.clear();
+            workspaceFloor = 0;
+        }
         if (workspace == null) return;
         ops.invalidateRecordings("free the convolution workspace between jobs");
         if (blas != null) Cublas.get().setWorkspace(blas, 0L, 0L);
-        workspaceFloor = Math.max(workspaceFloor, workspace.bytes());
+        if (!choices.isEmpty()) workspaceFloor = Math.max(workspaceFloor, workspace.bytes());
         alloc.free(workspace);
         workspace = null;
+    }
+
+    /** Shapes whose plans a session keeps from one job to the next; beyond it they are dropped and made again when met. */
+    static final int KEPT_SHAPES = 512;
+
+    /** Destroys every shape's descriptors and graphs (the remembered choices stay, so they are rebuilt without timing). */
+    private void dropPlans() {
+        for (LegacyPlan p : plans.values()) {
+            dnn.destroyTensor(p.x);
+            dnn.destroyFilter(p.w);
+            dnn.destroyConvolution(p.conv);
+            dnn.destroyTensor(p.y);
+        }
+        plans.clear();
+        for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+        choices.clear();
     }
 
     /** cuDNN's name for the storage type. */
@@ -709,15 +731,7 @@ final class Convolutions implements AutoCloseable {
     @Override
     public void close() {
         try {
-            for (LegacyPlan p : plans.values()) {
-                dnn.destroyTensor(p.x);
-                dnn.destroyFilter(p.w);
-                dnn.destroyConvolution(p.conv);
-                dnn.destroyTensor(p.y);
-            }
-            plans.clear();
-            for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
-            choices.clear();
+            dropPlans();
             for (DeviceBuffer b : scalars.values()) alloc.free(b);
             scalars.clear();
             if (blas != null) Cublas.get().destroyHandle(blas);
