@@ -12,10 +12,17 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "submit", mixinStandardHelpOptions = true, description = "Sends images to a headroom server as upscale jobs; with --wait, follows them and saves the results.")
+@Command(name = "submit", mixinStandardHelpOptions = true,
+        description = "Sends images to a headroom server as upscale jobs (or latents as decode jobs); with --wait, follows them and saves the results.")
 final class SubmitCommand implements Callable<Integer> {
-    @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "PNG or JPEG images")
+    @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "PNG or JPEG images (with --task decode: latents, safetensors, .npy or .pt)")
     List<Path> images;
+
+    @Option(names = "--task", paramLabel = "upscale|decode", defaultValue = "upscale", description = "What the server does with each file (default: ${DEFAULT-VALUE}; decode needs --model naming a VAE)")
+    String task;
+
+    @Option(names = "--weights", paramLabel = "fp16|bf16|int8|fp8|nf4", description = "Hold the model's convolution kernels in this form, as upscale --weights (default: as the file stores them)")
+    String weights;
 
     @Mixin
     ServerClient client;
@@ -47,8 +54,9 @@ final class SubmitCommand implements Callable<Integer> {
         if (output != null && !await) throw new Main.UsageError("-o needs --wait (the result exists once the job has succeeded)");
         boolean folder = output != null && (Files.isDirectory(output) || images.size() > 1);
         if (folder && !Files.isDirectory(output)) throw new Main.UsageError(images.size() + " images need -o to be an existing folder; " + output + " is not one");
-        ObjectNode params = ServerClient.JSON.createObjectNode().put("task", "upscale").put("model", model).put("priority", priority).put("format", format);
+        ObjectNode params = ServerClient.JSON.createObjectNode().put("task", task).put("model", model).put("priority", priority).put("format", format);
         if (tile != null) params.put("tile", tile);
+        if (weights != null) params.put("weights", weights);   // the server checks it (422 with the reason)
         List<String> ids = new ArrayList<>();
         for (Path p : images) {
             JsonNode j = client.submit(p, params.toString());

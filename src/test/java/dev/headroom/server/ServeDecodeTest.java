@@ -78,6 +78,14 @@ class ServeDecodeTest {
         assertFalse(banded.path("cached").asBoolean(), "bands are a job of their own");
         assertArrayEquals(result, server.get("/v1/jobs/" + banded.path("id").asText() + "/result").body(), "banded decode differs from whole");
 
+        // through the client: headroom submit --task decode, the same bytes
+        Path viaClient = dir.resolve("submitted.png");
+        Process c = new ProcessBuilder(ServerProcess.java("submit", latent.toString(), "--task", "decode", "--model", "vae", "--server", server.url,
+                "--token", server.data.resolve("token").toString(), "--wait", "-o", viaClient.toString(), "-q")).redirectErrorStream(true).start();
+        String clientLog = new String(c.getInputStream().readAllBytes());
+        assertEquals(0, c.waitFor(), clientLog);
+        assertArrayEquals(result, Files.readAllBytes(viaClient), "headroom submit --task decode saved other bytes");
+
         ServerProcess.Response again = server.submit(decode(null), lat);
         assertEquals(202, again.status());
         assertTrue(again.json().path("cached").asBoolean(), again.text());
