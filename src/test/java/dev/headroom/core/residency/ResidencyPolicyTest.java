@@ -200,7 +200,15 @@ class ResidencyPolicyTest {
                 }
             }
             assertEquals(ResidencyPolicy.ByName.NOT_ON_DEVICE, p.evictByName("never-seen"));
-            assertTrue(evicted > 0, "trial " + trial + " evicted something by name");
+            // every reference given back: each model on the device can now go by name, and does
+            for (var e : refs.entrySet()) for (int k = 0; k < e.getValue(); k++) p.release(e.getKey());
+            for (String k : List.copyOf(onDevice)) {
+                assertEquals(ResidencyPolicy.ByName.EVICT, p.evictByName(k), k + " idle on the device");
+                p.offDevice(k);
+                evicted++;
+            }
+            for (Status st : p.statuses()) assertEquals(Where.DISK, st.where(), "all evicted: " + st);
+            assertTrue(evicted > 0 || refs.isEmpty(), "trial " + trial + " loaded models but evicted none");
         }
     }
 }
