@@ -112,13 +112,15 @@ public final class CudaMemoryModel implements DeviceModel {
     @Override
     public long persistent(Node node, int[] in, int[] out) {
         // attention's workspace is kept beside the convolutions' (see VaeKernels), so it counts with the largest that may be
-        if (node.op() instanceof Op.Attention) return attentionScratch((long) in[1] * in[2], precision) + MAX_WORKSPACE;
+        if (node.op() instanceof Op.Attention) return attentionScratch((long) in[1] * in[2], in[3], precision) + MAX_WORKSPACE;
         return node.op() instanceof Op.Conv2d ? workspaceCap(bytes(in)) : 0;
     }
 
     /** Attention's chunk of scores and probabilities ({@link VaeKernels}, kept once made) and its cuBLAS handle's workspace. */
-    public static long attentionScratch(long positions, Precision precision) {
-        return DeviceModel.align(Math.min(VaeKernels.ATTENTION_WORKSPACE, positions * positions * (4 + precision.bytes))) + VaeKernels.BLAS_WORKSPACE;
+    public static long attentionScratch(long positions, int channels, Precision precision) {
+        long perRow = positions * (4 + precision.bytes) + 4 + 4L * channels;
+        long m = Math.max(1, Math.min(positions, VaeKernels.ATTENTION_WORKSPACE / perRow));
+        return DeviceModel.align(VaeKernels.attentionBytes(m, positions, channels, precision)) + VaeKernels.BLAS_WORKSPACE;
     }
 
     private long bytes(int[] s) {

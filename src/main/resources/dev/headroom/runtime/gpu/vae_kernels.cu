@@ -151,9 +151,12 @@ __device__ void strided_conv(const T* x, int xs, int xo, const float* w, const f
     }
 }
 
-// Row-wise softmax: block per row of `cols` fp32 scores s, written as probabilities p (storage type).
+// Attention's row softmax, split as flash attention splits it: block per row of `cols` fp32 scores s
+// writes p = exp(s - max) in the storage type (in (0, 1], the largest exactly 1) and inv[row] =
+// 1 / (fp32 sum of the exps). Normalised probabilities at 16,384 and more positions would lie near or
+// below fp16's smallest normal number and lose most of their bits; these stay normal where they matter.
 template <typename T>
-__device__ void softmax_rows(const float* s, T* p, int cols) {
+__device__ void softmax_rows(const float* s, T* p, float* inv, int cols) {
     __shared__ float shared[32];
     const float* row = s + (long long)blockIdx.x * cols;
     T* out = p + (long long)blockIdx.x * cols;
@@ -165,12 +168,23 @@ __device__ void softmax_rows(const float* s, T* p, int cols) {
     m = shared[0];
     __syncthreads();
     float sum = 0.f;
-    for (int j = threadIdx.x; j < cols; j += THREADS) sum += expf(row[j] - m);
+    for (int j = threadIdx.x; j < cols; j += THREADS) {
+        float e = expf(row[j] - m);
+        sum += e;
+        store(out, j, e);
+    }
     sum = block_sum(sum, shared);
-    if (threadIdx.x == 0) shared[0] = sum;
-    __syncthreads();
-    float inv = 1.f / shared[0];
-    for (int j = threadIdx.x; j < cols; j += THREADS) store(out, j, expf(row[j] - m) * inv);
+    if (threadIdx.x == 0) inv[blockIdx.x] = 1.f / sum;
+}
+
+// y[r, c] = acc[r * C + c] * inv[r] in the storage type: the exps' weighted sums of values (fp32,
+// from the GEMM) divided by their rows' sums. Grid: x over channels, y a loop over rows.
+template <typename T>
+__device__ void scale_rows(const float* acc, const float* inv, T* y, int ys, int rows, int C) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    for (int r = blockIdx.y * blockDim.y + threadIdx.y; r < rows; r += blockDim.y * gridDim.y)
+        store(y, (long long)r * ys + c, acc[(long long)r * C + c] * inv[r]);
 }
 
 #define ENTRY(T, S) \
@@ -182,7 +196,9 @@ extern "C" __global__ void gn_apply_##S(const T* x, int xs, int xo, const float*
 extern "C" __global__ void strided_conv_##S(const T* x, int xs, int xo, const float* w, const float* bias, T* y, int ys, int yo, \
         int N, int H, int W, int Cin, int OH, int OW, int Cout, int k, int stride, int pt, int pl) \
         { strided_conv(x, xs, xo, w, bias, y, ys, yo, N, H, W, Cin, OH, OW, Cout, k, stride, pt, pl); } \
-extern "C" __global__ void softmax_rows_##S(const float* s, T* p, int cols) { softmax_rows(s, p, cols); }
+extern "C" __global__ void softmax_rows_##S(const float* s, T* p, float* inv, int cols) { softmax_rows(s, p, inv, cols); } \
+extern "C" __global__ void scale_rows_##S(const float* acc, const float* inv, T* y, int ys, int rows, int C) \
+        { scale_rows(acc, inv, y, ys, rows, C); }
 
 ENTRY(float, f32)
 ENTRY(half_t, f16)
