@@ -240,16 +240,7 @@ public final class CudaDevice implements Device {
             for (int x = 0; x < kw; x++)
                 for (int i = 0; i < ci; i++)
                     for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = kernel[((y * kw + x) * ci + i) * co + o];
-        DeviceBuffer k = null, b = null, s = null;
-        try {
-            k = upload(krsc, precision);
-            b = bias == null ? null : upload(bias, Precision.F32);
-            s = slope == null ? null : upload(slope, Precision.F32);
-            return new Convolutions.Weights(op, k, b, s, memory);
-        } catch (RuntimeException e) {
-            for (DeviceBuffer d : new DeviceBuffer[] {k, b, s}) if (d != null) memory.free(d);
-            throw e;
-        }
+        return uploadConv(op, () -> upload(krsc, precision), bias, slope, (k, b, s) -> new Convolutions.Weights(op, k, b, s, memory));
     }
 
     /**
@@ -266,16 +257,8 @@ public final class CudaDevice implements Device {
             for (int x = 0; x < kw; x++)
                 for (int i = 0; i < ci; i++)
                     for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = hwio[((y * kw + x) * ci + i) * co + o];
-        DeviceBuffer k = null, b = null, s = null;
-        try {
-            k = uploadRaw(MemorySegment.ofArray(krsc), (long) krsc.length * 2);
-            b = bias == null ? null : upload(bias, Precision.F32);
-            s = slope == null ? null : upload(slope, Precision.F32);
-            return new Convolutions.Weights(op, k, b, s, memory);
-        } catch (RuntimeException e) {
-            for (DeviceBuffer d : new DeviceBuffer[] {k, b, s}) if (d != null) memory.free(d);
-            throw e;
-        }
+        return uploadConv(op, () -> uploadRaw(MemorySegment.ofArray(krsc), (long) krsc.length * 2), bias, slope,
+                (k, b, s) -> new Convolutions.Weights(op, k, b, s, memory));
     }
 
     /**
@@ -285,12 +268,28 @@ public final class CudaDevice implements Device {
      */
     private Ops.ConvWeights prepareCompact(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {
         CompactKernel layout = CompactKernel.of(op, kernel);
+        return uploadConv(op, () -> uploadRaw(layout.blob(), layout.bytes()), bias, slope,
+                (k, b, s) -> new CompactWeights(layout, k, b, s, memory, true));
+    }
+
+    /** What a convolution's uploaded kernel, bias and slopes become (bias and slopes may be null). */
+    private interface ConvBuffers<W> {
+        W of(DeviceBuffer kernel, DeviceBuffer bias, DeviceBuffer slope);
+    }
+
+    /**
+     * Uploads a convolution's kernel (by {@code kernel}), then its bias and slopes in fp32, charged
+     * as weights: to the model's node where the caller charges one ({@link DeviceMemory#weightsScope}),
+     * else to the weights category (without the scope they went to the thread's default, activations).
+     * Nothing stays allocated when an upload fails.
+     */
+    private <W> W uploadConv(Op.Conv2d op, java.util.function.Supplier<DeviceBuffer> kernel, float[] bias, float[] slope, ConvBuffers<W> made) {
         DeviceBuffer k = null, b = null, s = null;
-        try {
-            k = uploadRaw(layout.blob(), layout.bytes());
+        try (var scope = memory.weightsScope(op.weight())) {
+            k = kernel.get();
             b = bias == null ? null : upload(bias, Precision.F32);
             s = slope == null ? null : upload(slope, Precision.F32);
-            return new CompactWeights(layout, k, b, s, memory, true);
+            return made.of(k, b, s);
         } catch (RuntimeException e) {
             for (DeviceBuffer d : new DeviceBuffer[] {k, b, s}) if (d != null) memory.free(d);
             throw e;
