@@ -1,6 +1,7 @@
 package dev.headroom.runtime;
 
 import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.InputImage;
 import dev.headroom.core.image.Resample;
 import dev.headroom.core.image.RowSink;
 
@@ -24,18 +25,18 @@ public final class ImageUpscaler {
     }
 
     /** The whole output in host memory. */
-    public FloatImage upscale(FloatImage in, int tile, int overlap, TiledUpscaler.Progress progress) {
+    public FloatImage upscale(InputImage in, int tile, int overlap, TiledUpscaler.Progress progress) {
         FloatImage out = FloatImage.blank(in.width() * scale(), in.height() * scale(), in.channels(), in.bitDepth());
         upscale(in, tile, overlap, progress, RowSink.into(out));
         return out;
     }
 
     /** Output rows (in's channels, [0, 1]) to {@code sink} top to bottom as they become final. */
-    public void upscale(FloatImage in, int tile, int overlap, TiledUpscaler.Progress progress, RowSink sink) {
+    public void upscale(InputImage in, int tile, int overlap, TiledUpscaler.Progress progress, RowSink sink) {
         int c = in.channels();
         boolean alpha = c == 2 || c == 4;
         boolean gray = c <= 2;
-        FloatImage color = alpha || (gray && modelChannels == 3) ? in.channels(0, gray ? 1 : 3) : in;
+        InputImage color = alpha || (gray && modelChannels == 3) ? in.channels(0, gray ? 1 : 3) : in;
         if (gray && modelChannels == 3) color = color.repeatChannel(3);
         if (color.channels() != modelChannels) {
             throw new IllegalArgumentException("model takes " + modelChannels + " channels; cannot feed it a " + c + "-channel image");
@@ -45,7 +46,7 @@ public final class ImageUpscaler {
             return;
         }
         int outW = in.width() * scale(), outH = in.height() * scale();
-        Resample.Rows alphaRows = alpha ? new Resample.Rows(in.channels(c - 1, 1), outW, outH) : null;
+        Resample.Rows alphaRows = alpha ? new Resample.Rows(in.channels(c - 1, 1).toFloat(), outW, outH) : null;
         int[] next = {0};
         float[][] buffers = new float[2][0];   // this band's output and its alpha, reused
         tiled.upscale(color, tile, overlap, progress, (data, offset, rows) -> {

@@ -1,6 +1,7 @@
 package dev.headroom.runtime;
 
 import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.InputImage;
 import dev.headroom.core.image.RowSink;
 import dev.headroom.core.image.SampleSink;
 import dev.headroom.core.tiling.AxisSpan;
@@ -60,20 +61,20 @@ public final class TiledUpscaler {
     }
 
     /** in has the model's input channel count; tile and overlap are in input pixels. The whole output in host memory. */
-    public FloatImage upscale(FloatImage in, int tile, int overlap, Progress progress) {
+    public FloatImage upscale(InputImage in, int tile, int overlap, Progress progress) {
         FloatImage out = FloatImage.blank(in.width() * scale(), in.height() * scale(), runner.graph().outputChannels(), in.bitDepth());
         upscale(in, tile, overlap, progress, RowSink.into(out));
         return out;
     }
 
     /**
-     * As {@link #upscale(FloatImage, int, int, Progress)}, but each band of output rows goes to
+     * As {@link #upscale(InputImage, int, int, Progress)}, but each band of output rows goes to
      * {@code sink} as soon as every tile that touches it is blended, top to bottom: memory holds
      * one tile row of output ({@link OutputRows}), not the image. Where the backend can and its
      * memory has room, that window is on the device ({@link Ops#outputWindow}) and a
      * {@link SampleSink} gets the rows as samples: the tiles never come home as floats.
      */
-    public void upscale(FloatImage in, int tile, int overlap, Progress progress, RowSink sink) {
+    public void upscale(InputImage in, int tile, int overlap, Progress progress, RowSink sink) {
         int c = runner.graph().inputChannels();
         int oc = runner.graph().outputChannels();
         if (in.channels() != c) throw new IllegalArgumentException("model takes " + c + " channels, image has " + in.channels());
@@ -165,7 +166,7 @@ public final class TiledUpscaler {
      * added from the arena it was computed in. On running out of memory, the tiles not yet blended
      * go down the ladder ({@link #runBatch}).
      */
-    private void runOnDevice(FloatImage in, List<AxisSpan[]> group, int overlap, int r, OutputRows.OnDevice out, Runnable tileDone) {
+    private void runOnDevice(InputImage in, List<AxisSpan[]> group, int overlap, int r, OutputRows.OnDevice out, Runnable tileDone) {
         int[] blended = {0};
         DeviceOutOfMemory failed = null;
         if (group.getFirst()[0].length() <= tile && group.getFirst()[1].length() <= tile) {
@@ -225,7 +226,7 @@ public final class TiledUpscaler {
     }
 
     /** Tiles of equal shape cut from in and stacked into one (B, h, w, c) input: tile b's pixels at b * h * w * c. */
-    private Tensor stack(FloatImage in, List<AxisSpan[]> group) {
+    private Tensor stack(InputImage in, List<AxisSpan[]> group) {
         int w = group.getFirst()[0].length(), h = group.getFirst()[1].length();
         if (group.size() == 1) return cut(in, group.getFirst()[0].start(), group.getFirst()[1].start(), w, h);
         Tensor x = Tensor.allocate(group.size(), TileGrid.padded(h, modulus), TileGrid.padded(w, modulus), in.channels());
@@ -256,7 +257,7 @@ public final class TiledUpscaler {
      * batch on running out of memory. {@code failed}: the batch already ran out of memory once
      * (queued by {@link #upscale}), so that rung is taken without trying again.
      */
-    private void runBatch(FloatImage in, List<AxisSpan[]> group, int overlap, int r, OutputRows out, Runnable tileDone, DeviceOutOfMemory failed) {
+    private void runBatch(InputImage in, List<AxisSpan[]> group, int overlap, int r, OutputRows out, Runnable tileDone, DeviceOutOfMemory failed) {
         if (group.size() == 1) {
             AxisSpan sx = group.getFirst()[0], sy = group.getFirst()[1];
             long t0 = System.nanoTime();
@@ -309,7 +310,7 @@ public final class TiledUpscaler {
      * The model's output for the w x h input region at (x0, y0): one run if it fits the tile, else
      * a blended grid of smaller ones. {@code failed}: that one run already ran out of memory.
      */
-    private Tensor region(FloatImage in, int x0, int y0, int w, int h, int overlap, DeviceOutOfMemory failed) {
+    private Tensor region(InputImage in, int x0, int y0, int w, int h, int overlap, DeviceOutOfMemory failed) {
         if (w <= tile && h <= tile) {
             try {
                 if (failed != null) throw failed;
@@ -353,24 +354,21 @@ public final class TiledUpscaler {
      * The w x h region at (x0, y0), scaled to the model's range and padded up to the modulus: with
      * the image's pixels beyond the region, reflected at the image's edge.
      */
-    private Tensor cut(FloatImage in, int x0, int y0, int w, int h) {
+    private Tensor cut(InputImage in, int x0, int y0, int w, int h) {
         int c = in.channels();
         int pw = TileGrid.padded(w, modulus), ph = TileGrid.padded(h, modulus);
         Tensor t = Tensor.allocate(1, ph, pw, c);
         float k = valueRange;
-        float[] d = in.data();
+        // each row's span as [0, 1] floats (converted here from samples where the image keeps them), then scaled
         for (int y = 0; y < ph; y++) {
-            int row = reflect(y0 + y, in.height()) * in.width();
+            int row = reflect(y0 + y, in.height());
             int dst = y * pw * c;
             if (x0 + pw <= in.width()) {
-                int src = (row + x0) * c;
-                for (int i = 0; i < pw * c; i++) t.data[dst + i] = d[src + i] * k;
+                in.floats(row, x0, pw, t.data, dst);
             } else {
-                for (int x = 0; x < pw; x++) {
-                    int src = (row + reflect(x0 + x, in.width())) * c;
-                    for (int ch = 0; ch < c; ch++) t.data[dst + x * c + ch] = d[src + ch] * k;
-                }
+                for (int x = 0; x < pw; x++) in.floats(row, reflect(x0 + x, in.width()), 1, t.data, dst + x * c);
             }
+            for (int i = dst; i < dst + pw * c; i++) t.data[i] *= k;
         }
         return t;
     }

@@ -1,6 +1,6 @@
 package dev.headroom.server;
 
-import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.InputImage;
 import dev.headroom.core.residency.ResidencyPolicy;
 import dev.headroom.models.Model;
 import dev.headroom.models.image.ImageFiles;
@@ -26,7 +26,7 @@ public final class UpscaleJobRunner implements JobRunner {
     @Override
     public Outcome run(Request r, DeviceSlot device, Control control) throws Exception {
         if (control.stop()) throw new Stopped();
-        FloatImage img = ImageFiles.read(r.input(), r.maxPixels());
+        InputImage img = ImageFiles.readSamples(r.input(), r.maxPixels(), ImageFiles.ReadOptions.STRICT);
         Model m = r.model().model();
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();

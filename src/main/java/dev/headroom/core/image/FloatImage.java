@@ -4,7 +4,7 @@ package dev.headroom.core.image;
  * An image as (height, width, channels) interleaved floats, nominally in [0, 1].
  * {@code bitDepth} remembers the source's depth (8 or 16) so output can keep it.
  */
-public record FloatImage(int width, int height, int channels, float[] data, int bitDepth) {
+public record FloatImage(int width, int height, int channels, float[] data, int bitDepth) implements InputImage {
     public FloatImage {
         if (width < 1 || height < 1) throw new IllegalArgumentException("image of " + width + "x" + height + " pixels");
         if ((long) width * height * channels != data.length) throw new IllegalArgumentException("image data does not match " + width + "x" + height + "x" + channels);
@@ -22,11 +22,22 @@ public record FloatImage(int width, int height, int channels, float[] data, int 
         data[(y * width + x) * channels + c] = v;
     }
 
+    @Override
+    public void floats(int y, int x, int n, float[] dst, int off) {
+        System.arraycopy(data, (y * width + x) * channels, dst, off, n * channels);
+    }
+
+    @Override
+    public FloatImage toFloat() {
+        return this;
+    }
+
     public long pixels() {
         return (long) width * height;
     }
 
     /** Channels [from, from+count) as a new image. */
+    @Override
     public FloatImage channels(int from, int count) {
         FloatImage out = blank(width, height, count, bitDepth);
         for (int p = 0; p < width * height; p++) System.arraycopy(data, p * channels + from, out.data, p * count, count);
@@ -34,6 +45,7 @@ public record FloatImage(int width, int height, int channels, float[] data, int 
     }
 
     /** A copy with channel 0 repeated {@code count} times (gray to RGB). */
+    @Override
     public FloatImage repeatChannel(int count) {
         FloatImage out = blank(width, height, count, bitDepth);
         for (int p = 0; p < width * height; p++) for (int c = 0; c < count; c++) out.data[p * count + c] = data[p * channels];

@@ -1,6 +1,8 @@
 package dev.headroom.models.image;
 
 import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.InputImage;
+import dev.headroom.core.image.SampleImage;
 import dev.headroom.core.image.Orientation;
 import dev.headroom.runtime.TempFiles;
 import java.awt.Point;
@@ -106,6 +108,19 @@ public final class ImageFiles {
     }
 
     public static FloatImage read(Path file, long maxPixels, ReadOptions options) {
+        return readImage(file, maxPixels, options, false).toFloat();
+    }
+
+    /**
+     * As {@link #read}, but 8- and 16-bit images are kept as their samples ({@link SampleImage}, a
+     * quarter or half of the float bytes), converted to the same floats only as they are read.
+     * Other depths, and JPEGs whose EXIF orientation turns them, come back as a {@link FloatImage}.
+     */
+    public static InputImage readSamples(Path file, long maxPixels, ReadOptions options) {
+        return readImage(file, maxPixels, options, true);
+    }
+
+    private static InputImage readImage(Path file, long maxPixels, ReadOptions options, boolean samples) {
         return withReader(file, (reader, in) -> {
             String format = reader.getFormatName().toLowerCase(java.util.Locale.ROOT);
             if (format.equals("png") && !options.lenient()) PngChunks.check(file);
@@ -117,13 +132,64 @@ public final class ImageFiles {
             if (!warnings.isEmpty() && !options.lenient()) {
                 throw new BadImage(file, "damaged image: the decoder warns \"" + warnings.getFirst() + "\" (--lenient reads it anyway)");
             }
+            int orientation = options.ignoreOrientation() || !(format.equals("jpeg") || format.equals("jpg")) ? 1 : Exif.orientation(file);
+            if (samples && orientation == 1) {
+                InputImage kept = toSamples(decoded);
+                if (kept != null) return kept;
+            }
             FloatImage img = toFloat(decoded);
-            if (options.ignoreOrientation() || !(format.equals("jpeg") || format.equals("jpg"))) return img;
-            return Orientation.apply(img, Exif.orientation(file));
+            return orientation == 1 ? img : Orientation.apply(img, orientation);
         });
     }
 
+    /** The decoded image as 8- or 16-bit samples in [0, 1] order of {@link #toFloat}; null for other depths. */
+    static SampleImage toSamples(BufferedImage img) {
+        img = componentRgbOrGray(img);
+        Raster r = img.getRaster();
+        int bands = r.getNumBands();
+        int bits = r.getSampleModel().getSampleSize(0);
+        if (bits != 8 && bits != 16) return null;
+        for (int b = 1; b < bands; b++) if (r.getSampleModel().getSampleSize(b) != bits) return null;
+        checkBands(img, bands);
+        int w = img.getWidth(), h = img.getHeight();
+        int[] row = new int[w * bands];
+        int n = Math.multiplyExact(Math.multiplyExact(w, h), bands);
+        byte[] b8 = bits == 8 ? new byte[n] : null;
+        short[] b16 = bits == 16 ? new short[n] : null;
+        for (int y = 0; y < h; y++) {
+            r.getPixels(0, y, w, 1, row);
+            int off = y * w * bands;
+            if (b8 != null) for (int i = 0; i < row.length; i++) b8[off + i] = (byte) row[i];
+            else for (int i = 0; i < row.length; i++) b16[off + i] = (short) row[i];
+        }
+        return b8 != null ? SampleImage.of8(w, h, bands, b8) : SampleImage.of16(w, h, bands, b16);
+    }
+
+    private static void checkBands(BufferedImage img, int bands) {
+        boolean gray = img.getColorModel().getColorSpace().getType() == ColorSpace.TYPE_GRAY;
+        if (!gray && bands < 3 || bands > 4) throw new IllegalArgumentException(bands + "-band images are not supported");
+    }
+
     static FloatImage toFloat(BufferedImage img) {
+        img = componentRgbOrGray(img);
+        Raster r = img.getRaster();
+        int bands = r.getNumBands();
+        int bits = r.getSampleModel().getSampleSize(0);
+        checkBands(img, bands);
+        int w = img.getWidth(), h = img.getHeight();
+        float max = (1 << bits) - 1;
+        FloatImage out = FloatImage.blank(w, h, bands, bits > 8 ? 16 : 8);
+        float[] d = out.data();
+        int[] row = new int[w * bands];
+        for (int y = 0; y < h; y++) {
+            r.getPixels(0, y, w, 1, row);
+            for (int i = 0; i < row.length; i++) d[y * w * bands + i] = row[i] / max;
+        }
+        return out;
+    }
+
+    /** CMYK, YCCK and other spaces converted to sRGB, palettes expanded: an image of RGB or gray components. */
+    private static BufferedImage componentRgbOrGray(BufferedImage img) {
         int space = img.getColorModel().getColorSpace().getType();
         if (space != ColorSpace.TYPE_RGB && space != ColorSpace.TYPE_GRAY && !(img.getColorModel() instanceof IndexColorModel)) {
             // CMYK, YCCK and other spaces: to sRGB through the image's colour space (K must never become alpha)
@@ -136,21 +202,7 @@ public final class ImageFiles {
             rgb.getGraphics().drawImage(img, 0, 0, null);
             img = rgb;
         }
-        Raster r = img.getRaster();
-        int bands = r.getNumBands();
-        int bits = r.getSampleModel().getSampleSize(0);
-        boolean gray = img.getColorModel().getColorSpace().getType() == ColorSpace.TYPE_GRAY;
-        if (!gray && bands < 3 || bands > 4) throw new IllegalArgumentException(bands + "-band images are not supported");
-        int w = img.getWidth(), h = img.getHeight();
-        float max = (1 << bits) - 1;
-        FloatImage out = FloatImage.blank(w, h, bands, bits > 8 ? 16 : 8);
-        float[] d = out.data();
-        int[] row = new int[w * bands];
-        for (int y = 0; y < h; y++) {
-            r.getPixels(0, y, w, 1, row);
-            for (int i = 0; i < row.length; i++) d[y * w * bands + i] = row[i] / max;
-        }
-        return out;
+        return img;
     }
 
     private static BufferedImage toRgb(BufferedImage img) {
