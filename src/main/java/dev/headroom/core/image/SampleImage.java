@@ -10,8 +10,9 @@ public final class SampleImage implements InputImage {
     private final int width, height, channels, bitDepth;
     private final byte[] bytes;     // 8-bit samples, or null
     private final short[] shorts;   // 16-bit samples, or null
+    private final int[] order;      // channel c of a pixel is sample order[c] of its group (the decoder's band order)
 
-    private SampleImage(int width, int height, int channels, byte[] bytes, short[] shorts) {
+    private SampleImage(int width, int height, int channels, byte[] bytes, short[] shorts, int[] order) {
         if (width < 1 || height < 1) throw new IllegalArgumentException("image of " + width + "x" + height + " pixels");
         int length = bytes != null ? bytes.length : shorts.length;
         if ((long) width * height * channels != length) throw new IllegalArgumentException("image data does not match " + width + "x" + height + "x" + channels);
@@ -21,16 +22,33 @@ public final class SampleImage implements InputImage {
         this.bitDepth = bytes != null ? 8 : 16;
         this.bytes = bytes;
         this.shorts = shorts;
+        this.order = order.clone();
+        if (order.length != channels) throw new IllegalArgumentException(order.length + " band offsets for " + channels + " channels");
+        for (int o : order) if (o < 0 || o >= channels) throw new IllegalArgumentException("band offset " + o + " for " + channels + " channels");
+    }
+
+    private static int[] inOrder(int channels) {
+        return java.util.stream.IntStream.range(0, channels).toArray();
     }
 
     /** 8-bit samples, unsigned in each byte. */
     public static SampleImage of8(int width, int height, int channels, byte[] samples) {
-        return new SampleImage(width, height, channels, samples, null);
+        return new SampleImage(width, height, channels, samples, null, inOrder(channels));
+    }
+
+    /** 8-bit samples whose pixel's channel c is at offset order[c] of its group (BGR is {2, 1, 0}): a decoder's array as it is. */
+    public static SampleImage of8(int width, int height, byte[] samples, int[] order) {
+        return new SampleImage(width, height, order.length, samples, null, order);
+    }
+
+    /** As {@link #of8(int, int, byte[], int[])} for 16-bit samples. */
+    public static SampleImage of16(int width, int height, short[] samples, int[] order) {
+        return new SampleImage(width, height, order.length, null, samples, order);
     }
 
     /** 16-bit samples, unsigned in each short. */
     public static SampleImage of16(int width, int height, int channels, short[] samples) {
-        return new SampleImage(width, height, channels, null, samples);
+        return new SampleImage(width, height, channels, null, samples, inOrder(channels));
     }
 
     private static SampleImage blankLike(SampleImage like, int channels) {
@@ -51,12 +69,15 @@ public final class SampleImage implements InputImage {
     @Override
     public void floats(int y, int x, int n, float[] dst, int off) {
         int src = (y * width + x) * channels, count = n * channels;
-        if (bytes != null) {
-            float max = 255;
-            for (int i = 0; i < count; i++) dst[off + i] = (bytes[src + i] & 0xff) / max;
-        } else {
-            float max = 65535;
-            for (int i = 0; i < count; i++) dst[off + i] = (shorts[src + i] & 0xffff) / max;
+        for (int c = 0; c < channels; c++) {
+            int from = src + order[c];
+            if (bytes != null) {
+                float max = 255;
+                for (int i = c; i < count; i += channels, from += channels) dst[off + i] = (bytes[from] & 0xff) / max;
+            } else {
+                float max = 65535;
+                for (int i = c; i < count; i += channels, from += channels) dst[off + i] = (shorts[from] & 0xffff) / max;
+            }
         }
     }
 
@@ -64,8 +85,10 @@ public final class SampleImage implements InputImage {
     public SampleImage channels(int from, int count) {
         SampleImage out = blankLike(this, count);
         for (int p = 0; p < width * height; p++) {
-            if (bytes != null) System.arraycopy(bytes, p * channels + from, out.bytes, p * count, count);
-            else System.arraycopy(shorts, p * channels + from, out.shorts, p * count, count);
+            for (int c = 0; c < count; c++) {
+                if (bytes != null) out.bytes[p * count + c] = bytes[p * channels + order[from + c]];
+                else out.shorts[p * count + c] = shorts[p * channels + order[from + c]];
+            }
         }
         return out;
     }
@@ -75,8 +98,8 @@ public final class SampleImage implements InputImage {
         SampleImage out = blankLike(this, count);
         for (int p = 0; p < width * height; p++) {
             for (int c = 0; c < count; c++) {
-                if (bytes != null) out.bytes[p * count + c] = bytes[p * channels];
-                else out.shorts[p * count + c] = shorts[p * channels];
+                if (bytes != null) out.bytes[p * count + c] = bytes[p * channels + order[0]];
+                else out.shorts[p * count + c] = shorts[p * channels + order[0]];
             }
         }
         return out;

@@ -152,8 +152,10 @@ public final class ImageFiles {
         for (int b = 1; b < bands; b++) if (r.getSampleModel().getSampleSize(b) != bits) return null;
         checkBands(img, bands);
         int w = img.getWidth(), h = img.getHeight();
-        int[] row = new int[w * bands];
         int n = Math.multiplyExact(Math.multiplyExact(w, h), bands);
+        SampleImage shared = sharedSamples(r, w, h, bands, n);
+        if (shared != null) return shared;
+        int[] row = new int[w * bands];
         byte[] b8 = bits == 8 ? new byte[n] : null;
         short[] b16 = bits == 16 ? new short[n] : null;
         for (int y = 0; y < h; y++) {
@@ -163,6 +165,24 @@ public final class ImageFiles {
             else for (int i = 0; i < row.length; i++) b16[off + i] = (short) row[i];
         }
         return b8 != null ? SampleImage.of8(w, h, bands, b8) : SampleImage.of16(w, h, bands, b16);
+    }
+
+    /**
+     * The decoder's own sample array where it is (height, width, channels) with each pixel's samples
+     * together and nothing around them (the PNG reader's rasters are; RGB comes as BGR), so reading
+     * does not hold the samples twice.
+     */
+    private static SampleImage sharedSamples(Raster r, int w, int h, int bands, int n) {
+        if (!(r.getSampleModel() instanceof java.awt.image.PixelInterleavedSampleModel sm)) return null;
+        if (r.getSampleModelTranslateX() != 0 || r.getSampleModelTranslateY() != 0) return null;
+        if (sm.getPixelStride() != bands || sm.getScanlineStride() != w * bands) return null;
+        int[] offsets = sm.getBandOffsets();
+        if (java.util.Arrays.stream(offsets).distinct().count() != bands) return null;
+        java.awt.image.DataBuffer buffer = r.getDataBuffer();
+        if (buffer.getNumBanks() != 1 || buffer.getOffset() != 0) return null;
+        if (buffer instanceof java.awt.image.DataBufferByte bytes && bytes.getData().length == n) return SampleImage.of8(w, h, bytes.getData(), offsets);
+        if (buffer instanceof java.awt.image.DataBufferUShort shorts && shorts.getData().length == n) return SampleImage.of16(w, h, shorts.getData(), offsets);
+        return null;
     }
 
     private static void checkBands(BufferedImage img, int bands) {

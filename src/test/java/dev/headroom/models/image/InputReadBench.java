@@ -1,0 +1,59 @@
+package dev.headroom.models.image;
+
+import dev.headroom.core.image.FloatImage;
+import dev.headroom.core.image.InputImage;
+import dev.headroom.core.image.Resample;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+
+/**
+ * Host memory of reading a big input as upscale reads it (scripts/bench/input-read runs it): the
+ * whole image as floats ({@link ImageFiles#read}, the path before issue 19's change) or kept as
+ * samples ({@link ImageFiles#readSamples}). One mode per JVM; prints one JSON line with the heap
+ * the image retains (after full collections) and the process's peak RSS (VmHWM).
+ *
+ * <p>Usage: InputReadBench make SIZE out.png [photo] | InputReadBench floats|samples in.png
+ */
+public final class InputReadBench {
+    public static void main(String[] args) throws Exception {
+        if (args[0].equals("make")) {
+            int size = Integer.parseInt(args[1]);
+            FloatImage src = ImageFiles.read(Path.of(args.length > 3 ? args[3] : "examples/astronaut.png"), Long.MAX_VALUE);
+            if (src.channels() != 3) src = src.channels(0, 3);
+            FloatImage img = Resample.bicubic(src, size, size);
+            Random r = new Random(1);
+            float[] d = img.data();
+            for (int i = 0; i < d.length; i++) d[i] += (float) (r.nextGaussian() * 0.01);
+            ImageFiles.writePng(img, Path.of(args[2]));
+            return;
+        }
+        Path file = Path.of(args[1]);
+        long before = usedAfterGc();
+        long t0 = System.nanoTime();
+        InputImage img = args[0].equals("floats") ? ImageFiles.read(file, Long.MAX_VALUE)
+                : ImageFiles.readSamples(file, Long.MAX_VALUE, ImageFiles.ReadOptions.STRICT);
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        long retained = usedAfterGc() - before;
+        System.out.printf("{\"mode\": \"%s\", \"image\": \"%dx%dx%d\", \"bits\": %d, \"class\": \"%s\", \"retained_heap_mb\": %.1f, \"peak_rss_mb\": %.1f, \"read_s\": %.2f}%n",
+                args[0], img.width(), img.height(), img.channels(), img.bitDepth(), img.getClass().getSimpleName(),
+                retained / 1e6, peakRssKb() / 1e3, seconds);
+        java.lang.ref.Reference.reachabilityFence(img);
+    }
+
+    private static long usedAfterGc() {
+        for (int i = 0; i < 3; i++) System.gc();
+        return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+    }
+
+    /** VmHWM of /proc/self/status in kB (0 where there is none). */
+    private static long peakRssKb() throws java.io.IOException {
+        Path status = Path.of("/proc/self/status");
+        if (!Files.exists(status)) return 0;
+        for (String line : Files.readAllLines(status)) {
+            if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        }
+        return 0;
+    }
+}
