@@ -152,7 +152,11 @@ public final class TensorData {
 
     /** fp32 values stored (cout, cin, kh, kw) in this tensor's (kh, kw, cin, cout) order. */
     private float[] hwio(float[] src) {
-        int kh = shape[0], kw = shape[1], ci = shape[2], co = shape[3];
+        return hwio(src, shape[0], shape[1], shape[2], shape[3]);
+    }
+
+    // out is (kh, kw, cin, cout), src is (cout, cin, kh, kw)
+    private static float[] hwio(float[] src, int kh, int kw, int ci, int co) {
         float[] out = new float[src.length];
         for (int o = 0; o < co; o++)
             for (int i = 0; i < ci; i++)
@@ -175,13 +179,7 @@ public final class TensorData {
             if (oihw) throw new IllegalStateException("tensor " + name + " transposed twice");
             return new TensorData(name, hwio, null, halves, compact, true);
         }
-        float[] out = new float[data.length];
-        for (int o = 0; o < co; o++)
-            for (int i = 0; i < ci; i++)
-                for (int y = 0; y < kh; y++)
-                    for (int x = 0; x < kw; x++)
-                        out[((y * kw + x) * ci + i) * co + o] = data[((o * ci + i) * kh + y) * kw + x];
-        return new TensorData(name, hwio, out);
+        return new TensorData(name, hwio, hwio(data, kh, kw, ci, co));
     }
 
     @Override

@@ -21,16 +21,24 @@ import org.junit.jupiter.api.Test;
 class ResidencyTest {
     private static final long MiB = 1L << 20;
 
-    @Test
-    void idleWeightsGoWhenAnAllocationNeedsTheRoomAndComeBackFromTheHostCache() throws Exception {
-        Residency.Source src = SmallModels.build("rrdbnet", 7);
-        AtomicInteger reads = new AtomicInteger();
-        Residency.Loader disk = () -> {
+    /** A CPU device with a 24 MiB budget. */
+    private static CpuDevice smallDevice() {
+        return new CpuDevice(new MemoryOptions(24 * MiB, false, 1000, dev.headroom.runtime.memory.Pressure.Thresholds.DEFAULT));
+    }
+
+    /** A loader of {@code src} that counts its reads "from disk" in {@code reads}. */
+    private static Residency.Loader countingReads(Residency.Source src, AtomicInteger reads) {
+        return () -> {
             reads.incrementAndGet();
             return src;
         };
-        try (CpuDevice device = new CpuDevice(new MemoryOptions(24 * MiB, false, 1000, dev.headroom.runtime.memory.Pressure.Thresholds.DEFAULT));
-             Residency models = new Residency(device, 64 * MiB)) {
+    }
+
+    @Test
+    void idleWeightsGoWhenAnAllocationNeedsTheRoomAndComeBackFromTheHostCache() throws Exception {
+        AtomicInteger reads = new AtomicInteger();
+        Residency.Loader disk = countingReads(SmallModels.build("rrdbnet", 7), reads);
+        try (CpuDevice device = smallDevice(); Residency models = new Residency(device, 64 * MiB)) {
             var memory = device.memory();
             long weights;
             try (Session s = device.openSession();
@@ -85,14 +93,9 @@ class ResidencyTest {
 
     @Test
     void evictByNameFreesTheDeviceAtOnceButNotWhileAJobHoldsTheModel() throws Exception {
-        Residency.Source src = SmallModels.build("rrdbnet", 7);
         AtomicInteger reads = new AtomicInteger();
-        Residency.Loader disk = () -> {
-            reads.incrementAndGet();
-            return src;
-        };
-        try (CpuDevice device = new CpuDevice(new MemoryOptions(24 * MiB, false, 1000, dev.headroom.runtime.memory.Pressure.Thresholds.DEFAULT));
-             Residency models = new Residency(device, 64 * MiB)) {
+        Residency.Loader disk = countingReads(SmallModels.build("rrdbnet", 7), reads);
+        try (CpuDevice device = smallDevice(); Residency models = new Residency(device, 64 * MiB)) {
             var memory = device.memory();
             assertEquals(0, models.evict("a", Precision.F32), "never loaded: nothing to free");
             long weights;

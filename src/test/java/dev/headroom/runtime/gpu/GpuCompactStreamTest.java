@@ -15,7 +15,6 @@ import dev.headroom.core.graph.Op;
 import dev.headroom.core.graph.Padding;
 import dev.headroom.core.quant.Compact;
 import dev.headroom.core.quant.WeightFormat;
-import dev.headroom.cuda.CudaUnavailable;
 import dev.headroom.cuda.Driver;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.GraphRunner;
@@ -24,52 +23,23 @@ import dev.headroom.runtime.PreparedWeights;
 import dev.headroom.runtime.Residency;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.runtime.memory.Budget;
-import dev.headroom.runtime.memory.MemoryOptions;
 import dev.headroom.testing.Randoms;
 import dev.headroom.testing.SmallModels;
 import java.lang.foreign.MemorySegment;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * Compact kernels expanded on the GPU (expand.cu) against the host's expansion, bit for bit, and
  * weight streaming on the GPU (copy stream, events, slots) against a resident run, bit for bit.
  */
-@Tag("gpu")
 @org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.OrderAnnotation.class)
-class GpuCompactStreamTest {
+class GpuCompactStreamTest extends GpuDeviceTestBase {
     /** Both model tests run this input shape, so the second finds every convolution choice made (timing them takes most of the time). */
     private static final int H = 48, W = 40;
-    private static CudaDevice device;
-    private static String skipped;
     private final Random r = new Random(Randoms.seed());
-
-    @BeforeAll
-    static void open() {
-        try {
-            device = CudaDevice.open(0, MemoryOptions.DEFAULT);
-        } catch (CudaUnavailable | UnsatisfiedLinkError e) {
-            skipped = e.getMessage();
-            System.out.println("GPU TESTS SKIPPED: " + skipped);
-        }
-    }
-
-    @AfterAll
-    static void close() {
-        if (device != null) device.close();
-    }
-
-    @BeforeEach
-    void needsGpu() {
-        Assumptions.assumeTrue(device != null, () -> "skipped, no usable GPU: " + skipped);
-    }
 
     /** {@code n} bytes of device memory (a downcall takes only native memory, so through an off-heap buffer). */
     private static byte[] bytes(long address, long n) {
