@@ -17,8 +17,8 @@ import picocli.CommandLine.Option;
  * pinned host memory layer by layer ({@link PreparedWeights#streamed}).
  */
 final class WeightsOption {
-    /** Prefetch slots for streamed kernels: two let the next layer's copy run while one computes. */
-    private static final int SLOTS = 2;
+    /** Prefetch slots for streamed kernels: the planner chooses (at least two, so that the next layer's copy runs while one computes). */
+    private static final int SLOTS = WeightStream.AUTO_SLOTS;
 
     @Option(names = "--weight-budget", paramLabel = "SIZE",
             description = "Device memory the convolution kernels may take (e.g. 200MiB); the rest is streamed from host memory layer by layer. Default: all resident")

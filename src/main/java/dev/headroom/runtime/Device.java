@@ -78,6 +78,33 @@ public interface Device extends AutoCloseable {
      */
     HostCopy copyToHost(Ops.ConvWeights[] conv);
 
+    /**
+     * Bytes {@code kernel} takes on this device once prepared for sessions of {@code precision}
+     * (compact kernels compact, 16-bit ones 16-bit where the device keeps them so): what weight
+     * streaming budgets and copies (see {@link Ops#kernelBytes}).
+     */
+    default long kernelBytes(Op.Conv2d op, dev.headroom.core.TensorData kernel, Precision precision) {
+        return kernel.count() * Float.BYTES;
+    }
+
+    /**
+     * {@code count} prefetch slots of {@code slotBytes} for a streamed model shared by the
+     * sessions of {@code precision} ({@link WeightSlots}; each pass binds them to its session),
+     * charged now to the node the calling thread charges weights to. Refused by a device that
+     * cannot stream.
+     */
+    default WeightSlots weightSlots(Precision precision, int count, long slotBytes) {
+        throw new UnsupportedOperationException(name() + " cannot stream weights");
+    }
+
+    /**
+     * The copy and compute rates weight streaming's planner weighs a split with
+     * ({@link dev.headroom.core.residency.StreamSplit#plan}); without them every copy counts as exposed.
+     */
+    default dev.headroom.core.residency.StreamSplit.Cost streamCost(Precision precision) {
+        return dev.headroom.core.residency.StreamSplit.Cost.NONE;
+    }
+
     /** What a session of {@code precision} allocates besides planned activations, for the planner. */
     DeviceModel memoryModel(Precision precision);
 

@@ -242,8 +242,16 @@ public final class GraphRunner implements AutoCloseable {
             Tensor output = bands != null ? whole[o] : whole[placement.root(o)].slice(placement.offset(o), graph.channels(o));
             Tensor x = input;
             Runnable forward = () -> forward(x, whole, banded, bands);
-            if (stream != null) stream.begin(convSequence(bands));
-            if (!record || profiling || stream != null) {
+            if (stream != null) {
+                stream.begin(convSequence(bands), ops);   // one pass at a time where sessions share the stream
+                try {
+                    forward.run();
+                } finally {
+                    stream.end();
+                }
+                return finish.apply(output);
+            }
+            if (!record || profiling) {
                 forward.run();
                 return finish.apply(output);
             }

@@ -68,6 +68,16 @@ public final class PreparedWeights implements AutoCloseable {
         return WeightStream.prepare(graph, weights, ops, budget, slots);
     }
 
+    /**
+     * As {@link #streamed(Graph, Weights, Ops, long, int)} on {@code device} for every session of
+     * {@code precision} (a model shared through the residency manager): the resident layers as
+     * {@link Device#prepareConv} prepares them, the slots from {@link Device#weightSlots}; each
+     * pass binds the slots to its session.
+     */
+    public static PreparedWeights streamed(Graph graph, Weights weights, Device device, dev.headroom.core.Precision precision, long budget, int slots) {
+        return WeightStream.prepare(graph, weights, WeightStream.Target.of(device, precision), budget, slots);
+    }
+
     /** The weight stream, when some convolutions are streamed; null when all are resident. */
     public WeightStream stream() {
         return stream;
@@ -76,35 +86,56 @@ public final class PreparedWeights implements AutoCloseable {
     /**
      * A host copy of these weights for the residency manager's host cache: the convolutions
      * through {@link Device#copyToHost} (pinned, in the device's layout), the host-side parameters
-     * (PReLU slopes, GroupNorm, strided convolutions: read-only arrays) by reference. Null when
-     * the device could not make one.
+     * (PReLU slopes, GroupNorm, strided convolutions: read-only arrays) by reference. Streamed
+     * weights copy their resident layers so, and keep the staged layers they stream from (already
+     * in host memory: one more reference, no copy). Null when the device could not make one.
      */
     public Host toHost(Device device) {
-        if (stream != null) return null;   // streamed weights live in host memory already
-        HostCopy c = device.copyToHost(conv);
-        return c == null ? null : new Host(c, slope, params);
+        Ops.ConvWeights[] resident = conv;
+        if (stream != null) {
+            resident = conv.clone();
+            for (int i = 0; i < resident.length; i++) if (resident[i] instanceof WeightStream.Streamed) resident[i] = null;
+        }
+        HostCopy c = device.copyToHost(resident);
+        if (c == null) return null;
+        return new Host(c, slope, params, stream == null ? null : stream.toHost());
     }
 
-    /** Prepared weights kept in host memory ({@link #toHost}); {@link #restore} brings them back by copying. */
-    public record Host(HostCopy conv, float[][] slope, float[][][] params) implements AutoCloseable {
-        /** Host bytes held: the convolutions' copy (the small host-side parameters are not counted). */
+    /**
+     * Prepared weights kept in host memory ({@link #toHost}); {@link #restore} brings them back by
+     * copying. {@code streamed} is null unless the weights were streamed.
+     */
+    public record Host(HostCopy conv, float[][] slope, float[][][] params, WeightStream.HostPart streamed) implements AutoCloseable {
+        /** Host bytes held: the convolutions' copy and staged layers (the small host-side parameters are not counted). */
         public long bytes() {
-            return conv.bytes();
+            return conv.bytes() + (streamed == null ? 0 : streamed.bytes());
         }
 
-        /** The weights again, charged to the node the calling thread charges to (see {@link HostCopy#restore}). */
+        /** The weights again, charged to the node the calling thread charges to (see {@link HostCopy#restore}); streamed ones get new slots. */
         public PreparedWeights restore() {
             PreparedWeights p = new PreparedWeights(slope.length);
             Ops.ConvWeights[] c = conv.restore();
             System.arraycopy(c, 0, p.conv, 0, c.length);
             System.arraycopy(slope, 0, p.slope, 0, slope.length);
             System.arraycopy(params, 0, p.params, 0, params.length);
+            if (streamed != null) {
+                try {
+                    p.stream = streamed.restore(p.conv);
+                } catch (RuntimeException e) {
+                    p.close();
+                    throw e;
+                }
+            }
             return p;
         }
 
         @Override
         public void close() {
-            conv.close();
+            try {
+                conv.close();
+            } finally {
+                if (streamed != null) streamed.close();
+            }
         }
     }
 
@@ -141,7 +172,7 @@ public final class PreparedWeights implements AutoCloseable {
         if (closed) return;
         closed = true;
         try {
-            for (Ops.ConvWeights w : conv) if (w != null) w.close();
+            for (Ops.ConvWeights w : conv) if (w != null && !(w instanceof WeightStream.Streamed)) w.close();
         } finally {
             if (stream != null) stream.close();
         }

@@ -34,6 +34,14 @@ import java.util.Map;
  * </ul>
  * Loads, reloads and evictions are traced (LOAD, RELOAD, EVICT; memory-report draws them).
  *
+ * <p>A model whose kernels do not fit the weight budget it is acquired with is a component like
+ * any other, streamed ({@link WeightStream}): its resident layers, its prefetch slots and its
+ * streamed layers' biases are charged to its node, every session of its precision shares the one
+ * copy (passes take turns on the slots), and it is evicted when idle. Its host copy is its resident
+ * layers' copy plus the staged layers it streams from (already pinned: kept, not copied), counted
+ * against the host cache as a whole; a reload then copies the resident layers back and makes new
+ * slots. The first acquire decides how a model is held: a later one with another budget shares it.
+ *
  * <p>Locking: this object's lock is never held while calling into the device's memory (which may
  * call back into {@link #evict} under its own lock), so the two cannot deadlock. See {@link Device}
  * for a usage example.
@@ -81,7 +89,20 @@ public final class Residency implements MemoryListener, AutoCloseable {
 
     /** As {@link #acquire(String, Priority, Loader, Precision, Session)} in {@code session}'s precision; the lease waits for the session's work when closed. */
     public Lease acquire(String model, Priority priority, Loader loader, Session session) throws java.io.IOException {
-        return acquire(model, priority, loader, session.precision(), session);
+        return acquire(model, priority, loader, session.precision(), session, ALL_RESIDENT);
+    }
+
+    /** As {@link #acquire(String, Priority, Loader, Precision, Session, long)} in {@code session}'s precision. */
+    public Lease acquire(String model, Priority priority, Loader loader, Session session, long weightBudget) throws java.io.IOException {
+        return acquire(model, priority, loader, session.precision(), session, weightBudget);
+    }
+
+    /** A weight budget that holds every kernel resident. */
+    public static final long ALL_RESIDENT = Long.MAX_VALUE;
+
+    /** As {@link #acquire(String, Priority, Loader, Precision, Session, long)} with every kernel resident. */
+    public Lease acquire(String model, Priority priority, Loader loader, Precision precision, Session session) throws java.io.IOException {
+        return acquire(model, priority, loader, precision, session, ALL_RESIDENT);
     }
 
     /**
@@ -89,9 +110,14 @@ public final class Residency implements MemoryListener, AutoCloseable {
      * host copy, else with {@code loader}) if they are not on the device; while any lease is open
      * they are not evicted. Threads asking for a model another thread is loading wait for that load.
      *
-     * @param session whose work is waited for when the lease closes (null: none)
+     * @param session      whose work is waited for when the lease closes (null: none)
+     * @param weightBudget device bytes its convolution kernels may take when they are loaded from
+     *                     the file: what does not fit is streamed, the planner choosing the split
+     *                     and the slots ({@link PreparedWeights#streamed(Graph, Weights, Device, Precision, long, int)});
+     *                     {@link #ALL_RESIDENT} for none. A budget too small for even the slots is
+     *                     refused (IllegalArgumentException, with the bytes needed) and nothing stays charged.
      */
-    public Lease acquire(String model, Priority priority, Loader loader, Precision precision, Session session) throws java.io.IOException {
+    public Lease acquire(String model, Priority priority, Loader loader, Precision precision, Session session, long weightBudget) throws java.io.IOException {
         if (model.contains("/")) throw new IllegalArgumentException("model name '" + model + "' may not contain '/' (it names a ledger node)");
         String key = key(model, precision);
         Slot slot;
@@ -128,7 +154,9 @@ public final class Residency implements MemoryListener, AutoCloseable {
                 graph = src.graph();
                 valueRange = src.valueRange();
                 try (var scope = memory.chargeTo(node, "load " + key)) {
-                    prepared = PreparedWeights.prepare(graph, src.weights(), (op, k, b, s) -> device.prepareConv(op, k, b, s, precision));
+                    prepared = weightBudget == ALL_RESIDENT
+                            ? PreparedWeights.prepare(graph, src.weights(), (op, k, b, s) -> device.prepareConv(op, k, b, s, precision))
+                            : PreparedWeights.streamed(graph, src.weights(), device, precision, weightBudget, WeightStream.AUTO_SLOTS);
                 }
             } else {
                 try (var scope = memory.chargeTo(node, "reload " + key)) {
@@ -137,6 +165,7 @@ public final class Residency implements MemoryListener, AutoCloseable {
             }
             long nanos = System.nanoTime() - t0, bytes = node.used();
             String detail = fromDisk ? "from disk in " + millis(nanos) : "from host copy in " + millis(nanos) + " (" + rate(bytes, nanos) + ")";
+            if (prepared.stream() != null) detail += "; " + prepared.stream().describe();
             if (fromDisk && policy.fitsHostCache(bytes)) {
                 long c0 = System.nanoTime();
                 kept = prepared.toHost(device);

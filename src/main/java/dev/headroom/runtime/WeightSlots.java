@@ -9,7 +9,13 @@ import dev.headroom.core.graph.Op;
  * {@link WeightStream}); each call only issues work and returns: on a GPU a copy stream copies
  * a layer's kernel from pinned host memory into a slot after the slot's last use is done, and
  * the session's stream waits for that copy with an event; nobody waits on the host. The slots
- * are charged to the ledger when they are made, once, for as long as they live.
+ * are charged to the ledger when they are made, once, for as long as they live. The host side of
+ * the streamed layers is {@link #staging}, which may outlive the slots (an evicted model's host copy).
+ *
+ * <p>A streamed model shared through the residency manager runs passes from several sessions,
+ * one pass at a time ({@link WeightStream#begin}); each pass first {@link #bind}s the slots to its
+ * session, whose stream its uses then run on. On a GPU a copy for the next pass waits for the
+ * previous pass's last use of the slot with an event recorded on that pass's stream.
  */
 public interface WeightSlots extends AutoCloseable {
     /**
@@ -28,10 +34,19 @@ public interface WeightSlots extends AutoCloseable {
     /** The work issued so far with {@code slot} is the last that reads it until its next load. */
     void used(int slot);
 
+    /**
+     * The session whose stream the next pass's uses run on ({@code session} must be of the slots'
+     * device and precision). A backend with one stream has nothing to do.
+     */
+    default void bind(Ops session) {}
+
+    /** The staged layers these slots copy from (host memory; held by the slots until they close). */
+    StagedLayers staging();
+
     /** Bytes each slot holds (charged to the ledger once per slot). */
     long slotBytes();
 
-    /** Waits for the slots' copies and uses, and frees the slots, the staged copies and the resident biases. */
+    /** Waits for the slots' copies and uses, frees the slots and the resident biases, and releases the staged layers. */
     @Override
     void close();
 }

@@ -5,6 +5,7 @@ import dev.headroom.core.plan.DeviceModel;
 import dev.headroom.core.residency.ResidencyPolicy;
 import dev.headroom.runtime.Device;
 import dev.headroom.runtime.Residency;
+import dev.headroom.runtime.WeightStream;
 import dev.headroom.runtime.memory.Budget;
 import dev.headroom.runtime.memory.CachingAllocator;
 import dev.headroom.runtime.memory.DeviceMemory;
@@ -84,6 +85,22 @@ public final class DeviceSlot implements AutoCloseable {
 
     public DeviceModel memoryModel() {
         return device.memoryModel(precision());
+    }
+
+    /**
+     * The device bytes {@code m}'s kernels get when the residency manager loads it here: all of
+     * them ({@link Residency#ALL_RESIDENT}) when they fit beside one planning tile's activations
+     * within the usable share of the budget; else what is left beside that tile, and the rest is
+     * streamed, the model still shared by every job that runs it ({@link WeightStream#autoBudget}).
+     */
+    public long weightBudget(dev.headroom.models.Model m) {
+        long b = WeightStream.autoBudget(m.graph(), m.weights(), device, precision());
+        return b == Long.MAX_VALUE ? Residency.ALL_RESIDENT : b;
+    }
+
+    /** What a job of {@code m} allocates, with its weights as this device would hold them (streamed ones as their resident part and slots): for the fitter. */
+    public DeviceModel memoryModel(dev.headroom.models.Model m) {
+        return WeightStream.plannedModel(memoryModel(), m.graph(), m.weights(), device, precision(), weightBudget(m));
     }
 
     public long budget() {

@@ -213,7 +213,7 @@ public final class HeadroomServer implements AutoCloseable {
             for (DeviceSlot d : devices) {
                 try {
                     DeviceSlot.onPlatformThread(() -> {
-                        d.residency().acquire(name, dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> src, d.precision(), null).close();
+                        d.residency().acquire(name, dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> src, d.precision(), null, d.weightBudget(l.model())).close();
                         return null;
                     });
                 } catch (RuntimeException e) {

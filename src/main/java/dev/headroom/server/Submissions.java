@@ -206,7 +206,7 @@ public final class Submissions {
     /** The plan {@code headroom upscale} would make on this device: largest tile, then batch, within the budget's usable share. */
     static Fitter.Fit fit(ModelCatalog.Loaded m, ImageHeader h, Integer tile, DeviceSlot device) {
         try {
-            return Fitter.fit(Fitter.Request.of(m.model().graph(), h.width(), h.height(), device.budget(), p -> device.memoryModel())
+            return Fitter.fit(Fitter.Request.of(m.model().graph(), h.width(), h.height(), device.budget(), p -> device.memoryModel(m.model()))
                     .withOverlap(Workers.OVERLAP).withUsableFraction(device.usable()).withPrecisions(List.of(device.precision()))
                     .withTile(tile == null ? 0 : tile).withBatchPixels(device.gpu() ? Fitter.GPU_BATCH_PIXELS : 0));
         } catch (Fitter.NoFit e) {

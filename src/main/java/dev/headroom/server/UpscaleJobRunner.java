@@ -16,7 +16,8 @@ import dev.headroom.runtime.memory.DeviceMemory;
  * and the same streamed writer, so the same bytes), in a session of the shared device (one kept
  * from an earlier job where there is one: {@link DeviceSlot#session}):
  * the model's weights come from the device's residency manager (loaded once, shared with every
- * job of that model, never evicted while a job holds them), and the job's activations are charged
+ * job of that model, never evicted while a job holds them; streamed when its kernels do not fit
+ * beside a tile, {@link DeviceSlot#weightBudget}), and the job's activations are charged
  * to a ledger node of its own whose limit is its reservation. However the job ends, the node is
  * closed (which frees its memory at once and audits it for leaks), then the lease, and the session
  * goes back to the device (closed instead when the job did not end well).
@@ -31,7 +32,7 @@ public final class UpscaleJobRunner implements JobRunner {
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
         try (DeviceSlot.SessionLease session = device.session();
-             Residency.Lease weights = device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session());
+             Residency.Lease weights = device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m));
              var job = memory.job("job " + r.job().id(), r.reservation());
              GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
             runner.bands(true);

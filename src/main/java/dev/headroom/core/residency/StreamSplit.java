@@ -5,16 +5,43 @@ import java.util.Comparator;
 import java.util.List;
 
 /**
- * Which layers of a model stay on the device and which are streamed, when its weights do not fit
- * the budget given them (weight streaming, partial residency). Pure: sizes in, decision out.
+ * Which layers of a model stay on the device and which are streamed, and through how many
+ * prefetch slots, when its weights do not fit the budget given them (weight streaming, partial
+ * residency). Pure: sizes, compute and rates in, decision out. The planner lives in {@link #plan}.
  *
- * <p>Every forward pass walks the layers in the same order, so a fixed resident set is right and
- * LRU is wrong (LRU would evict exactly the layer needed next). The budget pays first for
- * {@code slots} prefetch slots, each as large as the largest streamed layer, charged up front;
- * what is left keeps layers resident, in this order: layers a pass uses more than once (a banded
- * tail runs its layers once per band: streaming them would copy them once per band), then in walk
- * order (the earliest layers resident, so the first streamed copies overlap their compute). A
- * budget that holds everything streams nothing and needs no slots.
+ * <h2>The cost model</h2>
+ * Every forward pass walks the layers in the same order, so a fixed resident set is right and LRU
+ * is wrong (LRU would evict exactly the layer needed next). A streamed layer {@code i} costs a copy
+ * of {@code t(i) = bytes(i) / copyRate} on the copy stream each time a pass uses it; the copy runs
+ * while earlier layers compute ({@code c(j) = macs(j) / macRate}, for the planned tile). With
+ * {@code k} slots, the copy into a slot may start once the layer {@code k} streamed uses earlier is
+ * done with it, so when everything streams it overlaps the compute of the {@code k - 1} layers
+ * before it; with at least two slots it overlaps at least the layer just before it. Hence:
+ * <ul>
+ * <li><b>Slots</b> ({@link #slotsToHide}): the fewest {@code k} (2 to {@link #MAX_SLOTS}) for
+ *     which, were every layer streamed, the copies that do not fit within the compute of the
+ *     {@code k - 1} layers before them add at most 5% to the pass; {@link #MAX_SLOTS} when none
+ *     does (the pass is then bound by the bus: more slots would only hold more bytes). The count
+ *     depends on the model and the tile, not on the budget, which is what keeps the bytes
+ *     streamed monotone in the budget (below).</li>
+ * <li><b>Resident set</b>: a layer's <i>exposure</i> is the copy time that would not hide behind
+ *     the layer before it, {@code uses(i) * max(0, t(i) - c(i-1))} (the layer before the first is
+ *     the last: the next pass's first copies run while the last layers compute). Layers are kept
+ *     resident in order of exposure per byte (highest first; then layers used more than once a
+ *     pass, e.g. a banded tail; then walk order), the longest prefix of that order that fits. Layers
+ *     whose copies hide entirely come last: they are the ones streamed.</li>
+ * <li><b>Slot size</b>: each slot is as large as the largest streamed layer, so every layer larger
+ *     than the slots must be resident: each distinct layer size is tried as the slot size and the
+ *     candidate that streams the fewest bytes per pass is kept.</li>
+ * </ul>
+ * Properties (tested in StreamSplitTest over random models): the split never holds more than the
+ * budget; everything is resident, with no slots, when it fits; and more budget never streams more
+ * bytes: for a fixed slot count and slot size the resident set is a prefix of a fixed order, so it
+ * only grows with the budget, and the best over slot sizes only improves as more become
+ * affordable. A budget too small for the slots (and the layers larger than them) is refused, with
+ * the bytes needed; that threshold is fixed, so a larger budget is never refused where a smaller
+ * one was not. Without rates ({@link Cost#NONE}) every copy counts as exposed and the order is
+ * layers used more than once first, then walk order.
  *
  * @param resident     per layer (walk order): kept on the device
  * @param slots        prefetch slots (0 when nothing is streamed)
@@ -23,6 +50,30 @@ import java.util.List;
  * @param streamedBytes bytes copied per pass (each streamed use once)
  */
 public record StreamSplit(boolean[] resident, int slots, long slotBytes, long residentBytes, long streamedBytes) {
+
+    /** The most prefetch slots the planner gives a model (more would only hold bytes a bus-bound pass cannot use). */
+    public static final int MAX_SLOTS = 4;
+
+    /**
+     * The rates of the cost model: bytes a copy moves per nanosecond (host to device, pinned) and
+     * multiply-adds a convolution does per nanosecond.
+     */
+    public record Cost(double copyBytesPerNano, double macsPerNano) {
+        /** No rates known: every copy is exposed. */
+        public static final Cost NONE = new Cost(1, Double.POSITIVE_INFINITY);
+
+        public Cost {
+            if (!(copyBytesPerNano > 0) || !(macsPerNano > 0)) throw new IllegalArgumentException("stream cost rates must be positive: " + copyBytesPerNano + " B/ns, " + macsPerNano + " MAC/ns");
+        }
+
+        double copyNanos(long bytes) {
+            return bytes / copyBytesPerNano;
+        }
+
+        double computeNanos(long macs) {
+            return Double.isInfinite(macsPerNano) ? 0 : macs / macsPerNano;
+        }
+    }
 
     /** Device bytes the split holds: resident layers and the slots. */
     public long deviceBytes() {
@@ -35,76 +86,175 @@ public record StreamSplit(boolean[] resident, int slots, long slotBytes, long re
         return n;
     }
 
-    /**
-     * @param bytes        each layer's device bytes, in walk order
-     * @param usesPerPass  how many times a pass uses each layer (1 unless a banded tail repeats it)
-     * @param budget       bytes the model's weights may hold on the device, slots included
-     * @param slots        prefetch slots to use when something must be streamed (at least 1; 2 or
-     *                     more let a copy run while the previous layer computes)
-     * @throws IllegalArgumentException when the budget cannot hold the slots for the largest layer
-     */
+    /** As {@link #plan} without rates ({@link Cost#NONE}) and with {@code slots} slots. */
     public static StreamSplit choose(long[] bytes, int[] usesPerPass, long budget, int slots) {
         if (slots < 1) throw new IllegalArgumentException("weight streaming needs at least 1 prefetch slot, got " + slots);
-        if (bytes.length != usesPerPass.length) throw new IllegalArgumentException(bytes.length + " layer sizes but " + usesPerPass.length + " use counts");
+        return plan(bytes, usesPerPass, new long[bytes.length], budget, slots, Cost.NONE);
+    }
+
+    /**
+     * The split for {@code budget} (see the class comment for the cost model).
+     *
+     * @param bytes        each layer's device bytes, in walk order
+     * @param usesPerPass  how many times a pass uses each layer (1 unless a banded tail repeats it)
+     * @param macs         each layer's multiply-adds per use for the planned tile (0 where unknown)
+     * @param budget       bytes the model's weights may hold on the device, slots included
+     * @param slots        prefetch slots when something must be streamed; 0 lets the cost model choose
+     * @param cost         the copy and compute rates
+     * @throws IllegalArgumentException when the budget cannot hold the slots and the layers larger than them
+     */
+    public static StreamSplit plan(long[] bytes, int[] usesPerPass, long[] macs, long budget, int slots, Cost cost) {
         int n = bytes.length;
-        long total = 0, largest = 0;
-        for (long b : bytes) {
-            total += b;
-            largest = Math.max(largest, b);
+        if (slots < 0) throw new IllegalArgumentException("weight streaming needs at least 1 prefetch slot, got " + slots);
+        if (usesPerPass.length != n || macs.length != n) {
+            throw new IllegalArgumentException(n + " layer sizes but " + usesPerPass.length + " use counts and " + macs.length + " compute counts");
+        }
+        long total = 0;
+        for (int i = 0; i < n; i++) {
+            if (bytes[i] < 0 || usesPerPass[i] < 1 || macs[i] < 0) {
+                throw new IllegalArgumentException("layer " + i + ": " + bytes[i] + " bytes, " + usesPerPass[i] + " uses a pass, " + macs[i] + " multiply-adds");
+            }
+            total += bytes[i];
         }
         boolean[] resident = new boolean[n];
         if (total <= budget) {
             java.util.Arrays.fill(resident, true);
             return new StreamSplit(resident, 0, 0, total, 0);
         }
-        List<Integer> order = new ArrayList<>();
-        for (int i = 0; i < n; i++) order.add(i);
-        order.sort(Comparator.comparingInt((Integer i) -> usesPerPass[i] > 1 ? 0 : 1).thenComparingInt(i -> i));
-        // the slot size is the largest streamed layer, so every layer larger than the slots must
-        // be resident: try each distinct layer size as the slot size (largest first; always
-        // possible when the budget holds slots of the largest layer), fill the rest in order, and
-        // keep the candidate that streams the fewest bytes
-        if (budget - slots * largest < 0) {
-            throw new IllegalArgumentException("a weight budget of " + budget + " bytes cannot hold " + slots + " prefetch slots of "
-                    + largest + " bytes (the largest layer); give the weights at least " + slots * largest + " bytes or use fewer slots");
+        double[] copy = new double[n], compute = new double[n];
+        for (int i = 0; i < n; i++) {
+            copy[i] = cost.copyNanos(bytes[i]);
+            compute[i] = cost.computeNanos(macs[i]);
         }
-        long slotBytes = -1, best = Long.MAX_VALUE;
+        int k = slots > 0 ? slots : slotsToHide(copy, compute);
+        List<Integer> order = residencyOrder(bytes, usesPerPass, copy, compute);
+        long slotBytes = -1, best = Long.MAX_VALUE, needed = Long.MAX_VALUE;
         long[] sizes = java.util.Arrays.stream(bytes).distinct().sorted().toArray();
-        for (int k = sizes.length - 1; k >= 0; k--) {
-            long slot = sizes[k], left = budget - slots * slot;
-            if (left < 0) continue;
+        for (int j = sizes.length - 1; j >= 0; j--) {
+            long slot = sizes[j], left = budget - k * slot, forced = 0;
             boolean[] candidate = new boolean[n];
             for (int i = 0; i < n; i++) {
                 if (bytes[i] > slot) {
                     candidate[i] = true;
-                    left -= bytes[i];
+                    forced += bytes[i];
                 }
             }
-            if (left < 0) break;                 // smaller slots force even more residency
-            fill(bytes, order, left, candidate);
+            needed = Math.min(needed, forced + k * slot);
+            left -= forced;
+            if (left < 0) continue;
+            fillPrefix(bytes, order, left, candidate);
             long streamed = streamedBytes(bytes, usesPerPass, candidate);
-            if (streamed == 0) continue;         // a slot size nothing needs: the next one down is the same split
+            if (streamed == 0) continue;         // a slot size nothing needs: a smaller one gives the same split
             if (streamed < best) {
                 best = streamed;
                 resident = candidate;
                 slotBytes = largestStreamed(bytes, candidate);
             }
         }
-        long res = 0, streamed = 0;
-        for (int i = 0; i < n; i++) {
-            if (resident[i]) res += bytes[i];
-            else streamed += bytes[i] * usesPerPass[i];
+        if (slotBytes < 0) {
+            throw new IllegalArgumentException("a weight budget of " + budget + " bytes cannot hold " + k + " prefetch slots and the layers larger than them;"
+                    + " give the weights at least " + needed + " bytes (" + k + " slots of " + bytes[argMax(bytes)] + " bytes, the largest layer, need "
+                    + k * bytes[argMax(bytes)] + ")" + (slots > 0 ? " or use fewer slots" : ""));
         }
-        return new StreamSplit(resident, slots, slotBytes, res, streamed);
+        long res = 0;
+        for (int i = 0; i < n; i++) if (resident[i]) res += bytes[i];
+        return new StreamSplit(resident, k, slotBytes, res, best);
     }
 
-    private static void fill(long[] bytes, List<Integer> order, long left, boolean[] resident) {
+    /** The share of a pass's compute that copies which do not hide may add before the planner gives another slot. */
+    static final double EXPOSED_SHARE = 0.05;
+
+    /**
+     * The fewest slots (2 to {@link #MAX_SLOTS}) with which, were every layer streamed, the copies
+     * that do not fit within the compute of the layers before them they overlap (k - 1 of them,
+     * cyclically: a pass's first copies overlap the previous pass's last layers) add at most
+     * {@link #EXPOSED_SHARE} to the pass; {@link #MAX_SLOTS} if none does (the pass is bound by the
+     * bus). A share rather than every copy: one thin layer (the image-reading first convolution)
+     * would otherwise decide the slots for all, and the planner keeps such a layer's successor
+     * resident first anyway.
+     */
+    static int slotsToHide(double[] copy, double[] compute) {
+        int n = copy.length;
+        double pass = 0;
+        for (double c : compute) pass += c;
+        for (int k = 2; k < MAX_SLOTS; k++) {
+            double exposed = 0;
+            for (int i = 0; i < n; i++) {
+                double window = 0;
+                for (int j = 1; j < k; j++) window += compute[((i - j) % n + n) % n];
+                exposed += Math.max(0, copy[i] - window);
+            }
+            if (exposed <= EXPOSED_SHARE * pass) return k;
+        }
+        return MAX_SLOTS;
+    }
+
+    /** Layers by exposure per byte (highest first), then used more than once a pass, then walk order. */
+    private static List<Integer> residencyOrder(long[] bytes, int[] uses, double[] copy, double[] compute) {
+        int n = bytes.length;
+        double[] density = new double[n];
+        for (int i = 0; i < n; i++) {
+            double exposed = uses[i] * Math.max(0, copy[i] - compute[((i - 1) % n + n) % n]);
+            density[i] = bytes[i] == 0 ? Double.POSITIVE_INFINITY : exposed / bytes[i];
+        }
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < n; i++) order.add(i);
+        order.sort(Comparator.comparingDouble((Integer i) -> -density[i]).thenComparingInt(i -> uses[i] > 1 ? 0 : 1).thenComparingInt(i -> i));
+        return order;
+    }
+
+    /** Keeps resident, in {@code order}, every layer up to the first that does not fit {@code left} (a prefix: more budget only adds layers). */
+    private static void fillPrefix(long[] bytes, List<Integer> order, long left, boolean[] resident) {
         for (int i : order) {
-            if (!resident[i] && bytes[i] <= left) {
-                resident[i] = true;
-                left -= bytes[i];
+            if (resident[i]) continue;
+            if (bytes[i] > left) return;
+            resident[i] = true;
+            left -= bytes[i];
+        }
+    }
+
+    private static int argMax(long[] a) {
+        int m = 0;
+        for (int i = 1; i < a.length; i++) if (a[i] > a[m]) m = i;
+        return m;
+    }
+
+    /**
+     * The time of one pass in the steady state under this split by the cost model, each layer used
+     * once in walk order ({@code bytes} and {@code macs} as given to {@link #plan}): the compute of
+     * every layer plus what streamed layers wait for their copies. Simulates the two streams on
+     * {@link SlotSchedule}'s steps (a copy waits for its slot's last use and for the copy before
+     * it; a use waits for the layer before it and for its copy); the second of two passes is
+     * timed, so the next pass's preloads count. For reports and tests.
+     */
+    public double passNanos(long[] bytes, long[] macs, Cost cost) {
+        int n = resident.length;
+        boolean[] streamed = new boolean[n];
+        int[] sequence = new int[n];
+        for (int i = 0; i < n; i++) {
+            streamed[i] = !resident[i];
+            sequence[i] = i;
+        }
+        SlotSchedule schedule = new SlotSchedule(streamed, Math.max(1, slots));
+        double copyClock = 0, computeClock = 0, start = 0;
+        double[] loaded = new double[Math.max(1, slots)], freed = new double[Math.max(1, slots)];
+        for (int pass = 0; pass < 2; pass++) {
+            start = computeClock;
+            for (SlotSchedule.Step step : schedule.pass(sequence)) {
+                switch (step) {
+                    case SlotSchedule.Load l -> {
+                        copyClock = Math.max(copyClock, freed[l.slot()]) + cost.copyNanos(bytes[l.layer()]);
+                        loaded[l.slot()] = copyClock;
+                    }
+                    case SlotSchedule.Use u -> {
+                        double at = u.resident() ? computeClock : Math.max(computeClock, loaded[u.slot()]);
+                        computeClock = at + cost.computeNanos(macs[u.layer()]);
+                        if (!u.resident()) freed[u.slot()] = computeClock;
+                    }
+                }
             }
         }
+        return computeClock - start;
     }
 
     private static long largestStreamed(long[] bytes, boolean[] resident) {

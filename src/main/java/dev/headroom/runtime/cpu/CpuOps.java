@@ -108,7 +108,7 @@ public final class CpuOps implements Session {
 
     @Override
     public dev.headroom.runtime.WeightSlots weightSlots(int count, long slotBytes) {
-        return new CpuWeightSlots(memory, count, slotBytes);
+        return CpuWeightSlots.of(memory, count, slotBytes);
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.headroom.runtime.cpu;
 import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Op;
 import dev.headroom.runtime.Ops;
+import dev.headroom.runtime.StagedLayers;
 import dev.headroom.runtime.WeightSlots;
 import dev.headroom.runtime.memory.Budget;
 import dev.headroom.runtime.memory.DeviceMemory;
@@ -18,18 +19,63 @@ import java.util.Map;
 final class CpuWeightSlots implements WeightSlots {
     private record Staged(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {}
 
+    /** The streamed layers as the model holds them (its own arrays: nothing to free). */
+    static final class Staging extends StagedLayers {
+        private final DeviceMemory memory;
+        private final Map<Integer, Staged> layers = new HashMap<>();
+        private long bytes;
+
+        Staging(DeviceMemory memory) {
+            this.memory = memory;
+        }
+
+        @Override
+        public long bytes() {
+            return bytes;
+        }
+
+        @Override
+        public WeightSlots slots(int count, long slotBytes) {
+            retain();
+            try {
+                return new CpuWeightSlots(memory, this, count, slotBytes);
+            } catch (RuntimeException e) {
+                release();
+                throw e;
+            }
+        }
+
+        @Override
+        protected void free() {
+            layers.clear();
+        }
+    }
+
     private final DeviceMemory memory;
+    private final Staging staging;
     private final long slotBytes;
     private final Budget node;
     private final CpuConv.Prepared[] slots;
-    private final Map<Integer, Staged> staged = new HashMap<>();
     private boolean closed;
 
-    CpuWeightSlots(DeviceMemory memory, int count, long slotBytes) {
+    /** Slots over {@code staging}, whose reference they take (released on close). */
+    private CpuWeightSlots(DeviceMemory memory, Staging staging, int count, long slotBytes) {
         this.memory = memory;
+        this.staging = staging;
         this.slotBytes = slotBytes;
         this.node = memory.reserveWeights(count * slotBytes);
         this.slots = new CpuConv.Prepared[count];
+    }
+
+    /** Slots with nothing staged yet; they hold the new staging's one reference. */
+    static CpuWeightSlots of(DeviceMemory memory, int count, long slotBytes) {
+        Staging staging = new Staging(memory);
+        try {
+            return new CpuWeightSlots(memory, staging, count, slotBytes);
+        } catch (RuntimeException e) {
+            staging.release();
+            throw e;
+        }
     }
 
     /** What a layer's slot holds: the fp32 kernel padded to the vector width (and its padded bias and slopes). */
@@ -39,12 +85,13 @@ final class CpuWeightSlots implements WeightSlots {
 
     @Override
     public void stage(int layer, Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {
-        staged.put(layer, new Staged(op, kernel, bias, slope));
+        Staged old = staging.layers.put(layer, new Staged(op, kernel, bias, slope));
+        if (old == null) staging.bytes += CpuMemoryModel.heldBytes(op, kernel);
     }
 
     @Override
     public void load(int layer, int slot) {
-        Staged s = staged.get(layer);
+        Staged s = staging.layers.get(layer);
         if (s == null) throw new IllegalStateException("layer " + layer + " was never staged for streaming");
         slots[slot] = CpuConv.prepare(s.op, s.kernel.data(), s.bias, s.slope);
     }
@@ -52,12 +99,17 @@ final class CpuWeightSlots implements WeightSlots {
     @Override
     public Ops.ConvWeights use(int layer, int slot) {
         CpuConv.Prepared p = slots[slot];
-        if (p == null || p.op() != staged.get(layer).op) throw new IllegalStateException("slot " + slot + " does not hold layer " + layer);
+        if (p == null || p.op() != staging.layers.get(layer).op) throw new IllegalStateException("slot " + slot + " does not hold layer " + layer);
         return p;
     }
 
     @Override
     public void used(int slot) {}
+
+    @Override
+    public StagedLayers staging() {
+        return staging;
+    }
 
     @Override
     public long slotBytes() {
@@ -70,5 +122,6 @@ final class CpuWeightSlots implements WeightSlots {
         closed = true;
         java.util.Arrays.fill(slots, null);
         memory.unreserve(node, slots.length * slotBytes);
+        staging.release();
     }
 }

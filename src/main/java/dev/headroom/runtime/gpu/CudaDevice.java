@@ -296,6 +296,44 @@ public final class CudaDevice implements Device {
         }
     }
 
+    /**
+     * {@code bytes} on the loader's stream, charged as the calling thread charges (weights kept
+     * for sessions of any stream: a shared model's streaming slots, {@link CudaWeightSlots}).
+     */
+    DeviceBuffer allocateOnLoadStream(long bytes) {
+        bind();
+        synchronized (loadLock) {
+            return memory.allocate(bytes, loadStream.address());
+        }
+    }
+
+    /** A compact kernel's blob, or the dense kernel in {@code precision}: what a streaming slot holds. */
+    @Override
+    public long kernelBytes(Op.Conv2d op, TensorData kernel, Precision precision) {
+        return kernel.compact() != null ? CompactKernel.of(op, kernel).bytes() : kernel.count() * precision.bytes;
+    }
+
+    /**
+     * Pinned host-to-device copies at 50 bytes/ns (d15 measured 54.5 GB/s for one plain pinned
+     * copy on an H200); convolutions at the rate e15's stream benchmark ran the wide RRDBNet at:
+     * 7.51e13 multiply-adds (fp16, a 512 tile) in 260.96 ms, 288,000 a ns. Measured in fp16 only,
+     * and used for every precision: the planner weighs copies against compute, so an fp32 pass
+     * (slower) only hides its copies better than this predicts.
+     */
+    @Override
+    public dev.headroom.core.residency.StreamSplit.Cost streamCost(Precision precision) {
+        return STREAM_COST;
+    }
+
+    static final dev.headroom.core.residency.StreamSplit.Cost STREAM_COST = new dev.headroom.core.residency.StreamSplit.Cost(50, 288_000);
+
+    /** Slots on the device for a model shared by sessions of {@code precision}, each pass bound to its session ({@link CudaWeightSlots}). */
+    @Override
+    public dev.headroom.runtime.WeightSlots weightSlots(Precision precision, int count, long slotBytes) {
+        bind();
+        return CudaWeightSlots.shared(this, precision, count, slotBytes);
+    }
+
     /** Uploads {@code bytes} of values already in their device form, as {@link #upload} does. */
     DeviceBuffer uploadRaw(MemorySegment values, long bytes) {
         bind();

@@ -262,14 +262,14 @@ public final class CudaOps implements Session {
     /** A compact kernel's blob, or the dense kernel in this session's precision: what a streaming slot holds. */
     @Override
     public long kernelBytes(Op.Conv2d op, dev.headroom.core.TensorData kernel) {
-        return kernel.compact() != null ? CompactKernel.of(op, kernel).bytes() : kernel.count() * precision.bytes;
+        return dev.kernelBytes(op, kernel, precision);
     }
 
     /** Slots on the device, charged now; copies on a stream of their own from pinned host memory ({@link CudaWeightSlots}). */
     @Override
     public dev.headroom.runtime.WeightSlots weightSlots(int count, long slotBytes) {
         dev.bind();
-        return new CudaWeightSlots(dev, this, count, slotBytes);
+        return CudaWeightSlots.of(dev, this, count, slotBytes);
     }
 
     /**

@@ -170,4 +170,67 @@ class GpuCompactStreamTest extends GpuDeviceTestBase {
             }
         }
     }
+
+    /**
+     * A streamed model shared through the residency manager by two sessions on two threads at once
+     * (one set of slots on the device, each pass bound to its session's stream, the next session's
+     * stream waiting for the last one's uses of the slots): every pass equals the resident run bit
+     * for bit; evicted when idle, it keeps its staged layers pinned as its host copy and comes back
+     * from it; the ledger's weights are back where they started at the end.
+     */
+    @Test
+    @org.junit.jupiter.api.Order(4)
+    void sessionsShareAStreamedModelThroughTheResidencyManager() throws Exception {
+        Residency.Source model = SmallModels.build("rrdbnet", 9);
+        Tensor[] in = {Tensor.wrap(Randoms.floats(r, H * W * 3, 0.5f), 1, H, W, 3), Tensor.wrap(Randoms.floats(r, H * W * 3, 0.5f), 1, H, W, 3)};
+        float[][] expected = new float[2][];
+        long total = 0;
+        try (CudaOps s = (CudaOps) device.openSession(Precision.F16); GraphRunner resident = new GraphRunner(model.graph(), model.weights(), s)) {
+            for (int i = 0; i < 2; i++) expected[i] = resident.run(in[i]).toArray();
+            for (Node n : model.graph().nodes()) if (n.op() instanceof Op.Conv2d c) total += s.kernelBytes(c, model.weights().get(c.weight()));
+        }
+        long before = weightsUsed(), budget = total / 3;
+        try (Residency models = new Residency(device, 256L << 20)) {
+            var together = new java.util.concurrent.CyclicBarrier(2);
+            PreparedWeights[] seen = new PreparedWeights[2];
+            var pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+            try {
+                var jobs = new java.util.ArrayList<java.util.concurrent.Future<?>>();
+                for (int t = 0; t < 2; t++) {
+                    int me = t;
+                    jobs.add(pool.submit(() -> {
+                        try (CudaOps s = (CudaOps) device.openSession(Precision.F16);
+                             Residency.Lease lease = models.acquire("m", dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> model, s, budget);
+                             GraphRunner runner = new GraphRunner(lease.graph(), lease.weights(), s)) {
+                            seen[me] = lease.weights();
+                            together.await(60, java.util.concurrent.TimeUnit.SECONDS);
+                            for (int pass = 0; pass < 4; pass++) {
+                                int i = (me + pass) % 2;
+                                assertArrayEquals(expected[i], runner.run(in[i]).toArray(), "thread " + me + " pass " + pass);
+                            }
+                        }
+                        return null;
+                    }));
+                }
+                for (var j : jobs) j.get(120, java.util.concurrent.TimeUnit.SECONDS);
+            } finally {
+                pool.shutdownNow();
+            }
+            assertTrue(seen[0] == seen[1], "one copy shared");
+            assertNotNull(seen[0].stream(), "streamed under a third of its kernels");
+            long held = weightsUsed() - before;
+            assertTrue(held > 0 && held <= budget + 64 * 1024, held + " bytes of weights within " + budget + " (+ biases)");
+            assertTrue(models.makeRoom(device.memory().headroom() + 1) > 0, "evicted when idle");
+            assertEquals(before, weightsUsed(), "its slots and resident layers freed");
+            try (CudaOps s = (CudaOps) device.openSession(Precision.F16);
+                 Residency.Lease lease = models.acquire("m", dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> model, s, budget);
+                 GraphRunner runner = new GraphRunner(lease.graph(), lease.weights(), s)) {
+                for (int i = 0; i < 2; i++) assertArrayEquals(expected[i], runner.run(in[i]).toArray(), "after the reload from the host copy, input " + i);
+            }
+            assertEquals(1, models.counts()[0], "loaded from its source once");
+            assertEquals(1, models.counts()[1], "reloaded from its host copy once");
+            System.out.println("shared streamed model: " + seen[0].stream().describe() + ", " + held + " weight bytes on the device");
+        }
+        assertEquals(before, weightsUsed(), "the ledger's weights back where they started");
+    }
 }
