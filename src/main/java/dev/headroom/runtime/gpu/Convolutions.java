@@ -85,6 +85,9 @@ final class Convolutions implements AutoCloseable {
      * 0.9 s warm), which is not the job running and must not license timing in its first pass.
      */
     private long buildNanos;
+    /** Shapes whose plans were built untimed or recalled ({@link #buildNanos}), and the slowest one's time. */
+    private int builds;
+    private long buildMaxNanos;
     /** What the last shape's timing took: the guess for the next one's (a quarter second before any). */
     private long lastTuning = 250_000_000L;
     private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
@@ -122,8 +125,12 @@ final class Convolutions implements AutoCloseable {
 
     /**
      * Whether an untimed start prefers engines whose kernels ship compiled ({@link ConvGraph#buildPrecompiled}):
-     * HEADROOM_CONV_START=precompiled or -Dheadroom.conv-start=precompiled. Off by default: not yet
-     * measured (the cold first tile it is for, and what slower untimed engines cost a long job).
+     * HEADROOM_CONV_START=precompiled or -Dheadroom.conv-start=precompiled. Off by default: on the
+     * H200 with empty caches (`scripts/device-bench coldstart`) it cut the first 256 tile's pass from
+     * 6.19 s (6.08 s of it finalising 17 fused plans that compile at run time) to 0.58 s, but no fused
+     * engine ships compiled, and the unfused precompiled engines ran the tile at 231 ms against 10.9 ms
+     * until timed; the 4096x4096 x4 job took 47.4 s cold and 33.5 s warm against 11.4 s and 6.5 s
+     * (its 1024 tiles' shapes are never timed within the 5% budget, so a warm job starts on them again).
      */
     private final boolean precompiledStart = "precompiled".equals(System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START")));
 
@@ -186,7 +193,9 @@ final class Convolutions implements AutoCloseable {
         this.stream = stream;
         this.alloc = alloc;
         this.precision = precision;
+        dev.headroom.runtime.Startup.mark("cudnn_loaded");
         handle = dnn.createHandle(stream);
+        dev.headroom.runtime.Startup.mark("cudnn_handle");
         remembered = device.choiceStore(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
                 device.description() + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
@@ -218,6 +227,11 @@ final class Convolutions implements AutoCloseable {
         return buildNanos;
     }
 
+    /** Untimed or recalled shapes built, and the slowest build in nanoseconds ({@link #buildNanos}). */
+    long[] builds() {
+        return new long[] {builds, buildMaxNanos};
+    }
+
     int recalled() {
         return recalled;
     }
@@ -240,13 +254,19 @@ final class Convolutions implements AutoCloseable {
         Call call = new Call(weights, in, residual, outer, out);
         ensureWorkspace(CudaMemoryModel.workspaceCap(in.bytes()));
         Key key = call.key();
-        if (firstCall == 0) firstCall = System.nanoTime();
+        if (firstCall == 0) {
+            firstCall = System.nanoTime();
+            dev.headroom.runtime.Startup.mark("first_convolution");
+        }
         Choice choice = choices.get(key);
         if (choice == null) {
             long t0 = System.nanoTime();
             choice = recall(call, key);
             if (choice == null && forced == null && !timeEverything) choice = heuristic(call);
-            buildNanos += System.nanoTime() - t0;
+            long built = System.nanoTime() - t0;
+            buildNanos += built;
+            buildMaxNanos = Math.max(buildMaxNanos, built);
+            builds++;
             if (choice == null) {
                 choice = choose(call);
                 if (forced == null) remember(key, choice);

@@ -436,6 +436,8 @@ public final class CudaOps implements Session {
         d.put("conv_choices_recalled", recalledChoices());
         d.put("conv_tuning_ms", Math.round(convolutions.tuningNanos() / 1e4) / 100.0);
         d.put("conv_plan_build_ms", Math.round(convolutions.buildNanos() / 1e4) / 100.0);
+        d.put("conv_plan_builds", convolutions.builds()[0]);
+        d.put("conv_plan_build_max_ms", Math.round(convolutions.builds()[1] / 1e4) / 100.0);
         d.put("kernel_modules_ms", KernelCache.millis());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());
