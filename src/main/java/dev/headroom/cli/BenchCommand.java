@@ -73,10 +73,13 @@ final class BenchCommand implements Callable<Integer> {
         long hostCacheBytes = hostCacheBytes();
         Model m = ModelOption.load(model, synthetic);
         m = weightsOption.apply(m);
+        dev.headroom.runtime.Startup.mark("model_ready");
         for (int tile : tiles) hostBudget(m, tile);
         if (System.getenv("HEADROOM_CONV_TIMING") == null) System.setProperty("headroom.conv-timing", quickStart ? "budget" : "full");
         Session ops = Backend.open(device, precision, memory.options());
+        dev.headroom.runtime.Startup.mark("session_open");
         try (GraphRunner runner = weightsOption.runner(m, ops)) {
+            dev.headroom.runtime.Startup.mark("weights_on_device");
             runner.bands(!wholeTensors);
             runner.record(!eager);
             Map<String, Object> reloads = hostCache == null ? null : ReloadBench.run(ops, () -> {
@@ -146,6 +149,7 @@ final class BenchCommand implements Callable<Integer> {
             long first = System.nanoTime();
             runner.run(t);   // warm-up: JIT, kernel and algorithm choice, first allocations
             double firstMs = (System.nanoTime() - first) / 1e6;
+            dev.headroom.runtime.Startup.mark("first_run_done");
             // from the process's start: what a user waits for the first tile on a new machine (JVM, model, device, kernels)
             long sinceStart = ProcessHandle.current().info().startInstant()
                     .map(s -> java.time.Duration.between(s, java.time.Instant.now()).toMillis()).orElse(-1L);
@@ -172,6 +176,7 @@ final class BenchCommand implements Callable<Integer> {
             row.put("batch", batch);
             row.put("first_run_ms", round(firstMs));
             if (rows.isEmpty()) row.put("first_run_done_since_process_start_ms", sinceStart);
+            if (rows.isEmpty()) row.put("startup_ms", dev.headroom.runtime.Startup.marks());
             row.put("median_ms", round(median));
             row.put("min_ms", round(ms[0]));
             if (deviceMs != null) {

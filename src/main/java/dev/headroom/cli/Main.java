@@ -31,6 +31,7 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        dev.headroom.runtime.Startup.mark("main");
         System.setProperty("java.awt.headless", "true");
         LauncherStderr.install();
         TempFiles.installCleanup();

@@ -131,7 +131,8 @@ final class PlanCommand implements Callable<Integer> {
             fit = Fitter.fit(Fitter.Request.of(mod.graph(), width, height, budget, p -> (cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE).holding(mod.weights()))
                     .withOverlap(overlap).withUsableFraction(Pressure.Thresholds.DEFAULT.critical()).withPrecisions(precisions)
                     .withFlopsPerSecond(p -> flopsPerSecond(cuda, p)).withTile(tile).withBands(!wholeTensors)
-                    .withBatchPixels(cuda ? Fitter.GPU_BATCH_PIXELS : 0));
+                    .withBatchPixels(cuda ? Fitter.GPU_BATCH_PIXELS : 0)
+                    .withOutputWindow(cuda && dev.headroom.runtime.TiledUpscaler.deviceBlend()));   // an RGB image's, as upscale blends it
         } catch (Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }
@@ -158,6 +159,7 @@ final class PlanCommand implements Callable<Integer> {
         out.put("bands_from", plan.bands() == null ? null : mod.graph().node(plan.bands().start).name());
         out.put("workspace_bytes", plan.persistent() + plan.scratch());
         out.put("input_bytes", plan.input());
+        out.put("output_window_bytes", plan.output());
         out.put("predicted_peak_bytes", plan.peak());
         out.put("estimated_seconds", Math.round(fit.seconds() * 100) / 100.0);
         out.put("rejected", fit.rejected());
@@ -176,6 +178,7 @@ final class PlanCommand implements Callable<Integer> {
         }
         System.out.printf("  workspace          %12s%n", Sizes.format(plan.persistent() + plan.scratch()));
         System.out.printf("  input tile         %12s%n", Sizes.format(plan.input()));
+        if (plan.output() > 0) System.out.printf("  output window      %12s  (one tile row of output rows, blended on the device)%n", Sizes.format(plan.output()));
         System.out.printf("  predicted peak     %12s  of %s usable (%.0f%% of %s)%n", Sizes.format(plan.peak()), Sizes.format(fit.usable()),
                 100.0 * fit.usable() / budget, Sizes.format(budget));
         System.out.printf("  plan: %s, tile %d (%dx%d), %d tiles, batch %d (%s); about %.1f s%n", fit.precision(), fit.tile(),

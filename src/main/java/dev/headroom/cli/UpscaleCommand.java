@@ -170,8 +170,9 @@ final class UpscaleCommand implements Callable<Integer> {
         for (Path in : inputs) {
             Path out = outs.get(in);
             long t1 = System.nanoTime();
-            // kept as 8/16-bit samples; each tile becomes floats only as it is cut (a quarter of the float bytes at 8 bits)
-            InputImage img = ImageFiles.readSamples(in, maxPixels, new ImageFiles.ReadOptions(lenient, ignoreOrientation));
+            // a PNG decoded by rows as the tiles need them, else kept whole as 8/16-bit samples; floats only per tile as it is cut
+            ImageFiles.Input input = ImageFiles.readInput(in, maxPixels, new ImageFiles.ReadOptions(lenient, ignoreOrientation));
+            InputImage img = input.image();
             long read = System.nanoTime() - t1;
             var fit = this.tile != null ? null : fit(m, ops, runner, img);
             int tile = fit != null ? hostCapped(fit.tile(), overlap, img.width(), img.height(), m.scale(), m.graph().outputChannels()) : this.tile;
@@ -186,7 +187,7 @@ final class UpscaleCommand implements Callable<Integer> {
             // rows go to a staged file as soon as they are final; a failure before finish() leaves no file
             Path staging = dev.headroom.runtime.TempFiles.create(out);
             staged.put(staging, out);
-            try (ImageWriter writer = ImageWriter.open(staging, encoding, outW, outH, img.channels(), img.bitDepth())) {
+            try (img; ImageWriter writer = ImageWriter.open(staging, encoding, outW, outH, img.channels(), img.bitDepth())) {
                 up.upscale(img, tile, overlap, bar ? new ProgressBar(System.err, in.getFileName().toString(), (long) outW * outH) : null, writer);
                 long t2 = System.nanoTime();
                 writer.finish();
@@ -206,6 +207,7 @@ final class UpscaleCommand implements Callable<Integer> {
             r.put("width", img.width());
             r.put("height", img.height());
             r.put("channels", img.channels());
+            r.put("input_decode", input.decodedWhole() == null ? "rows, as the tiles need them" : "whole: " + input.decodedWhole());
             r.put("out_width", outW);
             r.put("out_height", outH);
             r.put("format", encoding.format().name().toLowerCase(java.util.Locale.ROOT));
@@ -259,7 +261,9 @@ final class UpscaleCommand implements Callable<Integer> {
                             memory.ledger().limit(), p -> heldAs(runner, ops.memoryModel().holding(m.weights())))
                     .withOverlap(overlap).withUsableFraction(memory.thresholds().critical()).withPrecisions(List.of(ops.precision()))
                     .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!wholeTensors)
-                    .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0));
+                    .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0)
+                    .withOutputWindow(gpu && dev.headroom.runtime.TiledUpscaler.deviceBlend()
+                            && dev.headroom.runtime.ImageUpscaler.rowsGoStraightToTheSink(img.channels(), m.graph().inputChannels())));
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }

@@ -31,6 +31,15 @@ public final class ImageUpscaler {
         return out;
     }
 
+    /**
+     * Whether an image of {@code imageChannels} goes to the tiler as it is, its rows straight to the
+     * sink (so they may blend on the device, {@link TiledUpscaler}); gray into an RGB model and
+     * alpha images are blended on the host, their colour joined with the resampled alpha.
+     */
+    public static boolean rowsGoStraightToTheSink(int imageChannels, int modelChannels) {
+        return imageChannels == modelChannels && imageChannels != 2 && imageChannels != 4;
+    }
+
     /** Output rows (in's channels, [0, 1]) to {@code sink} top to bottom as they become final. */
     public void upscale(InputImage in, int tile, int overlap, TiledUpscaler.Progress progress, RowSink sink) {
         int c = in.channels();

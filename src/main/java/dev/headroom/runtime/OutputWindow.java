@@ -33,11 +33,11 @@ public interface OutputWindow extends AutoCloseable {
 
     /** Device bytes a window takes: the fp32 ring and at most {@link #BAND_BYTES} of samples on their way home. */
     static long bytes(int width, int capacity, int channels) {
-        return (long) width * capacity * channels * Float.BYTES + BAND_BYTES;
+        return dev.headroom.core.plan.Planner.outputWindowBytes(width, capacity, channels);
     }
 
     /** Samples converted and sent home per band: 16 MiB is about 340 rows of a 16384-pixel RGB output. */
-    long BAND_BYTES = 16L << 20;
+    long BAND_BYTES = dev.headroom.core.plan.Planner.WINDOW_BAND_BYTES;
 
     /** Frees the window's memory (once nothing queued uses it). */
     @Override

@@ -97,6 +97,7 @@ public final class TiledUpscaler {
                 for (int i = 0; i < tiles.size(); ) {
                     List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
                     i += group.size();
+                    releaseAbove(in, group);
                     runOnDevice(in, group, overlap, r, out, tileDone);
                 }
                 out.flush();
@@ -111,6 +112,7 @@ public final class TiledUpscaler {
             for (int i = 0; i < tiles.size(); ) {
                 List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
                 i += group.size();
+                releaseAbove(in, group);
                 InFlight next = null;
                 DeviceOutOfMemory failed = null;
                 if (group.getFirst()[0].length() <= tile && group.getFirst()[1].length() <= tile) {
@@ -135,10 +137,19 @@ public final class TiledUpscaler {
     }
 
     /**
+     * Tells the input that rows above this group's will not be read again (a streamed input drops
+     * them). Tiles go top to bottom and a group's first tile is its highest; a run padded past the
+     * image's bottom edge reads rows reflected up to {@code modulus} above its start.
+     */
+    private void releaseAbove(InputImage in, List<AxisSpan[]> group) {
+        in.release(group.getFirst()[1].start() - modulus);
+    }
+
+    /**
      * Whether tiles blend on the device: the system property {@code headroom.device-blend} is not
      * "false" (HEADROOM_DEVICE_BLEND=0 for the launcher), for comparison with the host's blend.
      */
-    static boolean deviceBlend() {
+    public static boolean deviceBlend() {
         String v = System.getProperty("headroom.device-blend", "0".equals(System.getenv("HEADROOM_DEVICE_BLEND")) ? "false" : "true");
         return !v.equals("false");
     }
@@ -152,7 +163,8 @@ public final class TiledUpscaler {
         DeviceMemory m = runner.memory();
         if (!(sink instanceof SampleSink s) || s.sampleBits() == 0 || m == null || !deviceBlend()) return null;
         var plan = runner.plan(n, h, w);
-        long need = OutputWindow.bytes(width, capacity, channels) + plan.peak() - plan.weights();
+        // a fitted plan counts the window already (Fitter.Request#outputWindow); one made here does not
+        long need = plan.peak() - plan.weights() + (plan.output() > 0 ? 0 : OutputWindow.bytes(width, capacity, channels));
         if (need > m.headroom() * m.thresholds().critical()) return null;
         try {
             return runner.ops().outputWindow(width, capacity, channels);

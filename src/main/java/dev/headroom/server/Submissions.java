@@ -208,7 +208,9 @@ public final class Submissions {
         try {
             return Fitter.fit(Fitter.Request.of(m.model().graph(), h.width(), h.height(), device.budget(), p -> device.memoryModel(m.model()))
                     .withOverlap(Workers.OVERLAP).withUsableFraction(device.usable()).withPrecisions(List.of(device.precision()))
-                    .withTile(tile == null ? 0 : tile).withBatchPixels(device.gpu() ? Fitter.GPU_BATCH_PIXELS : 0));
+                    .withTile(tile == null ? 0 : tile).withBatchPixels(device.gpu() ? Fitter.GPU_BATCH_PIXELS : 0)
+                    // the header does not say the channels: an RGB image's output window is reserved for every image (at most one tile row of output)
+                    .withOutputWindow(device.gpu() && dev.headroom.runtime.TiledUpscaler.deviceBlend()));
         } catch (Fitter.NoFit e) {
             throw ApiError.unprocessable("this job cannot fit on " + device.name() + " even alone: " + e.getMessage());
         }

@@ -27,7 +27,7 @@ public final class UpscaleJobRunner implements JobRunner {
     @Override
     public Outcome run(Request r, DeviceSlot device, Control control) throws Exception {
         if (control.stop()) throw new Stopped();
-        InputImage img = ImageFiles.readSamples(r.input(), r.maxPixels(), ImageFiles.ReadOptions.STRICT);
+        InputImage img = ImageFiles.readInput(r.input(), r.maxPixels(), ImageFiles.ReadOptions.STRICT).image();
         Model m = r.model().model();
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
@@ -40,7 +40,7 @@ public final class UpscaleJobRunner implements JobRunner {
             tiled.batch(r.job().batch());
             ImageUpscaler up = new ImageUpscaler(tiled, weights.graph().inputChannels());
             // rows go to the file as they become final, as `headroom upscale` writes them; no file unless finished
-            try (ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
+            try (img; ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
                     img.channels(), img.bitDepth())) {
                 up.upscale(img, r.job().tile(), r.overlap(), (done, total) -> {
                     control.progress(done, total);

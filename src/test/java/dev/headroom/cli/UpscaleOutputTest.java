@@ -52,6 +52,7 @@ class UpscaleOutputTest {
             for (String phase : new String[] {"read", "device_wait", "blend", "rows_to_writer", "finish_write", "encode_cpu_all_threads", "file_write"}) {
                 assertTrue(img.get("phases_seconds").get(phase).asDouble() >= 0, name + " " + phase);
             }
+            assertTrue(img.get("input_decode").asText().startsWith("rows"), name + ": a PNG input streams by rows: " + img.get("input_decode"));
             double mps = 84 * 52 / 1e6 / img.get("seconds").asDouble();
             assertEquals(mps, img.get("megapixels_per_second").asDouble(), mps * 0.01 + 1e-4, name);
         }

@@ -171,6 +171,37 @@ class DeviceWindowTest {
         }
     }
 
+    @Test
+    void aFittedPlanThatCountsTheWindowIsNotChargedForItTwice() {
+        // the fitter puts the window in the plan's peak (Fitter.Request#outputWindow); the upscaler's own check must not add it again
+        Graph g = GraphRunnerTest.denseGraph();
+        Weights w = GraphRunnerTest.randomWeights(g, rnd);
+        FloatImage img = randomImage(61, 45);
+        int tile = 20, overlap = 6, r = g.scale();
+        var ys = dev.headroom.core.tiling.TileGrid.axis(45, tile, overlap, r, 1);
+        var xs = dev.headroom.core.tiling.TileGrid.axis(61, tile, overlap, r, 1);
+        int th = ys.getFirst().length(), tw = xs.getFirst().length();
+        long window = OutputWindow.bytes(61 * r, th * r, 3), used, need;
+        try (CpuOps cpu = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, cpu)) {
+            used = cpu.memory().ledger().limit() - cpu.memory().headroom();
+            var plan = runner.plan(1, th, tw);
+            need = plan.peak() - plan.weights() + window;
+        }
+        // room for the run and one window within the critical threshold, not for a second window
+        var thresholds = dev.headroom.runtime.memory.MemoryOptions.DEFAULT.thresholds();
+        long budget = used + (long) ((need + window / 2) / thresholds.critical());
+        for (boolean fitted : new boolean[] {false, true}) {
+            List<RingWindow> windows = new ArrayList<>();
+            try (CpuOps cpu = new CpuOps(dev.headroom.runtime.memory.MemoryOptions.DEFAULT.withBudget(budget));
+                 GraphRunner runner = new GraphRunner(g, w, withWindows(cpu, windows, 4))) {
+                if (fitted) runner.usePlan(1, th, tw, runner.plan(1, th, tw).withOutput(window));
+                new TiledUpscaler(runner, 1f).upscale(img, tile, overlap, null, new SampleCollector(8, 61 * r * 3));
+            }
+            assertEquals(1, windows.size(), (fitted ? "a fitted plan with" : "a plan without") + " the window: one window in a budget of "
+                    + budget + " (run and window " + need + ")");
+        }
+    }
+
     private FloatImage randomImage(int w, int h) {
         float[] d = new float[w * h * 3];
         for (int i = 0; i < d.length; i++) d[i] = rnd.nextFloat();

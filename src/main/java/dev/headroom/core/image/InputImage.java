@@ -4,9 +4,10 @@ package dev.headroom.core.image;
  * An input image as the tiler reads it: (height, width, channels) samples seen as floats in [0, 1],
  * a row span at a time. {@link FloatImage} holds the floats; {@link SampleImage} holds the decoded
  * 8- or 16-bit samples (a quarter or half of the bytes) and converts only the spans asked for, to
- * the same floats ({@code sample / max}) the float image would hold.
+ * the same floats ({@code sample / max}) the float image would hold; a streamed PNG decodes rows as
+ * they are asked for and drops them when {@linkplain #release released}.
  */
-public interface InputImage {
+public interface InputImage extends AutoCloseable {
     int width();
 
     int height();
@@ -27,4 +28,14 @@ public interface InputImage {
 
     /** The whole image as floats (this, for a float image). */
     FloatImage toFloat();
+
+    /**
+     * Rows above {@code below} will not be read again: an image decoded by rows may drop them
+     * (the tiler calls this as it moves down the image). Held images ignore it.
+     */
+    default void release(int below) {}
+
+    /** Gives back what the image holds open (a streamed image's file); nothing for held images. */
+    @Override
+    default void close() {}
 }

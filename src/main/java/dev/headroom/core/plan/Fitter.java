@@ -12,7 +12,7 @@ import java.util.function.Function;
 /**
  * Chooses how to run a job within a memory budget: the first precision (in the caller's order of
  * preference), the largest tile and then the largest batch of tiles (see {@link #GPU_BATCH_PIXELS})
- * whose plan's predicted peak stays within the usable share of
+ * whose plan's predicted peak (with the output window, where tiles blend on the device) stays within the usable share of
  * the budget (the ledger's critical pressure threshold, 90% by default: the rest is headroom for
  * what no plan sees, such as the driver's own allocations). Tiles shrink in halves from the
  * largest useful one, the image itself when it fits, down to {@link #MIN_TILE}. It also says why
@@ -62,40 +62,46 @@ public final class Fitter {
      * @param fixedTile      a tile the user chose (0: choose)
      * @param bands          whether plans may run the tail in row bands ({@link Bands})
      * @param batchPixels    tiles are batched while a batch stays within this many input pixels and its plan fits (0: one tile per run)
+     * @param outputWindow   whether tiles are blended into an output window on the device (a CUDA upscale of an RGB
+     *                       image): its bytes, one tile row of fp32 output, count in every plan's peak
      */
     public record Request(Graph graph, int width, int height, int overlap, long budget, double usableFraction, List<Precision> precisions,
                           Function<Precision, DeviceModel> models, Function<Precision, Double> flopsPerSecond, int fixedTile, boolean bands,
-                          long batchPixels) {
+                          long batchPixels, boolean outputWindow) {
         public static Request of(Graph graph, int width, int height, long budget, Function<Precision, DeviceModel> models) {
-            return new Request(graph, width, height, 16, budget, 0.9, List.of(Precision.F32), models, p -> 1e12, 0, true, 0);
+            return new Request(graph, width, height, 16, budget, 0.9, List.of(Precision.F32), models, p -> 1e12, 0, true, 0, false);
+        }
+
+        public Request withOutputWindow(boolean on) {
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, bands, batchPixels, on);
         }
 
         public Request withOverlap(int px) {
-            return new Request(graph, width, height, px, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, bands, batchPixels);
+            return new Request(graph, width, height, px, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, bands, batchPixels, outputWindow);
         }
 
         public Request withUsableFraction(double f) {
-            return new Request(graph, width, height, overlap, budget, f, precisions, models, flopsPerSecond, fixedTile, bands, batchPixels);
+            return new Request(graph, width, height, overlap, budget, f, precisions, models, flopsPerSecond, fixedTile, bands, batchPixels, outputWindow);
         }
 
         public Request withPrecisions(List<Precision> ps) {
-            return new Request(graph, width, height, overlap, budget, usableFraction, ps, models, flopsPerSecond, fixedTile, bands, batchPixels);
+            return new Request(graph, width, height, overlap, budget, usableFraction, ps, models, flopsPerSecond, fixedTile, bands, batchPixels, outputWindow);
         }
 
         public Request withFlopsPerSecond(Function<Precision, Double> rate) {
-            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, rate, fixedTile, bands, batchPixels);
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, rate, fixedTile, bands, batchPixels, outputWindow);
         }
 
         public Request withTile(int tile) {
-            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, tile, bands, batchPixels);
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, tile, bands, batchPixels, outputWindow);
         }
 
         public Request withBands(boolean on) {
-            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, on, batchPixels);
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, on, batchPixels, outputWindow);
         }
 
         public Request withBatchPixels(long px) {
-            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, bands, px);
+            return new Request(graph, width, height, overlap, budget, usableFraction, precisions, models, flopsPerSecond, fixedTile, bands, px, outputWindow);
         }
     }
 
@@ -116,11 +122,13 @@ public final class Fitter {
                 List<AxisSpan> xs = TileGrid.axis(width, tile, overlap, 1, g.modulus()), ys = TileGrid.axis(height, tile, overlap, 1, g.modulus());
                 // the shape each run really has: padded up to the model's modulus (pixel unshuffle)
                 int tw = TileGrid.padded(xs.getFirst().length(), g.modulus()), th = TileGrid.padded(ys.getFirst().length(), g.modulus());
-                MemoryPlan plan = Planner.plan(g, 1, th, tw, model, bands);
+                // the device's output window holds one tile row of output rows (the first, longest, tile span) beside every run
+                long window = r.outputWindow() ? Planner.outputWindowBytes(width * g.scale(), ys.getFirst().length() * g.scale(), g.outputChannels()) : 0;
+                MemoryPlan plan = Planner.plan(g, 1, th, tw, model, bands).withOutput(window);
                 if (plan.peak() <= usable) {
                     int tiles = xs.size() * ys.size(), batch = 1;
                     for (int b = 2; b <= Math.min(tiles, MAX_BATCH) && (long) b * tw * th <= batchPixels; b++) {
-                        MemoryPlan batched = Planner.plan(g, b, th, tw, model, bands);
+                        MemoryPlan batched = Planner.plan(g, b, th, tw, model, bands).withOutput(window);
                         if (batched.peak() > usable) {
                             rejected.add(String.format("batch %d of tile %d in %s needs %s, more than the %s usable", b, tile, p,
                                     Sizes.format(batched.peak()), Sizes.format(usable)));
@@ -132,8 +140,8 @@ public final class Fitter {
                     double seconds = g.flopsPerInputPixel() * tw * th * tiles / flopsPerSecond.apply(p);
                     return new Fit(p, tile, tw, th, tiles, batch, plan, budget, usable, seconds, rejected);
                 }
-                rejected.add(String.format("tile %d (%dx%d) in %s needs %s, more than the %s usable", tile, tw, th, p, Sizes.format(plan.peak()),
-                        Sizes.format(usable)));
+                rejected.add(String.format("tile %d (%dx%d) in %s needs %s%s, more than the %s usable", tile, tw, th, p, Sizes.format(plan.peak()),
+                        window > 0 ? " with its " + Sizes.format(window) + " output window" : "", Sizes.format(usable)));
             }
         }
         throw new NoFit("nothing fits in " + Sizes.format(budget) + " (" + Sizes.format(usable) + " usable): " + rejected.getLast()

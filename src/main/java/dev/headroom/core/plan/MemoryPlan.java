@@ -15,9 +15,17 @@ import java.util.List;
  * @param persistent bytes kept across nodes (the convolution workspace)
  * @param scratch    the largest transient any one node needs
  * @param bands      how the tail runs in row bands, or null when every node runs on whole tensors
+ * @param output     device bytes of the output window tiles are blended into on the device (one tile row of
+ *                   fp32 output rows and a band of samples on their way home; {@link Planner#outputWindowBytes}),
+ *                   0 where the host blends
  */
 public record MemoryPlan(List<Buffer> buffers, long arenaBytes, long lowerBound, long weights, long input, long persistent, long scratch,
-                         Bands bands) {
+                         Bands bands, long output) {
+
+    /** This plan with the device's output window of {@code bytes} beside the run. */
+    public MemoryPlan withOutput(long bytes) {
+        return new MemoryPlan(buffers, arenaBytes, lowerBound, weights, input, persistent, scratch, bands, bytes);
+    }
 
     /**
      * An activation buffer: the concatenation root it holds, the band (-1 for a whole tensor), its
@@ -25,8 +33,8 @@ public record MemoryPlan(List<Buffer> buffers, long arenaBytes, long lowerBound,
      */
     public record Buffer(int root, int band, long bytes, int first, int last, long offset) {}
 
-    /** Weights plus one run (arena, input, workspace, the largest transient): the predicted peak of allocated device memory. */
+    /** Weights plus one run (arena, input, workspace, the largest transient) and the output window: the predicted peak of allocated device memory. */
     public long peak() {
-        return weights + arenaBytes + input + persistent + scratch;
+        return weights + arenaBytes + input + persistent + scratch + output;
     }
 }

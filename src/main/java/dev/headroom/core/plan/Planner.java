@@ -67,6 +67,18 @@ public final class Planner {
         return tried;
     }
 
+    /** Samples converted and sent home per band by a device output window: 16 MiB is about 340 rows of a 16384-pixel RGB output. */
+    public static final long WINDOW_BAND_BYTES = 16L << 20;
+
+    /**
+     * Device bytes of an output window (dev.headroom.runtime.OutputWindow): {@code rows} fp32 output
+     * rows of {@code width} pixels and {@code channels} (one tile row of output), and at most
+     * {@link #WINDOW_BAND_BYTES} of samples on their way home.
+     */
+    public static long outputWindowBytes(int width, int rows, int channels) {
+        return (long) width * rows * channels * Float.BYTES + WINDOW_BAND_BYTES;
+    }
+
     private static MemoryPlan pack(Graph g, int n, int h, int w, DeviceModel model, Layout best) {
         long[] offsets = ArenaPacker.pack(best.bytes, best.first, best.last);
         List<MemoryPlan.Buffer> buffers = new ArrayList<>();
@@ -77,7 +89,7 @@ public final class Planner {
         for (Node node : g.nodes()) if (node.op() instanceof Op.Conv2d c) weights += model.weightBytes(c);
         long input = model.inputBytes(n, h, w, g.inputChannels());
         return new MemoryPlan(List.copyOf(buffers), ArenaPacker.arenaBytes(best.bytes, offsets), best.lowerBound, weights, input,
-                best.persistent, best.scratch, best.bands);
+                best.persistent, best.scratch, best.bands, 0);
     }
 
     /** The buffers, lifetimes and transients of one way to run the graph, before packing. */

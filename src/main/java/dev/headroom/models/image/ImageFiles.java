@@ -120,6 +120,49 @@ public final class ImageFiles {
         return readImage(file, maxPixels, options, true);
     }
 
+    /** An input as `upscale` reads it, and why it was decoded whole (null: its rows stream). */
+    public record Input(InputImage image, String decodedWhole) {}
+
+    /**
+     * As {@link #readSamples}, but a PNG whose rows can stream ({@link StreamedPng}: 8 or 16 bits,
+     * not interlaced, strict reading) is decoded by rows as the tiler reads them, to the same
+     * floats: host memory holds the tile rows in flight, not the image. Other files are decoded
+     * whole; {@link Input#decodedWhole} says why.
+     */
+    public static Input readInput(Path file, long maxPixels, ReadOptions options) {
+        String why = "not a PNG";
+        if (isPng(file)) {
+            PngRows.Header h = null;
+            try {
+                h = PngRows.header(file);
+            } catch (IOException | RuntimeException e) {
+                why = "PNG header unreadable by rows";   // ImageIO's reader says what is wrong below
+            }
+            if (h != null) {
+                why = options.lenient() ? "--lenient (ImageIO reads damaged files its own way)" : h.whyWhole();
+                if (why == null) {
+                    checkSize(file, h.width(), h.height(), maxPixels);
+                    try {
+                        PngChunks.check(file);
+                    } catch (IOException e) {
+                        throw new BadImage(file, "cannot read (" + e.getMessage() + ")");
+                    }
+                    return new Input(StreamedPng.open(file, h), null);
+                }
+            }
+        }
+        return new Input(readSamples(file, maxPixels, options), why);
+    }
+
+    private static boolean isPng(Path file) {
+        if (dev.headroom.models.InputFiles.problem(file) != null) return false;
+        try (var in = Files.newInputStream(file)) {
+            return java.util.Arrays.equals(in.readNBytes(8), PngRows.SIGNATURE);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     private static InputImage readImage(Path file, long maxPixels, ReadOptions options, boolean samples) {
         return withReader(file, (reader, in) -> {
             String format = reader.getFormatName().toLowerCase(java.util.Locale.ROOT);

@@ -25,6 +25,12 @@ import javax.imageio.stream.ImageOutputStream;
  * their tests' and benchmark's reference):
  * rows are stored as 8 or 16 bit samples as they come and encoded at {@link #finish}. Gray goes
  * to WebP as RGB (WebP has no gray); JPEG and WebP store 8 bits.
+ *
+ * <p>WebP cannot stream: libwebp's encoder takes one whole picture (WebPEncode on a WebPPicture;
+ * lossless VP8L also derives its transforms and entropy codes from the whole image, and the RIFF
+ * chunk's size comes before its data), and webp-imageio's binding passes one array in and gets
+ * the whole file back as one array ({@code WebP.encodeRGB/encodeRGBA(config, byte[], w, h, stride)}).
+ * So a WebP output holds its samples (at most 16383x16383x4, 1.07 GB) and libwebp's copy.
  */
 final class ImageIoWriter implements ImageWriter {
     /** libwebp's limit on either side. */

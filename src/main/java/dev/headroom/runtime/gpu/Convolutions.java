@@ -85,6 +85,9 @@ final class Convolutions implements AutoCloseable {
      * 0.9 s warm), which is not the job running and must not license timing in its first pass.
      */
     private long buildNanos;
+    /** Shapes whose plans were built untimed or recalled ({@link #buildNanos}), and the slowest one's time. */
+    private int builds;
+    private long buildMaxNanos;
     /** What the last shape's timing took: the guess for the next one's (a quarter second before any). */
     private long lastTuning = 250_000_000L;
     private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
@@ -122,10 +125,28 @@ final class Convolutions implements AutoCloseable {
 
     /**
      * Whether an untimed start prefers engines whose kernels ship compiled ({@link ConvGraph#buildPrecompiled}):
-     * HEADROOM_CONV_START=precompiled or -Dheadroom.conv-start=precompiled. Off by default: not yet
-     * measured (the cold first tile it is for, and what slower untimed engines cost a long job).
+     * HEADROOM_CONV_START=precompiled or -Dheadroom.conv-start=precompiled. Off by default: on the
+     * H200 with empty caches (`scripts/device-bench coldstart`) it cut the first 256 tile's pass from
+     * 6.19 s (6.08 s of it finalising 17 fused plans that compile at run time) to 0.58 s, but no fused
+     * engine ships compiled, and the unfused precompiled engines ran the tile at 231 ms against 10.9 ms
+     * until timed; the 4096x4096 x4 job took 47.4 s cold and 33.5 s warm against 11.4 s and 6.5 s
+     * (its 1024 tiles' shapes are never timed within the 5% budget, so a warm job starts on them again).
      */
-    private final boolean precompiledStart = "precompiled".equals(System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START")));
+    private final String start = System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START"));
+    private final boolean precompiledStart = "precompiled".equals(start) || "background".equals(start);
+
+    /**
+     * HEADROOM_CONV_START=background (opt-in, not yet run on a GPU): an untimed shape starts on a
+     * precompiled engine as above while cuDNN's first choice is finalised on worker threads
+     * ({@link BackgroundPlans}); the session takes it up at the shape's next call once built, and
+     * waits for all of them before a pass is recorded ({@link #settleBackground}), so no recording
+     * and no long job keeps the slow engines. Null otherwise.
+     */
+    private final BackgroundPlans background;
+    /** Shapes whose first choice is being built in the background: their fused and unfused specs (the fused one null where it cannot fuse). */
+    private final Map<Key, ConvGraph.Spec[]> backgroundSpecs = new HashMap<>();
+    /** Shapes moved from a precompiled start to the choice built in the background. */
+    private int adopted;
 
     /** A heuristic choice is timed once its shape has run this many times (it repeats: timing can pay back). */
     static final int REPEATS = 3;
@@ -186,12 +207,15 @@ final class Convolutions implements AutoCloseable {
         this.stream = stream;
         this.alloc = alloc;
         this.precision = precision;
+        dev.headroom.runtime.Startup.mark("cudnn_loaded");
         handle = dnn.createHandle(stream);
+        dev.headroom.runtime.Startup.mark("cudnn_handle");
         remembered = device.choiceStore(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
                 device.description() + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
         alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
+        background = "background".equals(start) && graphApi ? new BackgroundPlans(device, stream, BackgroundPlans.defaultThreads()) : null;
     }
 
     /** Bytes kept between calls: the workspace and the residual scales' device copies. */
@@ -218,12 +242,25 @@ final class Convolutions implements AutoCloseable {
         return buildNanos;
     }
 
+    /** Untimed or recalled shapes built, and the slowest build in nanoseconds ({@link #buildNanos}). */
+    long[] builds() {
+        return new long[] {builds, buildMaxNanos};
+    }
+
     int recalled() {
         return recalled;
     }
 
     List<String> failures() {
-        return List.copyOf(failures);
+        if (background == null) return List.copyOf(failures);
+        List<String> all = new ArrayList<>(failures);
+        all.addAll(background.failures());
+        return all;
+    }
+
+    /** Shapes that started on a precompiled engine and moved to the choice built in the background. */
+    int adopted() {
+        return adopted;
     }
 
     /** Runs every later convolution with {@code strategy}, or lets timing choose again (null). */
@@ -240,18 +277,26 @@ final class Convolutions implements AutoCloseable {
         Call call = new Call(weights, in, residual, outer, out);
         ensureWorkspace(CudaMemoryModel.workspaceCap(in.bytes()));
         Key key = call.key();
-        if (firstCall == 0) firstCall = System.nanoTime();
+        if (firstCall == 0) {
+            firstCall = System.nanoTime();
+            dev.headroom.runtime.Startup.mark("first_convolution");
+        }
         Choice choice = choices.get(key);
         if (choice == null) {
             long t0 = System.nanoTime();
             choice = recall(call, key);
-            if (choice == null && forced == null && !timeEverything) choice = heuristic(call);
-            buildNanos += System.nanoTime() - t0;
+            if (choice == null && forced == null && !timeEverything) choice = heuristic(call, key);
+            long built = System.nanoTime() - t0;
+            buildNanos += built;
+            buildMaxNanos = Math.max(buildMaxNanos, built);
+            builds++;
             if (choice == null) {
                 choice = choose(call);
                 if (forced == null) remember(key, choice);
             }
             choices.put(key, choice);
+        } else if (choice.heuristic() && backgroundSpecs.containsKey(key) && !ops.capturing() && background.done(key)) {
+            choice = adopt(key, choice);
         } else if (choice.heuristic() && calls.merge(key, 1, Integer::sum) >= REPEATS && mayTune()) {
             choice = tune(call, key, choice);
         }
@@ -265,7 +310,7 @@ final class Convolutions implements AutoCloseable {
      * API then has its own search). On the H100 every RRDBNet fp16 shape's timed winner was a fused
      * graph, so the fused graph's first plan is the guess that costs least to be wrong about.
      */
-    private Choice heuristic(Call c) {
+    private Choice heuristic(Call c, Key key) {
         if (graphApi && c.aligned() && precompiledStart) {
             // an engine that ships compiled, fused or not, before any that compiles its kernel now
             for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
@@ -273,7 +318,15 @@ final class Convolutions implements AutoCloseable {
                 if (st == Strategy.FUSED && !spec.fusable()) continue;
                 try {
                     ConvGraph cg = ConvGraph.buildPrecompiled(CudnnGraph.get(), handle, spec, workspace.bytes());
-                    if (cg != null) return new Choice(st, cg, Double.NaN, true);
+                    if (cg != null) {
+                        if (background != null) {
+                            ConvGraph.Spec fused = spec(c, true);
+                            ConvGraph.Spec[] specs = {fused.fusable() ? fused : null, spec(c, false)};
+                            backgroundSpecs.put(key, specs);
+                            background.submit(key, specs[0], specs[1], workspace.bytes());
+                        }
+                        return new Choice(st, cg, Double.NaN, true);
+                    }
                 } catch (CudaException e) {
                     failures.add(st + " precompiled heuristic " + c.key() + ": " + e.getMessage());
                 }
@@ -305,6 +358,52 @@ final class Convolutions implements AutoCloseable {
      */
     private boolean mayTune() {
         return !ops.capturing() && tuningNanos + lastTuning <= TUNING_SHARE * (System.nanoTime() - firstCall - buildNanos);
+    }
+
+    /**
+     * Moves {@code key} from its precompiled start to the choice built in the background: the same
+     * engine configuration finalised again on this session's handle (its kernel is compiled by now).
+     * Waits for the build if it is still running. Keeps the start where the build found nothing.
+     */
+    private Choice adopt(Key key, Choice current) {
+        long t0 = System.nanoTime();
+        ConvGraph.Spec[] specs = backgroundSpecs.remove(key);
+        BackgroundPlans.Built b = background.take(key);
+        Choice next = current;
+        if (b != null && workspace != null) {
+            try {
+                ConvGraph cg = ConvGraph.rebuild(CudnnGraph.get(), handle, specs[b.strategy() == Strategy.FUSED ? 0 : 1], workspace.bytes(), b.origin());
+                if (cg != null) {
+                    ops.invalidateRecordings("replace a precompiled start with cuDNN's first choice, built in the background");
+                    if (current.graph() != null) current.graph().close();
+                    next = new Choice(b.strategy(), cg, Double.NaN, true);
+                    choices.put(key, next);
+                    adopted++;
+                }
+            } catch (CudaException e) {
+                failures.add("adopt " + b.strategy() + " " + key + ": " + e.getMessage());
+            }
+        }
+        buildNanos += System.nanoTime() - t0;
+        return next;
+    }
+
+    /**
+     * Before a pass is recorded: every shape still on a precompiled start waits for its background
+     * build and takes it up, so the recording (replayed for the rest of the job) runs cuDNN's first
+     * choices. A no-op unless HEADROOM_CONV_START=background.
+     */
+    void settleBackground() {
+        if (background == null || backgroundSpecs.isEmpty() || workspace == null) return;
+        for (Key k : List.copyOf(backgroundSpecs.keySet())) {
+            Choice c = choices.get(k);
+            if (c != null && c.heuristic()) {
+                adopt(k, c);
+            } else {
+                backgroundSpecs.remove(k);
+                background.take(k);
+            }
+        }
     }
 
     /** Times every candidate for a shape that runs on a heuristic choice, keeps and remembers the fastest. */
@@ -675,6 +774,8 @@ final class Convolutions implements AutoCloseable {
         plans.clear();
         for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
         choices.clear();
+        if (background != null) for (Key k : backgroundSpecs.keySet()) background.forget(k);
+        backgroundSpecs.clear();
     }
 
     /** cuDNN's name for the storage type. */
@@ -738,6 +839,7 @@ final class Convolutions implements AutoCloseable {
             blas = null;
             if (workspace != null) alloc.free(workspace);
             workspace = null;
+            if (background != null) background.close();
             dnn.destroyHandle(handle);
         } finally {
             arena.close();

@@ -69,7 +69,9 @@ public final class CudaDevice implements Device {
         int count = cu.deviceCount();
         if (ordinal < 0 || ordinal >= count) throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist; this machine has " + count);
         device = cu.device(ordinal);
+        dev.headroom.runtime.Startup.mark("cuda_driver_loaded");
         context = cu.retainPrimaryContext(device);
+        dev.headroom.runtime.Startup.mark("cuda_context");
         CURRENT.set(context);
         major = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
         minor = cu.attribute(Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
@@ -77,6 +79,7 @@ public final class CudaDevice implements Device {
         description = cu.deviceName(device) + " sm_" + major + minor + " driver " + cu.version();
         loadStream = cu.streamCreateNonBlocking();
         loads = new CudaCopies(cu, loadStream);
+        dev.headroom.runtime.Startup.mark("cuda_device_open");
     }
 
     /** Opens GPU {@code ordinal}: context, kernels (compiled or from the cache), memory. */
@@ -143,9 +146,11 @@ public final class CudaDevice implements Device {
     synchronized Map<String, MemorySegment> functions(Precision p) {
         Map<String, MemorySegment> fns = functions.get(p);
         if (fns != null) return fns;
+        dev.headroom.runtime.Startup.mark("kernels_asked");
         byte[] cubin = join(prefetch(p));
         bind();
         MemorySegment module = cu.moduleLoad(cubin);
+        dev.headroom.runtime.Startup.mark("kernels_loaded");
         modules.put(p, module);
         String suffix = "_" + switch (p) { case F32 -> "f32"; case F16 -> "f16"; case BF16 -> "bf16"; };
         fns = new HashMap<>();

@@ -426,6 +426,7 @@ public final class CudaOps implements Session {
     @Override
     public Recording record(Runnable work) {
         dev.bind();
+        convolutions.settleBackground();   // the recording replays cuDNN's first choices, not precompiled starts (HEADROOM_CONV_START=background)
         return recorder.record(work);
     }
 
@@ -436,6 +437,9 @@ public final class CudaOps implements Session {
         d.put("conv_choices_recalled", recalledChoices());
         d.put("conv_tuning_ms", Math.round(convolutions.tuningNanos() / 1e4) / 100.0);
         d.put("conv_plan_build_ms", Math.round(convolutions.buildNanos() / 1e4) / 100.0);
+        d.put("conv_plan_builds", convolutions.builds()[0]);
+        d.put("conv_plan_build_max_ms", Math.round(convolutions.builds()[1] / 1e4) / 100.0);
+        if (convolutions.adopted() > 0) d.put("conv_background_adopted", convolutions.adopted());
         d.put("kernel_modules_ms", KernelCache.millis());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());

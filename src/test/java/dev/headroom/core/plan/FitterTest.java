@@ -42,4 +42,27 @@ class FitterTest {
         assertTrue(f.plan().peak() <= f.usable());
         assertTrue(f.rejected().getLast().startsWith("batch " + (f.batch() + 1) + " of tile 128"), f.rejected().toString());
     }
+
+    private Fitter.Fit fitWide(long budget, boolean window) {
+        // a wide image: one tile row of its x4 output is hundreds of MB, as a 4096-wide photo's is
+        return Fitter.fit(Fitter.Request.of(g, 4096, 1024, budget, p -> new CudaMemoryModel(p)).withPrecisions(List.of(Precision.F16))
+                .withFlopsPerSecond(p -> 59e12).withOutputWindow(window));
+    }
+
+    @Test
+    void theDeviceOutputWindowCountsInThePeakAndShrinksTheTileWhenItDoesNotFitBeside() {
+        Fitter.Fit without = fitWide(64L << 30, false), with = fitWide(64L << 30, true);
+        assertEquals(without.tile(), with.tile(), "room for both: the same tile");
+        long window = Planner.outputWindowBytes(4096 * 4, with.tileHeight() * 4, 3);
+        assertEquals(0, without.plan().output());
+        assertEquals(window, with.plan().output(), "one tile row of fp32 output rows and a band of samples");
+        assertEquals(without.plan().peak() + window, with.plan().peak(), "the window is part of the predicted peak");
+        // a budget the tile fits alone but not beside its window: the fitter takes a smaller tile, and says why
+        long budget = (long) ((without.plan().peak() + window / 2) / 0.9);
+        assertEquals(without.tile(), fitWide(budget, false).tile());
+        Fitter.Fit f = fitWide(budget, true);
+        assertTrue(f.tile() < without.tile(), "tile " + f.tile() + " with the window, " + without.tile() + " without");
+        assertTrue(f.plan().peak() <= f.usable() && f.plan().output() > 0, f.plan().peak() + " of " + f.usable());
+        assertTrue(f.rejected().getFirst().contains("output window"), f.rejected().toString());
+    }
 }

@@ -11,10 +11,11 @@ import java.util.Random;
 /**
  * Host memory of reading a big input as upscale reads it (scripts/bench/input-read runs it): the
  * whole image as floats ({@link ImageFiles#read}, the path before issue 19's change) or kept as
- * samples ({@link ImageFiles#readSamples}). One mode per JVM; prints one JSON line with the heap
+ * samples ({@link ImageFiles#readSamples}), or a PNG decoded by rows as the tiler reads it
+ * ({@link ImageFiles#readInput}, {@code rows}). One mode per JVM; prints one JSON line with the heap
  * the image retains (after full collections) and the process's peak RSS (VmHWM).
  *
- * <p>Usage: InputReadBench make SIZE out.png [photo] | InputReadBench floats|samples in.png
+ * <p>Usage: InputReadBench make SIZE out.png [photo] | InputReadBench floats|samples|rows in.png
  */
 public final class InputReadBench {
     public static void main(String[] args) throws Exception {
@@ -30,6 +31,10 @@ public final class InputReadBench {
             return;
         }
         Path file = Path.of(args[1]);
+        if (args[0].equals("rows")) {
+            rows(file);
+            return;
+        }
         long before = usedAfterGc();
         long t0 = System.nanoTime();
         InputImage img = args[0].equals("floats") ? ImageFiles.read(file, Long.MAX_VALUE)
@@ -40,6 +45,29 @@ public final class InputReadBench {
                 args[0], img.width(), img.height(), img.channels(), img.bitDepth(), img.getClass().getSimpleName(),
                 retained / 1e6, peakRssKb() / 1e3, seconds);
         java.lang.ref.Reference.reachabilityFence(img);
+    }
+
+    /**
+     * A PNG decoded by rows ({@link ImageFiles#readInput}) and read as the tiler reads it: bands of
+     * 512 + 2 x 16 rows, each row's span as floats, rows above the band released. The heap it
+     * retains is measured half way down, with a band held; the time includes every row's floats.
+     */
+    private static void rows(Path file) throws Exception {
+        long before = usedAfterGc(), retained = 0;
+        long t0 = System.nanoTime();
+        ImageFiles.Input in = ImageFiles.readInput(file, Long.MAX_VALUE, ImageFiles.ReadOptions.STRICT);
+        try (InputImage img = in.image()) {
+            float[] row = new float[img.width() * img.channels()];
+            for (int y0 = 0; y0 < img.height(); y0 += 512) {
+                img.release(y0 - 16);
+                for (int y = Math.max(0, y0 - 16); y < Math.min(img.height(), y0 + 512 + 16); y++) img.floats(y, 0, img.width(), row, 0);
+                if (retained == 0 && y0 + 512 >= img.height() / 2) retained = usedAfterGc() - before;
+            }
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            System.out.printf("{\"mode\": \"rows\", \"image\": \"%dx%dx%d\", \"bits\": %d, \"class\": \"%s\", \"decoded_whole\": %s, \"retained_heap_mb_half_way\": %.1f, \"peak_rss_mb\": %.1f, \"read_s\": %.2f}%n",
+                    img.width(), img.height(), img.channels(), img.bitDepth(), img.getClass().getSimpleName(),
+                    in.decodedWhole() == null ? "null" : "\"" + in.decodedWhole() + "\"", retained / 1e6, peakRssKb() / 1e3, seconds);
+        }
     }
 
     private static long usedAfterGc() {

@@ -76,4 +76,42 @@ class GpuQuickStartTest extends GpuTestBase {
         for (int i = 0; i < quick.out.length; i++) worst = Math.max(worst, Math.abs(quick.out[i] - full.out[i]));
         assertTrue(worst < 0.02, "heuristic and timed plans agree within fp16 rounding: max difference " + worst);
     }
+
+    @Test
+    void backgroundStartRunsPrecompiledFirstAndRecordsCuDnnsFirstChoices() throws Exception {
+        // HEADROOM_CONV_START=background: the first pass on precompiled engines while the first choices build on workers;
+        // the second pass is recorded, so every shape must have taken its background build up by then
+        Model m = SyntheticModels.build("rrdbnet-x4-6b", 2026);
+        Tensor in = Tensor.wrap(Randoms.floats(new Random(Randoms.seed()), 64 * 64 * 3, 1f), 1, 64, 64, 3);
+        Run budget = run(m, "budget", in);
+        String before = System.getProperty("headroom.conv-start"), cacheBefore = System.getProperty("headroom.cache");
+        System.setProperty("headroom.conv-start", "background");
+        System.setProperty("headroom.cache", cache.resolve("background").toString());
+        try (CudaOps ops = CudaOps.open(0, Precision.F16); GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
+            long t0 = System.nanoTime();
+            float[] first = runner.run(in).toArray();
+            double firstMs = (System.nanoTime() - t0) / 1e6;
+            Map<String, Integer> starts = ops.convStrategies();
+            t0 = System.nanoTime();
+            // recording a pass first waits for the builds still running and takes them up (an empty recording here)
+            dev.headroom.runtime.Ops.Recording r = ops.record(() -> { });
+            if (r != null) r.close();
+            double settleMs = (System.nanoTime() - t0) / 1e6;
+            float[] second = runner.run(in).toArray();
+            double secondMs = (System.nanoTime() - t0) / 1e6 - settleMs;
+            Map<String, Object> d = ops.diagnostics();
+            System.out.printf("GPU background start: first pass %.0f ms %s, waiting for the builds %.0f ms, second pass %.0f ms %s, %s shapes taken up, failures %s%n",
+                    firstMs, starts, settleMs, secondMs, ops.convStrategies(), d.get("conv_background_adopted"), d.get("graph_failures"));
+            assertTrue(d.containsKey("conv_background_adopted"), "shapes taken up from the background: " + d);
+            assertEquals(budget.strategies, ops.convStrategies(), "the recorded pass runs cuDNN's first choices, as the default start does");
+            for (float[] out : new float[][] {first, second}) {
+                double worst = 0;
+                for (int i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i] - budget.out[i]));
+                assertTrue(worst < 0.02, "precompiled and first-choice engines agree within fp16 rounding: max difference " + worst);
+            }
+        } finally {
+            restore("headroom.conv-start", before);
+            restore("headroom.cache", cacheBefore);
+        }
+    }
 }
