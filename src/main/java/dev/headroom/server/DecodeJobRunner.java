@@ -25,16 +25,22 @@ public final class DecodeJobRunner implements JobRunner {
         if (control.stop()) throw new Stopped();
         Vae vae = r.model().vae();
         if (vae == null) throw new IllegalStateException("model '" + r.model().name() + "' is not a VAE");
-        Tensor latent = LatentFiles.read(r.input());
+        Tensor latent = JobRunner.timed(control, "read", () -> LatentFiles.read(r.input()));
         Residency.Loader loader = () -> new Residency.Source(vae.detected().decoder(), vae.weights(), 1f);
-        try (DeviceSlot.SessionLease session = device.session();
-             Residency.Lease weights = device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session());
+        try (DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+             Residency.Lease weights = JobRunner.timed(control, "weights",
+                     () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session()));
              var job = device.device().memory().job("job " + r.job().id(), r.reservation());
              GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
             control.progress(0, 1);
-            Tensor img = new VaeCodec(vae, runner).decode(latent, r.job().tile());
+            java.util.Map<String, Object> before = session.session().diagnostics();
+            Tensor img = JobRunner.timed(control, "decode", () -> new VaeCodec(vae, runner).decode(latent, r.job().tile()));
+            UpscaleJobRunner.sessionPhases(session.session(), before, control);
             if (control.stop()) throw new Stopped();
-            ImageFiles.writePng(new FloatImage(img.w, img.h, 3, img.toArray(), 8), r.output());
+            JobRunner.timed(control, "encode", () -> {
+                ImageFiles.writePng(new FloatImage(img.w, img.h, 3, img.toArray(), 8), r.output());
+                return null;
+            });
             control.progress(1, 1);
             session.clean();
         }

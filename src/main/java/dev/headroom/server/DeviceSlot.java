@@ -48,7 +48,16 @@ public final class DeviceSlot implements AutoCloseable {
      * runs one at a time across the process) was most of a short job's time, and kept two GPUs
      * from doing more work than one.
      */
-    private final java.util.ArrayDeque<dev.headroom.runtime.Session> idle = new java.util.ArrayDeque<>();
+    private final java.util.ArrayDeque<Kept> idle = new java.util.ArrayDeque<>();
+
+    /** Job shapes a kept session is known by (its plans beyond its own bound are dropped anyway: Convolutions' KEPT_SHAPES). */
+    static final int KEPT_SHAPES = 64;
+
+    /** An idle session and the job shapes ({@link #shape}) it has run, so it holds their convolution plans. */
+    private record Kept(dev.headroom.runtime.Session session, Set<String> shapes) {}
+
+    /** Idle sessions set aside at admission for a job that has not taken it yet, by job id (guarded by {@link #idle}). */
+    private final Map<String, Kept> held = new java.util.HashMap<>();
     private boolean closing;
 
     /** @param maxRunning jobs it runs at once */
@@ -151,6 +160,11 @@ public final class DeviceSlot implements AutoCloseable {
         return budget() - reservations.used() - pinnedWeights();
     }
 
+    /** Bytes free beside the reservations and every model's weights on the device, idle ones too: what a job can take without evicting. */
+    public synchronized long roomWithoutEviction() {
+        return budget() - reservations.used() - weightsOnDevice();
+    }
+
     /**
      * Makes sure {@code need} bytes are free beside the reservations and the weights on the device,
      * asking the residency manager to evict idle models (lowest priority, least recently used
@@ -248,12 +262,84 @@ public final class DeviceSlot implements AutoCloseable {
         }
     }
 
+    /**
+     * What decides which convolution plans a job's session builds: its model (a variant is a
+     * model of its own), input size, tile and batch. A kept session that ran a job of the same
+     * shape has every plan the next one needs; one that did not builds them (cuDNN plan
+     * finalisation, which on the H200 was most of a short job's time without kept sessions).
+     */
+    public static String shape(Job j) {
+        return j.model() + " " + j.width() + "x" + j.height() + " tile " + j.tile() + " batch " + j.batch();
+    }
+
     /** One job's session: an idle one where there is one, else a new one; {@link SessionLease#clean} at the end of a job that went well keeps it for the next. */
     public SessionLease session() {
+        return session((String) null);
+    }
+
+    /** The session for job {@code j}: the one {@link #holdSession} set aside for it, else as {@link #session(String)} picks. */
+    public SessionLease session(Job j) {
+        String shape = shape(j);
         synchronized (idle) {
-            if (!idle.isEmpty()) return new SessionLease(idle.pop());
+            Kept k = held.remove(j.id());
+            if (k != null) return new SessionLease(k.session(), k.shapes(), shape);
         }
-        return new SessionLease(device.openSession(precision()));
+        return session(shape);
+    }
+
+    /**
+     * A session for a job of {@code shape}: an idle one that ran that shape (its plans are built),
+     * else the idle one that ran the job's model at another shape, else the most recently kept
+     * one, else a new one.
+     */
+    public SessionLease session(String shape) {
+        synchronized (idle) {
+            Kept pick = pickIdle(shape);
+            if (pick != null) return new SessionLease(pick.session(), pick.shapes(), shape);
+        }
+        return new SessionLease(device.openSession(precision()), new java.util.LinkedHashSet<>(), shape);
+    }
+
+    /** Takes the idle session best for {@code shape} out of the pool (null when there is none); call holding {@link #idle}. */
+    private Kept pickIdle(String shape) {
+        Kept pick = null;
+        if (shape != null) {
+            String model = shape.substring(0, shape.indexOf(' ') + 1);
+            for (Kept k : idle) {
+                if (k.shapes().contains(shape)) {
+                    pick = k;
+                    break;
+                }
+                if (pick == null && k.shapes().stream().anyMatch(x -> x.startsWith(model))) pick = k;
+            }
+        }
+        if (pick == null) pick = idle.peek();
+        if (pick != null) idle.remove(pick);
+        return pick;
+    }
+
+    /**
+     * At admission: sets the idle session best for job {@code j} aside for it, so a job admitted
+     * right after it (before its thread asks) does not take the session whose plans it was
+     * admitted for. {@link #unhold} puts it back if the job never took it.
+     */
+    public void holdSession(Job j) {
+        synchronized (idle) {
+            Kept k = pickIdle(shape(j));
+            if (k != null) held.put(j.id(), k);
+        }
+    }
+
+    /** The job ended: a session held for it that it never took goes back to the pool. */
+    public void unhold(String jobId) {
+        dev.headroom.runtime.Session drop = null;
+        synchronized (idle) {
+            Kept k = held.remove(jobId);
+            if (k == null) return;
+            if (!closing && idle.size() < maxRunning) idle.push(k);
+            else drop = k.session();
+        }
+        if (drop != null) drop.close();
     }
 
     /** Idle sessions kept for the next jobs. */
@@ -263,13 +349,33 @@ public final class DeviceSlot implements AutoCloseable {
         }
     }
 
+    /** Shapes ({@link #shape}) that an idle session of this device has run: a job of one starts without building plans. */
+    public Set<String> warmShapes() {
+        synchronized (idle) {
+            Set<String> out = new HashSet<>();
+            for (Kept k : idle) out.addAll(k.shapes());
+            return out;
+        }
+    }
+
+    /** Whether a job admitted now would get a kept session or open a new one (a new one has no plans). */
+    public boolean hasIdleSession() {
+        synchronized (idle) {
+            return !idle.isEmpty();
+        }
+    }
+
     /** A session lent to one job; closing it keeps it (trimmed: its workspace freed) for the next job if the job said {@link #clean}, else closes it. */
     public final class SessionLease implements AutoCloseable {
         private final dev.headroom.runtime.Session session;
+        private final Set<String> shapes;
+        private final String shape;
         private boolean clean, closed;
 
-        private SessionLease(dev.headroom.runtime.Session session) {
+        private SessionLease(dev.headroom.runtime.Session session, Set<String> shapes, String shape) {
             this.session = session;
+            this.shapes = shapes;
+            this.shape = shape;
         }
 
         public dev.headroom.runtime.Session session() {
@@ -287,9 +393,10 @@ public final class DeviceSlot implements AutoCloseable {
             closed = true;
             if (clean) {
                 session.trim();
+                if (shape != null && shapes.add(shape) && shapes.size() > KEPT_SHAPES) shapes.remove(shapes.iterator().next());
                 synchronized (idle) {
                     if (!closing && idle.size() < maxRunning) {
-                        idle.push(session);
+                        idle.push(new Kept(session, shapes));
                         return;
                     }
                 }
@@ -304,8 +411,10 @@ public final class DeviceSlot implements AutoCloseable {
         List<dev.headroom.runtime.Session> sessions;
         synchronized (idle) {
             closing = true;
-            sessions = List.copyOf(idle);
+            sessions = new java.util.ArrayList<>(idle.stream().map(Kept::session).toList());
+            held.values().forEach(k -> sessions.add(k.session()));
             idle.clear();
+            held.clear();
         }
         try {
             for (var x : sessions) x.close();

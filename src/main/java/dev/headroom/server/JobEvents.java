@@ -47,7 +47,14 @@ public final class JobEvents {
             l.add(e);
             notifyAll();
         }
-        for (Listener x : listeners) x.emitted(job, e);
+        for (Listener x : listeners) {
+            try {
+                x.emitted(job, e);
+            } catch (RuntimeException ex) {
+                // a listener (the dashboard) is for show: its failure must not reach the job that emitted the event
+                System.err.println("headroom serve: a listener of job events failed on " + name + " of job " + job + ": " + ex);
+            }
+        }
     }
 
     public synchronized boolean known(String job) {

@@ -23,6 +23,23 @@ public interface JobRunner {
         boolean stop();
 
         void progress(int done, int total);
+
+        /**
+         * Time the job spent in one phase (read, session, weights, upscale, ...), in nanoseconds;
+         * the server adds them to the job's end event and to its metrics, so a run tells where its
+         * time went. A phase may be reported more than once: the times add up.
+         */
+        default void phase(String name, long nanos) {}
+    }
+
+    /** Runs {@code work}, telling {@code control} how long it took as {@code phase}. */
+    static <T> T timed(Control control, String phase, java.util.concurrent.Callable<T> work) throws Exception {
+        long t0 = System.nanoTime();
+        try {
+            return work.call();
+        } finally {
+            control.phase(phase, System.nanoTime() - t0);
+        }
     }
 
     /**

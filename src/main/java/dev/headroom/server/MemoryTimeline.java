@@ -61,24 +61,28 @@ final class MemoryTimeline {
             Map<String, Long> bands = new LinkedHashMap<>();
             Map<String, Long> activations = new HashMap<>();
             long live = 0, cache = 0;
-            for (Budget b : m.ledger().children()) {
-                switch (b.name()) {
-                    case "cache" -> cache = b.used();
-                    case "weights", "activations" -> {
-                        // weights by model (the residency manager's node per model), activations by job (a node "job ID" per job)
-                        long named = 0;
-                        for (Budget c : b.children()) {
-                            String n = b.name().equals("activations") && c.name().startsWith("job ") ? c.name().substring(4) : c.name();
-                            if (b.name().equals("activations")) activations.merge(n, c.used(), Long::sum);
-                            bands.merge(b.name() + "/" + n, c.used(), Long::sum);
-                            named += c.used();
+            // the ledger's tree is the device memory's to guard (Budget is not thread-safe): job threads add and close
+            // their nodes meanwhile, and walking it unguarded threw ConcurrentModificationException out of this listener
+            synchronized (m) {
+                for (Budget b : m.ledger().children()) {
+                    switch (b.name()) {
+                        case "cache" -> cache = b.used();
+                        case "weights", "activations" -> {
+                            // weights by model (the residency manager's node per model), activations by job (a node "job ID" per job)
+                            long named = 0;
+                            for (Budget c : b.children()) {
+                                String n = b.name().equals("activations") && c.name().startsWith("job ") ? c.name().substring(4) : c.name();
+                                if (b.name().equals("activations")) activations.merge(n, c.used(), Long::sum);
+                                bands.merge(b.name() + "/" + n, c.used(), Long::sum);
+                                named += c.used();
+                            }
+                            if (b.used() > named) bands.merge(b.name(), b.used() - named, Long::sum);
+                            live += b.used();
                         }
-                        if (b.used() > named) bands.merge(b.name(), b.used() - named, Long::sum);
-                        live += b.used();
-                    }
-                    default -> {
-                        bands.merge(b.name(), b.used(), Long::sum);
-                        live += b.used();
+                        default -> {
+                            bands.merge(b.name(), b.used(), Long::sum);
+                            live += b.used();
+                        }
                     }
                 }
             }

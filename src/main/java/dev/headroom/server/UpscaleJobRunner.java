@@ -10,6 +10,7 @@ import dev.headroom.runtime.ImageUpscaler;
 import dev.headroom.runtime.Residency;
 import dev.headroom.runtime.TiledUpscaler;
 import dev.headroom.runtime.memory.DeviceMemory;
+import java.util.Map;
 
 /**
  * Runs an upscale job the way {@code headroom upscale} does (same tile, batch, overlap and bands,
@@ -27,30 +28,56 @@ public final class UpscaleJobRunner implements JobRunner {
     @Override
     public Outcome run(Request r, DeviceSlot device, Control control) throws Exception {
         if (control.stop()) throw new Stopped();
-        InputImage img = ImageFiles.readInput(r.input(), r.maxPixels(), ImageFiles.ReadOptions.STRICT).image();
+        InputImage img = JobRunner.timed(control, "read",
+                () -> ImageFiles.readInput(r.input(), r.maxPixels(), ImageFiles.ReadOptions.STRICT).image());
         Model m = r.model().model();
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
-        try (DeviceSlot.SessionLease session = device.session();
-             Residency.Lease weights = device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m));
+        try (DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+             Residency.Lease weights = JobRunner.timed(control, "weights",
+                     () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m)));
              var job = memory.job("job " + r.job().id(), r.reservation());
              GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
             runner.bands(true);
             TiledUpscaler tiled = new TiledUpscaler(runner, weights.valueRange());
             tiled.batch(r.job().batch());
             ImageUpscaler up = new ImageUpscaler(tiled, weights.graph().inputChannels());
+            Map<String, Object> before = session.session().diagnostics();
             // rows go to the file as they become final, as `headroom upscale` writes them; no file unless finished
             try (img; ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
                     img.channels(), img.bitDepth())) {
+                long t0 = System.nanoTime();
                 up.upscale(img, r.job().tile(), r.overlap(), (done, total) -> {
                     control.progress(done, total);
                     if (done < total && control.stop()) throw new Stopped();
                 }, writer);
+                control.phase("upscale", System.nanoTime() - t0);
                 if (control.stop()) throw new Stopped();
-                writer.finish();
+                JobRunner.timed(control, "finish_file", () -> {
+                    writer.finish();
+                    return null;
+                });
+                // CPU time on the encoder's threads (may exceed the wall time) and in file writes, within the phases above
+                control.phase("encode_cpu", writer.encodeNanos());
+                control.phase("file_write", writer.writeNanos());
             }
+            sessionPhases(session.session(), before, control);
             session.clean();
         }
-        return new Outcome(java.util.Map.of(), 0);
+        return new Outcome(Map.of(), 0);
+    }
+
+    /**
+     * What the job's session spent building convolution plans and timing convolution choices (CUDA:
+     * the change in its diagnostics over the job), within "upscale"; nothing where the backend does
+     * not say.
+     */
+    static void sessionPhases(dev.headroom.runtime.Session session, Map<String, Object> before, Control control) {
+        Map<String, Object> after = session.diagnostics();
+        for (var e : Map.of("conv_plan_build_ms", "conv_plans", "conv_tuning_ms", "conv_tuning").entrySet()) {
+            if (after.get(e.getKey()) instanceof Number a && before.get(e.getKey()) instanceof Number b) {
+                control.phase(e.getValue(), Math.max(0, Math.round((a.doubleValue() - b.doubleValue()) * 1e6)));
+            }
+        }
     }
 }

@@ -41,6 +41,18 @@ import java.util.function.LongSupplier;
  */
 public final class Workers implements AutoCloseable {
     static final int OVERLAP = 16;
+    /**
+     * How often running jobs' progress goes to the store. A job's thread only notes it: writing it
+     * at every tile put a durable store write (SQLite: an fsync, under the store's one lock that
+     * every job of every device shares) between the tiles of each job.
+     */
+    static final long PROGRESS_MILLIS = 200;
+    /**
+     * How long a job whose model is resident on another device of this server, and not on this
+     * one where loading it would evict another model, is left for that device while it has a free
+     * slot (it runs there without loading the weights); past it, any device that can admit it takes it.
+     */
+    static final long RESIDENT_ELSEWHERE_MILLIS = 2_000;
     private static final int POISON_AFTER = 2;
     /** Ages of a node's last heartbeat past which it counts as gone, in heartbeats. */
     static final int HEARTBEATS_ALIVE = 3;
@@ -55,6 +67,21 @@ public final class Workers implements AutoCloseable {
         final long claimedNanos;
         volatile boolean cancelled, timedOut, shuttingDown, lost;
         volatile Thread thread;
+        /** Nanoseconds by phase (queue, admit, read, upscale, store, ...), in the order first reported. */
+        final Map<String, Long> phases = java.util.Collections.synchronizedMap(new java.util.LinkedHashMap<>());
+        /** The last progress reported and whether the store has it yet (guarded by this). */
+        private int done, total;
+        private boolean progressDirty;
+
+        void phase(String name, long nanos) {
+            phases.merge(name, nanos, Long::sum);
+        }
+
+        synchronized void progress(int done, int total) {
+            this.done = done;
+            this.total = total;
+            progressDirty = true;
+        }
 
         Running(Job job, DeviceSlot device, long deadline, long claimedNanos, long leaseNanos) {
             this.job = job;
@@ -119,6 +146,18 @@ public final class Workers implements AutoCloseable {
             Thread t = Thread.ofPlatform().daemon().name("headroom-scheduler-" + d.name()).start(() -> schedule(d));
             schedulers.add(t);
         }
+        Thread.ofPlatform().daemon().name("headroom-progress").start(() -> {
+            while (!stopped) {
+                try {
+                    Thread.sleep(PROGRESS_MILLIS);
+                    for (Running x : running.values()) flushProgress(x);
+                } catch (InterruptedException e) {
+                    return;
+                } catch (RuntimeException e) {
+                    storeUnreachable(e);   // progress is for show; the jobs go on under their leases
+                }
+            }
+        });
         Thread.ofPlatform().daemon().name("headroom-heartbeat").start(() -> {
             long next = System.nanoTime();
             while (!stopped) {
@@ -146,11 +185,16 @@ public final class Workers implements AutoCloseable {
      */
     private void beat() {
         long t0 = System.nanoTime();
-        Map<String, Boolean> held = store.renew(owner, List.copyOf(running.keySet()), leaseMillis, clock.getAsLong());
-        for (Running r : running.values()) {
-            Boolean cancel = held.get(r.job.id());
+        List<String> ids = List.copyOf(running.keySet());
+        Map<String, Boolean> held = store.renew(owner, ids, leaseMillis, clock.getAsLong());
+        // only the jobs this renewal named: one claimed meanwhile is in the running map but not in the answer, and is not lost
+        // (judging by claim time instead lost jobs whose claim began before the renewal and ended after its list was taken)
+        for (String id : ids) {
+            Running r = running.get(id);
+            if (r == null) continue;   // ended meanwhile
+            Boolean cancel = held.get(id);
             if (cancel == null) {
-                if (r.claimedNanos < t0) r.lost = true;   // taken from us; a job claimed during the renewal is not in its answer yet
+                r.lost = true;   // taken from us
             } else {
                 r.leaseDeadline = t0 + TimeUnit.MILLISECONDS.toNanos(leaseMillis - heartbeatMillis / 2);
                 if (cancel) r.cancelled = true;
@@ -229,19 +273,33 @@ public final class Workers implements AutoCloseable {
     /** Admits the policy's choice on device d if it fits now; false when nothing was admitted. */
     private boolean admitOne(DeviceSlot d) {
         Running r;
+        long t0 = System.nanoTime();
         synchronized (admission) {
             if (draining || stopped) return false;
             if (d.runningCount() >= d.maxRunning()) return false;
             long now = clock.getAsLong(), claimedNanos = System.nanoTime();
             Set<String> resident = d.residentModels();
             Set<String> elsewhere = residentOnIdleOthers;
-            var state = new Scheduling.DeviceState(d.headroom(), d.runningCount(), resident);
+            // shapes whose plans a kept session has (only if one is idle now: else the job opens a new session)
+            Set<String> warm = d.hasIdleSession() ? d.warmShapes() : Set.of();
+            // models resident on this server's other devices that have a free slot: such a device takes the job without loading
+            Set<String> residentOnFreeDevices = new java.util.HashSet<>();
+            for (DeviceSlot o : devices) {
+                if (o != d && o.runningCount() < o.maxRunning()) residentOnFreeDevices.addAll(o.residentModels());
+            }
+            long room = d.roomWithoutEviction();
+            var state = new Scheduling.DeviceState(d.headroom(), d.runningCount(), resident, warm, room);
             // the store offers candidates in priority-with-aging order; this device's ledger decides which it can admit
             Optional<Job> claimed = store.claimNext(owner, leaseMillis, now, queued -> {
                 List<Waiting> waiting = new ArrayList<>();
                 for (Job j : queued) {
                     if (Placement.leaveToOthers(j.model(), now - j.created(), resident, elsewhere, 2 * heartbeatMillis)) continue;
-                    waiting.add(new Waiting(j.id(), j.priority(), j.created(), j.seq(), j.model(), d.need(j, resident)));
+                    long need = d.need(j, resident);
+                    // only a load that would evict is worth leaving to a device that has the model (else both GPUs get every model)
+                    if (need > room && Placement.leaveToOthers(j.model(), now - j.created(), resident, residentOnFreeDevices, RESIDENT_ELSEWHERE_MILLIS)) {
+                        continue;
+                    }
+                    waiting.add(new Waiting(j.id(), j.priority(), j.created(), j.seq(), j.model(), need, DeviceSlot.shape(j)));
                 }
                 Optional<Waiting> next = Scheduling.next(waiting, now, state, policy.withMaxRunning(d.maxRunning()));
                 // idle models' weights count as room: evict them now if this job needs it
@@ -251,17 +309,30 @@ public final class Workers implements AutoCloseable {
             if (claimed.isEmpty()) return false;
             Job job = claimed.get();
             long reserved = d.reservation(job.peakBytes(), job.weightBytes());
-            d.reserve(job.id(), reserved);
             long deadline = cfg.jobTimeout().isZero() ? Long.MAX_VALUE : now + cfg.jobTimeout().toMillis();
             r = new Running(job, d, deadline, claimedNanos, TimeUnit.MILLISECONDS.toNanos(leaseMillis - heartbeatMillis / 2));
-            running.put(job.id(), r);
-            metrics.admissionWaitSeconds.observe(Math.max(0, now - job.created()) / 1000.0);
-            events.emit(job.id(), "admitted", Map.of("device", d.name(), "node", owner.node(), "reserved_bytes", reserved, "tile", job.tile(),
-                    "attempts", job.attempts()));
+            try {
+                d.reserve(job.id(), reserved);
+                d.holdSession(job);
+                running.put(job.id(), r);
+                r.phase("queue", TimeUnit.MILLISECONDS.toNanos(Math.max(0, now - job.created())));
+                r.phase("admit", System.nanoTime() - t0);
+                metrics.admissionWaitSeconds.observe(Math.max(0, now - job.created()) / 1000.0);
+                events.emit(job.id(), "admitted", Map.of("device", d.name(), "node", owner.node(), "reserved_bytes", reserved, "tile", job.tile(),
+                        "attempts", job.attempts()));
+                // a platform thread: a job makes CUDA calls, whose current context belongs to the OS thread, and a virtual
+                // thread may move to another carrier at any blocking point (file I/O, a lock) between two of them
+                r.thread = Thread.ofPlatform().daemon().name("headroom-job-" + r.job.id()).start(() -> run(r));
+            } catch (RuntimeException | Error e) {
+                // claimed but not running: without this the job stayed "running" with its lease renewed by every heartbeat, forever
+                running.remove(job.id());
+                d.release(job.id());
+                d.unhold(job.id());
+                store.requeue(job.id(), owner);
+                System.err.println("headroom serve: job " + job.id() + " went back to the queue: it could not be started (" + e + ")");
+                return false;
+            }
         }
-        // a platform thread: a job makes CUDA calls, whose current context belongs to the OS thread, and a virtual
-        // thread may move to another carrier at any blocking point (file I/O, a lock) between two of them
-        r.thread = Thread.ofPlatform().daemon().name("headroom-job-" + r.job.id()).start(() -> run(r));
         return true;
     }
 
@@ -271,8 +342,10 @@ public final class Workers implements AutoCloseable {
         String outcome = "failed";
         // the result is made under a name of this run's own and moved into place only while this server holds the lease
         Path staged = dir.staging(job.id(), owner.id());
+        r.phase("start", t0 - r.claimedNanos);
         try {
             ModelCatalog.Loaded m = models.get(job.model(), clock.getAsLong());
+            r.phase("model", System.nanoTime() - t0);
             JobRunner.Outcome o = runner.run(new JobRunner.Request(job, m, dir.upload(job.id()), staged, Submissions.encoding(format(job)),
                     r.device.reservation(job.peakBytes(), job.weightBytes()), cfg.maxPixels(), OVERLAP), r.device, new JobRunner.Control() {
                 public boolean stop() {
@@ -281,18 +354,28 @@ public final class Workers implements AutoCloseable {
                 }
 
                 public void progress(int done, int total) {
-                    try {
-                        store.progress(job.id(), done, total);
-                    } catch (RuntimeException e) {
-                        storeUnreachable(e);   // progress is for show; the job goes on under its lease
-                    }
+                    long p0 = System.nanoTime();
+                    r.progress(done, total);   // the store has it within PROGRESS_MILLIS (flushProgress)
                     events.emit(job.id(), "tile", Map.of("done", done, "total", total));
+                    r.phase("progress", System.nanoTime() - p0);
+                }
+
+                public void phase(String name, long nanos) {
+                    r.phase(name, nanos);
                 }
             });
             r.device.release(job.id());   // the job's memory is free: no terminal state is published with a reservation left
+            long h0 = System.nanoTime();
             String hash = DataDir.sha256(staged);
             long bytes = Files.size(staged);
             Path out = dir.result(job.id());
+            long s0 = System.nanoTime();
+            r.phase("hash", s0 - h0);
+            try {
+                flushProgress(r);
+            } catch (RuntimeException e) {
+                storeUnreachable(e);   // progress is for show; the result is what must reach the store
+            }
             // renewing proves the job is still ours and gives a whole lease before anyone else may take it
             if (!durably(r, () -> store.renew(owner, List.of(job.id()), leaseMillis, clock.getAsLong()).containsKey(job.id()))) {
                 r.lost = true;
@@ -301,8 +384,12 @@ public final class Workers implements AutoCloseable {
             DataDir.move(staged, out);
             if (durably(r, () -> store.finish(job.id(), owner, JobState.succeeded, null, hash, bytes, clock.getAsLong()))) {
                 outcome = "succeeded";
+                long c0 = System.nanoTime();
+                r.phase("store", c0 - s0);
                 remember(job, out, hash, bytes);
-                events.emit(job.id(), "succeeded", Map.of("result_bytes", bytes, "etag", hash));
+                r.phase("cache", System.nanoTime() - c0);
+                r.phase("total", System.nanoTime() - r.claimedNanos);
+                events.emit(job.id(), "succeeded", Map.of("result_bytes", bytes, "etag", hash, "phases_ms", phasesMillis(r)));
             } else {
                 r.lost = true;
                 outcome = abandon(job);
@@ -338,10 +425,32 @@ public final class Workers implements AutoCloseable {
                 // a temporary: the next start cleans it
             }
             r.device.release(job.id());
+            r.device.unhold(job.id());
             running.remove(job.id());
             metrics.jobSeconds.labelValues(outcome).observe((System.nanoTime() - t0) / 1e9);
+            synchronized (r.phases) {
+                r.phases.forEach((phase, nanos) -> metrics.jobPhaseSeconds.labelValues(phase).inc(nanos / 1e9));
+            }
             poke();
         }
+    }
+
+    /** Writes a running job's latest progress to the store if it has not been written yet. */
+    private void flushProgress(Running r) {
+        synchronized (r) {   // one writer at a time, each writing the latest: the store never goes back to an older count
+            if (!r.progressDirty) return;
+            store.progress(r.job.id(), r.done, r.total);
+            r.progressDirty = false;
+        }
+    }
+
+    /** A job's phases in milliseconds (0.1 ms), for its end event. */
+    private static Map<String, Double> phasesMillis(Running r) {
+        Map<String, Double> out = new java.util.LinkedHashMap<>();
+        synchronized (r.phases) {
+            r.phases.forEach((k, v) -> out.put(k, Math.round(v / 1e5) / 10.0));
+        }
+        return out;
     }
 
     /** Shutdown: the job goes back to the queue, not counted as an attempt. */
@@ -383,7 +492,14 @@ public final class Workers implements AutoCloseable {
             abandon(job);
             return;
         }
-        if (r != null) r.device.release(job.id());   // before the state changes: a client that sees "failed" sees the memory free
+        if (r != null) {
+            r.device.release(job.id());   // before the state changes: a client that sees "failed" sees the memory free
+            try {
+                flushProgress(r);   // where it stopped
+            } catch (RuntimeException e) {
+                storeUnreachable(e);
+            }
+        }
         if (r == null ? store.finish(job.id(), owner, to, error, null, 0, clock.getAsLong())
                 : durably(r, () -> store.finish(job.id(), owner, to, error, null, 0, clock.getAsLong()))) {
             events.emit(job.id(), to.name(), error == null ? Map.of() : Map.of("error", error));

@@ -56,4 +56,46 @@ class DeviceSlotSessionsTest {
             assertEquals(2, d.idleSessions());
         }
     }
+
+    static Job job(String id, String model, int w, int h) {
+        return new Job(id, 0, JobState.queued, 0, model, "{}", "", w, h, 0, 0, 256, 1, 0, null, null, false, null, 0, 0, 0, null, false, null, 0, 0, 0, 0);
+    }
+
+    /**
+     * A job gets the kept session that ran its shape (its plans are built), else one that ran its
+     * model; the shapes of idle sessions are the device's warm shapes; a session set aside at
+     * admission goes to that job, or back to the pool when the job never took it.
+     */
+    @Test
+    void aJobGetsTheSessionThatRanItsShape() {
+        try (DeviceSlot d = slot(3)) {
+            Job small = job("s", "rrdb", 64, 64), big = job("b", "rrdb", 512, 512), other = job("o", "srvgg", 64, 64);
+            Session ranSmall, ranOther;
+            DeviceSlot.SessionLease a = d.session(small), c = d.session(other);
+            ranSmall = a.session();
+            ranOther = c.session();
+            for (var l : new DeviceSlot.SessionLease[] {a, c}) {
+                l.clean();
+                l.close();
+            }
+            assertEquals(java.util.Set.of(DeviceSlot.shape(small), DeviceSlot.shape(other)), d.warmShapes());
+            try (DeviceSlot.SessionLease l = d.session(job("s2", "rrdb", 64, 64))) {
+                assertSame(ranSmall, l.session(), "the session that ran the same shape");
+                l.clean();
+            }
+            try (DeviceSlot.SessionLease l = d.session(big)) {
+                assertSame(ranSmall, l.session(), "no session ran this shape: the one that ran its model");
+                l.clean();
+            }
+            d.holdSession(job("o2", "srvgg", 64, 64));
+            assertEquals(1, d.idleSessions(), "the session that ran srvgg is set aside");
+            try (DeviceSlot.SessionLease l = d.session(job("x", "srvgg", 64, 64))) {
+                assertNotSame(ranOther, l.session(), "another job does not take a session held for o2");
+            }
+            d.unhold("o2");
+            try (DeviceSlot.SessionLease l = d.session(job("o3", "srvgg", 64, 64))) {
+                assertSame(ranOther, l.session(), "back in the pool after the job for which it was held ended without it");
+            }
+        }
+    }
 }

@@ -13,6 +13,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -59,6 +61,51 @@ class MemoryTimelineTest {
             assertTrue(report.events() >= 2, report.toString());
             long seq = t.samplesAfter(0).getLast().seq();
             assertEquals(List.of(), t.samplesAfter(seq));
+        }
+    }
+
+    /**
+     * Sampling walks the device ledger's tree while job threads add and close their nodes: walked
+     * unguarded it threw ConcurrentModificationException out of the "admitted" event, between a
+     * job's claim and the start of its thread, and the job stayed "running" for ever (ServeLoadTest's
+     * one "job never finished" in CI, load average 16).
+     */
+    @Test
+    void theTimelineSamplesWhileJobsOpenAndCloseTheirLedgerNodes() throws Exception {
+        CpuDevice cpu = new CpuDevice(new MemoryOptions(256 * MiB, false, 10_000, Pressure.Thresholds.DEFAULT));
+        try (DeviceSlot d = new DeviceSlot(cpu, new Residency(cpu, 0), 4)) {
+            MemoryTimeline t = new MemoryTimeline(List.of(d), new ModelCatalog(Map.of(), null), null);
+            var memory = cpu.memory();
+            AtomicBoolean stop = new AtomicBoolean();
+            List<Throwable> failures = new CopyOnWriteArrayList<>();
+            List<Thread> jobs = new java.util.ArrayList<>();
+            for (int k = 0; k < 3; k++) {
+                int id = k;
+                jobs.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        for (int n = 0; !stop.get(); n++) {
+                            try (var job = memory.job("job " + id + "-" + n, 8 * MiB)) {
+                                memory.free(memory.allocate(MiB));
+                            }
+                        }
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                }));
+            }
+            long samples = 0, until = System.nanoTime() + 400_000_000L;
+            try {
+                while (System.nanoTime() < until) {
+                    t.sample(samples++);
+                }
+            } catch (RuntimeException e) {
+                failures.add(e);
+            } finally {
+                stop.set(true);
+                for (Thread j : jobs) j.join();
+            }
+            assertEquals(List.of(), failures, "after " + samples + " samples");
+            assertTrue(samples > 100, "sampled only " + samples + " times");
         }
     }
 }

@@ -8,5 +8,12 @@ package dev.headroom.core.sched;
  * @param seq       submission order, the tie-breaker (first come, first served)
  * @param model     the model it runs, for affinity
  * @param peakBytes the planned peak it needs on the device while it runs
+ * @param shape     what decides the work a device prepares for it beyond the model's weights (on a
+ *                  GPU, convolution plans: model, input size, tile), for affinity to a device that
+ *                  already ran that shape; the model's name where the caller does not know more
  */
-public record Waiting(String id, int priority, long enqueued, long seq, String model, long peakBytes) {}
+public record Waiting(String id, int priority, long enqueued, long seq, String model, long peakBytes, String shape) {
+    public Waiting(String id, int priority, long enqueued, long seq, String model, long peakBytes) {
+        this(id, priority, enqueued, seq, model, peakBytes, model);
+    }
+}

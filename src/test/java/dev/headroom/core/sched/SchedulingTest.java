@@ -141,4 +141,87 @@ class SchedulingTest {
             assertTrue(maxWait <= 10 * 60_000, "a job waited " + maxWait / 1000 + " s");
         }
     }
+
+    /**
+     * Warm shapes (a kept session has the job's plans) bend the order only within the model that
+     * the policy would run without them, and within the look-ahead and the bonus: two GPUs whose
+     * sessions settled on different models once split the work by model, one at 100% and one at 25%.
+     */
+    @Test
+    void warmShapesPickWithinTheChosenModelOnly() {
+        Random r = new Random(11);
+        String[] sizes = {"64x64", "100x70", "512x512"};
+        int bent = 0;
+        for (int t = 0; t < 3000; t++) {
+            long now = 10_000_000;
+            List<Waiting> q = new ArrayList<>();
+            for (int i = 0, n = 1 + r.nextInt(80); i < n; i++) {
+                String m = MODELS[r.nextInt(MODELS.length)];
+                q.add(new Waiting("j" + i, r.nextInt(3) - 1, now - r.nextInt(600_000), i, m, 1 + r.nextInt(1000), m + " " + sizes[r.nextInt(sizes.length)]));
+            }
+            Set<String> resident = Set.of(MODELS[r.nextInt(4)]);
+            Set<String> warm = new HashSet<>();
+            for (int k = r.nextInt(5); k > 0; k--) warm.add(MODELS[r.nextInt(4)] + " " + sizes[r.nextInt(sizes.length)]);
+            Waiting without = Scheduling.choose(q, now, resident, C);
+            Waiting pick = Scheduling.choose(q, now, resident, warm, 0, C);
+            List<Waiting> order = Scheduling.order(q, now, C);
+            Waiting head = order.getFirst();
+            assertEquals(without.model(), pick.model(), "warm shapes changed the model that runs next");
+            assertTrue(order.indexOf(pick) < C.lookAhead(), "looked past the look-ahead");
+            assertTrue(Scheduling.effectivePriority(pick, now, C) >= Scheduling.effectivePriority(head, now, C) - C.affinityBonus());
+            if (pick != without) {
+                bent++;
+                assertTrue(warm.contains(pick.shape()) && !warm.contains(without.shape()));
+                // the best-ranked warm job of that model
+                for (Waiting j : order.subList(0, order.indexOf(pick))) {
+                    assertTrue(!j.model().equals(pick.model()) || !warm.contains(j.shape())
+                            || Scheduling.effectivePriority(j, now, C) < Scheduling.effectivePriority(head, now, C) - C.affinityBonus());
+                }
+            }
+        }
+        assertTrue(bent > 100, "warm shapes changed the pick only " + bent + " times in 3000 trials");
+    }
+
+    /**
+     * Two devices with 4 slots each serve a stream cycling a heavy model (4 steps a job) and two
+     * light ones (1 step), as the H200 run's RRDBNet, RDN and ESRGAN jobs. Where every model loads
+     * into free room, each device takes jobs in order and both run the heavy model; with affinity
+     * always on (no free room), each device keeps to the models it loaded first, which is how one
+     * H200 ran 130 of the 150 heavy jobs while the other idled.
+     */
+    @Test
+    void twoDevicesWithRoomShareEveryModel() {
+        int[] withRoom = heavyJobsByDevice(Long.MAX_VALUE);
+        int total = withRoom[0] + withRoom[1];
+        assertTrue(withRoom[0] >= 0.4 * total && withRoom[1] >= 0.4 * total, "heavy jobs by device: " + withRoom[0] + ", " + withRoom[1]);
+        int[] noRoom = heavyJobsByDevice(0);
+        assertTrue(Math.max(noRoom[0], noRoom[1]) >= 0.7 * total, "affinity without room splits the heavy model: " + noRoom[0] + ", " + noRoom[1]);
+    }
+
+    /** Heavy jobs each device ran, simulating steps of 1 s; {@code room}: each device's room without eviction. */
+    private static int[] heavyJobsByDevice(long room) {
+        String[] cycle = {"light1", "heavy", "light2"};
+        List<Waiting> queue = new ArrayList<>();
+        for (int i = 0; i < 300; i++) queue.add(new Waiting("j" + i, 0, 0, i, cycle[i % 3], 1));
+        List<Set<String>> resident = List.of(new HashSet<>(), new HashSet<>());
+        List<List<Long>> ends = List.of(new ArrayList<>(), new ArrayList<>());
+        int[] heavy = new int[2];
+        for (long step = 0; !queue.isEmpty(); step++) {
+            long now = step * 1000;
+            for (int k = 0; k < 2; k++) {
+                int d = (int) ((k + step) % 2);   // take turns going first
+                ends.get(d).removeIf(e -> e <= now);
+                Optional<Waiting> next;
+                while (!queue.isEmpty() && (next = Scheduling.next(queue, now,
+                        new Scheduling.DeviceState(Long.MAX_VALUE, ends.get(d).size(), resident.get(d), Set.of(), room), C)).isPresent()) {
+                    Waiting j = next.get();
+                    queue.remove(j);
+                    resident.get(d).add(j.model());
+                    ends.get(d).add(now + (j.model().equals("heavy") ? 4000 : 1000));
+                    if (j.model().equals("heavy")) heavy[d]++;
+                }
+            }
+        }
+        return heavy;
+    }
 }
