@@ -412,7 +412,9 @@ public final class CudaOps implements Session {
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out) {
-        vae().attention(q, k, v, scale, out);
+        // attention's chunk and cuBLAS scratch live in the convolutions' workspace (grown if it is smaller), idle meanwhile on this stream
+        VaeKernels kernels = vae();
+        kernels.attention(q, k, v, scale, out, convolutions.lend(VaeKernels.attentionNeed((long) q.h * q.w, (long) k.h * k.w, v.c, precision)));
     }
 
     /** Waits for this session's stream (never the whole device). */
@@ -436,6 +438,9 @@ public final class CudaOps implements Session {
         d.put("conv_choices_recalled", recalledChoices());
         d.put("conv_tuning_ms", Math.round(convolutions.tuningNanos() / 1e4) / 100.0);
         d.put("conv_plan_build_ms", Math.round(convolutions.buildNanos() / 1e4) / 100.0);
+        d.put("conv_timing_ms", Math.round(convolutions.timingNanos() / 1e4) / 100.0);
+        d.put("conv_workspace_bytes", convolutions.workspaceBytes());
+        d.put("conv_workspace_used_bytes", convolutions.workspaceUsed());
         d.put("kernel_modules_ms", KernelCache.millis());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());

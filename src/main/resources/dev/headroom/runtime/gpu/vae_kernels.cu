@@ -107,6 +107,12 @@ extern "C" __global__ void gn_accumulate(const float* partial, int N, int H, int
     meanRstd[i * 2 + 1] = (float)(1.0 / sqrt(var + (double)eps));
 }
 
+// One normalised value, the same expression in gn_apply and gn_apply8 (so either gives the same bits).
+__device__ __forceinline__ float gn_value(float x, const float* mr, float gamma, float beta, int silu) {
+    float v = (x - mr[0]) * mr[1] * gamma + beta;
+    return silu ? v / (1.f + expf(-v)) : v;
+}
+
 // y = (x - mean) * rstd * gamma + beta (then SiLU when silu != 0); meanRstd per (image, group).
 // Grid: x over channels (32 per block), y a loop over pixels; hw = pixels per image.
 template <typename T>
@@ -118,9 +124,108 @@ __device__ void gn_apply(const T* x, int xs, int xo, const float* meanRstd, cons
     for (long long p = (long long)blockIdx.y * blockDim.y + threadIdx.y; p < pixels; p += (long long)blockDim.y * gridDim.y) {
         long long b = pixels == hw ? 0 : p / hw;   // one image (a decode): no 64-bit division per element
         const float* mr = meanRstd + (b * G + g) * 2;
-        float v = (load(x, p * xs + xo + c) - mr[0]) * mr[1] * gamma[c] + beta[c];
-        if (silu) v = v / (1.f + expf(-v));
-        store(y, p * ys + yo + c, v);
+        store(y, p * ys + yo + c, gn_value(load(x, p * xs + xo + c), mr, gamma[c], beta[c], silu));
+    }
+}
+
+// Eight consecutive values of a view at element i (a multiple of 8): one 16-byte access for 16-bit
+// types, two for fp32, when `vec` (the caller checked 16-byte alignment); else one at a time.
+__device__ __forceinline__ void load8(const float* p, long long i, bool vec, float* v) {
+    if (vec) {
+        float4 a = *(const float4*)(p + i), b = *(const float4*)(p + i + 4);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+        for (int j = 0; j < 8; j++) v[j] = p[i + j];
+    }
+}
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, long long i, bool vec, float* v) {
+    if (vec) {
+        union { uint4 u; T h[8]; } w;
+        w.u = *(const uint4*)(p + i);
+        for (int j = 0; j < 8; j++) v[j] = load(w.h, j);
+    } else {
+        for (int j = 0; j < 8; j++) v[j] = load(p, i + j);
+    }
+}
+__device__ __forceinline__ void store8(float* p, long long i, bool vec, const float* v) {
+    if (vec) {
+        *(float4*)(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+        *(float4*)(p + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+    } else {
+        for (int j = 0; j < 8; j++) p[i + j] = v[j];
+    }
+}
+template <typename T>
+__device__ __forceinline__ void store8(T* p, long long i, bool vec, const float* v) {
+    if (vec) {
+        union { uint4 u; T h[8]; } w;
+        for (int j = 0; j < 8; j++) store(w.h, j, v[j]);
+        *(uint4*)(p + i) = w.u;
+    } else {
+        for (int j = 0; j < 8; j++) store(p, i + j, v[j]);
+    }
+}
+
+// gn_stats for C a multiple of 8: thread t adds channels 8 * (t % CL) .. + 7 of pixels t / CL,
+// t / CL + PL, ... (CL = C / 8 lanes of 8 channels, PL = THREADS / CL pixel lanes), then thread g
+// adds its group's lanes in order, as gn_stats does. The order is fixed by W and C alone (whether the
+// loads are 16-byte or not), so a row's sums are the same in whichever band it is computed.
+template <typename T>
+__device__ void gn_stats8(const T* x, int xs, int xo, int W, int C, int G, int vec, float* partial) {
+    __shared__ float ss[GN_MAX_C], sq[GN_MAX_C];
+    const long long r = blockIdx.x;
+    const int CL = C / 8, PL = THREADS / CL;
+    const int cl = threadIdx.x % CL, pl = threadIdx.x / CL;
+    if (pl < PL) {
+        float s[8], q[8], v[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) { s[j] = 0.f; q[j] = 0.f; }
+        for (int px = pl; px < W; px += PL) {
+            load8(x, (r * W + px) * xs + xo + cl * 8, vec != 0, v);
+#pragma unroll
+            for (int j = 0; j < 8; j++) { s[j] += v[j]; q[j] += v[j] * v[j]; }
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            ss[pl * C + cl * 8 + j] = s[j];
+            sq[pl * C + cl * 8 + j] = q[j];
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < G) {
+        const int g = threadIdx.x, per = C / G;
+        float a = 0.f, b = 0.f;
+        for (int l = 0; l < PL; l++)
+            for (int ch = g * per; ch < (g + 1) * per; ch++) {
+                a += ss[l * C + ch];
+                b += sq[l * C + ch];
+            }
+        partial[(r * G + g) * 2] = a;
+        partial[(r * G + g) * 2 + 1] = b;
+    }
+}
+
+// gn_apply for C a multiple of 8: each thread normalises 8 consecutive channels of one pixel, with
+// 16-byte loads and stores when `vec`. May run in place (y = x): each value is read, then written,
+// by the same thread. A 1-D grid loops over (pixel, lane of 8 channels).
+template <typename T>
+__device__ void gn_apply8(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu,
+                          T* y, int ys, int yo, long long pixels, long long hw, int C, int G, int vec) {
+    const int CL = C / 8, per = C / G;
+    const long long total = pixels * CL;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)blockDim.x * gridDim.x) {
+        const long long p = i / CL;
+        const int c0 = (int)(i - p * CL) * 8;
+        const long long b = pixels == hw ? 0 : p / hw;
+        float v[8];
+        load8(x, p * xs + xo + c0, vec != 0, v);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int c = c0 + j;
+            v[j] = gn_value(v[j], meanRstd + (b * G + c / per) * 2, gamma[c], beta[c], silu);
+        }
+        store8(y, p * ys + yo + c0, vec != 0, v);
     }
 }
 
@@ -193,6 +298,11 @@ extern "C" __global__ void gn_stats_##S(const T* x, int xs, int xo, int W, int C
 extern "C" __global__ void gn_apply_##S(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu, \
         T* y, int ys, int yo, long long pixels, long long hw, int C, int G) \
         { gn_apply(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, pixels, hw, C, G); } \
+extern "C" __global__ void gn_stats8_##S(const T* x, int xs, int xo, int W, int C, int G, int vec, float* partial) \
+        { gn_stats8(x, xs, xo, W, C, G, vec, partial); } \
+extern "C" __global__ void gn_apply8_##S(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu, \
+        T* y, int ys, int yo, long long pixels, long long hw, int C, int G, int vec) \
+        { gn_apply8(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, pixels, hw, C, G, vec); } \
 extern "C" __global__ void strided_conv_##S(const T* x, int xs, int xo, const float* w, const float* bias, T* y, int ys, int yo, \
         int N, int H, int W, int Cin, int OH, int OW, int Cout, int k, int stride, int pt, int pl) \
         { strided_conv(x, xs, xo, w, bias, y, ys, yo, N, H, W, Cin, OH, OW, Cout, k, stride, pt, pl); } \
