@@ -52,11 +52,16 @@ final class VaeKernels implements AutoCloseable {
     static final long ATTENTION_WORKSPACE = 128L << 20;
     /** Queries per chunk at most (see {@link #chunkRows}). */
     static final int ATTENTION_ROWS = 256;
-    /** cuBLAS's scratch for attention's GEMMs, after the chunk in the lent scratch. */
-    static final long BLAS_WORKSPACE = 4L << 20;
+    /**
+     * cuBLAS's scratch for attention's GEMMs, after the chunk in the lent scratch: as much as cuBLAS
+     * asks for on Hopper, for split-K (P.V reduces over every key into a small output).
+     */
+    static final long BLAS_WORKSPACE = 32L << 20;
+    /** Threads per row of softmax_rows4: 1,024, so a chunk of 256 rows fills the GPU. */
+    static final int SOFTMAX_THREADS = 1024;
     /** Widest GroupNorm input gn_stats takes (GN_MAX_C in vae_kernels.cu). */
     static final int GN_MAX_C = 2048;
-    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "strided_conv", "softmax_rows", "scale_rows"};
+    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "strided_conv", "softmax_rows", "softmax_rows4", "scale_rows"};
 
     /**
      * Whether GroupNorm takes lanes of 8 channels where C allows (gn_stats8, gn_apply8); HEADROOM_VAE_GN=scalar
@@ -195,8 +200,7 @@ final class VaeKernels implements AutoCloseable {
 
     /** gn_accumulate: the rows' sums added in order to acc (from zero when reset), (mean, rstd) written to meanRstd. */
     private void accumulate(long partial, Tensor in, Op.GroupNorm op, boolean reset, long acc, long meanRstd) {
-        int threads = in.n * op.groups();
-        launch("gn_accumulate", (threads + 127) / 128, 1, 128, 1, partial, in.n, in.h, op.groups(),
+        launch("gn_accumulate", in.n, 1, 256, 1, partial, in.n, in.h, op.groups(),
                 (double) in.w * (in.c / op.groups()), reset ? 1 : 0, op.eps(), acc, meanRstd);
     }
 
@@ -253,7 +257,8 @@ final class VaeKernels implements AutoCloseable {
                     // scores^T (keys x rows, column-major) = K (keys x C) . Q_chunk^T (C x rows)
                     blasLib.gemm(h, Cublas.OP_T, Cublas.OP_N, keys, rows, q.c, scaled, kb, type, k.stride, qb, type, q.stride,
                             scores, Cublas.R_32F, keys, compute);
-                    launch("softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
+                    if (keys % 4 == 0) launch("softmax_rows4", rows, 1, SOFTMAX_THREADS, 1, scores, probs, inv, keys);
+                    else launch("softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
                     // acc^T (C x rows, fp32) = V^T (C x keys) . E^T (keys x rows); then out_chunk = acc / sums by row
                     blasLib.gemm(h, Cublas.OP_N, Cublas.OP_N, v.c, rows, keys, unit, vb, type, v.stride, probs, type, keys,
                             acc, Cublas.R_32F, v.c, compute);

@@ -81,23 +81,40 @@ __device__ void gn_stats(const T* x, int xs, int xo, int W, int C, int G, float*
     }
 }
 
-// GroupNorm statistics, second step: thread (image b, group g) adds the H rows' partial sums, in
-// row order, to the running double (count, sum, sum of squares) in acc[(b * G + g) * 3] (from zero
-// when reset), and writes (mean, rstd) of what it holds to meanRstd[(b * G + g) * 2]. A band's rows
-// added after the bands above it are the same additions in the same order as the whole image's,
-// so a GroupNorm gathered band by band equals the untiled one bit for bit.
+// GroupNorm statistics, second step: block b (one image) stages the H rows' partial sums in shared
+// memory, a slice of rows at a time (coalesced loads), and thread g adds its group's rows in row order
+// to the running double (count, sum, sum of squares) in acc[(b * G + g) * 3] (from zero when reset),
+// then writes (mean, rstd) of what it holds to meanRstd[(b * G + g) * 2]. A band's rows added after
+// the bands above it are the same additions in the same order as the whole image's, so a GroupNorm
+// gathered band by band equals the untiled one bit for bit. (One thread per group reading each row
+// from global memory in turn spent about 0.6 us a row waiting: 0.6 ms of each GroupNorm at 1024 rows.)
+#define GN_ACC_FLOATS 8192
 extern "C" __global__ void gn_accumulate(const float* partial, int N, int H, int G, double perRow, int reset, float eps,
                                          double* acc, float* meanRstd) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N * G) return;
-    const int b = i / G, g = i % G;
-    double n = reset ? 0.0 : acc[i * 3], s = reset ? 0.0 : acc[i * 3 + 1], q = reset ? 0.0 : acc[i * 3 + 2];
-    for (int y = 0; y < H; y++) {
-        const float* p = partial + ((long long)(b * H + y) * G + g) * 2;
-        n += perRow;
-        s += (double)p[0];
-        q += (double)p[1];
+    __shared__ float staged[GN_ACC_FLOATS];
+    const int b = blockIdx.x, g = threadIdx.x, i = b * G + g;
+    const int R = GN_ACC_FLOATS / (2 * G);   // rows per slice: G is at most 256
+    double n = 0.0, s = 0.0, q = 0.0;
+    if (g < G && !reset) {
+        n = acc[i * 3];
+        s = acc[i * 3 + 1];
+        q = acc[i * 3 + 2];
     }
+    for (int y0 = 0; y0 < H; y0 += R) {
+        const int rows = H - y0 < R ? H - y0 : R;
+        const float* src = partial + (long long)(b * H + y0) * G * 2;
+        for (int j = threadIdx.x; j < rows * G * 2; j += blockDim.x) staged[j] = src[j];
+        __syncthreads();
+        if (g < G) {
+            for (int y = 0; y < rows; y++) {
+                n += perRow;
+                s += (double)staged[(y * G + g) * 2];
+                q += (double)staged[(y * G + g) * 2 + 1];
+            }
+        }
+        __syncthreads();
+    }
+    if (g >= G) return;
     acc[i * 3] = n;
     acc[i * 3 + 1] = s;
     acc[i * 3 + 2] = q;
@@ -181,6 +198,7 @@ __device__ void gn_stats8(const T* x, int xs, int xo, int W, int C, int G, int v
         float s[8], q[8], v[8];
 #pragma unroll
         for (int j = 0; j < 8; j++) { s[j] = 0.f; q[j] = 0.f; }
+#pragma unroll 4
         for (int px = pl; px < W; px += PL) {
             load8(x, (r * W + px) * xs + xo + cl * 8, vec != 0, v);
 #pragma unroll
@@ -282,6 +300,73 @@ __device__ void softmax_rows(const float* s, T* p, float* inv, int cols) {
     if (threadIdx.x == 0) inv[blockIdx.x] = 1.f / sum;
 }
 
+// Sum and maximum over a block of any multiple of 32 threads (up to 1024), in thread 0.
+__device__ float block_sum_any(float v, float* shared) {
+    const int warps = blockDim.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
+    if (threadIdx.x < 32) for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    __syncthreads();
+    return v;
+}
+
+__device__ float block_max_any(float v, float* shared) {
+    const int warps = blockDim.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = threadIdx.x < warps ? shared[threadIdx.x] : -__int_as_float(0x7f800000);
+    if (threadIdx.x < 32) for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    __syncthreads();
+    return v;
+}
+
+// Four exps into the storage type at p[j .. j+3] (j a multiple of 4; the row 16-byte aligned).
+__device__ __forceinline__ void store4(float* p, long long j, float a, float b, float c, float d) {
+    *(float4*)(p + j) = make_float4(a, b, c, d);
+}
+template <typename T>
+__device__ __forceinline__ void store4(T* p, long long j, float a, float b, float c, float d) {
+    union { uint2 u; T h[4]; } w;
+    store(w.h, 0, a); store(w.h, 1, b); store(w.h, 2, c); store(w.h, 3, d);
+    *(uint2*)(p + j) = w.u;
+}
+
+// softmax_rows for cols a multiple of 4, in blocks of up to 1024 threads with 16-byte loads: a chunk
+// of a few hundred rows then fills the GPU (one row per block of 256 threads and 4-byte loads left
+// most of it waiting on memory). The same exps; their sum in another order.
+template <typename T>
+__device__ void softmax_rows4(const float* s, T* p, float* inv, int cols) {
+    __shared__ float shared[32];
+    const float4* row = (const float4*)(s + (long long)blockIdx.x * cols);
+    T* out = p + (long long)blockIdx.x * cols;
+    const int c4 = cols >> 2;
+    float m = -__int_as_float(0x7f800000);
+    for (int j = threadIdx.x; j < c4; j += blockDim.x) {
+        float4 v = row[j];
+        m = fmaxf(m, fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)));
+    }
+    m = block_max_any(m, shared);
+    if (threadIdx.x == 0) shared[0] = m;
+    __syncthreads();
+    m = shared[0];
+    __syncthreads();
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < c4; j += blockDim.x) {
+        float4 v = row[j];
+        float a = expf(v.x - m), b = expf(v.y - m), c = expf(v.z - m), d = expf(v.w - m);
+        sum += a;
+        sum += b;
+        sum += c;
+        sum += d;
+        store4(out, 4LL * j, a, b, c, d);
+    }
+    sum = block_sum_any(sum, shared);
+    if (threadIdx.x == 0) inv[blockIdx.x] = 1.f / sum;
+}
+
 // y[r, c] = acc[r * C + c] * inv[r] in the storage type: the exps' weighted sums of values (fp32,
 // from the GEMM) divided by their rows' sums. Grid: x over channels, y a loop over rows.
 template <typename T>
@@ -307,6 +392,7 @@ extern "C" __global__ void strided_conv_##S(const T* x, int xs, int xo, const fl
         int N, int H, int W, int Cin, int OH, int OW, int Cout, int k, int stride, int pt, int pl) \
         { strided_conv(x, xs, xo, w, bias, y, ys, yo, N, H, W, Cin, OH, OW, Cout, k, stride, pt, pl); } \
 extern "C" __global__ void softmax_rows_##S(const float* s, T* p, float* inv, int cols) { softmax_rows(s, p, inv, cols); } \
+extern "C" __global__ void softmax_rows4_##S(const float* s, T* p, float* inv, int cols) { softmax_rows4(s, p, inv, cols); } \
 extern "C" __global__ void scale_rows_##S(const float* acc, const float* inv, T* y, int ys, int rows, int C) \
         { scale_rows(acc, inv, y, ys, rows, C); }
 
