@@ -53,15 +53,15 @@ final class VaeKernels implements AutoCloseable {
     /** Queries per chunk at most (see {@link #chunkRows}). */
     static final int ATTENTION_ROWS = 256;
     /**
-     * cuBLAS's scratch for attention's GEMMs, after the chunk in the lent scratch: as much as cuBLAS
-     * asks for on Hopper, for split-K (P.V reduces over every key into a small output).
+     * cuBLAS's scratch for attention's GEMMs, after the chunk in the lent scratch. 4 MiB is what the
+     * H200 figures were measured with; cuBLAS asks for 32 MiB on Hopper (split-K for P.V, which
+     * reduces over every key into a small output): untried, and at 1024 it would still fit the
+     * convolutions' 64 MiB workspace.
      */
-    static final long BLAS_WORKSPACE = 32L << 20;
-    /** Threads per row of softmax_rows4: 1,024, so a chunk of 256 rows fills the GPU. */
-    static final int SOFTMAX_THREADS = 1024;
+    static final long BLAS_WORKSPACE = 4L << 20;
     /** Widest GroupNorm input gn_stats takes (GN_MAX_C in vae_kernels.cu). */
     static final int GN_MAX_C = 2048;
-    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "strided_conv", "softmax_rows", "softmax_rows4", "scale_rows"};
+    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "strided_conv", "softmax_rows", "scale_rows"};
 
     /**
      * Whether GroupNorm takes lanes of 8 channels where C allows (gn_stats8, gn_apply8); HEADROOM_VAE_GN=scalar
@@ -257,8 +257,7 @@ final class VaeKernels implements AutoCloseable {
                     // scores^T (keys x rows, column-major) = K (keys x C) . Q_chunk^T (C x rows)
                     blasLib.gemm(h, Cublas.OP_T, Cublas.OP_N, keys, rows, q.c, scaled, kb, type, k.stride, qb, type, q.stride,
                             scores, Cublas.R_32F, keys, compute);
-                    if (keys % 4 == 0) launch("softmax_rows4", rows, 1, SOFTMAX_THREADS, 1, scores, probs, inv, keys);
-                    else launch("softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
+                    launch("softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
                     // acc^T (C x rows, fp32) = V^T (C x keys) . E^T (keys x rows); then out_chunk = acc / sums by row
                     blasLib.gemm(h, Cublas.OP_N, Cublas.OP_N, v.c, rows, keys, unit, vb, type, v.stride, probs, type, keys,
                             acc, Cublas.R_32F, v.c, compute);

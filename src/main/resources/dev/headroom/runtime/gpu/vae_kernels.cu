@@ -28,6 +28,21 @@ __device__ float block_max(float v, float* shared) {
     return v;
 }
 
+// The last step of gn_stats and gn_stats8: thread g adds its group's channels of every pixel lane, lanes
+// in order, from the lanes' sums in shared memory (ss, sq: PL x C), and writes row r's two sums.
+__device__ __forceinline__ void gn_group_sums(const float* ss, const float* sq, int PL, int C, int G, long long r, float* partial) {
+    if (threadIdx.x >= G) return;
+    const int g = threadIdx.x, per = C / G;
+    float a = 0.f, b = 0.f;
+    for (int l = 0; l < PL; l++)
+        for (int ch = g * per; ch < (g + 1) * per; ch++) {
+            a += ss[l * C + ch];
+            b += sq[l * C + ch];
+        }
+    partial[(r * G + g) * 2] = a;
+    partial[(r * G + g) * 2 + 1] = b;
+}
+
 // GroupNorm statistics, first step: block r (row r = b*H + y of pixels) writes the fp32 sum and sum
 // of squares of that row's values in each group g to partial[(r * G + g) * 2]. The order of the
 // additions is fixed by W and C alone: thread t adds channels t % CL (+ CL, + 2 CL ...) of pixels
@@ -68,17 +83,7 @@ __device__ void gn_stats(const T* x, int xs, int xo, int W, int C, int G, float*
         }
     }
     __syncthreads();
-    if (threadIdx.x < G) {
-        const int g = threadIdx.x, per = C / G;
-        float a = 0.f, b = 0.f;
-        for (int l = 0; l < PL; l++)
-            for (int ch = g * per; ch < (g + 1) * per; ch++) {
-                a += ss[l * C + ch];
-                b += sq[l * C + ch];
-            }
-        partial[(r * G + g) * 2] = a;
-        partial[(r * G + g) * 2 + 1] = b;
-    }
+    gn_group_sums(ss, sq, PL, C, G, r, partial);
 }
 
 // GroupNorm statistics, second step: block b (one image) stages the H rows' partial sums in shared
@@ -211,17 +216,7 @@ __device__ void gn_stats8(const T* x, int xs, int xo, int W, int C, int G, int v
         }
     }
     __syncthreads();
-    if (threadIdx.x < G) {
-        const int g = threadIdx.x, per = C / G;
-        float a = 0.f, b = 0.f;
-        for (int l = 0; l < PL; l++)
-            for (int ch = g * per; ch < (g + 1) * per; ch++) {
-                a += ss[l * C + ch];
-                b += sq[l * C + ch];
-            }
-        partial[(r * G + g) * 2] = a;
-        partial[(r * G + g) * 2 + 1] = b;
-    }
+    gn_group_sums(ss, sq, PL, C, G, r, partial);
 }
 
 // gn_apply for C a multiple of 8: each thread normalises 8 consecutive channels of one pixel, with
@@ -300,73 +295,6 @@ __device__ void softmax_rows(const float* s, T* p, float* inv, int cols) {
     if (threadIdx.x == 0) inv[blockIdx.x] = 1.f / sum;
 }
 
-// Sum and maximum over a block of any multiple of 32 threads (up to 1024), in thread 0.
-__device__ float block_sum_any(float v, float* shared) {
-    const int warps = blockDim.x >> 5;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
-    if (threadIdx.x < 32) for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    __syncthreads();
-    return v;
-}
-
-__device__ float block_max_any(float v, float* shared) {
-    const int warps = blockDim.x >> 5;
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-    if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = threadIdx.x < warps ? shared[threadIdx.x] : -__int_as_float(0x7f800000);
-    if (threadIdx.x < 32) for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-    __syncthreads();
-    return v;
-}
-
-// Four exps into the storage type at p[j .. j+3] (j a multiple of 4; the row 16-byte aligned).
-__device__ __forceinline__ void store4(float* p, long long j, float a, float b, float c, float d) {
-    *(float4*)(p + j) = make_float4(a, b, c, d);
-}
-template <typename T>
-__device__ __forceinline__ void store4(T* p, long long j, float a, float b, float c, float d) {
-    union { uint2 u; T h[4]; } w;
-    store(w.h, 0, a); store(w.h, 1, b); store(w.h, 2, c); store(w.h, 3, d);
-    *(uint2*)(p + j) = w.u;
-}
-
-// softmax_rows for cols a multiple of 4, in blocks of up to 1024 threads with 16-byte loads: a chunk
-// of a few hundred rows then fills the GPU (one row per block of 256 threads and 4-byte loads left
-// most of it waiting on memory). The same exps; their sum in another order.
-template <typename T>
-__device__ void softmax_rows4(const float* s, T* p, float* inv, int cols) {
-    __shared__ float shared[32];
-    const float4* row = (const float4*)(s + (long long)blockIdx.x * cols);
-    T* out = p + (long long)blockIdx.x * cols;
-    const int c4 = cols >> 2;
-    float m = -__int_as_float(0x7f800000);
-    for (int j = threadIdx.x; j < c4; j += blockDim.x) {
-        float4 v = row[j];
-        m = fmaxf(m, fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)));
-    }
-    m = block_max_any(m, shared);
-    if (threadIdx.x == 0) shared[0] = m;
-    __syncthreads();
-    m = shared[0];
-    __syncthreads();
-    float sum = 0.f;
-    for (int j = threadIdx.x; j < c4; j += blockDim.x) {
-        float4 v = row[j];
-        float a = expf(v.x - m), b = expf(v.y - m), c = expf(v.z - m), d = expf(v.w - m);
-        sum += a;
-        sum += b;
-        sum += c;
-        sum += d;
-        store4(out, 4LL * j, a, b, c, d);
-    }
-    sum = block_sum_any(sum, shared);
-    if (threadIdx.x == 0) inv[blockIdx.x] = 1.f / sum;
-}
-
 // y[r, c] = acc[r * C + c] * inv[r] in the storage type: the exps' weighted sums of values (fp32,
 // from the GEMM) divided by their rows' sums. Grid: x over channels, y a loop over rows.
 template <typename T>
@@ -392,7 +320,6 @@ extern "C" __global__ void strided_conv_##S(const T* x, int xs, int xo, const fl
         int N, int H, int W, int Cin, int OH, int OW, int Cout, int k, int stride, int pt, int pl) \
         { strided_conv(x, xs, xo, w, bias, y, ys, yo, N, H, W, Cin, OH, OW, Cout, k, stride, pt, pl); } \
 extern "C" __global__ void softmax_rows_##S(const float* s, T* p, float* inv, int cols) { softmax_rows(s, p, inv, cols); } \
-extern "C" __global__ void softmax_rows4_##S(const float* s, T* p, float* inv, int cols) { softmax_rows4(s, p, inv, cols); } \
 extern "C" __global__ void scale_rows_##S(const float* acc, const float* inv, T* y, int ys, int rows, int C) \
         { scale_rows(acc, inv, y, ys, rows, C); }
 
