@@ -43,8 +43,14 @@ final class DecodeCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     SessionOptions session;
 
-    @Option(names = "--repeat", paramLabel = "N", defaultValue = "1", description = "Decode each latent N times, reporting each time (for timing: the first run also chooses convolution algorithms)")
+    @Option(names = "--repeat", paramLabel = "N", defaultValue = "1", description = "Decode each latent N times, reporting each time, then (whole) "
+            + "time N forward passes on the device alone, as PyTorch's figures are taken. For timing: with N > 1 the first run is a warm-up that "
+            + "times every convolution shape's ways to run (HEADROOM_CONV_TIMING=budget keeps the quick start)")
     int repeat;
+
+    @Option(names = "--profile", description = "With --json: one more whole pass, waiting for the device after each layer, "
+            + "reported as milliseconds per op and per layer shape (profile_ms_by_op, profile_ms_by_shape)")
+    boolean profile;
 
     @Option(names = {"-q", "--quiet"}, description = "No progress lines")
     boolean quiet;
@@ -81,7 +87,7 @@ final class DecodeCommand implements Callable<Integer> {
                         + " is a " + v.family().label + " VAE with " + v.config().latent() + " latent channels");
             }
         }
-        Session ops = session.open(memory);
+        Session ops = repeat > 1 ? openTimingEverything() : session.open(memory);
         try (VaeCodec codec = new VaeCodec(v, ops, true, false)) {
             List<Map<String, Object>> results = new ArrayList<>();
             for (int i = 0; i < latents.size(); i++) {
@@ -142,6 +148,17 @@ final class DecodeCommand implements Callable<Integer> {
         }
         r.put("decode_seconds", secs);
         if (times.size() > 1) r.put("decode_seconds_each", times);
+        if (rows == 0 && codec.lastBandRows() == 0 && repeat > 1) {
+            List<Double> forward = new ArrayList<>();
+            for (int k = 0; k < repeat; k++) {
+                long t0 = System.nanoTime();
+                codec.forward(lat);
+                forward.add(Math.round((System.nanoTime() - t0) / 1e5) / 1e4);
+            }
+            r.put("forward_seconds_each", forward);
+            r.put("forward_seconds_median", forward.stream().sorted().toList().get(forward.size() / 2));
+        }
+        if (profile && rows == 0 && codec.lastBandRows() == 0) r.putAll(profile(codec, lat));
         if (ops.memory() != null) r.put("allocated_peak_bytes", ops.memory().stats().allocatedPeak());
         if (!outputOptions.json && !quiet) {
             int used = codec.lastBandRows();
@@ -149,6 +166,48 @@ final class DecodeCommand implements Callable<Integer> {
             if (used != rows) System.err.printf("  ran out of memory %s: shrank to bands of %d rows%n", rows > 0 ? "in bands of " + rows + " rows" : "whole", used);
         }
         return r;
+    }
+
+    /**
+     * The session for a timed run (--repeat N > 1): its first decode, a warm-up, times every
+     * convolution shape's ways to run before running it (as `bench` does), unless HEADROOM_CONV_TIMING
+     * or -Dheadroom.conv-timing says otherwise; a single decode keeps the quick start (cuDNN's heuristic
+     * choice first, timing later within a small share of the job). The property is read when the session
+     * opens, and restored after.
+     */
+    private Session openTimingEverything() {
+        String before = System.getProperty("headroom.conv-timing");
+        if (before != null || System.getenv("HEADROOM_CONV_TIMING") != null) return session.open(memory);
+        System.setProperty("headroom.conv-timing", "full");
+        try {
+            return session.open(memory);
+        } finally {
+            System.clearProperty("headroom.conv-timing");
+        }
+    }
+
+    /** One whole pass waiting for the device after each layer: milliseconds by op, and by op and shape (largest first). */
+    private static Map<String, Object> profile(VaeCodec codec, Tensor lat) {
+        var runner = codec.decoder();
+        runner.resetProfile();
+        runner.profile(true);
+        try {
+            codec.forward(lat);
+        } finally {
+            runner.profile(false);
+        }
+        Map<String, Object> p = new LinkedHashMap<>();
+        p.put("profile_ms", Math.round(runner.nanosByOp().values().stream().mapToLong(Long::longValue).sum() / 1e4) / 100.0);
+        p.put("profile_ms_by_op", millis(runner.nanosByOp()));
+        p.put("profile_ms_by_shape", millis(runner.nanosByShape()));
+        return p;
+    }
+
+    private static Map<String, Double> millis(Map<String, Long> nanos) {
+        Map<String, Double> m = new LinkedHashMap<>();
+        nanos.entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
+                .forEach(e -> m.put(e.getKey(), Math.round(e.getValue() / 1e4) / 100.0));
+        return m;
     }
 
     /**

@@ -73,6 +73,20 @@ public final class VaeCodec implements AutoCloseable {
         return Tensor.wrap(img, x.n, x.h, x.w, x.c);
     }
 
+    /**
+     * Runs the decoder whole on {@code latent} and waits for the device, leaving the image on it
+     * (no download, no conversion): the forward pass alone, timed as PyTorch's figures are.
+     */
+    public void forward(Tensor latent) {
+        float[] z = latent.toArray();
+        for (int i = 0; i < z.length; i++) z[i] = z[i] / vae.scaling() + vae.shift();
+        Ops ops = decoder.ops();
+        decoder.run(Tensor.wrap(z, latent.n, latent.h, latent.w, latent.c), t -> {
+            ops.synchronize();
+            return null;
+        });
+    }
+
     /** The decoder's raw output in [-1, 1] for the decoder's input z (no scaling, no clamp): for goldens. */
     public Tensor decodeRaw(Tensor z, int bandRows) {
         return shrinking(decoder, z, bandRows, z.h * vae.config().scale());

@@ -32,6 +32,8 @@ public final class GraphRunner implements AutoCloseable {
     private final java.util.Map<String, MemoryPlan> plans = new java.util.HashMap<>();
     private long peakBytes;
     private final java.util.Map<String, Long> nanosByOp = new java.util.TreeMap<>();
+    /** While profiling: time per op and shape ("conv3x3+residual 512>256 @512x512"), in nanoseconds. */
+    private final java.util.Map<String, Long> nanosByShape = new java.util.TreeMap<>();
     private boolean profiling;
     private boolean bands = true;
     private final Replays replays;
@@ -107,8 +109,18 @@ public final class GraphRunner implements AutoCloseable {
         return java.util.Collections.unmodifiableMap(nanosByOp);
     }
 
+    /**
+     * Device time per op and shape over the profiled runs, in nanoseconds: each kind of op split by
+     * kernel size, channels and output size ("conv3x3+residual 512>256 @512x512"), to find which
+     * layers a pass spends its time in.
+     */
+    public java.util.Map<String, Long> nanosByShape() {
+        return java.util.Collections.unmodifiableMap(nanosByShape);
+    }
+
     public void resetProfile() {
         nanosByOp.clear();
+        nanosByShape.clear();
     }
 
     /**
@@ -123,6 +135,10 @@ public final class GraphRunner implements AutoCloseable {
         if (!(n.op() instanceof Op.Conv2d c)) return n.op().kind();
         return n.op().kind() + (c.act().kind() != dev.headroom.core.graph.Act.Kind.NONE ? "+" + c.act().kind().name().toLowerCase() : "")
                 + (c.hasResidual() ? "+residual" : "") + (c.hasOuterResidual() ? "+outer" : "");
+    }
+
+    private static String shapeLabel(Node n, Tensor[] ins, Tensor out) {
+        return opLabel(n) + " " + ins[0].c + ">" + out.c + " @" + out.h + "x" + out.w;
     }
 
     /** The memory plan for an (n, h, w) input on this backend, made once per shape. */
@@ -319,7 +335,9 @@ public final class GraphRunner implements AutoCloseable {
             long t0 = System.nanoTime();
             step(node, ins, out);
             if (profiling) ops.synchronize();
-            nanosByOp.merge(opLabel(node), System.nanoTime() - t0, Long::sum);
+            long ns = System.nanoTime() - t0;
+            nanosByOp.merge(opLabel(node), ns, Long::sum);
+            if (profiling) nanosByShape.merge(shapeLabel(node, ins, out), ns, Long::sum);
         }
     }
 

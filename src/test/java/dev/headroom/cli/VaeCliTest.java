@@ -56,6 +56,27 @@ class VaeCliTest {
     }
 
     @Test
+    void repeatedDecodesReportForwardPassesAndAProfile() throws Exception {
+        Path a = dir.resolve("repeat.npy");
+        var r = headroom("decode", latent.toString(), "-o", a.toString(), "--model", vae.toString(), "--device", "cpu", "--repeat", "3", "--profile", "--json");
+        assertEquals(0, r.status(), r.err());
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
+        var img = json.get("images").get(0);
+        assertEquals(3, img.get("decode_seconds_each").size(), r.out());
+        assertEquals(3, img.get("forward_seconds_each").size(), r.out());
+        assertTrue(img.get("forward_seconds_median").asDouble() > 0, r.out());
+        // every layer of the profiled pass is counted once: by op, and by op and shape, the same total
+        var byOp = img.get("profile_ms_by_op");
+        assertTrue(byOp.has("conv3x3") && byOp.has("group_norm+silu") && byOp.has("attention"), r.out());
+        double ops = 0, shapes = 0;
+        for (var e : byOp) ops += e.asDouble();
+        for (var e : img.get("profile_ms_by_shape")) shapes += e.asDouble();
+        assertEquals(ops, shapes, 0.05 + 1e-3 * ops, r.out());
+        assertTrue(img.get("profile_ms_by_shape").fieldNames().next().matches("\\S+ .*>\\d+ @\\d+x\\d+"), r.out());
+        assertEquals(null, System.getProperty("headroom.conv-timing"), "the decode's timing setting is not left behind");
+    }
+
+    @Test
     void encodesAnImageAndPlansAndInspects() throws Exception {
         Path out = dir.resolve("enc.safetensors");
         var r = headroom("encode", writePhoto(21, 16).toString(), "-o", out.toString(), "--model", vae.toString(), "--device", "cpu");

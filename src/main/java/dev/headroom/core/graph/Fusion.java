@@ -60,8 +60,10 @@ final class Fusion {
         for (Node node : g.nodes()) {
             if (!(node.op() instanceof Op.Conv2d c) || c.hasResidual() != outer || c.hasOuterResidual()) continue;
             ScaledSum sum = scaledSum(g, consumers, node.id());
-            // an add of two such convolutions (a VAE resnet's conv2 + conv_shortcut) takes the first; the second stays a node
+            // an add of two such convolutions (a VAE resnet's conv_shortcut + conv2) takes the later; the earlier stays a node
+            // (the later one's input is the longer path; the earlier one's output is then the residual, already made)
             if (sum == null || !(ops[sum.add()] instanceof Op.Add)) continue;
+            if (sum.other() > node.id() && sum.scaleNode() < 0 && eligible(g, consumers, sum.other(), sum.add(), outer)) continue;
             // the add becomes the convolution (it keeps the add's id, so its readers need no change); the scale goes
             ops[sum.add()] = outer ? c.withOuterResidual(sum.scale()) : c.withResidual(sum.scale());
             inputs[sum.add()] = outer ? new int[] {node.input(0), node.input(1), sum.other()} : new int[] {node.input(0), sum.other()};
@@ -69,6 +71,12 @@ final class Fusion {
             if (sum.scaleNode() >= 0) gone[sum.scaleNode()] = true;
         }
         return rebuild(g, ops, gone, inputs);
+    }
+
+    /** Whether {@code other} is a convolution this pass could fuse into {@code add} as well (a plain sum of the two, nothing else reading it). */
+    private static boolean eligible(Graph g, List<List<Integer>> consumers, int other, int add, boolean outer) {
+        return g.node(other).op() instanceof Op.Conv2d c && c.hasResidual() == outer && !c.hasOuterResidual()
+                && single(consumers, other, g) && consumers.get(other).getFirst() == add;
     }
 
     /** out = scale * node + other, found in the graph as an add (node {@code add}) after an optional scale node (-1 if none). */

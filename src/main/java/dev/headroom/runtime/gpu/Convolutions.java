@@ -79,6 +79,8 @@ final class Convolutions implements AutoCloseable {
     /** Calls of each shape that still runs on a heuristic choice. */
     private final Map<Key, Integer> calls = new HashMap<>();
     private long firstCall, tuningNanos;
+    /** Time spent timing shapes met for the first time before their first run (full timing, or nothing remembered and no heuristic). */
+    private long timingNanos;
     /**
      * Time spent finalising plans of untimed or remembered choices: on a machine whose driver JIT
      * cache is empty, cuDNN compiles kernels there for seconds (H200: a first 256 tile 6.5 s cold,
@@ -237,6 +239,26 @@ final class Convolutions implements AutoCloseable {
         return tuningNanos;
     }
 
+    /** Nanoseconds spent timing shapes before their first run ({@link #timingNanos}). */
+    long timingNanos() {
+        return timingNanos;
+    }
+
+    /** Bytes of the kept workspace (0 when none is held now). */
+    long workspaceBytes() {
+        return workspace == null ? 0 : workspace.bytes();
+    }
+
+    /**
+     * The most workspace any chosen cuDNN plan uses (cuBLAS's GEMMs may use the rest): what the
+     * workspace could shrink to once every shape is chosen; the planner counts the whole cap.
+     */
+    long workspaceUsed() {
+        long used = 0;
+        for (Choice c : choices.values()) if (c.graph() != null && !c.graph().workspaces.isEmpty()) used = Math.max(used, c.graph().workspaces.getFirst());
+        return used;
+    }
+
     /** Nanoseconds spent finalising the plans of untimed and remembered choices ({@link #buildNanos}). */
     long buildNanos() {
         return buildNanos;
@@ -291,8 +313,10 @@ final class Convolutions implements AutoCloseable {
             buildMaxNanos = Math.max(buildMaxNanos, built);
             builds++;
             if (choice == null) {
+                long t1 = System.nanoTime();
                 choice = choose(call);
                 if (forced == null) remember(key, choice);
+                timingNanos += System.nanoTime() - t1;
             }
             choices.put(key, choice);
         } else if (choice.heuristic() && backgroundSpecs.containsKey(key) && !ops.capturing() && background.done(key)) {
@@ -722,6 +746,16 @@ final class Convolutions implements AutoCloseable {
     /** A device copy of one fp32 value (the residual scale of a fused graph), uploaded once. */
     private long scalar(float v) {
         return scalars.computeIfAbsent(v, f -> ops.uploadFloats(new float[] {f})).address();
+    }
+
+    /**
+     * The workspace, at least {@code bytes} large, lent to another op on this stream between
+     * convolutions (attention's chunks): so its scratch costs no memory beyond the workspace the
+     * convolutions keep anyway. Valid until the next convolution or lend may grow it.
+     */
+    DeviceBuffer lend(long bytes) {
+        ensureWorkspace(bytes);
+        return workspace;
     }
 
     /**

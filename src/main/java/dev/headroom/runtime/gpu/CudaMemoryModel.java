@@ -111,16 +111,14 @@ public final class CudaMemoryModel implements DeviceModel {
 
     @Override
     public long persistent(Node node, int[] in, int[] out) {
-        // attention's workspace is kept beside the convolutions' (see VaeKernels), so it counts with the largest that may be
-        if (node.op() instanceof Op.Attention) return attentionScratch((long) in[1] * in[2], in[3], precision) + MAX_WORKSPACE;
+        // attention borrows the convolutions' workspace, growing it to its need where that is more (CudaOps.attention)
+        if (node.op() instanceof Op.Attention) return attentionScratch((long) in[1] * in[2], in[3], precision);
         return node.op() instanceof Op.Conv2d ? workspaceCap(bytes(in)) : 0;
     }
 
-    /** Attention's chunk of scores and probabilities ({@link VaeKernels}, kept once made) and its cuBLAS handle's workspace. */
+    /** Attention's chunk of scores and probabilities and its cuBLAS workspace ({@link VaeKernels#attentionNeed}), in the convolutions' workspace. */
     public static long attentionScratch(long positions, int channels, Precision precision) {
-        long perRow = positions * (4 + precision.bytes) + 4 + 4L * channels;
-        long m = Math.max(1, Math.min(positions, VaeKernels.ATTENTION_WORKSPACE / perRow));
-        return DeviceModel.align(VaeKernels.attentionBytes(m, positions, channels, precision)) + VaeKernels.BLAS_WORKSPACE;
+        return DeviceModel.align(VaeKernels.attentionNeed(positions, positions, channels, precision));
     }
 
     private long bytes(int[] s) {

@@ -412,7 +412,9 @@ public final class CudaOps implements Session {
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out) {
-        vae().attention(q, k, v, scale, out);
+        // attention's chunk and cuBLAS scratch live in the convolutions' workspace (grown if it is smaller), idle meanwhile on this stream
+        VaeKernels kernels = vae();
+        kernels.attention(q, k, v, scale, out, convolutions.lend(VaeKernels.attentionNeed((long) q.h * q.w, (long) k.h * k.w, v.c, precision)));
     }
 
     /** Waits for this session's stream (never the whole device). */
@@ -440,6 +442,9 @@ public final class CudaOps implements Session {
         d.put("conv_plan_builds", convolutions.builds()[0]);
         d.put("conv_plan_build_max_ms", Math.round(convolutions.builds()[1] / 1e4) / 100.0);
         if (convolutions.adopted() > 0) d.put("conv_background_adopted", convolutions.adopted());
+        d.put("conv_timing_ms", Math.round(convolutions.timingNanos() / 1e4) / 100.0);
+        d.put("conv_workspace_bytes", convolutions.workspaceBytes());
+        d.put("conv_workspace_used_bytes", convolutions.workspaceUsed());
         d.put("kernel_modules_ms", KernelCache.millis());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());

@@ -29,6 +29,8 @@ import java.util.Map;
  * sums per (image, group) kept on the device and writes (mean, rstd) beside them, and
  * {@code gn_apply} reads those. Gathered band by band ({@link #normStats}), the additions are the
  * whole image's in the same order, so an exactly tiled decode equals the untiled one bit for bit.
+ * Where C is a multiple of 8 (every SD-family VAE), {@code gn_stats8} and {@code gn_apply8} take
+ * lanes of 8 channels with 16-byte accesses (one channel per thread and 2-byte accesses before).
  *
  * <p>Attention is memory-bounded: queries go in chunks of m rows; for each, one cuBLAS GEMM makes
  * the fp32 scores of those m queries against every key (m x positions), a kernel turns each row
@@ -37,9 +39,10 @@ import java.util.Map;
  * each row by its sum. Normalised probabilities, stored in fp16, would be subnormal at 16,384 and
  * more positions: in a numpy emulation (scores ~N(0,1)) that made a relative error of 2.7e-3 at
  * 262,144 positions (a 4096x4096 decode), against 1.9e-4 this way. The workspace is about m x
- * positions x (4 + element) bytes, m chosen so that stays under {@link #ATTENTION_WORKSPACE}:
- * memory grows with the positions, never with their square.
- * It is kept between calls (a recording may not allocate), as is GroupNorm's small scratch.
+ * positions x (4 + element) bytes, m at most {@link #ATTENTION_ROWS} and so that it stays under
+ * {@link #ATTENTION_WORKSPACE}: memory grows with the positions, never with their square. It is
+ * the convolutions' workspace, lent (CudaOps.attention), so it costs nothing beside it where it
+ * fits; GroupNorm's small scratch is kept between calls (a recording may not allocate).
  */
 final class VaeKernels implements AutoCloseable {
     /**
@@ -47,11 +50,25 @@ final class VaeKernels implements AutoCloseable {
      * positions) a chunk is 85 queries, whose GEMMs still do about 85 flops per byte of keys read.
      */
     static final long ATTENTION_WORKSPACE = 128L << 20;
-    /** cuBLAS's own scratch for this handle. */
-    static final long BLAS_WORKSPACE = 32L << 20;
+    /** Queries per chunk at most (see {@link #chunkRows}). */
+    static final int ATTENTION_ROWS = 256;
+    /**
+     * cuBLAS's scratch for attention's GEMMs, after the chunk in the lent scratch. 4 MiB is what the
+     * H200 figures were measured with; cuBLAS asks for 32 MiB on Hopper (split-K for P.V, which
+     * reduces over every key into a small output): untried, and at 1024 it would still fit the
+     * convolutions' 64 MiB workspace.
+     */
+    static final long BLAS_WORKSPACE = 4L << 20;
     /** Widest GroupNorm input gn_stats takes (GN_MAX_C in vae_kernels.cu). */
     static final int GN_MAX_C = 2048;
-    private static final String[] KERNELS = {"gn_stats", "gn_apply", "strided_conv", "softmax_rows", "scale_rows"};
+    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "strided_conv", "softmax_rows", "scale_rows"};
+
+    /**
+     * Whether GroupNorm takes lanes of 8 channels where C allows (gn_stats8, gn_apply8); HEADROOM_VAE_GN=scalar
+     * keeps one channel per thread (gn_stats, gn_apply), for comparison. Statistics differ between the two in
+     * the order of their fp32 additions, so a decode's bands and its whole image must use the same.
+     */
+    private static final boolean lanes8 = !"scalar".equals(System.getenv("HEADROOM_VAE_GN"));
 
     private final Driver cu;
     private final MemorySegment stream;
@@ -61,9 +78,8 @@ final class VaeKernels implements AutoCloseable {
     private final Map<String, MemorySegment> fns = new HashMap<>();
     private final Map<float[], DeviceBuffer> constants = new IdentityHashMap<>();
     private MemorySegment blas;
-    private DeviceBuffer blasWorkspace;
-    /** Kept scratch: attention's chunk of scores and probabilities; a whole-image GroupNorm's row sums, and its statistics. */
-    private DeviceBuffer attentionWorkspace, normPartial, normStats;
+    /** Kept scratch: a whole-image GroupNorm's row sums, and its statistics. */
+    private DeviceBuffer normPartial, normStats;
 
     VaeKernels(Driver cu, int device, MemorySegment stream, DeviceMemory alloc, Precision precision) {
         this.cu = cu;
@@ -169,18 +185,34 @@ final class VaeKernels implements AutoCloseable {
         if (in.c > GN_MAX_C || groups > 256) {
             throw new IllegalArgumentException("group norm over " + in.c + " channels in " + groups + " groups: the CUDA kernel takes at most " + GN_MAX_C + " channels and 256 groups");
         }
+        if (in.c % 8 == 0 && lanes8) {
+            // lanes of 8 channels (16-byte loads where aligned): the order of additions depends on W and C alone, as gn_stats's
+            launch("gn_stats8", in.n * in.h, 1, 256, 1, at(in), in.stride, 0, in.w, in.c, groups, vectors(in) ? 1 : 0, partial);
+            return;
+        }
         launch("gn_stats", in.n * in.h, 1, 256, 1, at(in), in.stride, 0, in.w, in.c, groups, partial);
+    }
+
+    /** Whether every 8 channels of a view, starting at channel 0 of a pixel, lie in one aligned 16-byte (16-bit) or two (fp32) accesses. */
+    private static boolean vectors(Tensor t) {
+        return (at(t) & 15) == 0 && ((long) t.stride * t.precision.bytes) % 16 == 0;
     }
 
     /** gn_accumulate: the rows' sums added in order to acc (from zero when reset), (mean, rstd) written to meanRstd. */
     private void accumulate(long partial, Tensor in, Op.GroupNorm op, boolean reset, long acc, long meanRstd) {
-        int threads = in.n * op.groups();
-        launch("gn_accumulate", (threads + 127) / 128, 1, 128, 1, partial, in.n, in.h, op.groups(),
+        launch("gn_accumulate", in.n, 1, 256, 1, partial, in.n, in.h, op.groups(),
                 (double) in.w * (in.c / op.groups()), reset ? 1 : 0, op.eps(), acc, meanRstd);
     }
 
     private void apply(Tensor in, Op.GroupNorm op, long meanRstd, float[] gamma, float[] beta, Tensor out) {
         long pixels = (long) out.n * out.h * out.w;
+        if (out.c % 8 == 0 && lanes8) {
+            long lanes = pixels * (out.c / 8);
+            launch("gn_apply8", (int) Math.min((lanes + 255) / 256, 1 << 20), 1, 256, 1,
+                    at(in), in.stride, 0, meanRstd, constant(gamma), constant(beta), op.silu() ? 1 : 0,
+                    at(out), out.stride, 0, pixels, (long) out.h * out.w, out.c, op.groups(), vectors(in) && vectors(out) ? 1 : 0);
+            return;
+        }
         launch("gn_apply", (out.c + 31) / 32, (int) Math.min((pixels + 7) / 8, 65535), 32, 8,
                 at(in), in.stride, 0, meanRstd, constant(gamma), constant(beta), op.silu() ? 1 : 0,
                 at(out), out.stride, 0, pixels, (long) out.h * out.w, out.c, op.groups());
@@ -193,24 +225,30 @@ final class VaeKernels implements AutoCloseable {
                 in.n, in.h, in.w, op.cin(), out.h, out.w, op.cout(), op.k(), op.stride(), op.padTop(), op.padLeft());
     }
 
-    void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out) {
+    /**
+     * out = softmax(q k^T * scale) v in chunks of queries (see the class comment); {@code shared}
+     * is scratch of at least {@link #attentionNeed} bytes lent for this call (the convolutions'
+     * workspace, idle while attention runs on the same stream): the chunk's scores, exps and sums,
+     * then cuBLAS's workspace.
+     */
+    void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer shared) {
         int queries = q.h * q.w, keys = k.h * k.w;
-        long perRow = (long) keys * (Float.BYTES + precision.bytes) + Float.BYTES + (long) v.c * Float.BYTES;   // scores, exps, 1/sum, fp32 output
-        int m = (int) Math.max(1, Math.min(queries, ATTENTION_WORKSPACE / perRow));
+        int m = chunkRows(queries, keys, v.c, precision);
+        long need = attentionNeed(queries, keys, v.c, precision);
+        if (shared.bytes() < need) throw new IllegalArgumentException("attention scratch of " + shared.bytes() + " bytes; it needs " + need);
         int type = switch (precision) { case F32 -> Cublas.R_32F; case F16 -> Cublas.R_16F; case BF16 -> Cublas.R_16BF; };
         int compute = precision == Precision.F32 ? Cublas.COMPUTE_32F_PEDANTIC : Cublas.COMPUTE_32F;
         long e = precision.bytes;
         // scores (fp32), exps (storage type), 1/sum per row and the fp32 output, each 16-byte aligned
         long probsAt = (long) m * keys * Float.BYTES, invAt = align16(probsAt + (long) m * keys * e), accAt = align16(invAt + (long) m * Float.BYTES);
-        attentionWorkspace = kept(attentionWorkspace, accAt + (long) m * v.c * Float.BYTES);
-        DeviceBuffer ws = attentionWorkspace;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment scaled = a.allocate(JAVA_FLOAT, 2), unit = a.allocate(JAVA_FLOAT, 2);
             scaled.setAtIndex(JAVA_FLOAT, 0, scale);
             unit.setAtIndex(JAVA_FLOAT, 0, 1f);
-            long scores = ws.address(), probs = scores + probsAt, inv = scores + invAt, acc = scores + accAt;
+            long scores = shared.address(), probs = scores + probsAt, inv = scores + invAt, acc = scores + accAt;
             MemorySegment h = handle();
             Cublas blasLib = Cublas.get();
+            blasLib.setWorkspace(h, scores + blasAt(m, keys, v.c, precision), BLAS_WORKSPACE);   // a host-side setting: nothing is queued
             for (int b = 0; b < q.n; b++) {
                 long kb = at(k) + (long) b * keys * k.stride * e, vb = at(v) + (long) b * keys * v.stride * e;
                 for (int r0 = 0; r0 < queries; r0 += m) {
@@ -226,18 +264,32 @@ final class VaeKernels implements AutoCloseable {
                     launch("scale_rows", (v.c + 31) / 32, Math.min((rows + 7) / 8, 65535), 32, 8, acc, inv, ob, out.stride, rows, v.c);
                 }
             }
-            // cuBLAS reads host-pointer scalars before gemm returns; the workspace is kept: nothing to wait for
+            // cuBLAS reads host-pointer scalars before gemm returns; the scratch is the caller's: nothing to wait for
         }
     }
 
+    /**
+     * Queries per chunk: at most {@link #ATTENTION_ROWS}, and fewer where their scores would pass
+     * {@link #ATTENTION_WORKSPACE}. At 1024x1024 (16,384 positions) a chunk of 256 queries takes
+     * 25 MB (1,365 queries took the whole 128 MiB), and its GEMMs still do 256 flops per byte of
+     * keys read.
+     */
+    static int chunkRows(long queries, long keys, int channels, Precision precision) {
+        long perRow = keys * (Float.BYTES + precision.bytes) + Float.BYTES + (long) channels * Float.BYTES;   // scores, exps, 1/sum, fp32 output
+        return (int) Math.max(1, Math.min(Math.min(queries, ATTENTION_ROWS), ATTENTION_WORKSPACE / perRow));
+    }
+
+    /** Scratch bytes one attention call takes: its chunk ({@link #attentionBytes}), then cuBLAS's workspace (256-byte aligned). */
+    static long attentionNeed(long queries, long keys, int channels, Precision precision) {
+        return blasAt(chunkRows(queries, keys, channels, precision), keys, channels, precision) + BLAS_WORKSPACE;
+    }
+
+    private static long blasAt(long m, long keys, int channels, Precision precision) {
+        return (attentionBytes(m, keys, channels, precision) + 255) / 256 * 256;
+    }
+
     private MemorySegment handle() {
-        if (blas == null) {
-            try (var scope = alloc.tag("workspace", "cublas")) {
-                blasWorkspace = alloc.allocate(BLAS_WORKSPACE, stream.address());
-            }
-            blas = Cublas.get().createHandle(stream);
-            Cublas.get().setWorkspace(blas, blasWorkspace.address(), blasWorkspace.bytes());
-        }
+        if (blas == null) blas = Cublas.get().createHandle(stream);
         return blas;
     }
 
@@ -310,10 +362,9 @@ final class VaeKernels implements AutoCloseable {
     public void close() {
         cu.streamSynchronize(stream);
         if (blas != null) Cublas.get().destroyHandle(blas);
-        if (blasWorkspace != null) alloc.free(blasWorkspace);
         for (DeviceBuffer b : constants.values()) alloc.free(b);
         constants.clear();
-        for (DeviceBuffer b : new DeviceBuffer[] {attentionWorkspace, normPartial, normStats}) if (b != null) alloc.free(b);
+        for (DeviceBuffer b : new DeviceBuffer[] {normPartial, normStats}) if (b != null) alloc.free(b);
         cu.moduleUnload(module);
     }
 }

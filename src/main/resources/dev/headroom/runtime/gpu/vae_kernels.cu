@@ -28,6 +28,21 @@ __device__ float block_max(float v, float* shared) {
     return v;
 }
 
+// The last step of gn_stats and gn_stats8: thread g adds its group's channels of every pixel lane, lanes
+// in order, from the lanes' sums in shared memory (ss, sq: PL x C), and writes row r's two sums.
+__device__ __forceinline__ void gn_group_sums(const float* ss, const float* sq, int PL, int C, int G, long long r, float* partial) {
+    if (threadIdx.x >= G) return;
+    const int g = threadIdx.x, per = C / G;
+    float a = 0.f, b = 0.f;
+    for (int l = 0; l < PL; l++)
+        for (int ch = g * per; ch < (g + 1) * per; ch++) {
+            a += ss[l * C + ch];
+            b += sq[l * C + ch];
+        }
+    partial[(r * G + g) * 2] = a;
+    partial[(r * G + g) * 2 + 1] = b;
+}
+
 // GroupNorm statistics, first step: block r (row r = b*H + y of pixels) writes the fp32 sum and sum
 // of squares of that row's values in each group g to partial[(r * G + g) * 2]. The order of the
 // additions is fixed by W and C alone: thread t adds channels t % CL (+ CL, + 2 CL ...) of pixels
@@ -68,36 +83,43 @@ __device__ void gn_stats(const T* x, int xs, int xo, int W, int C, int G, float*
         }
     }
     __syncthreads();
-    if (threadIdx.x < G) {
-        const int g = threadIdx.x, per = C / G;
-        float a = 0.f, b = 0.f;
-        for (int l = 0; l < PL; l++)
-            for (int ch = g * per; ch < (g + 1) * per; ch++) {
-                a += ss[l * C + ch];
-                b += sq[l * C + ch];
-            }
-        partial[(r * G + g) * 2] = a;
-        partial[(r * G + g) * 2 + 1] = b;
-    }
+    gn_group_sums(ss, sq, PL, C, G, r, partial);
 }
 
-// GroupNorm statistics, second step: thread (image b, group g) adds the H rows' partial sums, in
-// row order, to the running double (count, sum, sum of squares) in acc[(b * G + g) * 3] (from zero
-// when reset), and writes (mean, rstd) of what it holds to meanRstd[(b * G + g) * 2]. A band's rows
-// added after the bands above it are the same additions in the same order as the whole image's,
-// so a GroupNorm gathered band by band equals the untiled one bit for bit.
+// GroupNorm statistics, second step: block b (one image) stages the H rows' partial sums in shared
+// memory, a slice of rows at a time (coalesced loads), and thread g adds its group's rows in row order
+// to the running double (count, sum, sum of squares) in acc[(b * G + g) * 3] (from zero when reset),
+// then writes (mean, rstd) of what it holds to meanRstd[(b * G + g) * 2]. A band's rows added after
+// the bands above it are the same additions in the same order as the whole image's, so a GroupNorm
+// gathered band by band equals the untiled one bit for bit. (One thread per group reading each row
+// from global memory in turn spent about 0.6 us a row waiting: 0.6 ms of each GroupNorm at 1024 rows.)
+#define GN_ACC_FLOATS 8192
 extern "C" __global__ void gn_accumulate(const float* partial, int N, int H, int G, double perRow, int reset, float eps,
                                          double* acc, float* meanRstd) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N * G) return;
-    const int b = i / G, g = i % G;
-    double n = reset ? 0.0 : acc[i * 3], s = reset ? 0.0 : acc[i * 3 + 1], q = reset ? 0.0 : acc[i * 3 + 2];
-    for (int y = 0; y < H; y++) {
-        const float* p = partial + ((long long)(b * H + y) * G + g) * 2;
-        n += perRow;
-        s += (double)p[0];
-        q += (double)p[1];
+    __shared__ float staged[GN_ACC_FLOATS];
+    const int b = blockIdx.x, g = threadIdx.x, i = b * G + g;
+    const int R = GN_ACC_FLOATS / (2 * G);   // rows per slice: G is at most 256
+    double n = 0.0, s = 0.0, q = 0.0;
+    if (g < G && !reset) {
+        n = acc[i * 3];
+        s = acc[i * 3 + 1];
+        q = acc[i * 3 + 2];
     }
+    for (int y0 = 0; y0 < H; y0 += R) {
+        const int rows = H - y0 < R ? H - y0 : R;
+        const float* src = partial + (long long)(b * H + y0) * G * 2;
+        for (int j = threadIdx.x; j < rows * G * 2; j += blockDim.x) staged[j] = src[j];
+        __syncthreads();
+        if (g < G) {
+            for (int y = 0; y < rows; y++) {
+                n += perRow;
+                s += (double)staged[(y * G + g) * 2];
+                q += (double)staged[(y * G + g) * 2 + 1];
+            }
+        }
+        __syncthreads();
+    }
+    if (g >= G) return;
     acc[i * 3] = n;
     acc[i * 3 + 1] = s;
     acc[i * 3 + 2] = q;
@@ -105,6 +127,12 @@ extern "C" __global__ void gn_accumulate(const float* partial, int N, int H, int
     double mean = s / n, var = fmax(0.0, q / n - mean * mean);
     meanRstd[i * 2] = (float)mean;
     meanRstd[i * 2 + 1] = (float)(1.0 / sqrt(var + (double)eps));
+}
+
+// One normalised value, the same expression in gn_apply and gn_apply8 (so either gives the same bits).
+__device__ __forceinline__ float gn_value(float x, const float* mr, float gamma, float beta, int silu) {
+    float v = (x - mr[0]) * mr[1] * gamma + beta;
+    return silu ? v / (1.f + expf(-v)) : v;
 }
 
 // y = (x - mean) * rstd * gamma + beta (then SiLU when silu != 0); meanRstd per (image, group).
@@ -118,9 +146,99 @@ __device__ void gn_apply(const T* x, int xs, int xo, const float* meanRstd, cons
     for (long long p = (long long)blockIdx.y * blockDim.y + threadIdx.y; p < pixels; p += (long long)blockDim.y * gridDim.y) {
         long long b = pixels == hw ? 0 : p / hw;   // one image (a decode): no 64-bit division per element
         const float* mr = meanRstd + (b * G + g) * 2;
-        float v = (load(x, p * xs + xo + c) - mr[0]) * mr[1] * gamma[c] + beta[c];
-        if (silu) v = v / (1.f + expf(-v));
-        store(y, p * ys + yo + c, v);
+        store(y, p * ys + yo + c, gn_value(load(x, p * xs + xo + c), mr, gamma[c], beta[c], silu));
+    }
+}
+
+// Eight consecutive values of a view at element i (a multiple of 8): one 16-byte access for 16-bit
+// types, two for fp32, when `vec` (the caller checked 16-byte alignment); else one at a time.
+__device__ __forceinline__ void load8(const float* p, long long i, bool vec, float* v) {
+    if (vec) {
+        float4 a = *(const float4*)(p + i), b = *(const float4*)(p + i + 4);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+        for (int j = 0; j < 8; j++) v[j] = p[i + j];
+    }
+}
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, long long i, bool vec, float* v) {
+    if (vec) {
+        union { uint4 u; T h[8]; } w;
+        w.u = *(const uint4*)(p + i);
+        for (int j = 0; j < 8; j++) v[j] = load(w.h, j);
+    } else {
+        for (int j = 0; j < 8; j++) v[j] = load(p, i + j);
+    }
+}
+__device__ __forceinline__ void store8(float* p, long long i, bool vec, const float* v) {
+    if (vec) {
+        *(float4*)(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+        *(float4*)(p + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+    } else {
+        for (int j = 0; j < 8; j++) p[i + j] = v[j];
+    }
+}
+template <typename T>
+__device__ __forceinline__ void store8(T* p, long long i, bool vec, const float* v) {
+    if (vec) {
+        union { uint4 u; T h[8]; } w;
+        for (int j = 0; j < 8; j++) store(w.h, j, v[j]);
+        *(uint4*)(p + i) = w.u;
+    } else {
+        for (int j = 0; j < 8; j++) store(p, i + j, v[j]);
+    }
+}
+
+// gn_stats for C a multiple of 8: thread t adds channels 8 * (t % CL) .. + 7 of pixels t / CL,
+// t / CL + PL, ... (CL = C / 8 lanes of 8 channels, PL = THREADS / CL pixel lanes), then thread g
+// adds its group's lanes in order, as gn_stats does. The order is fixed by W and C alone (whether the
+// loads are 16-byte or not), so a row's sums are the same in whichever band it is computed.
+template <typename T>
+__device__ void gn_stats8(const T* x, int xs, int xo, int W, int C, int G, int vec, float* partial) {
+    __shared__ float ss[GN_MAX_C], sq[GN_MAX_C];
+    const long long r = blockIdx.x;
+    const int CL = C / 8, PL = THREADS / CL;
+    const int cl = threadIdx.x % CL, pl = threadIdx.x / CL;
+    if (pl < PL) {
+        float s[8], q[8], v[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) { s[j] = 0.f; q[j] = 0.f; }
+#pragma unroll 4
+        for (int px = pl; px < W; px += PL) {
+            load8(x, (r * W + px) * xs + xo + cl * 8, vec != 0, v);
+#pragma unroll
+            for (int j = 0; j < 8; j++) { s[j] += v[j]; q[j] += v[j] * v[j]; }
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            ss[pl * C + cl * 8 + j] = s[j];
+            sq[pl * C + cl * 8 + j] = q[j];
+        }
+    }
+    __syncthreads();
+    gn_group_sums(ss, sq, PL, C, G, r, partial);
+}
+
+// gn_apply for C a multiple of 8: each thread normalises 8 consecutive channels of one pixel, with
+// 16-byte loads and stores when `vec`. May run in place (y = x): each value is read, then written,
+// by the same thread. A 1-D grid loops over (pixel, lane of 8 channels).
+template <typename T>
+__device__ void gn_apply8(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu,
+                          T* y, int ys, int yo, long long pixels, long long hw, int C, int G, int vec) {
+    const int CL = C / 8, per = C / G;
+    const long long total = pixels * CL;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)blockDim.x * gridDim.x) {
+        const long long p = i / CL;
+        const int c0 = (int)(i - p * CL) * 8;
+        const long long b = pixels == hw ? 0 : p / hw;
+        float v[8];
+        load8(x, p * xs + xo + c0, vec != 0, v);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int c = c0 + j;
+            v[j] = gn_value(v[j], meanRstd + (b * G + c / per) * 2, gamma[c], beta[c], silu);
+        }
+        store8(y, p * ys + yo + c0, vec != 0, v);
     }
 }
 
@@ -193,6 +311,11 @@ extern "C" __global__ void gn_stats_##S(const T* x, int xs, int xo, int W, int C
 extern "C" __global__ void gn_apply_##S(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu, \
         T* y, int ys, int yo, long long pixels, long long hw, int C, int G) \
         { gn_apply(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, pixels, hw, C, G); } \
+extern "C" __global__ void gn_stats8_##S(const T* x, int xs, int xo, int W, int C, int G, int vec, float* partial) \
+        { gn_stats8(x, xs, xo, W, C, G, vec, partial); } \
+extern "C" __global__ void gn_apply8_##S(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu, \
+        T* y, int ys, int yo, long long pixels, long long hw, int C, int G, int vec) \
+        { gn_apply8(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, pixels, hw, C, G, vec); } \
 extern "C" __global__ void strided_conv_##S(const T* x, int xs, int xo, const float* w, const float* bias, T* y, int ys, int yo, \
         int N, int H, int W, int Cin, int OH, int OW, int Cout, int k, int stride, int pt, int pl) \
         { strided_conv(x, xs, xo, w, bias, y, ys, yo, N, H, W, Cin, OH, OW, Cout, k, stride, pt, pl); } \
