@@ -14,8 +14,8 @@ import dev.headroom.core.graph.Op;
  *
  * <p>A streamed model shared through the residency manager runs passes from several sessions,
  * one pass at a time ({@link WeightStream#begin}); each pass first {@link #bind}s the slots to its
- * session, whose stream its uses then run on. On a GPU a copy for the next pass waits for the
- * previous pass's last use of the slot with an event recorded on that pass's stream.
+ * session, whose stream its uses then run on. On a GPU the copies for the next pass wait for the
+ * previous pass's last uses of the slots with events recorded on that pass's stream.
  */
 public interface WeightSlots extends AutoCloseable {
     /**

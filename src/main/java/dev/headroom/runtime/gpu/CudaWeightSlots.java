@@ -167,7 +167,8 @@ final class CudaWeightSlots implements WeightSlots {
             }
             for (var e : staging.all().entrySet()) uploadResident(e.getKey(), e.getValue());
         } catch (RuntimeException e) {
-            close();
+            closed = true;
+            freeDevice();   // the staging's reference stays with the caller, who releases it
             throw e;
         }
     }
@@ -212,10 +213,13 @@ final class CudaWeightSlots implements WeightSlots {
     }
 
     /**
-     * Binds the next pass to {@code to}'s stream. When that is another session's stream, it first
-     * waits (on the device) for the last recorded use of every slot: a layer still in its slot may
-     * be used again without a copy, so the next copy into that slot waits only for the new
-     * session's "freed", which must therefore come after the old session's uses.
+     * Binds the next pass to {@code to}'s stream. When that is another session's, the copy stream
+     * first waits (on the device) for every slot's last use as the old session recorded it: a
+     * layer still in its slot may be used again without a copy, and the next copy into that slot
+     * then waits only for the new session's "freed", which may complete before the old session's
+     * stream is done reading the slot. The new session's own work does not wait: its streamed uses
+     * wait for their copies, and resident layers for nothing. (SharedStreamProtocolTest checks
+     * this protocol on a fake device.)
      */
     @Override
     public void bind(Ops to) {
@@ -224,7 +228,7 @@ final class CudaWeightSlots implements WeightSlots {
         }
         if (c == session) return;
         dev.bind();
-        if (session != null) for (MemorySegment e : freed) ev.streamWaitEvent(c.stream(), e);
+        if (session != null) for (MemorySegment e : freed) ev.streamWaitEvent(copyStream, e);
         session = c;
     }
 
@@ -274,6 +278,11 @@ final class CudaWeightSlots implements WeightSlots {
     public void close() {
         if (closed) return;
         closed = true;
+        freeDevice();
+        staging.release();
+    }
+
+    private void freeDevice() {
         dev.bind();
         if (copyStream != null) cu.streamSynchronize(copyStream);
         for (MemorySegment e : freed) if (e != null) ev.eventSynchronize(e);
@@ -288,6 +297,5 @@ final class CudaWeightSlots implements WeightSlots {
             alloc.retireStream(copyStream.address());
             cu.streamDestroy(copyStream);
         }
-        staging.release();
     }
 }
