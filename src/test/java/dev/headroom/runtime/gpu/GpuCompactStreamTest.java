@@ -173,8 +173,8 @@ class GpuCompactStreamTest extends GpuDeviceTestBase {
 
     /**
      * A streamed model shared through the residency manager by two sessions on two threads at once
-     * (one set of slots on the device, each pass bound to its session's stream, the next session's
-     * stream waiting for the last one's uses of the slots): every pass equals the resident run bit
+     * (one set of slots on the device, each pass bound to its session's stream, the copy stream
+     * waiting for the previous session's last uses of the slots): every pass equals the resident run bit
      * for bit; evicted when idle, it keeps its staged layers pinned as its host copy and comes back
      * from it; the ledger's weights are back where they started at the end.
      */
