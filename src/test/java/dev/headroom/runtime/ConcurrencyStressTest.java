@@ -29,7 +29,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Many jobs on one device at once, on the CPU backend: 8 threads, each with its own session,
- * run 100 jobs each over 32 models of four families (RDN, RRDN, SRVGG, RRDBNet; eight seeds each)
+ * run 100 jobs each over 32 models of four families (RDN, RRDN, SRVGG, RRDBNet; eight seeds each),
+ * and the RRDBNets once more as streamed models (within half their kernels; a component each)
  * shared through one residency manager, under a ledger budget that holds every model in use but
  * not all of them, so models are evicted and reloaded (from the host cache or from "disk") all
  * the time. Every output must equal, bit for bit, the same job run alone on a fresh backend; after
@@ -54,10 +55,21 @@ class ConcurrencyStressTest {
 
         // each (model, image) run alone: the reference; and the sizes that set the budget
         Map<Job, float[]> alone = new ConcurrentHashMap<>();
+        Map<Long, Long> streamBudget = new ConcurrentHashMap<>();   // the streamed RRDBNets' weight budgets, by seed
         long largestWeights = 0, allWeights = 0, largestRun = 0;
         for (String f : SmallModels.FAMILIES) {
             for (long seed = 1; seed <= SEEDS; seed++) {
                 Residency.Source src = SmallModels.build(f, seed);
+                if (f.equals("rrdbnet")) {
+                    try (CpuOps ops = new CpuOps()) {
+                        long kernels = 0;
+                        for (var n : src.graph().nodes()) if (n.op() instanceof dev.headroom.core.graph.Op.Conv2d c) kernels += ops.kernelBytes(c, src.weights().get(c.weight()));
+                        streamBudget.put(seed, kernels / 2);
+                        try (PreparedWeights p = PreparedWeights.streamed(src.graph(), src.weights(), ops, kernels / 2, WeightStream.AUTO_SLOTS)) {
+                            allWeights += ops.memory().usedByCategory().get("weights");   // less than resident: largestWeights still bounds it
+                        }
+                    }
+                }
                 for (int i = 0; i < images.size(); i++) {
                     try (CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(src.graph(), src.weights(), ops)) {
                         long w = ops.memory().usedByCategory().get("weights");
@@ -83,7 +95,7 @@ class ConcurrencyStressTest {
         try (CpuDevice device = new CpuDevice(MemoryOptions.DEFAULT.withBudget(budget))) {
             Budget root = device.memory().ledger();
             long baseline = root.used();
-            AtomicLong fromDisk = new AtomicLong();
+            AtomicLong fromDisk = new AtomicLong(), streamedJobs = new AtomicLong();
             ExecutorService pool = Executors.newFixedThreadPool(THREADS);
             List<Future<Integer>> done = new ArrayList<>();
             try (Residency models = new Residency(device, 2 * largestWeights)) {
@@ -97,13 +109,19 @@ class ConcurrencyStressTest {
                             for (int j = 0; j < JOBS; j++) {
                                 Job job = new Job(SmallModels.FAMILIES[tr.nextInt(4)], 1 + tr.nextInt(SEEDS), tr.nextInt(images.size()));
                                 Priority p = classes[(int) (job.seed() % 3)];
+                                // one RRDBNet job in two runs the streamed component of the same model: the same output bit for bit
+                                boolean streamed = job.family().equals("rrdbnet") && tr.nextBoolean();
+                                String name = streamed ? job.name() + "-streamed" : job.name();
+                                long weightBudget = streamed ? streamBudget.get(job.seed()) : Residency.ALL_RESIDENT;
                                 Residency.Loader disk = () -> {
                                     fromDisk.incrementAndGet();
                                     return SmallModels.build(job.family(), job.seed());
                                 };
-                                try (Residency.Lease m = models.acquire(job.name(), p, disk, s);
+                                try (Residency.Lease m = models.acquire(name, p, disk, s, weightBudget);
                                      GraphRunner runner = new GraphRunner(m.graph(), m.weights(), s);
                                      var scope = device.memory().job("t" + thread + "-j" + j, Long.MAX_VALUE)) {
+                                    if (streamed != (m.weights().stream() != null)) throw new AssertionError(name + " streamed: " + (m.weights().stream() != null));
+                                    if (streamed) streamedJobs.incrementAndGet();
                                     float[] out = new TiledUpscaler(runner, m.valueRange()).upscale(images.get(job.image()), TILE, OVERLAP, null).data();
                                     assertArrayEquals(alone.get(job), out, job + " in thread " + thread + " against the same job alone");
                                 }
@@ -131,6 +149,8 @@ class ConcurrencyStressTest {
                 System.out.printf("%d jobs on %d threads in a %s budget: %d loads from disk, %d reloads from the host cache, %d evictions; rungs %s%n",
                         jobs, THREADS, Sizes.format(budget), counts[0], counts[1], counts[2], device.memory().rungs());
                 assertTrue(counts[2] > 0, "the budget forced evictions");
+                assertTrue(streamedJobs.get() > 0, "some jobs ran streamed models");
+                System.out.printf("%d of them on streamed models%n", streamedJobs.get());
                 assertEquals(counts[0], fromDisk.get(), "every load from disk went through the loader");
             }
             device.memory().emptyCache();
