@@ -1,12 +1,10 @@
 package dev.headroom.cli;
 
 import dev.headroom.models.Model;
-import dev.headroom.models.SyntheticModels;
 import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Session;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -21,20 +19,14 @@ import picocli.CommandLine.Option;
         description = "Times a model on synthetic input: median ms per tile, megapixels per second, peak activation memory.")
 final class BenchCommand implements Callable<Integer> {
 
-    @Option(names = "--model", paramLabel = "FILE", description = "Model file; default: the default model")
-    Path model;
-
-    @Option(names = "--synthetic", paramLabel = "NAME", description = "A full-size architecture with seeded random weights: " + SyntheticModels.NAMES)
-    String synthetic;
+    @picocli.CommandLine.Mixin
+    ModelOptions models;
 
     @Option(names = "--tile", split = ",", defaultValue = "128", paramLabel = "N[,N...]", description = "Tile sizes in input pixels (default: ${DEFAULT-VALUE})")
     int[] tiles;
 
     @Option(names = "--batch", defaultValue = "1", paramLabel = "N", description = "Tiles per run, stacked as one (N, tile, tile, C) input (default: ${DEFAULT-VALUE}); times are per run, and per tile in *_per_tile")
     int batch;
-
-    @Option(names = "--whole-tensors", description = "Run every layer on whole tensors, not the high-resolution tail in row bands: more memory, for comparison")
-    boolean wholeTensors;
 
     @Option(names = "--eager", description = "Issue every op on every run, never replaying a recorded forward pass (CUDA graph): for comparison")
     boolean eager;
@@ -46,17 +38,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--runs", defaultValue = "5", description = "Timed runs per tile size, after one warm-up (default: ${DEFAULT-VALUE})")
     int runs;
 
-    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
-    String precision;
-
-    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto")
-    UpscaleCommand.Device device;
+    @picocli.CommandLine.Mixin
+    SessionOptions session;
 
     @picocli.CommandLine.Mixin
     OutputOptions output;
 
-    @picocli.CommandLine.Mixin
-    MemoryMixin memory;
 
     @picocli.CommandLine.Mixin
     WeightsOption weightsOption;
@@ -71,23 +58,23 @@ final class BenchCommand implements Callable<Integer> {
         if (runs < 1) throw new Main.UsageError("--runs must be at least 1");
         if (batch < 1) throw new Main.UsageError("--batch " + batch + " must be at least 1 (tiles per run)");
         long hostCacheBytes = hostCacheBytes();
-        Model m = ModelOption.load(model, synthetic);
+        Model m = models.load();
         m = weightsOption.apply(m);
         dev.headroom.runtime.Startup.mark("model_ready");
         for (int tile : tiles) hostBudget(m, tile);
         if (System.getenv("HEADROOM_CONV_TIMING") == null) System.setProperty("headroom.conv-timing", quickStart ? "budget" : "full");
-        Session ops = Backend.open(device, precision, memory.options());
+        Session ops = session.open();
         dev.headroom.runtime.Startup.mark("session_open");
         try (GraphRunner runner = weightsOption.runner(m, ops)) {
             dev.headroom.runtime.Startup.mark("weights_on_device");
-            runner.bands(!wholeTensors);
+            runner.bands(!models.wholeTensors);
             runner.record(!eager);
             Map<String, Object> reloads = hostCache == null ? null : ReloadBench.run(ops, () -> {
-                Model x = weightsOption.apply(ModelOption.load(model, synthetic));
+                Model x = weightsOption.apply(models.load());
                 return new dev.headroom.runtime.Residency.Source(x.graph(), x.weights(), x.valueRange());
             }, hostCacheBytes, runs);
             int status = bench(m, ops, runner, reloads);
-            memory.writeTrace(ops);   // only for a run that succeeded
+            session.memory.writeTrace(ops);   // only for a run that succeeded
             return status;
         } finally {
             ops.close();
@@ -217,7 +204,7 @@ final class BenchCommand implements Callable<Integer> {
             rows.add(row);
         }
         Map<String, Object> out = new LinkedHashMap<>();
-        out.put("model", synthetic != null ? "synthetic " + synthetic : m.file().toString());
+        out.put("model", models.describe(m));
         out.put("architecture", m.family() + " " + m.details());
         out.put("device", !ops.device().accelerator() ? "cpu (" + Runtime.getRuntime().availableProcessors() + " cores, "
                 + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() * 32 + "-bit vectors)" : ops.name());

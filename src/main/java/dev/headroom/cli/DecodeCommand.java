@@ -58,8 +58,6 @@ final class DecodeCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     OutputOptions outputOptions;
 
-    @picocli.CommandLine.Mixin
-    MemoryMixin memory;
 
     @Override
     public Integer call() throws IOException {
@@ -87,7 +85,7 @@ final class DecodeCommand implements Callable<Integer> {
                         + " is a " + v.family().label + " VAE with " + v.config().latent() + " latent channels");
             }
         }
-        Session ops = repeat > 1 ? openTimingEverything() : session.open(memory);
+        Session ops = repeat > 1 ? openTimingEverything() : session.open();
         try (VaeCodec codec = new VaeCodec(v, ops, true, false)) {
             List<Map<String, Object>> results = new ArrayList<>();
             for (int i = 0; i < latents.size(); i++) {
@@ -110,7 +108,7 @@ final class DecodeCommand implements Callable<Integer> {
                 summary.putAll(ops.diagnostics());   // CUDA: convolution strategies, and why a pass could not be recorded
                 OutputOptions.printJson(summary);
             }
-            memory.writeTrace(ops);   // only for a run that succeeded
+            session.memory.writeTrace(ops);   // only for a run that succeeded
         } finally {
             ops.close();
         }
@@ -177,10 +175,10 @@ final class DecodeCommand implements Callable<Integer> {
      */
     private Session openTimingEverything() {
         String before = System.getProperty("headroom.conv-timing");
-        if (before != null || System.getenv("HEADROOM_CONV_TIMING") != null) return session.open(memory);
+        if (before != null || System.getenv("HEADROOM_CONV_TIMING") != null) return session.open();
         System.setProperty("headroom.conv-timing", "full");
         try {
-            return session.open(memory);
+            return session.open();
         } finally {
             System.clearProperty("headroom.conv-timing");
         }

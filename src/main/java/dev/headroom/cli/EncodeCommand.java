@@ -43,8 +43,6 @@ final class EncodeCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     OutputOptions outputOptions;
 
-    @picocli.CommandLine.Mixin
-    MemoryMixin memory;
 
     @Override
     public Integer call() throws IOException {
@@ -69,7 +67,7 @@ final class EncodeCommand implements Callable<Integer> {
         }
         if (tile != null && tile < 1) throw new Main.UsageError("--tile " + tile + " must be at least 1 (latent rows per band)");
         int w = imgs[0].width(), h = imgs[0].height(), c = v.config().latent();
-        Session ops = session.open(memory);
+        Session ops = session.open();
         Tensor latent = Tensor.allocate(imgs.length, h / s, w / s, c);
         int rows = 0;
         long t0 = System.nanoTime();
@@ -80,7 +78,7 @@ final class EncodeCommand implements Callable<Integer> {
                 System.arraycopy(one, 0, latent.data, i * one.length, one.length);
             }
             rows = codec.lastBandRows();
-            memory.writeTrace(ops);   // only for a run that succeeded
+            session.memory.writeTrace(ops);   // only for a run that succeeded
         } finally {
             ops.close();
         }

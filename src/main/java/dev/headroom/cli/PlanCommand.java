@@ -6,11 +6,9 @@ import dev.headroom.core.plan.DeviceModel;
 import dev.headroom.core.plan.Fitter;
 import dev.headroom.core.plan.MemoryPlan;
 import dev.headroom.models.Model;
-import dev.headroom.models.SyntheticModels;
 import dev.headroom.runtime.cpu.CpuMemoryModel;
 import dev.headroom.runtime.gpu.CudaMemoryModel;
 import dev.headroom.runtime.memory.Pressure;
-import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,11 +25,8 @@ import dev.headroom.runtime.WeightStream;
 @Command(name = "plan", mixinStandardHelpOptions = true,
         description = "Predicts a job's peak memory and fits tile and precision to a card, without running it (no GPU needed).")
 final class PlanCommand implements Callable<Integer> {
-    @Option(names = "--model", paramLabel = "FILE", description = "Model file; default: the default model")
-    Path model;
-
-    @Option(names = "--synthetic", paramLabel = "NAME", description = "A full-size architecture instead of a file: " + SyntheticModels.NAMES)
-    String synthetic;
+    @picocli.CommandLine.Mixin
+    ModelOptions models;
 
     @Option(names = "--size", required = true, paramLabel = "WxH", description = "Input image size in pixels, e.g. 4096x4096")
     String size;
@@ -47,9 +42,6 @@ final class PlanCommand implements Callable<Integer> {
 
     @Option(names = "--tile", paramLabel = "N", description = "Plan this tile instead of choosing one")
     int tile;
-
-    @Option(names = "--whole-tensors", description = "Run every layer on whole tensors, not the high-resolution tail in row bands: more memory, for comparison")
-    boolean wholeTensors;
 
     @Option(names = "--overlap", paramLabel = "N", defaultValue = "16", description = "Pixels neighbouring tiles share (default: ${DEFAULT-VALUE})")
     int overlap;
@@ -124,7 +116,7 @@ final class PlanCommand implements Callable<Integer> {
         } else {
             precisions = cuda ? List.of(Precision.F16, Precision.F32) : List.of(Precision.F32);
         }
-        Model mod = weightsOption.apply(ModelOption.load(model, synthetic));
+        Model mod = weightsOption.apply(models.load());
         if ("AutoencoderKL".equals(mod.family())) {
             return VaePlan.print(mod, width, height, budget, Pressure.Thresholds.DEFAULT.critical(), target, precisions, cuda, output.json);
         }
@@ -143,7 +135,7 @@ final class PlanCommand implements Callable<Integer> {
         try {
             fit = Fitter.fit(Fitter.Request.of(mod.graph(), width, height, budget, p -> streamed.apply(p).model())
                     .withOverlap(overlap).withUsableFraction(Pressure.Thresholds.DEFAULT.critical()).withPrecisions(precisions)
-                    .withFlopsPerSecond(p -> flopsPerSecond(cuda, p)).withTile(tile).withBands(!wholeTensors)
+                    .withFlopsPerSecond(p -> flopsPerSecond(cuda, p)).withTile(tile).withBands(!models.wholeTensors)
                     .withBatchPixels(cuda ? Fitter.GPU_BATCH_PIXELS : 0)
                     .withOutputWindow(cuda && dev.headroom.runtime.TiledUpscaler.deviceBlend()));   // an RGB image's, as upscale blends it
         } catch (Fitter.NoFit e) {
@@ -151,7 +143,7 @@ final class PlanCommand implements Callable<Integer> {
         }
         MemoryPlan plan = fit.plan();
         Map<String, Object> out = new LinkedHashMap<>();
-        out.put("model", synthetic != null ? "synthetic " + synthetic : mod.file().toString());
+        out.put("model", models.describe(mod));
         out.put("architecture", mod.family() + " " + mod.details());
         out.put("input", width + "x" + height);
         out.put("output", width * mod.scale() + "x" + height * mod.scale());

@@ -35,12 +35,8 @@ final class UpscaleCommand implements Callable<Integer> {
             description = "Output file (.png, .jpg, .webp, .tif), or a folder (required for several inputs): IN's name with -xN and the format's extension")
     Path output;
 
-    @Option(names = "--model", paramLabel = "FILE", description = "Model file (.safetensors, .pth/.pt, .h5, TF.js model.json)")
-    Path model;
-
-    @Option(names = "--synthetic", paramLabel = "NAME", description = "A full-size architecture with seeded random weights instead of a file, "
-            + "to try memory and speed: " + dev.headroom.models.SyntheticModels.NAMES)
-    String synthetic;
+    @picocli.CommandLine.Mixin
+    ModelOptions models;
 
     @Option(names = "--tile", paramLabel = "N", description = "Tile size in input pixels (default: the largest that the memory plan fits in the device's budget)")
     Integer tile;
@@ -48,17 +44,11 @@ final class UpscaleCommand implements Callable<Integer> {
     @Option(names = "--batch", paramLabel = "N", description = "Tiles per run (default: on a GPU, small tiles are batched as far as the memory plan fits; 1 with --tile)")
     Integer batch;
 
-    @Option(names = "--whole-tensors", description = "Run every layer on whole tensors, not the high-resolution tail in row bands: more memory, for comparison")
-    boolean wholeTensors;
-
     @Option(names = "--overlap", paramLabel = "N", defaultValue = "16", description = "Pixels neighbouring tiles share, blended (default: ${DEFAULT-VALUE})")
     int overlap;
 
-    @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
-    String precision;
-
-    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
-    Device device;
+    @picocli.CommandLine.Mixin
+    SessionOptions session;
 
     @Option(names = "--value-range", paramLabel = "1|255",
             description = "The model's input and output range, when its file's convention is wrong for it")
@@ -82,8 +72,6 @@ final class UpscaleCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     OutputFormat outputFormat;
 
-    @picocli.CommandLine.Mixin
-    MemoryMixin memory;
 
     @picocli.CommandLine.Mixin
     WeightsOption weightsOption;
@@ -115,7 +103,7 @@ final class UpscaleCommand implements Callable<Integer> {
         Encoding encoding = toFolder ? outputFormat.forFolder() : outputFormat.forFile(output);
 
         long t0 = System.nanoTime();
-        Model m = ModelOption.load(model, synthetic);
+        Model m = models.load();
         m = weightsOption.apply(m);
         if (valueRange != null) {
             if (valueRange != 1f && valueRange != 255f) throw new Main.UsageError("--value-range must be 1 or 255, not " + valueRange);
@@ -123,14 +111,14 @@ final class UpscaleCommand implements Callable<Integer> {
         }
         Map<Path, Path> outs = outputs(m, toFolder, encoding);
         double loadSeconds = (System.nanoTime() - t0) / 1e9;
-        Session ops = Backend.open(device, precision, memory.options());
+        Session ops = session.open();
         // images are written to temporary files and renamed into place only when every image and the trace are done:
         // a failed run leaves neither an image nor a trace
         Map<Path, Path> staged = new LinkedHashMap<>();
         try (GraphRunner runner = weightsOption.runner(m, ops)) {
-            runner.bands(!wholeTensors);
+            runner.bands(!models.wholeTensors);
             Map<String, Object> summary = run(m, ops, runner, outs, staged, encoding, loadSeconds);
-            memory.writeTrace(ops);
+            session.memory.writeTrace(ops);
             for (var e : staged.entrySet()) dev.headroom.runtime.TempFiles.commit(e.getKey(), e.getValue());
             done.forEach(System.err::println);   // said only once the files are in place
             if (summary != null) OutputOptions.printJson(summary);
@@ -144,19 +132,19 @@ final class UpscaleCommand implements Callable<Integer> {
     /** Each input's output file, refused before any work if one would overwrite an input, the model, the trace or another output. */
     private Map<Path, Path> outputs(Model m, boolean toFolder, Encoding encoding) {
         List<Path> protect = new ArrayList<>(inputs);
-        if (model != null) protect.add(model);
+        if (models.file != null) protect.add(models.file);
         Map<Path, Path> outs = new LinkedHashMap<>();
         for (Path in : inputs) {
             Path out = toFolder ? output.resolve(stem(in) + "." + encoding.format().extension()) : output;
             Outputs.requireWritable(toFolder ? "output" : "-o", out, protect);
             if (outs.containsKey(in)) throw new Main.UsageError(in + " is given twice");
             outs.put(in, out);
-            if (memory.trace != null && Outputs.same(memory.trace, out)) {
-                throw new Main.UsageError("--memory-trace " + memory.trace + " is also the image output; give the trace another name");
+            if (session.memory.trace != null && Outputs.same(session.memory.trace, out)) {
+                throw new Main.UsageError("--memory-trace " + session.memory.trace + " is also the image output; give the trace another name");
             }
         }
         Outputs.requireDistinct(outs);
-        if (memory.trace != null) Outputs.requireWritable("--memory-trace", memory.trace, protect);
+        if (session.memory.trace != null) Outputs.requireWritable("--memory-trace", session.memory.trace, protect);
         return outs;
     }
 
@@ -260,7 +248,7 @@ final class UpscaleCommand implements Callable<Integer> {
             return dev.headroom.core.plan.Fitter.fit(dev.headroom.core.plan.Fitter.Request.of(m.graph(), img.width(), img.height(),
                             memory.ledger().limit(), p -> heldAs(runner, ops.memoryModel().holding(m.weights())))
                     .withOverlap(overlap).withUsableFraction(memory.thresholds().critical()).withPrecisions(List.of(ops.precision()))
-                    .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!wholeTensors)
+                    .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!models.wholeTensors)
                     .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0)
                     .withOutputWindow(gpu && dev.headroom.runtime.TiledUpscaler.deviceBlend()
                             && dev.headroom.runtime.ImageUpscaler.rowsGoStraightToTheSink(img.channels(), m.graph().inputChannels())));

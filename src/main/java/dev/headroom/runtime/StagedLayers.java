@@ -24,6 +24,21 @@ public abstract class StagedLayers {
      */
     public abstract WeightSlots slots(int count, long slotBytes);
 
+    /**
+     * Slots that {@code make} makes over these layers, holding a reference to them: one more with
+     * {@code retain} (layers others hold too), else the layers' first; the reference is dropped
+     * again if making them fails.
+     */
+    public final <T extends WeightSlots> T holding(boolean retain, java.util.function.Supplier<T> make) {
+        if (retain) retain();
+        try {
+            return make.get();
+        } catch (RuntimeException e) {
+            release();
+            throw e;
+        }
+    }
+
     /** Frees the host memory; called once, by the last {@link #release}. */
     protected abstract void free();
 

@@ -69,6 +69,41 @@ class UpscaleOutputTest {
         assertArrayEquals(before, Files.readAllBytes(in));
     }
 
+    /** A JPEG of the photo: baseline, or progressive. */
+    static Path jpeg(String name, int w, int h, boolean progressive) throws Exception {
+        BufferedImage img = ImageIO.read(photo(name + ".png", w, h, false).toFile());
+        Path p = dir.resolve(name);
+        javax.imageio.ImageWriter writer = ImageIO.getImageWritersByFormatName("jpeg").next();
+        try (var out = ImageIO.createImageOutputStream(p.toFile())) {
+            writer.setOutput(out);
+            javax.imageio.ImageWriteParam param = writer.getDefaultWriteParam();
+            if (progressive) param.setProgressiveMode(javax.imageio.ImageWriteParam.MODE_DEFAULT);
+            writer.write(null, new javax.imageio.IIOImage(img, null, null), param);
+        } finally {
+            writer.dispose();
+        }
+        return p;
+    }
+
+    @Test
+    void aBaselineJpegStreamsByRowsToTheWholeDecodesPixelsAndJsonSaysWhyAProgressiveOneDoesNot() throws Exception {
+        Path base = jpeg("base.jpg", 37, 29, false), prog = jpeg("prog.jpg", 19, 11, true);
+        Path folder = Files.createDirectories(dir.resolve("jpegs"));
+        CliTest.Result r = CliTest.headroom("upscale", base.toString(), prog.toString(), "-o", folder.toString(), "--format", "png", "--model", model(),
+                "--json", "--tile", "8", "--overlap", "2");
+        assertEquals(0, r.status(), r.err());
+        JsonNode imgs = new ObjectMapper().readTree(r.out()).get("images");
+        assertTrue(imgs.get(0).get("input_decode").asText().startsWith("rows"), imgs.get(0).toString());
+        assertTrue(imgs.get(1).get("input_decode").asText().startsWith("whole: progressive JPEG"), imgs.get(1).toString());
+        // --lenient reads the baseline JPEG whole: the same pixels out
+        Path whole = dir.resolve("base-whole.png");
+        CliTest.Result w = CliTest.headroom("upscale", base.toString(), "-o", whole.toString(), "--model", model(), "--tile", "8", "--overlap", "2", "--lenient", "-q");
+        assertEquals(0, w.status(), w.err());
+        BufferedImage a = ImageIO.read(folder.resolve("base.png").toFile()), b = ImageIO.read(whole.toFile());
+        assertEquals(148, a.getWidth());
+        assertArrayEquals(b.getRaster().getPixels(0, 0, 148, 116, (int[]) null), a.getRaster().getPixels(0, 0, 148, 116, (int[]) null));
+    }
+
     @Test
     void formatAndExtensionMustAgree() throws Exception {
         Path in = photo("q.png", 9, 9, true);

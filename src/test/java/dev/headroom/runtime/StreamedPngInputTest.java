@@ -13,7 +13,7 @@ import dev.headroom.core.graph.Graph;
 import dev.headroom.core.image.FloatImage;
 import dev.headroom.core.image.InputImage;
 import dev.headroom.models.image.ImageFiles;
-import dev.headroom.models.image.StreamedPng;
+import dev.headroom.models.image.StreamedRows;
 import dev.headroom.runtime.cpu.CpuOps;
 import dev.headroom.testing.Randoms;
 import java.awt.Point;
@@ -38,7 +38,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * PNG inputs decoded by rows as the tiler reads them ({@link ImageFiles#readInput}, {@link StreamedPng})
+ * PNG inputs decoded by rows as the tiler reads them ({@link ImageFiles#readInput}, {@link StreamedRows})
  * give the floats ImageIO's whole decode gives ({@link ImageFiles#readSamples}), bit for bit, and
  * the same upscaled output, while holding a few tile rows; files the row decoder does not take are
  * decoded whole and say why.
@@ -98,7 +98,7 @@ class StreamedPngInputTest {
         return file;
     }
 
-    private static ImageFiles.Input input(Path png) {
+    static ImageFiles.Input input(Path png) {
         return ImageFiles.readInput(png, Long.MAX_VALUE, ImageFiles.ReadOptions.STRICT);
     }
 
@@ -124,7 +124,7 @@ class StreamedPngInputTest {
         ImageFiles.Input in = input(png);
         assertNull(in.decodedWhole(), what + " should stream");
         try (InputImage img = in.image()) {
-            assertInstanceOf(StreamedPng.class, img, what);
+            assertInstanceOf(StreamedRows.class, img, what);
             assertEquals(channels, img.channels(), what);
             assertEquals(bits, img.bitDepth(), what);
             FloatImage ref = whole(png);
@@ -139,7 +139,7 @@ class StreamedPngInputTest {
                 assertArrayEquals(java.util.Arrays.copyOf(want, n * channels), java.util.Arrays.copyOf(got, n * channels), what + " row " + y);
                 img.release(y);
             }
-            assertTrue(((StreamedPng) img).heldRowsPeak() <= 2, what + ": held " + ((StreamedPng) img).heldRowsPeak() + " rows");
+            assertTrue(((StreamedRows) img).heldRowsPeak() <= 2, what + ": held " + ((StreamedRows) img).heldRowsPeak() + " rows");
         }
     }
 
@@ -157,14 +157,14 @@ class StreamedPngInputTest {
                 Path png = png(k[0], k[1], k[2], k[3], false);
                 InputImage samples = ImageFiles.readSamples(png, Long.MAX_VALUE, ImageFiles.ReadOptions.STRICT);
                 FloatImage a, b;
-                StreamedPng[] colour = new StreamedPng[1];
+                StreamedRows[] colour = new StreamedRows[1];
                 try (InputImage streamed = input(png).image(); CpuOps ops = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, ops)) {
                     TiledUpscaler tiled = new TiledUpscaler(runner, 255f);
                     tiled.batch(k[6]);
                     ImageUpscaler up = new ImageUpscaler(tiled, 3);
                     a = up.upscale(samples, k[4], k[5], null);
                     // what the tiler reads: the image itself, or the colour view ImageUpscaler makes of a gray or alpha image
-                    InputImage seen = new Spy((StreamedPng) streamed, colour);
+                    InputImage seen = new Spy((StreamedRows) streamed, colour);
                     b = up.upscale(seen, k[4], k[5], null);
                 }
                 assertArrayEquals(a.data(), b.data(), what + ": the same output");
@@ -175,7 +175,7 @@ class StreamedPngInputTest {
     }
 
     /** Passes an image through, remembering the streamed image the tiler ends up reading. */
-    private record Spy(StreamedPng in, StreamedPng[] read) implements InputImage {
+    private record Spy(StreamedRows in, StreamedRows[] read) implements InputImage {
         @Override public int width() { return in.width(); }
         @Override public int height() { return in.height(); }
         @Override public int channels() { return in.channels(); }
@@ -202,16 +202,17 @@ class StreamedPngInputTest {
         assertWhole(rgb, "--lenient", new ImageFiles.ReadOptions(true, false));
         // ImageIO's expansion of a translucent palette rounds colours (199 became 198): kept whole for identical pixels
         assertWhole(palettePng(31, 17, 256, 256), "palette PNG with tRNS", ImageFiles.ReadOptions.STRICT);
-        Path jpeg = dir.resolve("x.jpg");
-        ImageIO.write(new BufferedImage(16, 8, BufferedImage.TYPE_3BYTE_BGR), "jpeg", jpeg.toFile());
-        assertWhole(jpeg, "not a PNG", ImageFiles.ReadOptions.STRICT);
+        Path bmp = dir.resolve("x.bmp");
+        ImageIO.write(new BufferedImage(16, 8, BufferedImage.TYPE_3BYTE_BGR), "bmp", bmp.toFile());
+        assertWhole(bmp, "not a PNG or JPEG", ImageFiles.ReadOptions.STRICT);   // JPEGs: StreamedJpegInputTest
     }
 
-    private static void assertWhole(Path file, String reason, ImageFiles.ReadOptions options) {
+    /** The file is read whole by {@link ImageFiles#readInput}, for a reason that names {@code reason}, to the whole path's floats. */
+    static void assertWhole(Path file, String reason, ImageFiles.ReadOptions options) {
         ImageFiles.Input in = ImageFiles.readInput(file, Long.MAX_VALUE, options);
         assertNotNull(in.decodedWhole(), file + " should be decoded whole");
         assertTrue(in.decodedWhole().contains(reason), file + ": " + in.decodedWhole());
-        assertTrue(!(in.image() instanceof StreamedPng), file.toString());
+        assertTrue(!(in.image() instanceof StreamedRows), file.toString());
         assertArrayEquals(ImageFiles.readSamples(file, Long.MAX_VALUE, options).toFloat().data(), in.image().toFloat().data(), file.toString());
     }
 

@@ -25,9 +25,9 @@ import javax.imageio.stream.ImageInputStream;
 /**
  * Reads PNG (8 and 16 bit; gray, gray+alpha, RGB, RGBA, palette) and JPEG into {@link FloatImage}s
  * in [0, 1], and writes PNGs. The pixel count is checked from the header before anything is
- * decoded, so a decompression bomb costs nothing. JPEGs are read by TwelveMonkeys' reader (found
- * through ImageIO's registry), which converts CMYK, YCCK and Adobe-inverted files to RGB; their
- * EXIF orientation is applied. Damage is refused unless {@link ReadOptions#lenient}. Writes go to a temporary file beside the target
+ * decoded, so a decompression bomb costs nothing. JPEGs are read whole by TwelveMonkeys' reader
+ * (found through ImageIO's registry), which converts CMYK, YCCK and Adobe-inverted files to RGB;
+ * their EXIF orientation is applied. {@link #readInput} decodes PNGs and sequential JPEGs by rows. Damage is refused unless {@link ReadOptions#lenient}. Writes go to a temporary file beside the target
  * and are renamed into place, so a failed run leaves no partial file.
  */
 public final class ImageFiles {
@@ -124,14 +124,16 @@ public final class ImageFiles {
     public record Input(InputImage image, String decodedWhole) {}
 
     /**
-     * As {@link #readSamples}, but a PNG whose rows can stream ({@link StreamedPng}: 8 or 16 bits,
-     * not interlaced, strict reading) is decoded by rows as the tiler reads them, to the same
-     * floats: host memory holds the tile rows in flight, not the image. Other files are decoded
-     * whole; {@link Input#decodedWhole} says why.
+     * As {@link #readSamples}, but a PNG whose rows can stream ({@link PngRows}: 8 or 16 bits, not
+     * interlaced) or a sequential JPEG ({@link JpegRows}: not progressive, no colour profile, not
+     * turned by EXIF) is decoded by rows as the tiler reads them ({@link StreamedRows}), to the same
+     * floats: host memory holds the tile rows in flight, not the image. Reading by rows is strict;
+     * other files are decoded whole, and {@link Input#decodedWhole} says why.
      */
     public static Input readInput(Path file, long maxPixels, ReadOptions options) {
-        String why = "not a PNG";
-        if (isPng(file)) {
+        String why = "not a PNG or JPEG";
+        byte[] magic = magic(file);
+        if (java.util.Arrays.equals(magic, PngRows.SIGNATURE)) {
             PngRows.Header h = null;
             try {
                 h = PngRows.header(file);
@@ -139,7 +141,7 @@ public final class ImageFiles {
                 why = "PNG header unreadable by rows";   // ImageIO's reader says what is wrong below
             }
             if (h != null) {
-                why = options.lenient() ? "--lenient (ImageIO reads damaged files its own way)" : h.whyWhole();
+                why = options.lenient() ? LENIENT : h.whyWhole();
                 if (why == null) {
                     checkSize(file, h.width(), h.height(), maxPixels);
                     try {
@@ -147,19 +149,36 @@ public final class ImageFiles {
                     } catch (IOException e) {
                         throw new BadImage(file, "cannot read (" + e.getMessage() + ")");
                     }
-                    return new Input(StreamedPng.open(file, h), null);
+                    return new Input(StreamedRows.png(file, h), null);
+                }
+            }
+        } else if (magic.length >= 2 && (magic[0] & 0xff) == 0xff && (magic[1] & 0xff) == 0xd8) {
+            JpegRows.Header h = null;
+            try {
+                h = JpegRows.header(file, options.ignoreOrientation());
+            } catch (IOException | RuntimeException e) {
+                why = "JPEG header unreadable by rows";   // the whole path's reader says what is wrong below
+            }
+            if (h != null) {
+                why = h.whyWhole() != null ? h.whyWhole() : options.lenient() ? LENIENT : null;
+                if (why == null) {
+                    checkSize(file, h.width(), h.height(), maxPixels);
+                    return new Input(StreamedRows.jpeg(file, h), null);
                 }
             }
         }
         return new Input(readSamples(file, maxPixels, options), why);
     }
 
-    private static boolean isPng(Path file) {
-        if (dev.headroom.models.InputFiles.problem(file) != null) return false;
+    private static final String LENIENT = "--lenient (ImageIO reads damaged files its own way)";
+
+    /** The file's first 8 bytes (fewer for a shorter file; none for a folder, a device or an unreadable file). */
+    private static byte[] magic(Path file) {
+        if (dev.headroom.models.InputFiles.problem(file) != null) return new byte[0];
         try (var in = Files.newInputStream(file)) {
-            return java.util.Arrays.equals(in.readNBytes(8), PngRows.SIGNATURE);
+            return in.readNBytes(8);
         } catch (IOException e) {
-            return false;
+            return new byte[0];
         }
     }
 

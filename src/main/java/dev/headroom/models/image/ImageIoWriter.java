@@ -32,7 +32,7 @@ import javax.imageio.stream.ImageOutputStream;
  * the whole file back as one array ({@code WebP.encodeRGB/encodeRGBA(config, byte[], w, h, stride)}).
  * So a WebP output holds its samples (at most 16383x16383x4, 1.07 GB) and libwebp's copy.
  */
-final class ImageIoWriter implements ImageWriter {
+final class ImageIoWriter extends RowWriter {
     /** libwebp's limit on either side. */
     static final int WEBP_MAX = 16383;
     /** JPEG's limit on either side. */
@@ -40,23 +40,20 @@ final class ImageIoWriter implements ImageWriter {
 
     private final Path target;
     private final Encoding enc;
-    private final int width, height, channels, bits;
+    private final int bits;
     /** Gray samples stored as RGB (WebP). */
     private final boolean gray;
     private final BufferedImage image;
     private final byte[] bytes;
     private final short[] shorts;
-    private int rowsGiven;
-    private long encodeNanos, writeNanos;
 
+    /** Stored as {@code channels}, but gray (and gray+alpha) as RGB(A) in WebP, which has no gray; 8 bits but in TIFF. */
     private ImageIoWriter(Path target, Encoding enc, int width, int height, int channels, int bitDepth) {
+        super(width, height, enc.format() == ImageFormat.WEBP && channels <= 2 ? channels + 2 : channels, enc.format() == ImageFormat.TIFF ? bitDepth : 8);
         this.target = target;
         this.enc = enc;
-        this.width = width;
-        this.height = height;
-        this.gray = enc.format() == ImageFormat.WEBP && channels <= 2;
-        this.channels = gray ? channels + 2 : channels;
-        this.bits = enc.format() == ImageFormat.TIFF ? bitDepth : 8;
+        this.gray = this.channels != channels;
+        this.bits = bytesPerSample * 8;
         int type = bits > 8 ? DataBuffer.TYPE_USHORT : DataBuffer.TYPE_BYTE;
         boolean alpha = this.channels == 2 || this.channels == 4;
         ColorSpace cs = ColorSpace.getInstance(this.channels <= 2 ? ColorSpace.CS_GRAY : ColorSpace.CS_sRGB);
@@ -97,7 +94,7 @@ final class ImageIoWriter implements ImageWriter {
 
     @Override
     public void rows(float[] data, int offset, int rows) {
-        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
+        checkBand(rows);
         long t0 = System.nanoTime();
         int inC = gray ? channels - 2 : channels;
         float max = bits > 8 ? 65535f : 255f;
@@ -113,7 +110,7 @@ final class ImageIoWriter implements ImageWriter {
             }
         }
         rowsGiven += rows;
-        encodeNanos += System.nanoTime() - t0;
+        encodeNanos.addAndGet(System.nanoTime() - t0);
     }
 
     /** 8 or 16 as stored; 0 for gray in WebP, stored as RGB (the samples would need widening). */
@@ -125,7 +122,7 @@ final class ImageIoWriter implements ImageWriter {
     @Override
     public void sampleRows(byte[] samples, int offset, int rows) {
         if (gray) throw new IllegalStateException("gray WebP takes float rows");
-        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
+        checkBand(rows);
         long t0 = System.nanoTime();
         int n = rows * width * channels, d = rowsGiven * width * channels;
         if (bytes != null) {
@@ -134,12 +131,12 @@ final class ImageIoWriter implements ImageWriter {
             for (int i = 0; i < n; i++) shorts[d + i] = (short) ((samples[offset + 2 * i] & 0xff) << 8 | samples[offset + 2 * i + 1] & 0xff);
         }
         rowsGiven += rows;
-        encodeNanos += System.nanoTime() - t0;
+        encodeNanos.addAndGet(System.nanoTime() - t0);
     }
 
     @Override
     public void finish() throws IOException {
-        if (rowsGiven != height) throw new IllegalStateException(enc.format() + " of " + height + " rows finished after " + rowsGiven);
+        checkComplete(enc.format());
         long t0 = System.nanoTime();
         try (OutputFile file = OutputFile.create(target)) {
             javax.imageio.ImageWriter w = writer();
@@ -149,7 +146,7 @@ final class ImageIoWriter implements ImageWriter {
             } finally {
                 w.dispose();
             }
-            encodeNanos += System.nanoTime() - t0;
+            encodeNanos.addAndGet(System.nanoTime() - t0);
             long t1 = System.nanoTime();
             file.commit();
             writeNanos += System.nanoTime() - t1;
@@ -192,16 +189,6 @@ final class ImageIoWriter implements ImageWriter {
     private static String compressionType(ImageWriteParam p, String wanted) {
         for (String t : p.getCompressionTypes()) if (t.equalsIgnoreCase(wanted)) return t;
         throw new IllegalStateException("the ImageIO writer has no '" + wanted + "' compression: " + java.util.Arrays.toString(p.getCompressionTypes()));
-    }
-
-    @Override
-    public long encodeNanos() {
-        return encodeNanos;
-    }
-
-    @Override
-    public long writeNanos() {
-        return writeNanos;
     }
 
     @Override

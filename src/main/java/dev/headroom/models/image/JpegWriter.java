@@ -29,27 +29,21 @@ import javax.imageio.stream.ImageOutputStream;
  * most {@link #QUEUED} bands waiting), and the writer runs on a thread of its own. Memory is a few
  * bands, not the image. Samples are rounded as the other writers round them.
  */
-final class JpegWriter implements ImageWriter {
+final class JpegWriter extends RowWriter {
     static final int QUEUED = 2;
 
     private final OutputFile file;
-    private final int width, height, channels, rowLength;
     private final BlockingQueue<byte[]> bands = new ArrayBlockingQueue<>(QUEUED);
     private final Thread encoder;
     private volatile Throwable failed;
-    private int rowsGiven;
     private boolean finished;
-    private long encodeNanos, writeNanos;
 
     JpegWriter(OutputFile file, int width, int height, int channels, Integer quality) {
         if ((long) width * height * channels > Integer.MAX_VALUE) {
             throw new ImageFiles.BadImage(width + "x" + height + " is too large for one JPEG here; write PNG or TIFF");
         }
+        super(width, height, channels, 8);
         this.file = file;
-        this.width = width;
-        this.height = height;
-        this.channels = channels;
-        this.rowLength = width * channels;
         RenderedImage image = new StreamedImage();
         encoder = new Thread(() -> encode(image, quality), "jpeg-writer");
         encoder.setDaemon(true);
@@ -73,7 +67,7 @@ final class JpegWriter implements ImageWriter {
 
     @Override
     public void rows(float[] data, int offset, int rows) {
-        byte[] band = new byte[rows * rowLength];
+        byte[] band = new byte[rows * rowBytes];
         for (int i = 0; i < band.length; i++) band[i] = (byte) Math.round(Math.clamp(data[offset + i], 0f, 1f) * 255f);
         give(band, rows);
     }
@@ -85,12 +79,12 @@ final class JpegWriter implements ImageWriter {
 
     @Override
     public void sampleRows(byte[] samples, int offset, int rows) {
-        give(java.util.Arrays.copyOfRange(samples, offset, offset + rows * rowLength), rows);
+        give(java.util.Arrays.copyOfRange(samples, offset, offset + rows * rowBytes), rows);
     }
 
     /** Hands a band to the encoder, waiting while it is {@link #QUEUED} bands behind. */
     private void give(byte[] band, int rows) {
-        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
+        checkBand(rows);
         long t0 = System.nanoTime();
         try {
             while (!bands.offer(band, 100, TimeUnit.MILLISECONDS)) {
@@ -101,12 +95,12 @@ final class JpegWriter implements ImageWriter {
             throw new IllegalStateException("interrupted while encoding", e);
         }
         rowsGiven += rows;
-        encodeNanos += System.nanoTime() - t0;
+        encodeNanos.addAndGet(System.nanoTime() - t0);
     }
 
     @Override
     public void finish() throws IOException {
-        if (rowsGiven != height) throw new IllegalStateException("JPEG of " + height + " rows finished after " + rowsGiven);
+        checkComplete("JPEG");
         long t0 = System.nanoTime();
         try {
             encoder.join();
@@ -115,21 +109,11 @@ final class JpegWriter implements ImageWriter {
             throw new IOException("interrupted while encoding", e);
         }
         if (failed != null) throw new IOException("JPEG encoding failed: " + failed, failed);
-        encodeNanos += System.nanoTime() - t0;
+        encodeNanos.addAndGet(System.nanoTime() - t0);
         long t1 = System.nanoTime();
         file.commit();
         finished = true;
         writeNanos += System.nanoTime() - t1;
-    }
-
-    @Override
-    public long encodeNanos() {
-        return encodeNanos;
-    }
-
-    @Override
-    public long writeNanos() {
-        return writeNanos;
     }
 
     @Override
@@ -188,7 +172,7 @@ final class JpegWriter implements ImageWriter {
     private final class StreamedImage implements RenderedImage {
         private final ColorModel cm = new ComponentColorModel(ColorSpace.getInstance(channels == 1 ? ColorSpace.CS_GRAY : ColorSpace.CS_sRGB),
                 false, false, Transparency.OPAQUE, DataBuffer.TYPE_BYTE);
-        private final SampleModel sm = new PixelInterleavedSampleModel(DataBuffer.TYPE_BYTE, width, height, channels, rowLength,
+        private final SampleModel sm = new PixelInterleavedSampleModel(DataBuffer.TYPE_BYTE, width, height, channels, rowBytes,
                 channels == 1 ? new int[] {0} : new int[] {0, 1, 2});
         private final WritableRaster raster = Raster.createWritableRaster(sm, new Feed(), new Point(0, 0));
 

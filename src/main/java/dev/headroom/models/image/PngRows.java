@@ -23,7 +23,7 @@ import java.util.zip.InflaterInputStream;
  * tRNS chunk: ImageIO turns it into alpha, and rounds a translucent palette's colours when it
  * expands them): those are decoded whole by ImageIO.
  */
-final class PngRows implements AutoCloseable {
+final class PngRows implements RowDecoder {
     static final byte[] SIGNATURE = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
     /** IHDR and the chunks before the first IDAT that change what a row holds. */
@@ -139,7 +139,8 @@ final class PngRows implements AutoCloseable {
     }
 
     /** The next row's samples into {@code dst} ({@link Header#rowBytes} bytes). */
-    void next(byte[] dst) {
+    @Override
+    public void next(byte[] dst) {
         if (next >= header.height) throw new IllegalStateException("row " + next + " of a " + header.height + "-row PNG");
         if (cur == null) {   // not before: reading the header alone (to check the size) allocates nothing
             prev = new byte[fileRowBytes];

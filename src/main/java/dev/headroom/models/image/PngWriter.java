@@ -8,7 +8,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayDeque;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -30,7 +29,7 @@ import java.util.zip.Deflater;
  *
  * <p>Samples are rounded as {@code round(clamp(v, 0, 1) * max)}, as {@link ImageFiles#writePng} does.
  */
-final class PngWriter implements ImageWriter {
+final class PngWriter extends RowWriter {
     static final int PIECE_BYTES = 1 << 20;
     static final int MAX_PENDING = 256;
     private static final byte[] SIGNATURE = {(byte) 137, 80, 78, 71, 13, 10, 26, 10};
@@ -45,27 +44,19 @@ final class PngWriter implements ImageWriter {
 
     private final OutputFile file;
     private final OutputStream out;
-    private final int width, height, channels, bytesPerSample, rowBytes, level;
+    private final int level;
     private final ArrayDeque<Future<Piece>> pending = new ArrayDeque<>();
     /** The last row of the previous band as samples (filters look one row up), or null before the first. */
     private byte[] above;
-    private int rowsGiven;
     private long adler = 1;
     private boolean first = true, finished;
-    private final java.util.concurrent.atomic.AtomicLong encodeNanos = new java.util.concurrent.atomic.AtomicLong();
-    private long writeNanos;
 
     /** One deflated piece: its bytes, the Adler-32 and length of the filtered bytes it holds. */
     private record Piece(byte[] data, int length, long adler, long rawLength) {}
 
     PngWriter(OutputFile file, int width, int height, int channels, int bitDepth, int level) throws IOException {
-        if (width < 1 || height < 1) throw new IllegalArgumentException("image of " + width + "x" + height + " pixels");
+        super(width, height, channels, bitDepth);
         this.file = file;
-        this.width = width;
-        this.height = height;
-        this.channels = channels;
-        this.bytesPerSample = bitDepth / 8;
-        this.rowBytes = Math.multiplyExact(width, channels * bytesPerSample);
         this.level = level;
         OutputStream o = null;
         try {
@@ -108,14 +99,9 @@ final class PngWriter implements ImageWriter {
         band(rows, (y, raw, at) -> System.arraycopy(samples, offset + y * rowBytes, raw, at, rowBytes));
     }
 
-    /** Puts row {@code y} of the band as samples at {@code raw[at]}. */
-    private interface RowSamples {
-        void put(int y, byte[] raw, int at);
-    }
-
     /** Encodes a band of {@code rows} rows; returns once every row has been read from the caller's array. */
     private void band(int rows, RowSamples source) {
-        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
+        checkBand(rows);
         int per = Math.max(1, PIECE_BYTES / rowBytes);
         int pieces = (rows + per - 1) / per;
         CountDownLatch sampled = new CountDownLatch(pieces);
@@ -237,15 +223,7 @@ final class PngWriter implements ImageWriter {
     /** Writes the finished pieces at the head of the queue; all of them with {@code all}, or when too many wait. */
     private void drain(boolean all) throws IOException {
         while (!pending.isEmpty() && (all || pending.size() > MAX_PENDING || pending.peek().isDone())) {
-            Piece p;
-            try {
-                p = pending.poll().get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IOException("interrupted while encoding", e);
-            } catch (ExecutionException e) {
-                throw new IOException("PNG encoding failed: " + e.getCause(), e.getCause());
-            }
+            Piece p = result(pending.poll(), "PNG");
             long t0 = System.nanoTime();
             adler = combine(adler, p.adler(), p.rawLength());
             if (first) {
@@ -291,7 +269,7 @@ final class PngWriter implements ImageWriter {
 
     @Override
     public void finish() throws IOException {
-        if (rowsGiven != height) throw new IllegalStateException("PNG of " + height + " rows finished after " + rowsGiven);
+        checkComplete("PNG");
         drain(true);
         long t0 = System.nanoTime();
         // an empty final fixed-Huffman block (BFINAL=1, BTYPE=01, end-of-block), then the Adler-32
@@ -305,24 +283,7 @@ final class PngWriter implements ImageWriter {
     }
 
     @Override
-    public long encodeNanos() {
-        return encodeNanos.get();
-    }
-
-    @Override
-    public long writeNanos() {
-        return writeNanos;
-    }
-
-    @Override
     public void close() throws IOException {
-        if (finished) return;
-        for (Future<Piece> f : pending) f.cancel(true);
-        pending.clear();
-        try {
-            out.close();
-        } finally {
-            file.close();
-        }
+        if (!finished) abandon(pending, out, file);
     }
 }

@@ -9,7 +9,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.zip.Deflater;
 
@@ -25,32 +24,25 @@ import java.util.zip.Deflater;
  * <p>Samples are rounded as {@code round(clamp(v, 0, 1) * max)}, as the PNG writer rounds them;
  * 16-bit samples are stored little-endian, as the header says.
  */
-final class TiffWriter implements ImageWriter {
+final class TiffWriter extends RowWriter {
     static final int STRIP_BYTES = 1 << 20;
     static final int MAX_PENDING = 64;
     private static final long CLASSIC_LIMIT = 0xFFFF_FFFFL;
 
     private final OutputFile file;
     private final FileChannel out;
-    private final int width, height, channels, bytesPerSample, rowBytes, rowsPerStrip, level;
+    private final int rowsPerStrip, level;
     private final ArrayDeque<Future<byte[]>> pending = new ArrayDeque<>();
     private final List<long[]> strips = new ArrayList<>();   // {offset, byte count}
     /** The strip being filled, and how many rows it has. */
     private byte[] strip;
-    private int stripRows, rowsGiven;
+    private int stripRows;
     private long position = 8;
     private boolean finished;
-    private final java.util.concurrent.atomic.AtomicLong encodeNanos = new java.util.concurrent.atomic.AtomicLong();
-    private long writeNanos;
 
     TiffWriter(OutputFile file, int width, int height, int channels, int bitDepth, int level) throws IOException {
-        if (width < 1 || height < 1) throw new IllegalArgumentException("image of " + width + "x" + height + " pixels");
+        super(width, height, channels, bitDepth);
         this.file = file;
-        this.width = width;
-        this.height = height;
-        this.channels = channels;
-        this.bytesPerSample = bitDepth / 8;
-        this.rowBytes = Math.multiplyExact(width, channels * bytesPerSample);
         this.rowsPerStrip = Math.max(1, Math.min(height, STRIP_BYTES / rowBytes));
         this.level = level;
         FileChannel o = null;
@@ -105,13 +97,8 @@ final class TiffWriter implements ImageWriter {
         });
     }
 
-    /** Puts row {@code y} of a band as the file's samples at {@code dst[at]}. */
-    private interface RowSamples {
-        void put(int y, byte[] dst, int at);
-    }
-
     private void band(int rows, RowSamples source) {
-        if (rowsGiven + rows > height) throw new IllegalStateException((rowsGiven + rows) + " rows given to a " + height + "-row image");
+        checkBand(rows);
         long t0 = System.nanoTime();
         for (int y = 0; y < rows; y++) {
             if (strip == null) strip = new byte[Math.min(rowsPerStrip, height - rowsGiven) * rowBytes];
@@ -164,15 +151,7 @@ final class TiffWriter implements ImageWriter {
     /** Writes the compressed strips at the head of the queue: all with {@code all}, else those done, or while too many wait. */
     private void drain(boolean all) throws IOException {
         while (!pending.isEmpty() && (all || pending.size() > MAX_PENDING || pending.peek().isDone())) {
-            byte[] z;
-            try {
-                z = pending.poll().get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IOException("interrupted while encoding", e);
-            } catch (ExecutionException e) {
-                throw new IOException("TIFF encoding failed: " + e.getCause(), e.getCause());
-            }
+            byte[] z = result(pending.poll(), "TIFF");
             long t0 = System.nanoTime();
             position += position & 1;   // strips start on a word boundary, as TIFF recommends
             if (position + z.length > CLASSIC_LIMIT) {
@@ -191,7 +170,7 @@ final class TiffWriter implements ImageWriter {
 
     @Override
     public void finish() throws IOException {
-        if (rowsGiven != height) throw new IllegalStateException("TIFF of " + height + " rows finished after " + rowsGiven);
+        checkComplete("TIFF");
         drain(true);
         long t0 = System.nanoTime();
         position += position & 1;
@@ -236,24 +215,7 @@ final class TiffWriter implements ImageWriter {
     }
 
     @Override
-    public long encodeNanos() {
-        return encodeNanos.get();
-    }
-
-    @Override
-    public long writeNanos() {
-        return writeNanos;
-    }
-
-    @Override
     public void close() throws IOException {
-        if (finished) return;
-        for (Future<byte[]> f : pending) f.cancel(true);
-        pending.clear();
-        try {
-            out.close();
-        } finally {
-            file.close();
-        }
+        if (!finished) abandon(pending, out, file);
     }
 }

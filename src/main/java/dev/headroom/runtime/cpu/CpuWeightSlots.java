@@ -4,6 +4,7 @@ import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Op;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.StagedLayers;
+import dev.headroom.runtime.StagedSlots;
 import dev.headroom.runtime.WeightSlots;
 import dev.headroom.runtime.memory.Budget;
 import dev.headroom.runtime.memory.DeviceMemory;
@@ -16,7 +17,7 @@ import java.util.Map;
  * convolution's fp32 layout, synchronously, so nothing needs waiting for. The slots are charged to
  * the ledger up front, as a GPU's are; the staged layers are host memory the model already holds.
  */
-final class CpuWeightSlots implements WeightSlots {
+final class CpuWeightSlots extends StagedSlots<CpuWeightSlots.Staging> {
     private record Staged(Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {}
 
     /** The streamed layers as the model holds them (its own arrays: nothing to free). */
@@ -36,13 +37,7 @@ final class CpuWeightSlots implements WeightSlots {
 
         @Override
         public WeightSlots slots(int count, long slotBytes) {
-            retain();
-            try {
-                return new CpuWeightSlots(memory, this, count, slotBytes);
-            } catch (RuntimeException e) {
-                release();
-                throw e;
-            }
+            return holding(true, () -> new CpuWeightSlots(memory, this, count, slotBytes));
         }
 
         @Override
@@ -52,17 +47,13 @@ final class CpuWeightSlots implements WeightSlots {
     }
 
     private final DeviceMemory memory;
-    private final Staging staging;
-    private final long slotBytes;
     private final Budget node;
     private final CpuConv.Prepared[] slots;
-    private boolean closed;
 
     /** Slots over {@code staging}, whose reference they take (released on close). */
     private CpuWeightSlots(DeviceMemory memory, Staging staging, int count, long slotBytes) {
+        super(staging, slotBytes);
         this.memory = memory;
-        this.staging = staging;
-        this.slotBytes = slotBytes;
         this.node = memory.reserveWeights(count * slotBytes);
         this.slots = new CpuConv.Prepared[count];
     }
@@ -70,12 +61,7 @@ final class CpuWeightSlots implements WeightSlots {
     /** Slots with nothing staged yet; they hold the new staging's one reference. */
     static CpuWeightSlots of(DeviceMemory memory, int count, long slotBytes) {
         Staging staging = new Staging(memory);
-        try {
-            return new CpuWeightSlots(memory, staging, count, slotBytes);
-        } catch (RuntimeException e) {
-            staging.release();
-            throw e;
-        }
+        return staging.holding(false, () -> new CpuWeightSlots(memory, staging, count, slotBytes));
     }
 
     /** What a layer's slot holds: the fp32 kernel padded to the vector width (and its padded bias and slopes). */
@@ -107,21 +93,8 @@ final class CpuWeightSlots implements WeightSlots {
     public void used(int slot) {}
 
     @Override
-    public StagedLayers staging() {
-        return staging;
-    }
-
-    @Override
-    public long slotBytes() {
-        return slotBytes;
-    }
-
-    @Override
-    public void close() {
-        if (closed) return;
-        closed = true;
+    protected void freeSlots() {
         java.util.Arrays.fill(slots, null);
-        memory.unreserve(node, slots.length * slotBytes);
-        staging.release();
+        memory.unreserve(node, slots.length * slotBytes());
     }
 }

@@ -12,6 +12,7 @@ import dev.headroom.runtime.ArenaView;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.StagedLayers;
+import dev.headroom.runtime.StagedSlots;
 import dev.headroom.runtime.WeightSlots;
 import dev.headroom.runtime.memory.DeviceMemory;
 import java.lang.foreign.MemorySegment;
@@ -34,7 +35,7 @@ import java.util.Map;
  * dense kernel in the precision, KRSC, or a compact blob that the session expands after the copy),
  * so a load is one asynchronous copy at the bus's full rate; their biases and slopes stay resident.
  */
-final class CudaWeightSlots implements WeightSlots {
+final class CudaWeightSlots extends StagedSlots<CudaWeightSlots.Staging> {
     private record Staged(Op.Conv2d op, MemorySegment host, long bytes, CompactKernel compact, float[] bias, float[] slope) {}
 
     /** The streamed layers in pinned host memory, in the device's form for one precision. */
@@ -57,13 +58,7 @@ final class CudaWeightSlots implements WeightSlots {
 
         @Override
         public WeightSlots slots(int count, long slotBytes) {
-            retain();
-            try {
-                return new CudaWeightSlots(dev, this, null, count, slotBytes);
-            } catch (RuntimeException e) {
-                release();
-                throw e;
-            }
+            return holding(true, () -> new CudaWeightSlots(dev, this, null, count, slotBytes));
         }
 
         synchronized Staged stage(int layer, Op.Conv2d op, TensorData kernel, float[] bias, float[] slope, long slotBytes) {
@@ -108,38 +103,25 @@ final class CudaWeightSlots implements WeightSlots {
     private final Driver cu = Driver.get();
     private final VmmAndEvents ev = VmmAndEvents.get();
     private final CudaDevice dev;
-    private final Staging staging;
     private CudaOps session;
     private final DeviceMemory alloc;
     private final Precision precision;
-    private final long slotBytes;
     private final MemorySegment copyStream;
     private final DeviceBuffer[] slots;
     private final MemorySegment[] loaded, freed;
     /** Each staged layer's resident bias and slopes (either may be null). */
     private final Map<Integer, DeviceBuffer[]> resident = new HashMap<>();
-    private boolean closed;
 
     /** Slots for {@code session}'s passes alone, with nothing staged yet (they hold the new staging's one reference). */
     static CudaWeightSlots of(CudaDevice dev, CudaOps session, int count, long slotBytes) {
         Staging staging = new Staging(dev, session.precision());
-        try {
-            return new CudaWeightSlots(dev, staging, session, count, slotBytes);
-        } catch (RuntimeException e) {
-            staging.release();
-            throw e;
-        }
+        return staging.holding(false, () -> new CudaWeightSlots(dev, staging, session, count, slotBytes));
     }
 
     /** Slots of a model shared by {@code precision}'s sessions, nothing staged yet; bound to a session before each pass. */
     static CudaWeightSlots shared(CudaDevice dev, Precision precision, int count, long slotBytes) {
         Staging staging = new Staging(dev, precision);
-        try {
-            return new CudaWeightSlots(dev, staging, null, count, slotBytes);
-        } catch (RuntimeException e) {
-            staging.release();
-            throw e;
-        }
+        return staging.holding(false, () -> new CudaWeightSlots(dev, staging, null, count, slotBytes));
     }
 
     /**
@@ -148,12 +130,11 @@ final class CudaWeightSlots implements WeightSlots {
      * layers already staged are uploaded again.
      */
     private CudaWeightSlots(CudaDevice dev, Staging staging, CudaOps session, int count, long slotBytes) {
+        super(staging, slotBytes);
         this.dev = dev;
-        this.staging = staging;
         this.session = session;
         this.alloc = dev.memory();
         this.precision = staging.precision;
-        this.slotBytes = slotBytes;
         this.slots = new DeviceBuffer[count];
         this.loaded = new MemorySegment[count];
         this.freed = new MemorySegment[count];
@@ -167,15 +148,14 @@ final class CudaWeightSlots implements WeightSlots {
             }
             for (var e : staging.all().entrySet()) uploadResident(e.getKey(), e.getValue());
         } catch (RuntimeException e) {
-            closed = true;
-            freeDevice();   // the staging's reference stays with the caller, who releases it
+            closeKeepingStaging();   // the staging's reference stays with the caller, who releases it
             throw e;
         }
     }
 
     @Override
     public void stage(int layer, Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {
-        uploadResident(layer, staging.stage(layer, op, kernel, bias, slope, slotBytes));
+        uploadResident(layer, staging.stage(layer, op, kernel, bias, slope, slotBytes()));
     }
 
     /** A streamed layer's bias and slopes, resident while the slots live (charged as weights). */
@@ -263,26 +243,9 @@ final class CudaWeightSlots implements WeightSlots {
         ev.eventRecord(freed[slot], session().stream());
     }
 
+    /** Waits for the copy stream and for the last uses of the slots, frees the slots and resident biases (the staged layers are released after). */
     @Override
-    public StagedLayers staging() {
-        return staging;
-    }
-
-    @Override
-    public long slotBytes() {
-        return slotBytes;
-    }
-
-    /** Waits for the copy stream and for the last uses of the slots, frees the slots and resident biases, and releases the staged layers. */
-    @Override
-    public void close() {
-        if (closed) return;
-        closed = true;
-        freeDevice();
-        staging.release();
-    }
-
-    private void freeDevice() {
+    protected void freeSlots() {
         dev.bind();
         if (copyStream != null) cu.streamSynchronize(copyStream);
         for (MemorySegment e : freed) if (e != null) ev.eventSynchronize(e);

@@ -11,11 +11,11 @@ import java.util.Random;
 /**
  * Host memory of reading a big input as upscale reads it (scripts/bench/input-read runs it): the
  * whole image as floats ({@link ImageFiles#read}, the path before issue 19's change) or kept as
- * samples ({@link ImageFiles#readSamples}), or a PNG decoded by rows as the tiler reads it
- * ({@link ImageFiles#readInput}, {@code rows}). One mode per JVM; prints one JSON line with the heap
+ * samples ({@link ImageFiles#readSamples}), or a PNG or baseline JPEG decoded by rows as the tiler
+ * reads it ({@link ImageFiles#readInput}, {@code rows}). One mode per JVM; prints one JSON line with the heap
  * the image retains (after full collections) and the process's peak RSS (VmHWM).
  *
- * <p>Usage: InputReadBench make SIZE out.png [photo] | InputReadBench floats|samples|rows in.png
+ * <p>Usage: InputReadBench make SIZE out.png|out.jpg [photo] | InputReadBench floats|samples|rows in.png|in.jpg
  */
 public final class InputReadBench {
     public static void main(String[] args) throws Exception {
@@ -27,7 +27,12 @@ public final class InputReadBench {
             Random r = new Random(1);
             float[] d = img.data();
             for (int i = 0; i < d.length; i++) d[i] += (float) (r.nextGaussian() * 0.01);
-            ImageFiles.writePng(img, Path.of(args[2]));
+            Path out = Path.of(args[2]);
+            if (out.toString().endsWith(".jpg")) {
+                if (!javax.imageio.ImageIO.write(ImageFiles.toBuffered(img), "jpeg", out.toFile())) throw new IllegalStateException("no JPEG writer");
+            } else {
+                ImageFiles.writePng(img, out);
+            }
             return;
         }
         Path file = Path.of(args[1]);
@@ -48,7 +53,7 @@ public final class InputReadBench {
     }
 
     /**
-     * A PNG decoded by rows ({@link ImageFiles#readInput}) and read as the tiler reads it: bands of
+     * A PNG or JPEG decoded by rows ({@link ImageFiles#readInput}) and read as the tiler reads it: bands of
      * 512 + 2 x 16 rows, each row's span as floats, rows above the band released. The heap it
      * retains is measured half way down, with a band held; the time includes every row's floats.
      */

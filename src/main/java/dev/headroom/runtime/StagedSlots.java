@@ -1,0 +1,44 @@
+package dev.headroom.runtime;
+
+/**
+ * What every backend's {@link WeightSlots} share: the staged layers they hold a reference to, the
+ * bytes of each slot, and a {@link #close} that runs once, frees the backend's slots
+ * ({@link #freeSlots}) and then drops the reference to the staged layers.
+ */
+public abstract class StagedSlots<S extends StagedLayers> implements WeightSlots {
+    protected final S staging;
+    private final long slotBytes;
+    private boolean closed;
+
+    protected StagedSlots(S staging, long slotBytes) {
+        this.staging = staging;
+        this.slotBytes = slotBytes;
+    }
+
+    @Override
+    public final S staging() {
+        return staging;
+    }
+
+    @Override
+    public final long slotBytes() {
+        return slotBytes;
+    }
+
+    /** Waits for the slots' copies and uses and frees them and what they keep resident; called once, before the staging is released. */
+    protected abstract void freeSlots();
+
+    /** For a constructor that fails: frees the slots made so far and leaves the staging's reference to the caller, who releases it. */
+    protected final void closeKeepingStaging() {
+        closed = true;
+        freeSlots();
+    }
+
+    @Override
+    public final void close() {
+        if (closed) return;
+        closed = true;
+        freeSlots();
+        staging.release();
+    }
+}
