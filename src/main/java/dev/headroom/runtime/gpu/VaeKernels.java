@@ -223,7 +223,8 @@ final class VaeKernels implements AutoCloseable {
         if (out.c % 8 == 0 && affine && out.c <= GN_MAX_C && out.n <= 65535) {
             int cl = out.c / 8, pl = 256 / cl;
             long hw = (long) out.h * out.w;
-            launch("gn_affine8", (int) Math.min((hw + pl - 1) / pl, 1 << 16), out.n, 256, 1,
+            // at most 8,192 blocks in all, so each thread's scale and shift serve several pixels (8 at 128 channels of 1024x1024)
+            launch("gn_affine8", (int) Math.min((hw + pl - 1) / pl, Math.max(1, 8192 / out.n)), out.n, 256, 1,
                     at(in), in.stride, 0, meanRstd, constant(gamma), constant(beta), op.silu() ? 1 : 0,
                     at(out), out.stride, 0, hw, out.c, op.groups(), vectors(in) && vectors(out) ? 1 : 0);
             return;

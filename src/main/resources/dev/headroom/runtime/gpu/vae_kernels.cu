@@ -258,12 +258,17 @@ __device__ void gn_affine8(const T* x, int xs, int xo, const float* meanRstd, co
     if (pl >= PL) return;
     const int b = blockIdx.y, c0 = cl * 8;
     float a[8], d[8];
+    int g = c0 / per, left = per - (c0 - g * per);   // channel c0 + j's group, by counting
 #pragma unroll
     for (int j = 0; j < 8; j++) {
         const int c = c0 + j;
-        const float* mr = meanRstd + ((long long)b * G + c / per) * 2;
+        const float* mr = meanRstd + ((long long)b * G + g) * 2;
         a[j] = mr[1] * gamma[c];
         d[j] = beta[c] - mr[0] * a[j];
+        if (--left == 0) {
+            g++;
+            left = per;
+        }
     }
     for (long long p = (long long)blockIdx.x * PL + pl; p < hw; p += (long long)PL * gridDim.x) {
         const long long px = (long long)b * hw + p;
