@@ -467,6 +467,7 @@ public final class CudaOps implements Session {
         d.put("conv_workspace_bytes", convolutions.workspaceBytes());
         d.put("conv_workspace_used_bytes", convolutions.workspaceUsed());
         d.put("kernel_modules_ms", KernelCache.millis());
+        if (vae != null && vae.attentionRows() > 0) d.put("attention_chunk_rows", vae.attentionRows());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());
         if (pinned != null) {

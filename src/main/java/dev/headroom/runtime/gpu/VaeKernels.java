@@ -275,8 +275,16 @@ final class VaeKernels implements AutoCloseable {
         attention(q, k, v, scale, out, scratch, m, ARENA_BLAS_WORKSPACE);
     }
 
+    /** Queries per chunk of the last attention (0 before any), for reports. */
+    int attentionRows() {
+        return lastRows;
+    }
+
+    private int lastRows;
+
     private void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer shared, int m, long blasBytes) {
         int queries = q.h * q.w, keys = k.h * k.w;
+        lastRows = m;
         int type = switch (precision) { case F32 -> Cublas.R_32F; case F16 -> Cublas.R_16F; case BF16 -> Cublas.R_16BF; };
         int compute = precision == Precision.F32 ? Cublas.COMPUTE_32F_PEDANTIC : Cublas.COMPUTE_32F;
         long e = precision.bytes;
