@@ -64,7 +64,7 @@ final class VaeKernels implements AutoCloseable {
     static final long BLAS_WORKSPACE = 4L << 20;
     /** Widest GroupNorm input gn_stats takes (GN_MAX_C in vae_kernels.cu). */
     static final int GN_MAX_C = 2048;
-    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "gn_affine8", "strided_conv", "softmax_rows", "scale_rows"};
+    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "gn_affine8", "strided_conv", "softmax_rows", "softmax_rows4", "scale_rows"};
 
     /**
      * Whether GroupNorm takes lanes of 8 channels where C allows (gn_stats8, gn_apply8); HEADROOM_VAE_GN=scalar
@@ -258,7 +258,7 @@ final class VaeKernels implements AutoCloseable {
         int queries = q.h * q.w, keys = k.h * k.w;
         long need = attentionNeed(queries, keys, v.c, precision);
         if (shared.bytes() < need) throw new IllegalArgumentException("attention scratch of " + shared.bytes() + " bytes; it needs " + need);
-        attention(q, k, v, scale, out, shared, chunkRows(queries, keys, v.c, precision), BLAS_WORKSPACE);
+        attention(q, k, v, scale, out, shared, chunkRows(queries, keys, v.c, precision), BLAS_WORKSPACE, false);
     }
 
     /**
@@ -272,7 +272,7 @@ final class VaeKernels implements AutoCloseable {
         }
         if (m == 0) throw new IllegalArgumentException("attention scratch of " + scratch.bytes() + " bytes in the arena; it needs "
                 + arenaNeed(arenaRows(queries, keys, v.c, precision)[0], keys, v.c, precision));
-        attention(q, k, v, scale, out, scratch, m, ARENA_BLAS_WORKSPACE);
+        attention(q, k, v, scale, out, scratch, m, ARENA_BLAS_WORKSPACE, SOFTMAX4);
     }
 
     /** Queries per chunk of the last attention (0 before any), for reports. */
@@ -282,7 +282,8 @@ final class VaeKernels implements AutoCloseable {
 
     private int lastRows;
 
-    private void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer shared, int m, long blasBytes) {
+    /** @param wide whether the softmax may take softmax_rows4 (16-byte loads) where the keys allow */
+    private void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer shared, int m, long blasBytes, boolean wide) {
         int queries = q.h * q.w, keys = k.h * k.w;
         lastRows = m;
         int type = switch (precision) { case F32 -> Cublas.R_32F; case F16 -> Cublas.R_16F; case BF16 -> Cublas.R_16BF; };
@@ -290,6 +291,8 @@ final class VaeKernels implements AutoCloseable {
         long e = precision.bytes;
         // scores (fp32), exps (storage type), 1/sum per row and the fp32 output, each 16-byte aligned
         long probsAt = (long) m * keys * Float.BYTES, invAt = align16(probsAt + (long) m * keys * e), accAt = align16(invAt + (long) m * Float.BYTES);
+        // 16-byte score loads where each row starts on 16 bytes (keys % 4 == 0; scores and exps are 16-byte aligned)
+        boolean softmax4 = wide && keys % 4 == 0;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment scaled = a.allocate(JAVA_FLOAT, 2), unit = a.allocate(JAVA_FLOAT, 2);
             scaled.setAtIndex(JAVA_FLOAT, 0, scale);
@@ -306,7 +309,7 @@ final class VaeKernels implements AutoCloseable {
                     // scores^T (keys x rows, column-major) = K (keys x C) . Q_chunk^T (C x rows)
                     blasLib.gemm(h, Cublas.OP_T, Cublas.OP_N, keys, rows, q.c, scaled, kb, type, k.stride, qb, type, q.stride,
                             scores, Cublas.R_32F, keys, compute);
-                    launch("softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
+                    launch(softmax4 ? "softmax_rows4" : "softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
                     // acc^T (C x rows, fp32) = V^T (C x keys) . E^T (keys x rows); then out_chunk = acc / sums by row
                     blasLib.gemm(h, Cublas.OP_N, Cublas.OP_N, v.c, rows, keys, unit, vb, type, v.stride, probs, type, keys,
                             acc, Cublas.R_32F, v.c, compute);
@@ -359,6 +362,12 @@ final class VaeKernels implements AutoCloseable {
     private static long arenaNeed(long m, long keys, int channels, Precision precision) {
         return blasAt(m, keys, channels, precision) + ARENA_BLAS_WORKSPACE;
     }
+
+    /**
+     * Whether attention in the arena takes softmax_rows4 (16-byte loads of scores) rather than softmax_rows:
+     * HEADROOM_VAE_SOFTMAX=scalar (or -Dheadroom.vae-softmax=scalar) keeps softmax_rows, for comparison.
+     */
+    private static final boolean SOFTMAX4 = !"scalar".equals(System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")));
 
     /** Whether attention takes its chunks in the plan's arena where the plan gives it room (the default; see {@link #arenaChunks}). */
     private static final boolean ARENA = !"lent".equals(System.getProperty("headroom.vae-attention", System.getenv("HEADROOM_VAE_ATTENTION")));
