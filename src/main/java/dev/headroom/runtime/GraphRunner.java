@@ -14,7 +14,8 @@ import dev.headroom.core.plan.Planner;
  * construction, or shared from the residency manager ({@link PreparedWeights});
  * {@link #run} then executes the nodes in order inside the arena of the shape's
  * {@link MemoryPlan}, writing concatenation inputs straight into their concatenation's buffer
- * ({@link ConcatPlan}); buffers whose lifetimes do not meet share bytes. The largest arena used is
+ * ({@link ConcatPlan}); buffers whose lifetimes do not meet share bytes, and a node's scratch
+ * ({@link MemoryPlan#SCRATCH}: attention's chunks) lies in the arena too. The largest arena used is
  * kept for reports.
  */
 public final class GraphRunner implements AutoCloseable {
@@ -251,13 +252,15 @@ public final class GraphRunner implements AutoCloseable {
             Tensor[][] banded = new Tensor[bands == null ? 0 : bands.count][size];  // by band, node id
             for (MemoryPlan.Buffer b : plan.buffers()) {
                 int r = b.root();
+                if (b.band() == MemoryPlan.SCRATCH) continue;   // a node's scratch: handed to it as it runs (step)
                 if (b.band() < 0) whole[r] = ops.view(arena, b.offset(), in.n, hs[r], ws[r], graph.channels(r));
                 else banded[b.band()][r] = ops.view(arena, b.offset(), 1, bands.rows(b.band(), r), ws[r], graph.channels(r));
             }
             int o = graph.output();
             Tensor output = bands != null ? whole[o] : whole[placement.root(o)].slice(placement.offset(o), graph.channels(o));
             Tensor x = input;
-            Runnable forward = () -> forward(x, whole, banded, bands);
+            DeviceBuffer held = arena;
+            Runnable forward = () -> forward(x, whole, banded, bands, plan, held);
             if (stream != null) {
                 stream.begin(convSequence(bands), ops);   // one pass at a time where sessions share the stream
                 try {
@@ -285,7 +288,7 @@ public final class GraphRunner implements AutoCloseable {
     }
 
     /** The forward pass op by op: whole nodes, then the tail band by band (see {@link #run(Tensor, java.util.function.Function)}). */
-    private void forward(Tensor input, Tensor[] whole, Tensor[][] banded, Bands bands) {
+    private void forward(Tensor input, Tensor[] whole, Tensor[][] banded, Bands bands, MemoryPlan plan, DeviceBuffer arena) {
         int size = graph.size(), tail = bands == null ? size : bands.start;
         Tensor[] values = new Tensor[size];
         values[0] = input;
@@ -294,7 +297,7 @@ public final class GraphRunner implements AutoCloseable {
             Tensor[] ins = new Tensor[node.arity()];
             for (int j = 0; j < ins.length; j++) ins[j] = values[node.input(j)];
             values[id] = whole[placement.root(id)].slice(placement.offset(id), graph.channels(id));
-            timed(node, ins, values[id]);
+            timed(node, ins, values[id], scratch(plan, arena, id));
         }
         if (bands != null) {
             int o = graph.output();
@@ -308,7 +311,7 @@ public final class GraphRunner implements AutoCloseable {
                         int u = node.input(j), lo = bands.readFrom(k, v, j), hi = bands.readTo(k, v, j);
                         ins[j] = u >= tail ? band[u].rows(lo - bands.from(k, u), hi - bands.from(k, u)) : values[u].rows(lo, hi);
                     }
-                    timed(node, ins, band[v]);
+                    timed(node, ins, band[v], null);
                 }
                 long t0 = System.nanoTime();
                 ops.copy(band[o].rows(bands.outFrom(k) - bands.from(k, o), bands.outTo(k) - bands.from(k, o)),
@@ -329,11 +332,22 @@ public final class GraphRunner implements AutoCloseable {
         return seq.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    private void timed(Node node, Tensor[] ins, Tensor out) {
+    /** Node {@code id}'s scratch in the arena ({@link MemoryPlan#SCRATCH}), or null. */
+    private static DeviceBuffer scratch(MemoryPlan plan, DeviceBuffer arena, int id) {
+        MemoryPlan.Buffer b = plan.scratchOf(id);
+        if (b == null) return null;
+        long at = arena.address() + b.offset(), bytes = b.bytes();
+        return new DeviceBuffer() {
+            public long address() { return at; }
+            public long bytes() { return bytes; }
+        };
+    }
+
+    private void timed(Node node, Tensor[] ins, Tensor out, DeviceBuffer scratch) {
         var memory = ops.memory();
         try (var scope = memory == null ? null : memory.tag("activations", node.name())) {
             long t0 = System.nanoTime();
-            step(node, ins, out);
+            step(node, ins, out, scratch);
             if (profiling) ops.synchronize();
             long ns = System.nanoTime() - t0;
             nanosByOp.merge(opLabel(node), ns, Long::sum);
@@ -349,7 +363,7 @@ public final class GraphRunner implements AutoCloseable {
     }
 
     /** Runs one node: {@code in} holds its inputs in order, {@code out} its output (a whole buffer, slice or band). */
-    private void step(Node node, Tensor[] in, Tensor out) {
+    private void step(Node node, Tensor[] in, Tensor out, DeviceBuffer scratch) {
         Tensor x = in[0];
         switch (node.op()) {
             case Op.Input i -> throw new IllegalStateException("second input node");
@@ -366,7 +380,10 @@ public final class GraphRunner implements AutoCloseable {
             case Op.PixelUnshuffle p -> ops.pixelUnshuffle(x, p.factor(), p.order(), out);
             case Op.GroupNorm g -> ops.groupNorm(x, g, params[node.id()][0], params[node.id()][1], out);
             case Op.StridedConv c -> ops.stridedConv(x, c, params[node.id()][0], params[node.id()][1], out);
-            case Op.Attention a -> ops.attention(in[0], in[1], in[2], a.scale(), out);
+            case Op.Attention a -> {
+                if (scratch != null) ops.attention(in[0], in[1], in[2], a.scale(), out, scratch);
+                else ops.attention(in[0], in[1], in[2], a.scale(), out);
+            }
             case Op.Concat c -> {
                 int off = 0;
                 for (int j = 0; j < in.length; j++) {

@@ -249,6 +249,14 @@ public interface Ops {
     }
 
     /**
+     * {@link #attention}, with {@code scratch} (device memory of the plan's arena, free while this
+     * runs; {@link dev.headroom.core.plan.DeviceModel#arenaScratch}) for its chunks instead of memory of its own.
+     */
+    default void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer scratch) {
+        attention(q, k, v, scale, out);
+    }
+
+    /**
      * A tiled upscale's output accumulator in this backend's memory, {@code capacity} rows of
      * {@code width} pixels of {@code channels} fp32 values, blended and converted to samples where
      * the tiles' outputs are ({@link OutputWindow}); null where tiles come home and the host blends

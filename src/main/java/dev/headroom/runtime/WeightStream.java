@@ -340,6 +340,7 @@ public final class WeightStream implements AutoCloseable {
                 return base.scratch(node, in, out, inDense, outDense);
             }
             public long persistent(Node node, int[] in, int[] out) { return base.persistent(node, in, out); }
+            public long[] arenaScratch(Node node, int[] in, int[] out) { return base.arenaScratch(node, in, out); }
         };
     }
 

@@ -31,6 +31,16 @@ public interface DeviceModel {
     long persistent(Node node, int[] in, int[] out);
 
     /**
+     * Sizes of scratch, smallest first, that a node can use inside the arena beside its buffers
+     * (attention's chunks of queries on CUDA: larger chunks run faster): the planner gives it the
+     * largest that does not make the plan's peak larger than with the node's {@link #persistent}
+     * bytes, and then no longer counts those. None by default.
+     */
+    default long[] arenaScratch(Node node, int[] in, int[] out) {
+        return new long[0];
+    }
+
+    /**
      * This model for a graph whose kernels are held as in {@code weights} (stored 16-bit, or int8,
      * fp8, NF4): the same by default, for a device that converts every kernel to its compute
      * precision when it loads it; a device that keeps kernels as stored says what they take.
@@ -48,6 +58,7 @@ public interface DeviceModel {
             public long inputBytes(int n, int h, int w, int c) { return base.inputBytes(n, h, w, c); }
             public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) { return base.scratch(node, in, out, inDense, outDense); }
             public long persistent(Node node, int[] in, int[] out) { return base.persistent(node, in, out); }
+            public long[] arenaScratch(Node node, int[] in, int[] out) { return base.arenaScratch(node, in, out); }
         };
     }
 

@@ -27,9 +27,19 @@ public record MemoryPlan(List<Buffer> buffers, long arenaBytes, long lowerBound,
         return new MemoryPlan(buffers, arenaBytes, lowerBound, weights, input, persistent, scratch, bands, bytes);
     }
 
+    /** {@link Buffer#band} of a node's scratch in the arena ({@link DeviceModel#arenaScratch}), alive at its step alone. */
+    public static final int SCRATCH = -2;
+
+    /** Node {@code id}'s scratch in the arena, or null when it has none. */
+    public Buffer scratchOf(int id) {
+        for (Buffer b : buffers) if (b.band() == SCRATCH && b.root() == id) return b;
+        return null;
+    }
+
     /**
      * An activation buffer: the concatenation root it holds, the band (-1 for a whole tensor), its
-     * bytes and lifetime [first, last] in steps (see {@link Planner}), its offset.
+     * bytes and lifetime [first, last] in steps (see {@link Planner}), its offset. A node's scratch
+     * ({@link #SCRATCH}) is listed here too, under the node's id.
      */
     public record Buffer(int root, int band, long bytes, int first, int last, long offset) {}
 

@@ -81,20 +81,89 @@ public final class Planner {
 
     private static MemoryPlan pack(Graph g, int n, int h, int w, DeviceModel model, Layout best) {
         long[] offsets = ArenaPacker.pack(best.bytes, best.first, best.last);
+        long arena = ArenaPacker.arenaBytes(best.bytes, offsets), persistent = best.persistent;
+        long[] bytes = best.bytes;
+        int[] node = best.node, band = best.band, first = best.first, last = best.last;
+        Scratch room = Scratch.of(g, n, h, w, model, best, arena + persistent);
+        if (room != null) {
+            node = room.node;
+            band = room.band;
+            bytes = room.bytes;
+            first = room.first;
+            last = room.last;
+            offsets = room.offsets;
+            arena = room.arena;
+            persistent = best.persistentBesideScratch;
+        }
         List<MemoryPlan.Buffer> buffers = new ArrayList<>();
-        for (int k = 0; k < best.bytes.length; k++) {
-            buffers.add(new MemoryPlan.Buffer(best.node[k], best.band[k], best.bytes[k], best.first[k], best.last[k], offsets[k]));
+        for (int k = 0; k < bytes.length; k++) {
+            buffers.add(new MemoryPlan.Buffer(node[k], band[k], bytes[k], first[k], last[k], offsets[k]));
         }
         long weights = 0;
-        for (Node node : g.nodes()) if (node.op() instanceof Op.Conv2d c) weights += model.weightBytes(c);
+        for (Node v : g.nodes()) if (v.op() instanceof Op.Conv2d c) weights += model.weightBytes(c);
         long input = model.inputBytes(n, h, w, g.inputChannels());
-        return new MemoryPlan(List.copyOf(buffers), ArenaPacker.arenaBytes(best.bytes, offsets), best.lowerBound, weights, input,
-                best.persistent, best.scratch, best.bands, 0);
+        return new MemoryPlan(List.copyOf(buffers), arena, best.lowerBound, weights, input, persistent, best.scratch, best.bands, 0);
+    }
+
+    /**
+     * The layout's buffers plus one scratch buffer in the arena for each node before the tail that
+     * can use one ({@link DeviceModel#arenaScratch}), alive at the node's step alone: each gets the
+     * largest size whose packed arena, with the persistent bytes that no longer count those nodes,
+     * stays within {@code limit} (the arena and persistent bytes without them); null when even the
+     * smallest sizes do not fit so (the nodes then use their persistent bytes, as before).
+     */
+    private record Scratch(int[] node, int[] band, long[] bytes, int[] first, int[] last, long[] offsets, long arena) {
+        static Scratch of(Graph g, int n, int h, int w, DeviceModel model, Layout best, long limit) {
+            int t = Math.min(best.tailStart(), g.size());
+            int[] hs = g.heights(h), ws = g.widths(w);
+            List<Integer> ids = new ArrayList<>();
+            List<long[]> sizes = new ArrayList<>();
+            for (int id = 1; id < t; id++) {
+                int src = g.node(id).input(0);
+                long[] c = model.arenaScratch(g.node(id), new int[] {n, hs[src], ws[src], g.channels(src)}, new int[] {n, hs[id], ws[id], g.channels(id)});
+                if (c.length == 0) continue;
+                ids.add(id);
+                sizes.add(c);
+            }
+            if (ids.isEmpty()) return null;
+            int[] pick = new int[ids.size()];   // index into each node's sizes: the smallest first
+            Scratch fits = packed(best, ids, sizes, pick);
+            if (fits.arena + best.persistentBesideScratch > limit) return null;
+            for (int i = 0; i < pick.length; i++) {
+                for (int j = sizes.get(i).length - 1; j > 0; j--) {
+                    int[] trial = pick.clone();
+                    trial[i] = j;
+                    Scratch s = packed(best, ids, sizes, trial);
+                    if (s.arena + best.persistentBesideScratch <= limit) {
+                        pick = trial;
+                        fits = s;
+                        break;
+                    }
+                }
+            }
+            return fits;
+        }
+
+        private static Scratch packed(Layout best, List<Integer> ids, List<long[]> sizes, int[] pick) {
+            int b = best.bytes.length, m = b + ids.size();
+            int[] node = java.util.Arrays.copyOf(best.node, m), band = java.util.Arrays.copyOf(best.band, m);
+            int[] first = java.util.Arrays.copyOf(best.first, m), last = java.util.Arrays.copyOf(best.last, m);
+            long[] bytes = java.util.Arrays.copyOf(best.bytes, m);
+            for (int i = 0; i < ids.size(); i++) {
+                node[b + i] = ids.get(i);
+                band[b + i] = MemoryPlan.SCRATCH;
+                bytes[b + i] = sizes.get(i)[pick[i]];
+                first[b + i] = ids.get(i);
+                last[b + i] = ids.get(i);
+            }
+            long[] offsets = ArenaPacker.pack(bytes, first, last);
+            return new Scratch(node, band, bytes, first, last, offsets, ArenaPacker.arenaBytes(bytes, offsets));
+        }
     }
 
     /** The buffers, lifetimes and transients of one way to run the graph, before packing. */
     private record Layout(Bands bands, int[] node, int[] band, long[] bytes, int[] first, int[] last, long lowerBound, long scratch,
-                          long persistent) {
+                          long persistent, long persistentBesideScratch) {
         long cost() {
             return lowerBound + scratch + persistent;
         }
@@ -129,7 +198,7 @@ public final class Planner {
                 ids.add(new int[] {r, -1});
                 spans.add(new long[] {bufferBytes(n, hs[first[r]], ws[first[r]], g.channels(r), model), first[r], last[r]});
             }
-            long scratch = 0, persistent = 0;
+            long scratch = 0, persistent = 0, beside = 0;   // beside: the persistent bytes of nodes that cannot take arena scratch
             for (int id = 1; id < t; id++) {
                 Node node = g.node(id);
                 int src = node.input(0);
@@ -138,6 +207,7 @@ public final class Planner {
                 boolean outDense = g.channels(id) == g.channels(placement.root(id));
                 scratch = Math.max(scratch, model.scratch(node, in, o, inDense, outDense));
                 persistent = Math.max(persistent, model.persistent(node, in, o));
+                if (model.arenaScratch(node, in, o).length == 0) beside = Math.max(beside, model.persistent(node, in, o));
             }
             if (bands != null) {
                 ids.add(new int[] {out, -1});
@@ -157,6 +227,7 @@ public final class Planner {
                         boolean inDense = src >= t || src == 0 || g.channels(src) == g.channels(placement.root(src));
                         scratch = Math.max(scratch, model.scratch(node, in, o, inDense, true));
                         persistent = Math.max(persistent, model.persistent(node, in, o));
+                        beside = Math.max(beside, model.persistent(node, in, o));
                     }
                 }
             }
@@ -170,7 +241,7 @@ public final class Planner {
                 f[i] = (int) spans.get(i)[1];
                 l[i] = (int) spans.get(i)[2];
             }
-            return new Layout(bands, node, band, bytes, f, l, ArenaPacker.lowerBound(bytes, f, l), scratch, persistent);
+            return new Layout(bands, node, band, bytes, f, l, ArenaPacker.lowerBound(bytes, f, l), scratch, persistent, beside);
         }
 
         private static long bufferBytes(int n, int h, int w, int c, DeviceModel model) {

@@ -30,7 +30,7 @@ import java.util.Map;
  * whole life of a job.
  */
 public final class CudaDevice implements Device {
-    private static final String[] KERNELS = {"epilogue", "add2", "scale", "upsample", "pixel_shuffle", "pixel_unshuffle"};
+    private static final String[] KERNELS = {"epilogue", "add2", "scale", "upsample", "upsample8", "pixel_shuffle", "pixel_unshuffle"};
     /** The context last made current on each thread, so {@link #bind} costs a field read when nothing changes. */
     private static final ThreadLocal<MemorySegment> CURRENT = new ThreadLocal<>();
 

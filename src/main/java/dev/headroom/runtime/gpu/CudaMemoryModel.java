@@ -79,6 +79,8 @@ public final class CudaMemoryModel implements DeviceModel {
 
             public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) { return dense.scratch(node, in, out, inDense, outDense); }
 
+            public long[] arenaScratch(Node node, int[] in, int[] out) { return dense.arenaScratch(node, in, out); }
+
             public long persistent(Node node, int[] in, int[] out) {
                 long p = dense.persistent(node, in, out);
                 return node.op() instanceof Op.Conv2d ? p + expansion(node) : p;
@@ -114,6 +116,15 @@ public final class CudaMemoryModel implements DeviceModel {
         // attention borrows the convolutions' workspace, growing it to its need where that is more (CudaOps.attention)
         if (node.op() instanceof Op.Attention) return attentionScratch((long) in[1] * in[2], in[3], precision);
         return node.op() instanceof Op.Conv2d ? workspaceCap(bytes(in)) : 0;
+    }
+
+    /** Attention's chunks in the arena ({@link VaeKernels#arenaChunks}): none when HEADROOM_VAE_ATTENTION=lent. */
+    @Override
+    public long[] arenaScratch(Node node, int[] in, int[] out) {
+        if (!(node.op() instanceof Op.Attention)) return new long[0];
+        long[] sizes = VaeKernels.arenaChunks((long) in[1] * in[2], in[3], precision);
+        for (int i = 0; i < sizes.length; i++) sizes[i] = DeviceModel.align(sizes[i]);
+        return sizes;
     }
 
     /** Attention's chunk of scores and probabilities and its cuBLAS workspace ({@link VaeKernels#attentionNeed}), in the convolutions' workspace. */

@@ -323,8 +323,23 @@ public final class CudaOps implements Session {
     public void upsampleNearest(Tensor in, int r, Tensor out) {
         long pixels = (long) out.n * out.h * out.w;
         if (pixels >= 1L << 31) throw new IllegalArgumentException("upsample to " + out + ": more than 2^31 pixels in one tile");
+        long lanes = (long) in.n * in.h * in.w * (in.c / 8);
+        if (UPSAMPLE8 && in.c % 8 == 0 && lanes < 1L << 31 && aligned16(in) && aligned16(out)) {
+            dev.bind();
+            launchGrid("upsample8", (int) Math.min((lanes + 255) / 256, 1 << 20), 1, 256, 1, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
+                    in.n, in.h, in.w, in.c, r);
+            return;
+        }
         launchPixels("upsample", pixels, out.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
                 in.n, in.h, in.w, in.c, r);
+    }
+
+    /** Whether upsampling moves 8 channels a thread in 16-byte accesses where it can (upsample8); HEADROOM_UPSAMPLE=scalar keeps one value a thread, for comparison. */
+    private static final boolean UPSAMPLE8 = !"scalar".equals(System.getProperty("headroom.upsample", System.getenv("HEADROOM_UPSAMPLE")));
+
+    /** Whether every pixel's channel 0 of a view lies on a 16-byte boundary. */
+    private static boolean aligned16(Tensor t) {
+        return ((ptr(t) + (long) t.offset * t.precision.bytes) & 15) == 0 && ((long) t.stride * t.precision.bytes) % 16 == 0;
     }
 
     @Override
@@ -417,6 +432,12 @@ public final class CudaOps implements Session {
         kernels.attention(q, k, v, scale, out, convolutions.lend(VaeKernels.attentionNeed((long) q.h * q.w, (long) k.h * k.w, v.c, precision)));
     }
 
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer scratch) {
+        // the plan's arena gave attention room for larger chunks (CudaMemoryModel#arenaScratch)
+        vae().attentionInArena(q, k, v, scale, out, scratch);
+    }
+
     /** Waits for this session's stream (never the whole device). */
     @Override
     public void synchronize() {
@@ -446,6 +467,7 @@ public final class CudaOps implements Session {
         d.put("conv_workspace_bytes", convolutions.workspaceBytes());
         d.put("conv_workspace_used_bytes", convolutions.workspaceUsed());
         d.put("kernel_modules_ms", KernelCache.millis());
+        if (vae != null && vae.attentionRows() > 0) d.put("attention_chunk_rows", vae.attentionRows());
         if (!graphFailures().isEmpty()) d.put("graph_failures", graphFailures());
         if (!captureFailures().isEmpty()) d.put("capture_failures", captureFailures());
         if (pinned != null) {

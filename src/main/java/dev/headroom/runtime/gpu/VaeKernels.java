@@ -30,7 +30,8 @@ import java.util.Map;
  * {@code gn_apply} reads those. Gathered band by band ({@link #normStats}), the additions are the
  * whole image's in the same order, so an exactly tiled decode equals the untiled one bit for bit.
  * Where C is a multiple of 8 (every SD-family VAE), {@code gn_stats8} and {@code gn_apply8} take
- * lanes of 8 channels with 16-byte accesses (one channel per thread and 2-byte accesses before).
+ * lanes of 8 channels with 16-byte accesses (one channel per thread and 2-byte accesses before);
+ * {@code gn_affine8} normalises as y = x * a + d with a and d per (image, channel) worked out once per thread.
  *
  * <p>Attention is memory-bounded: queries go in chunks of m rows; for each, one cuBLAS GEMM makes
  * the fp32 scores of those m queries against every key (m x positions), a kernel turns each row
@@ -42,7 +43,9 @@ import java.util.Map;
  * positions x (4 + element) bytes, m at most {@link #ATTENTION_ROWS} and so that it stays under
  * {@link #ATTENTION_WORKSPACE}: memory grows with the positions, never with their square. It is
  * the convolutions' workspace, lent (CudaOps.attention), so it costs nothing beside it where it
- * fits; GroupNorm's small scratch is kept between calls (a recording may not allocate).
+ * fits; or, in a decode whose plan has room at attention's step, scratch in the plan's arena, in
+ * chunks of up to 4,096 queries ({@link #arenaChunks}). GroupNorm's small scratch is kept between
+ * calls (a recording may not allocate).
  */
 final class VaeKernels implements AutoCloseable {
     /**
@@ -61,14 +64,25 @@ final class VaeKernels implements AutoCloseable {
     static final long BLAS_WORKSPACE = 4L << 20;
     /** Widest GroupNorm input gn_stats takes (GN_MAX_C in vae_kernels.cu). */
     static final int GN_MAX_C = 2048;
-    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "strided_conv", "softmax_rows", "scale_rows"};
+    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "gn_affine8", "strided_conv", "softmax_rows", "softmax_rows4", "scale_rows"};
 
     /**
      * Whether GroupNorm takes lanes of 8 channels where C allows (gn_stats8, gn_apply8); HEADROOM_VAE_GN=scalar
      * keeps one channel per thread (gn_stats, gn_apply), for comparison. Statistics differ between the two in
      * the order of their fp32 additions, so a decode's bands and its whole image must use the same.
      */
-    private static final boolean lanes8 = !"scalar".equals(System.getenv("HEADROOM_VAE_GN"));
+    private static final boolean lanes8 = !"scalar".equals(gnKernels());
+    /**
+     * Whether the lanes of 8 normalise with a scale and shift per (image, channel) worked out once per
+     * thread and SiLU's hardware exp and reciprocal (gn_affine8, the default), or each value's
+     * (x - mean) * rstd * gamma + beta and a precise exp and division (gn_apply8: HEADROOM_VAE_GN=lanes8).
+     */
+    private static final boolean affine = lanes8 && !"lanes8".equals(gnKernels());
+
+    /** HEADROOM_VAE_GN (or -Dheadroom.vae-gn): scalar, lanes8 or affine (the default), for comparison on the device. */
+    private static String gnKernels() {
+        return System.getProperty("headroom.vae-gn", System.getenv().getOrDefault("HEADROOM_VAE_GN", "affine"));
+    }
 
     private final Driver cu;
     private final MemorySegment stream;
@@ -206,6 +220,15 @@ final class VaeKernels implements AutoCloseable {
 
     private void apply(Tensor in, Op.GroupNorm op, long meanRstd, float[] gamma, float[] beta, Tensor out) {
         long pixels = (long) out.n * out.h * out.w;
+        if (out.c % 8 == 0 && affine && out.c <= GN_MAX_C && out.n <= 65535) {
+            int cl = out.c / 8, pl = 256 / cl;
+            long hw = (long) out.h * out.w;
+            // at most 8,192 blocks in all, so each thread's scale and shift serve several pixels (8 at 128 channels of 1024x1024)
+            launch("gn_affine8", (int) Math.min((hw + pl - 1) / pl, Math.max(1, 8192 / out.n)), out.n, 256, 1,
+                    at(in), in.stride, 0, meanRstd, constant(gamma), constant(beta), op.silu() ? 1 : 0,
+                    at(out), out.stride, 0, hw, out.c, op.groups(), vectors(in) && vectors(out) ? 1 : 0);
+            return;
+        }
         if (out.c % 8 == 0 && lanes8) {
             long lanes = pixels * (out.c / 8);
             launch("gn_apply8", (int) Math.min((lanes + 255) / 256, 1 << 20), 1, 256, 1,
@@ -233,14 +256,43 @@ final class VaeKernels implements AutoCloseable {
      */
     void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer shared) {
         int queries = q.h * q.w, keys = k.h * k.w;
-        int m = chunkRows(queries, keys, v.c, precision);
         long need = attentionNeed(queries, keys, v.c, precision);
         if (shared.bytes() < need) throw new IllegalArgumentException("attention scratch of " + shared.bytes() + " bytes; it needs " + need);
+        attention(q, k, v, scale, out, shared, chunkRows(queries, keys, v.c, precision), BLAS_WORKSPACE, false);
+    }
+
+    /**
+     * {@link #attention} in scratch of the plan's arena ({@link #arenaChunks}): the largest chunk of
+     * queries whose scores, exps and cuBLAS workspace ({@link #ARENA_BLAS_WORKSPACE}) fit in it.
+     */
+    void attentionInArena(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer scratch) {
+        int queries = q.h * q.w, keys = k.h * k.w, m = 0;
+        for (int rows : arenaRows(queries, keys, v.c, precision)) {
+            if (arenaNeed(rows, keys, v.c, precision) <= scratch.bytes()) m = rows;
+        }
+        if (m == 0) throw new IllegalArgumentException("attention scratch of " + scratch.bytes() + " bytes in the arena; it needs "
+                + arenaNeed(arenaRows(queries, keys, v.c, precision)[0], keys, v.c, precision));
+        attention(q, k, v, scale, out, scratch, m, ARENA_BLAS_WORKSPACE, SOFTMAX4);
+    }
+
+    /** Queries per chunk of the last attention (0 before any), for reports. */
+    int attentionRows() {
+        return lastRows;
+    }
+
+    private int lastRows;
+
+    /** @param wide whether the softmax may take softmax_rows4 (16-byte loads) where the keys allow */
+    private void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, DeviceBuffer shared, int m, long blasBytes, boolean wide) {
+        int queries = q.h * q.w, keys = k.h * k.w;
+        lastRows = m;
         int type = switch (precision) { case F32 -> Cublas.R_32F; case F16 -> Cublas.R_16F; case BF16 -> Cublas.R_16BF; };
         int compute = precision == Precision.F32 ? Cublas.COMPUTE_32F_PEDANTIC : Cublas.COMPUTE_32F;
         long e = precision.bytes;
         // scores (fp32), exps (storage type), 1/sum per row and the fp32 output, each 16-byte aligned
         long probsAt = (long) m * keys * Float.BYTES, invAt = align16(probsAt + (long) m * keys * e), accAt = align16(invAt + (long) m * Float.BYTES);
+        // 16-byte score loads where each row starts on 16 bytes (keys % 4 == 0; scores and exps are 16-byte aligned)
+        boolean softmax4 = wide && keys % 4 == 0;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment scaled = a.allocate(JAVA_FLOAT, 2), unit = a.allocate(JAVA_FLOAT, 2);
             scaled.setAtIndex(JAVA_FLOAT, 0, scale);
@@ -248,7 +300,7 @@ final class VaeKernels implements AutoCloseable {
             long scores = shared.address(), probs = scores + probsAt, inv = scores + invAt, acc = scores + accAt;
             MemorySegment h = handle();
             Cublas blasLib = Cublas.get();
-            blasLib.setWorkspace(h, scores + blasAt(m, keys, v.c, precision), BLAS_WORKSPACE);   // a host-side setting: nothing is queued
+            blasLib.setWorkspace(h, scores + blasAt(m, keys, v.c, precision), blasBytes);   // a host-side setting: nothing is queued
             for (int b = 0; b < q.n; b++) {
                 long kb = at(k) + (long) b * keys * k.stride * e, vb = at(v) + (long) b * keys * v.stride * e;
                 for (int r0 = 0; r0 < queries; r0 += m) {
@@ -257,7 +309,7 @@ final class VaeKernels implements AutoCloseable {
                     // scores^T (keys x rows, column-major) = K (keys x C) . Q_chunk^T (C x rows)
                     blasLib.gemm(h, Cublas.OP_T, Cublas.OP_N, keys, rows, q.c, scaled, kb, type, k.stride, qb, type, q.stride,
                             scores, Cublas.R_32F, keys, compute);
-                    launch("softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
+                    launch(softmax4 ? "softmax_rows4" : "softmax_rows", rows, 1, 256, 1, scores, probs, inv, keys);
                     // acc^T (C x rows, fp32) = V^T (C x keys) . E^T (keys x rows); then out_chunk = acc / sums by row
                     blasLib.gemm(h, Cublas.OP_N, Cublas.OP_N, v.c, rows, keys, unit, vb, type, v.stride, probs, type, keys,
                             acc, Cublas.R_32F, v.c, compute);
@@ -278,6 +330,53 @@ final class VaeKernels implements AutoCloseable {
         long perRow = keys * (Float.BYTES + precision.bytes) + Float.BYTES + (long) channels * Float.BYTES;   // scores, exps, 1/sum, fp32 output
         return (int) Math.max(1, Math.min(Math.min(queries, ATTENTION_ROWS), ATTENTION_WORKSPACE / perRow));
     }
+
+    /**
+     * Scratch sizes, smallest first, for attention's chunks in the plan's arena (CudaMemoryModel#arenaScratch):
+     * chunks of {@link #chunkRows} queries, then 512, 1,024, 2,048 and 4,096 ({@link #ARENA_ROWS}; at most the queries, and
+     * {@link #ARENA_MAX} bytes), each with {@link #ARENA_BLAS_WORKSPACE} for cuBLAS. Chunks of 256 queries
+     * over 65,536 keys (FLUX at 2048) made GEMMs of 256 x 65,536 x 512, whose P.V has only 8 output
+     * tiles of 128 x 128 for 132 SMs; the planner gives the largest that leaves the peak as it was.
+     * None with HEADROOM_VAE_ATTENTION=lent (or -Dheadroom.vae-attention=lent): chunks of at most 256
+     * queries in the convolutions' workspace, as before, for comparison.
+     */
+    static long[] arenaChunks(long positions, int channels, Precision precision) {
+        if (!ARENA) return new long[0];
+        int[] rows = arenaRows(positions, positions, channels, precision);
+        long[] bytes = new long[rows.length];
+        for (int i = 0; i < rows.length; i++) bytes[i] = arenaNeed(rows[i], positions, channels, precision);
+        return bytes;
+    }
+
+    /** The chunk sizes {@link #arenaChunks} offers, in queries, smallest first. */
+    static int[] arenaRows(long queries, long keys, int channels, Precision precision) {
+        int least = chunkRows(queries, keys, channels, precision);
+        java.util.List<Integer> rows = new java.util.ArrayList<>(java.util.List.of(least));
+        for (int m = 512; m <= ARENA_ROWS && rows.getLast() < queries; m *= 2) {
+            int r = (int) Math.min(m, queries);
+            if (r > rows.getLast() && arenaNeed(r, keys, channels, precision) <= ARENA_MAX) rows.add(r);
+        }
+        return rows.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static long arenaNeed(long m, long keys, int channels, Precision precision) {
+        return blasAt(m, keys, channels, precision) + ARENA_BLAS_WORKSPACE;
+    }
+
+    /**
+     * Whether attention in the arena takes softmax_rows4 (16-byte loads of scores) rather than softmax_rows:
+     * HEADROOM_VAE_SOFTMAX=scalar (or -Dheadroom.vae-softmax=scalar) keeps softmax_rows, for comparison.
+     */
+    private static final boolean SOFTMAX4 = !"scalar".equals(System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")));
+
+    /** Whether attention takes its chunks in the plan's arena where the plan gives it room (the default; see {@link #arenaChunks}). */
+    private static final boolean ARENA = !"lent".equals(System.getProperty("headroom.vae-attention", System.getenv("HEADROOM_VAE_ATTENTION")));
+    /** Queries per chunk at most in the arena: 4,096, or HEADROOM_VAE_ATTENTION_ROWS (-Dheadroom.vae-attention-rows), for comparison. */
+    static final int ARENA_ROWS = Integer.parseInt(System.getProperty("headroom.vae-attention-rows", System.getenv().getOrDefault("HEADROOM_VAE_ATTENTION_ROWS", "4096")));
+    /** Bytes one chunk in the arena may take at most. */
+    static final long ARENA_MAX = 2L << 30;
+    /** cuBLAS's workspace beside chunks in the arena: what it asks for on Hopper (split-K for P.V, whose output is small). */
+    static final long ARENA_BLAS_WORKSPACE = 32L << 20;
 
     /** Scratch bytes one attention call takes: its chunk ({@link #attentionBytes}), then cuBLAS's workspace (256-byte aligned). */
     static long attentionNeed(long queries, long keys, int channels, Precision precision) {

@@ -76,6 +76,25 @@ __device__ void upsample(const T* x, int xs, int xo, T* y, int ys, int yo, int N
     }
 }
 
+// upsample for C a multiple of 8 in 16-byte aligned views (the host checks): thread i takes 8
+// channels (lane i % CL, CL = C / 8) of input pixel i / CL, reads them once (16 bytes, 32 for fp32)
+// and writes them to its r x r output pixels. The host keeps N*H*W*CL below 2^31 (32-bit divisions,
+// once per 8 values and r*r pixels). upsample moves 2 bytes a thread and divides per value: on an H200
+// it measured 2.2 ms of an SDXL 1024 decode, about 9x its memory traffic.
+template <typename T> struct lane8 { uint4 u[sizeof(T) / 2]; };
+template <typename T>
+__device__ void upsample8(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r) {
+    const unsigned CL = (unsigned)C / 8, total = (unsigned)N * H * W * CL, OW = (unsigned)W * r, OH = (unsigned)H * r;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        const unsigned lane = i % CL, q = i / CL, ix = q % W, t = q / W, iy = t % H, b = t / H;
+        const lane8<T> v = *(const lane8<T>*)(x + (long long)q * xs + xo + lane * 8);
+        for (int dy = 0; dy < r; dy++) {
+            const long long row = ((long long)b * OH + iy * r + dy) * OW + (long long)ix * r;
+            for (int dx = 0; dx < r; dx++) *(lane8<T>*)(y + (row + dx) * ys + yo + lane * 8) = v;
+        }
+    }
+}
+
 // y (N, H*r, W*r, C) from x (N, H, W, C*r*r). order 0: PyTorch (channel c*r*r + i*r + j); 1: TensorFlow ((i*r + j)*C + c).
 // One thread per output pixel and channel; the host keeps N*H*r*W*r below 2^31 (32-bit divisions).
 template <typename T>
@@ -116,6 +135,8 @@ extern "C" __global__ void scale_##S(const T* x, int xs, int xo, float f, T* y, 
         { scale(x, xs, xo, f, y, ys, yo, pixels, C); } \
 extern "C" __global__ void upsample_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r) \
         { upsample(x, xs, xo, y, ys, yo, N, H, W, C, r); } \
+extern "C" __global__ void upsample8_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r) \
+        { upsample8(x, xs, xo, y, ys, yo, N, H, W, C, r); } \
 extern "C" __global__ void pixel_shuffle_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) \
         { pixel_shuffle(x, xs, xo, y, ys, yo, N, H, W, C, r, order); } \
 extern "C" __global__ void pixel_unshuffle_##S(const T* x, int xs, int xo, T* y, int ys, int yo, int N, int H, int W, int C, int r, int order) \

@@ -68,4 +68,43 @@ class VaePlanTest {
         assertEquals(14, sums);
         assertEquals(2, shortcuts);
     }
+
+    /**
+     * Attention's chunk lies in the arena where the plan has room at its step: at 1024 the largest
+     * offered (4,096 queries of 16,384 keys, 424 MiB with cuBLAS's 32 MiB) at no cost to the peak; at
+     * 2048 too (1.54 GiB), and the peak drops by the 36.5 MiB attention's 256-query chunk had grown the
+     * kept workspace by.
+     */
+    @Test
+    void attentionTakesItsLargestChunkInTheArenaWithoutRaisingThePeak() {
+        DeviceModel model = new CudaMemoryModel(Precision.F16);
+        int attention = -1;
+        for (Node n : SDXL.nodes()) if (n.op() instanceof Op.Attention) attention = n.id();
+        long[] offered = model.arenaScratch(SDXL.node(attention), new int[] {1, 128, 128, 512}, new int[] {1, 128, 128, 512});
+        org.junit.jupiter.api.Assumptions.assumeTrue(offered.length > 0, "HEADROOM_VAE_ATTENTION=lent: no scratch in the arena");
+        for (int h : new int[] {128, 256}) {
+            MemoryPlan p = Planner.plan(SDXL, 1, h, h, model), lent = Planner.plan(SDXL, 1, h, h, lent(model));
+            MemoryPlan.Buffer s = p.scratchOf(attention);
+            long[] sizes = model.arenaScratch(SDXL.node(attention), new int[] {1, h, h, 512}, new int[] {1, h, h, 512});
+            assertTrue(s != null && s.bytes() == sizes[sizes.length - 1], "scratch " + s + " of " + java.util.Arrays.toString(sizes));
+            assertEquals(attention, s.first());
+            assertEquals(attention, s.last());
+            assertEquals(lent.arenaBytes(), p.arenaBytes(), "arena at " + h);
+            assertEquals(64L << 20, p.persistent(), "persistent at " + h + ": the convolutions' workspace alone");
+            assertTrue(p.peak() <= lent.peak(), h + ": peak " + p.peak() + " against " + lent.peak() + " with the chunk in the workspace");
+            assertEquals(null, lent.scratchOf(attention));
+        }
+        assertEquals(1_239_947_264L, Planner.plan(SDXL, 1, 128, 128, model).peak(), "peak at 1024 as before");
+    }
+
+    /** The model without scratch in the arena: attention's chunks in the convolutions' workspace, as before. */
+    static DeviceModel lent(DeviceModel base) {
+        return new DeviceModel() {
+            public int elementBytes() { return base.elementBytes(); }
+            public long weightBytes(Op.Conv2d conv) { return base.weightBytes(conv); }
+            public long inputBytes(int n, int h, int w, int c) { return base.inputBytes(n, h, w, c); }
+            public long scratch(Node node, int[] in, int[] out, boolean inDense, boolean outDense) { return base.scratch(node, in, out, inDense, outDense); }
+            public long persistent(Node node, int[] in, int[] out) { return base.persistent(node, in, out); }
+        };
+    }
 }

@@ -16,7 +16,8 @@ import org.junit.jupiter.api.Test;
  * The CUDA diffusion-VAE ops against the CPU backend on random inputs. fp32 tolerances
  * (relative): GroupNorm 1e-4, SiLU 1e-5 (expf), strided convolution 1e-4, attention 1e-4 (cuBLAS
  * without TF32); fp16 storage: 1e-2 for all (inputs and outputs rounded to 11 bits). Attention is
- * also run on 6,400 positions, where its scores exceed the chunk workspace and go in chunks.
+ * also run on 6,400 positions, where its scores exceed the chunk workspace and go in chunks, and
+ * each case once more in the largest scratch a plan's arena may give it (chunks of up to 4,096 queries).
  */
 class GpuVaeOpsTest extends GpuTestBase {
     private final Ops cpu = new CpuOps();
@@ -80,6 +81,18 @@ class GpuVaeOpsTest extends GpuTestBase {
                     attention(dev, n, h, w, c, f32);
                 }
                 attention(dev, 1, 80, 80, 8, f32);
+                // upsampling 8 channels a thread (upsample8: C a multiple of 8, 16-byte aligned), and a channel slice (one value a thread)
+                for (int trial = 0; trial < 6; trial++) {
+                    int c = 8 * (1 + rnd.nextInt(8)), n = 1 + rnd.nextInt(2), h = 1 + rnd.nextInt(9), w = 1 + rnd.nextInt(9), r = 2 + rnd.nextInt(2);
+                    Tensor x = random(n, h, w, c), want = Tensor.allocate(n, h * r, w * r, c);
+                    cpu.upsampleNearest(x, r, want);
+                    assertClose(want, onDevice(dev, new Tensor[] {x}, new int[] {n, h * r, w * r, c}, (i, o) -> dev.upsampleNearest(i[0], r, o)),
+                            f32 ? 0 : 1e-3, dev.name() + " upsample x" + r + " of " + n + "x" + h + "x" + w + "x" + c);
+                    Tensor wantSlice = Tensor.allocate(n, h * r, w * r, 8);
+                    cpu.upsampleNearest(x.slice(1, 8), r, wantSlice);
+                    assertClose(wantSlice, onDevice(dev, new Tensor[] {x}, new int[] {n, h * r, w * r, 8}, (i, o) -> dev.upsampleNearest(i[0].slice(1, 8), r, o)),
+                            f32 ? 0 : 1e-3, dev.name() + " upsample x" + r + " of channels 1..8 of " + c);
+                }
             }
         }
     }
@@ -134,5 +147,20 @@ class GpuVaeOpsTest extends GpuTestBase {
         cpu.attention(q, k, v, scale, want);
         assertClose(want, onDevice(dev, new Tensor[] {q, k, v}, new int[] {n, h, w, c}, (i, o) -> dev.attention(i[0], i[1], i[2], scale, o)),
                 f32 ? 1e-4 : 1e-2, dev.name() + " attention " + n + "x" + h + "x" + w + "x" + c);
+        // in scratch of a plan's arena, in the largest chunks the planner may give it (all 6,400 positions: a chunk of 4,096 queries, then the rest)
+        long[] sizes = VaeKernels.arenaChunks((long) h * w, c, dev.precision());
+        if (sizes.length == 0) {
+            System.out.println("attention in the arena: not checked (HEADROOM_VAE_ATTENTION=lent)");
+            return;
+        }
+        long bytes = sizes[sizes.length - 1];
+        assertClose(want, onDevice(dev, new Tensor[] {q, k, v}, new int[] {n, h, w, c}, (i, o) -> {
+            Tensor scratch = dev.allocate(1, 1, 1, (int) ((bytes + dev.precision().bytes - 1) / dev.precision().bytes));
+            try {
+                dev.attention(i[0], i[1], i[2], scale, o, scratch.device);
+            } finally {
+                dev.release(scratch);
+            }
+        }), f32 ? 1e-4 : 1e-2, dev.name() + " attention in " + bytes + " bytes of arena " + n + "x" + h + "x" + w + "x" + c);
     }
 }
