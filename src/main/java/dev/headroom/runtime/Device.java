@@ -28,6 +28,8 @@ import dev.headroom.runtime.memory.DeviceMemory;
  *          var job = gpu.memory().job("job-17", Long.MAX_VALUE)) {     // this job's activations, audited on close
  *         FloatImage out = new TiledUpscaler(runner, m.valueRange()).upscale(image, 256, 16, null);
  *     }
+ *     // a model too big for its share: acquire(name, priority, loader, s, weightBudget) streams what does not
+ *     // fit (WeightStream.autoBudget says how much fits beside a tile); still one copy, shared and evicted as one
  *     models.makeRoom(bytes);                                            // before admitting a job that needs bytes
  * }
  * }</pre>
