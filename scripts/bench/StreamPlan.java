@@ -21,8 +21,8 @@ class StreamPlan {
         List<Node> convs = new ArrayList<>();
         for (Node n : g.nodes()) if (n.op() instanceof Op.Conv2d) convs.add(n);
         int gpuTile = args.length > 0 ? Integer.parseInt(args[0]) : 256, cpuTile = args.length > 1 ? Integer.parseInt(args[1]) : 64;
-        report("H200 fp16, tile " + gpuTile, g, convs, 2, gpuTile, new StreamSplit.Cost(50, 288_000));
-        report("CPU fp32, tile " + cpuTile, g, convs, 4, cpuTile, new StreamSplit.Cost(0.41, 85));
+        report("H200 fp16, tile " + gpuTile, g, convs, 2, gpuTile, StreamSplit.Cost.H200);
+        report("CPU fp32, tile " + cpuTile, g, convs, 4, cpuTile, StreamSplit.Cost.CPU);
     }
 
     static void report(String what, Graph g, List<Node> convs, int elementBytes, int tile, StreamSplit.Cost cost) {

@@ -1,4 +1,4 @@
-// The CPU's rates for weight streaming's cost model (CpuDevice.STREAM_COST): multiply-adds per ns of
+// The CPU's rates for weight streaming's cost model (StreamSplit.Cost.CPU): multiply-adds per ns of
 // convolutions, and bytes per ns of a streamed layer's "copy" (preparing its fp32 layout into a slot).
 // Runs the synthetic Real-ESRGAN x4 (rrdbnet-x4) on a TILE x TILE input, resident and with nearly
 // every kernel streamed through one slot, RUNS passes each (medians); the difference is the copies.

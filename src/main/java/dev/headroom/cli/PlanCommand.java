@@ -17,6 +17,8 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import dev.headroom.core.residency.StreamSplit;
+import dev.headroom.runtime.WeightStream;
 
 /**
  * "Will this fit my card?": plans a job without running it (no GPU needed) and prints the
@@ -126,9 +128,20 @@ final class PlanCommand implements Callable<Integer> {
         if ("AutoencoderKL".equals(mod.family())) {
             return VaePlan.print(mod, width, height, budget, Pressure.Thresholds.DEFAULT.critical(), target, precisions, cuda, output.json);
         }
+        Long weightBudget = weightsOption.budgetBytes();
+        // with --weight-budget, the weights as the streaming planner would hold them (resident layers and slots)
+        java.util.function.Function<Precision, WeightStream.Planned> streamed = p -> {
+            DeviceModel held = (cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE).holding(mod.weights());
+            try {
+                return WeightStream.planned(held, mod.graph(), cuda ? StreamSplit.Cost.H200 : StreamSplit.Cost.CPU,
+                        cuda ? WeightStream.GPU_TILE : WeightStream.CPU_TILE, weightBudget == null ? Long.MAX_VALUE : weightBudget);
+            } catch (IllegalArgumentException e) {
+                throw weightsOption.tooSmall(e);
+            }
+        };
         Fitter.Fit fit;
         try {
-            fit = Fitter.fit(Fitter.Request.of(mod.graph(), width, height, budget, p -> (cuda ? (DeviceModel) new CudaMemoryModel(p) : CpuMemoryModel.INSTANCE).holding(mod.weights()))
+            fit = Fitter.fit(Fitter.Request.of(mod.graph(), width, height, budget, p -> streamed.apply(p).model())
                     .withOverlap(overlap).withUsableFraction(Pressure.Thresholds.DEFAULT.critical()).withPrecisions(precisions)
                     .withFlopsPerSecond(p -> flopsPerSecond(cuda, p)).withTile(tile).withBands(!wholeTensors)
                     .withBatchPixels(cuda ? Fitter.GPU_BATCH_PIXELS : 0)
@@ -163,6 +176,14 @@ final class PlanCommand implements Callable<Integer> {
         out.put("predicted_peak_bytes", plan.peak());
         out.put("estimated_seconds", Math.round(fit.seconds() * 100) / 100.0);
         out.put("rejected", fit.rejected());
+        WeightStream.Planned sp = weightBudget == null ? null : streamed.apply(fit.precision());
+        boolean streaming = sp != null && sp.split().streamedCount() > 0;
+        if (streaming) {
+            StreamSplit split = sp.split();
+            out.put("weights_streamed", Map.of("layers", split.streamedCount(), "of", split.resident().length, "slots", split.slots(),
+                    "slot_bytes", split.slotBytes(), "resident_bytes", split.residentBytes(), "streamed_bytes_per_pass", split.streamedBytes(),
+                    "modelled_pass_ms", Math.round(sp.passNanos() / 1e3) / 1e3, "modelled_resident_pass_ms", Math.round(sp.residentNanos() / 1e3) / 1e3));
+        }
         if (output.json) {
             OutputOptions.printJson(out);
             return 0;
@@ -170,6 +191,14 @@ final class PlanCommand implements Callable<Integer> {
         System.out.printf("%s, %s -> %s on %s%n", out.get("architecture"), out.get("input"), out.get("output"), target);
         System.out.printf("  weights            %12s  (stored: %s, %s%s)%n", Sizes.format(plan.weights()), mod.storedType(), Sizes.format(mod.weights().storedBytes()),
                 cuda ? "; a CUDA device holds int8, fp8 and NF4 kernels compact, others in the compute precision" : "");
+        if (streaming) {
+            StreamSplit split = sp.split();
+            System.out.printf("  streamed weights   %12s  (%d of %d layers through %d slots of %s, %s resident; cost model, a %d tile: %.2f ms a pass against %.2f ms resident)%n",
+                    Sizes.format(split.streamedBytes()) + "/pass", split.streamedCount(), split.resident().length, split.slots(), Sizes.format(split.slotBytes()),
+                    Sizes.format(split.residentBytes()), cuda ? WeightStream.GPU_TILE : WeightStream.CPU_TILE, sp.passNanos() / 1e6, sp.residentNanos() / 1e6);
+        } else if (weightBudget != null) {
+            System.out.printf("  streamed weights   %12s  (every kernel fits the --weight-budget)%n", "none");
+        }
         System.out.printf("  activation arena   %12s  (lower bound %s: %d buffers share it)%n", Sizes.format(plan.arenaBytes()),
                 Sizes.format(plan.lowerBound()), plan.buffers().size());
         if (plan.bands() != null) {

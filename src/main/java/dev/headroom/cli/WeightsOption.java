@@ -54,19 +54,29 @@ final class WeightsOption {
             }
             return new GraphRunner(m.graph(), m.weights(), ops);
         }
-        long bytes;
-        try {
-            bytes = Sizes.parseOption(weightBudget);
-        } catch (IllegalArgumentException e) {
-            throw new Main.UsageError("--weight-budget: " + e.getMessage());
-        }
+        long bytes = budgetBytes();
         PreparedWeights p;
         try {
             p = PreparedWeights.streamed(m.graph(), m.weights(), ops, bytes, SLOTS);
         } catch (IllegalArgumentException e) {
-            throw new Main.UsageError("--weight-budget " + weightBudget + ": " + e.getMessage());
+            throw tooSmall(e);
         }
         return GraphRunner.owning(m.graph(), p, ops);
+    }
+
+    /** --weight-budget in bytes, or null when not given (a malformed size is bad input). */
+    Long budgetBytes() {
+        if (weightBudget == null) return null;
+        try {
+            return Sizes.parseOption(weightBudget);
+        } catch (IllegalArgumentException e) {
+            throw new Main.UsageError("--weight-budget: " + e.getMessage());
+        }
+    }
+
+    /** The usage error for a --weight-budget too small for the slots ({@code e}'s message has the bytes needed). */
+    Main.UsageError tooSmall(IllegalArgumentException e) {
+        return new Main.UsageError("--weight-budget " + weightBudget + ": " + e.getMessage());
     }
 
     Model apply(Model m) {

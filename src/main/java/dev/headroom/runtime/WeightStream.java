@@ -248,6 +248,43 @@ public final class WeightStream implements AutoCloseable {
     }
 
     /**
+     * What a model's weights would be streamed as within {@code budget}, from a planner's view of
+     * a device alone (no device: `plan --weight-budget`): the split, the memory model that holds
+     * the weights so, and the cost model's time of one pass at a {@code tile} tile, streamed and
+     * resident.
+     */
+    public record Planned(dev.headroom.core.plan.DeviceModel model, StreamSplit split, double passNanos, double residentNanos) {}
+
+    /**
+     * The split {@link StreamSplit#plan} makes within {@code budget}, each convolution's bytes as
+     * {@code held} counts them (kernel, bias and slopes: a little more than a slot holds), its
+     * compute at a {@code tile} tile; throws IllegalArgumentException (with the bytes needed) for a
+     * budget too small for the slots.
+     */
+    public static Planned planned(dev.headroom.core.plan.DeviceModel held, Graph graph, StreamSplit.Cost cost, int tile, long budget) {
+        List<Node> convs = convs(graph);
+        long[] bytes = new long[convs.size()], macs = macs(graph, convs, tile);
+        int[] uses = new int[convs.size()];
+        for (int i = 0; i < bytes.length; i++) {
+            bytes[i] = held.weightBytes((Op.Conv2d) convs.get(i).op());
+            uses[i] = 1;
+        }
+        StreamSplit split = StreamSplit.plan(bytes, uses, macs, budget, AUTO_SLOTS, cost);
+        boolean[] all = new boolean[bytes.length];
+        java.util.Arrays.fill(all, true);
+        double resident = new StreamSplit(all, 0, 0, 0, 0).passNanos(bytes, macs, cost);
+        if (split.streamedCount() == 0) return new Planned(held, split, resident, resident);
+        java.util.Map<Op.Conv2d, Integer> ops = new java.util.IdentityHashMap<>();
+        int first = -1;
+        for (int i = 0; i < convs.size(); i++) {
+            if (split.resident()[i]) continue;
+            ops.put((Op.Conv2d) convs.get(i).op(), convs.get(i).id());
+            if (first < 0) first = convs.get(i).id();
+        }
+        return new Planned(view(held, ops, first, split), split, split.passNanos(bytes, macs, cost), resident);
+    }
+
+    /**
      * {@code base} as a model streamed within {@code budget} on {@code device} in {@code precision}
      * would hold its weights (the split the residency manager would make; see
      * {@link #memoryModel(dev.headroom.core.plan.DeviceModel)}): for planning a job before its

@@ -56,6 +56,36 @@ class WeightsOptionTest {
         assertEquals(2, bad.status(), bad.err());
     }
 
+    /**
+     * `plan --weight-budget` plans with the weights as the streaming planner would hold them:
+     * fewer weight bytes than resident, within the budget, what is streamed and the cost model's
+     * pass; a budget too small for the slots, or malformed, is bad input (exit 2). (The option was
+     * accepted and ignored before.)
+     */
+    @Test
+    void planShowsWhatAWeightBudgetStreams() throws Exception {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        String[] base = {"plan", "--synthetic", "rrdbnet-x4", "--size", "512x512", "--vram", "200MiB", "--json"};
+        var whole = CliTest.headroom(base);
+        assertEquals(0, whole.status(), whole.err());
+        var streamed = CliTest.headroom(concat(base, new String[] {"--weight-budget", "8MiB"}));
+        assertEquals(0, streamed.status(), streamed.err());
+        var w = json.readTree(whole.out()).path("weights_bytes").asLong();
+        var s = json.readTree(streamed.out());
+        long held = s.path("weights_bytes").asLong();
+        assertTrue(held > 0 && held <= 8L << 20 && held < w / 3, held + " bytes of weights planned within 8 MiB, against " + w + " resident");
+        var split = s.path("weights_streamed");
+        assertTrue(split.path("layers").asInt() > 0 && split.path("slots").asInt() >= 2, split.toString());
+        assertEquals(held, split.path("resident_bytes").asLong() + split.path("slots").asLong() * split.path("slot_bytes").asLong(), split.toString());
+        assertTrue(split.path("modelled_pass_ms").asDouble() >= split.path("modelled_resident_pass_ms").asDouble(), split.toString());
+        assertTrue(json.readTree(CliTest.headroom(concat(base, new String[] {"--weight-budget", "1GiB"})).out()).path("weights_streamed").isMissingNode(),
+                "a budget that holds everything streams nothing");
+        var tiny = CliTest.headroom(concat(base, new String[] {"--weight-budget", "1KiB"}));
+        assertEquals(2, tiny.status(), tiny.err());
+        assertTrue(tiny.err().contains("give the weights at least"), tiny.err());
+        assertEquals(2, CliTest.headroom(concat(base, new String[] {"--weight-budget", "lots"})).status());
+    }
+
     private static String[] concat(String[] a, String[] b) {
         String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);

@@ -62,6 +62,24 @@ public record StreamSplit(boolean[] resident, int slots, long slotBytes, long re
         /** No rates known: every copy is exposed. */
         public static final Cost NONE = new Cost(1, Double.POSITIVE_INFINITY);
 
+        /**
+         * An H200: pinned host-to-device copies at 50 bytes/ns (d15 measured 54.5 GB/s for one
+         * plain pinned copy); convolutions at the rate e15's stream benchmark ran the wide
+         * RRDBNet at, 7.51e13 multiply-adds (fp16, a 512 tile) in 260.96 ms: 288,000 a ns.
+         * Measured in fp16 only and used for every precision: an fp32 pass is slower, so it only
+         * hides its copies better than this predicts.
+         */
+        public static final Cost H200 = new Cost(50, 288_000);
+
+        /**
+         * The CPU backend, measured with scripts/bench/StreamRates.java on the development machine
+         * (2 shared cores, synthetic rrdbnet-x4 at a 64 tile): 7.34e10 multiply-adds in 862 ms
+         * (85 a ns); 64.0 MB of slots prepared a pass in 158 ms more (0.41 bytes a ns). The CPU's
+         * "copy" runs on the thread that computes, so it does not truly overlap; the planner's
+         * order still keeps resident the layers with the least compute before them.
+         */
+        public static final Cost CPU = new Cost(0.41, 85);
+
         public Cost {
             if (!(copyBytesPerNano > 0) || !(macsPerNano > 0)) throw new IllegalArgumentException("stream cost rates must be positive: " + copyBytesPerNano + " B/ns, " + macsPerNano + " MAC/ns");
         }

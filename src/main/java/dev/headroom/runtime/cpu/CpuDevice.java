@@ -163,22 +163,11 @@ public final class CpuDevice implements Device {
         return CpuWeightSlots.bytes(op);
     }
 
-    /**
-     * The CPU's "copy" is preparing a streamed layer's fp32 layout into its slot (it runs on the
-     * thread that computes, so it does not truly overlap; the planner's order still keeps the
-     * layers with the least compute around them resident). See {@link #STREAM_COST}.
-     */
+    /** The CPU's measured rates ({@link dev.headroom.core.residency.StreamSplit.Cost#CPU}). */
     @Override
     public dev.headroom.core.residency.StreamSplit.Cost streamCost(Precision precision) {
-        return STREAM_COST;
+        return dev.headroom.core.residency.StreamSplit.Cost.CPU;
     }
-
-    /**
-     * Measured with scripts/bench/StreamRates.java on the development machine (2 shared cores,
-     * synthetic rrdbnet-x4 at a 64 tile): 7.34e10 multiply-adds in 862 ms (85 a ns); 64.0 MB of
-     * slots prepared a pass in 158 ms more (0.41 bytes a ns).
-     */
-    static final dev.headroom.core.residency.StreamSplit.Cost STREAM_COST = new dev.headroom.core.residency.StreamSplit.Cost(0.41, 85);
 
     /** One stream: the slots need no binding to a session. */
     @Override

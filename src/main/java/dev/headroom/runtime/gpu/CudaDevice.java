@@ -318,19 +318,11 @@ public final class CudaDevice implements Device {
         return kernel.compact() != null ? CompactKernel.of(op, kernel).bytes() : kernel.count() * precision.bytes;
     }
 
-    /**
-     * Pinned host-to-device copies at 50 bytes/ns (d15 measured 54.5 GB/s for one plain pinned
-     * copy on an H200); convolutions at the rate e15's stream benchmark ran the wide RRDBNet at:
-     * 7.51e13 multiply-adds (fp16, a 512 tile) in 260.96 ms, 288,000 a ns. Measured in fp16 only,
-     * and used for every precision: the planner weighs copies against compute, so an fp32 pass
-     * (slower) only hides its copies better than this predicts.
-     */
+    /** The rates measured on an H200 ({@link dev.headroom.core.residency.StreamSplit.Cost#H200}), for every card until others are measured. */
     @Override
     public dev.headroom.core.residency.StreamSplit.Cost streamCost(Precision precision) {
-        return STREAM_COST;
+        return dev.headroom.core.residency.StreamSplit.Cost.H200;
     }
-
-    static final dev.headroom.core.residency.StreamSplit.Cost STREAM_COST = new dev.headroom.core.residency.StreamSplit.Cost(50, 288_000);
 
     /** Slots on the device for a model shared by sessions of {@code precision}, each pass bound to its session ({@link CudaWeightSlots}). */
     @Override
