@@ -82,6 +82,26 @@ final class BackgroundPlans implements AutoCloseable {
         return null;
     }
 
+    /** Waits at most {@code nanos} for {@code key}'s build; whether it has finished (false when never submitted). */
+    boolean await(Object key, long nanos) {
+        Future<Built> f;
+        synchronized (this) {
+            f = pending.get(key);
+        }
+        if (f == null) return false;
+        try {
+            f.get(nanos, TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            return false;
+        } catch (ExecutionException e) {
+            return true;   // take() reports it
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+        return true;
+    }
+
     /** Whether {@code key}'s build was submitted and has finished. */
     synchronized boolean done(Object key) {
         Future<Built> f = pending.get(key);

@@ -126,24 +126,41 @@ final class Convolutions implements AutoCloseable {
     }
 
     /**
-     * Whether an untimed start prefers engines whose kernels ship compiled ({@link ConvGraph#buildPrecompiled}):
-     * HEADROOM_CONV_START=precompiled or -Dheadroom.conv-start=precompiled. Off by default: on the
-     * H200 with empty caches (`scripts/device-bench coldstart`) it cut the first 256 tile's pass from
-     * 6.19 s (6.08 s of it finalising 17 fused plans that compile at run time) to 0.58 s, but no fused
-     * engine ships compiled, and the unfused precompiled engines ran the tile at 231 ms against 10.9 ms
-     * until timed; the 4096x4096 x4 job took 47.4 s cold and 33.5 s warm against 11.4 s and 6.5 s
-     * (its 1024 tiles' shapes are never timed within the 5% budget, so a warm job starts on them again).
+     * How an untimed shape starts (HEADROOM_CONV_START or -Dheadroom.conv-start):
+     * <ul>
+     * <li>{@code first} (the default): cuDNN's first choice, finalised on the session's thread before the shape runs.
+     * <li>{@code background} (opt-in): on an engine that ships compiled ({@link ConvGraph#buildPrecompiled})
+     *     while cuDNN's first choice is finalised on worker threads ({@link BackgroundPlans}); a build that
+     *     finishes within {@link #GRACE_NANOS} (a warm driver JIT cache) is taken at once, the rest at the
+     *     shape's next call once built, and all of them before a pass is recorded ({@link #settleBackground}),
+     *     so no recording and no long job keeps the slow engines.
+     * <li>{@code precompiled}: only the engine that ships compiled, until the shape is timed.
+     * </ul>
+     * Measured on the H200 with empty caches (`scripts/device-bench coldstart`): the first 256 tile's
+     * pass took 6.19-9.18 s with {@code first} (6.08 s of it finalising 17 fused plans that compile at run
+     * time, slowest 0.71-1.09 s), 0.58 s with {@code precompiled} and 0.87 s with {@code background}
+     * (before the grace wait); but no fused engine ships compiled, and the unfused precompiled engines ran
+     * the tile at 231 ms against 10.9 ms, so {@code precompiled} alone made the 4096x4096 x4 job 47.4 s cold
+     * and 33.5 s warm against 11.4 s and 6.5 s (its 1024 tiles' shapes are never timed within the 5%
+     * budget). {@code background} is not the default yet: the grace wait has not run on a GPU, and each
+     * session would hold up to 8 worker threads with cuDNN handles of their own (outside the ledger),
+     * which the server's session pool multiplies.
      */
-    private final String start = System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START"));
+    private final String start = startMode();
     private final boolean precompiledStart = "precompiled".equals(start) || "background".equals(start);
 
-    /**
-     * HEADROOM_CONV_START=background (opt-in, not yet run on a GPU): an untimed shape starts on a
-     * precompiled engine as above while cuDNN's first choice is finalised on worker threads
-     * ({@link BackgroundPlans}); the session takes it up at the shape's next call once built, and
-     * waits for all of them before a pass is recorded ({@link #settleBackground}), so no recording
-     * and no long job keeps the slow engines. Null otherwise.
-     */
+    /** How long an untimed shape waits for its background build before it starts on the precompiled engine. */
+    static final long GRACE_NANOS = 10_000_000;
+
+    static String startMode() {
+        String v = System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START"));
+        if (v == null || v.isBlank() || v.equals("default")) return "first";
+        if (!v.equals("background") && !v.equals("first") && !v.equals("precompiled"))
+            throw new IllegalArgumentException("HEADROOM_CONV_START=" + v + " is not a start mode: use first (the default), background or precompiled");
+        return v;
+    }
+
+    /** Builds cuDNN's first choices on worker threads in the background start (above); null in the others. */
     private final BackgroundPlans background;
     /** Shapes whose first choice is being built in the background: their fused and unfused specs (the fused one null where it cannot fuse). */
     private final Map<Key, ConvGraph.Spec[]> backgroundSpecs = new HashMap<>();
@@ -343,13 +360,16 @@ final class Convolutions implements AutoCloseable {
                 try {
                     ConvGraph cg = ConvGraph.buildPrecompiled(CudnnGraph.get(), handle, spec, workspace.bytes());
                     if (cg != null) {
+                        Choice precompiled = new Choice(st, cg, Double.NaN, true);
                         if (background != null) {
                             ConvGraph.Spec fused = spec(c, true);
                             ConvGraph.Spec[] specs = {fused.fusable() ? fused : null, spec(c, false)};
                             backgroundSpecs.put(key, specs);
                             background.submit(key, specs[0], specs[1], workspace.bytes());
+                            // a warm JIT cache builds the first choice in well under the grace: no slow start then
+                            if (background.await(key, GRACE_NANOS)) return takeUp(key, precompiled, false);
                         }
-                        return new Choice(st, cg, Double.NaN, true);
+                        return precompiled;
                     }
                 } catch (CudaException e) {
                     failures.add(st + " precompiled heuristic " + c.key() + ": " + e.getMessage());
@@ -391,25 +411,29 @@ final class Convolutions implements AutoCloseable {
      */
     private Choice adopt(Key key, Choice current) {
         long t0 = System.nanoTime();
-        ConvGraph.Spec[] specs = backgroundSpecs.remove(key);
-        BackgroundPlans.Built b = background.take(key);
-        Choice next = current;
-        if (b != null && workspace != null) {
-            try {
-                ConvGraph cg = ConvGraph.rebuild(CudnnGraph.get(), handle, specs[b.strategy() == Strategy.FUSED ? 0 : 1], workspace.bytes(), b.origin());
-                if (cg != null) {
-                    ops.invalidateRecordings("replace a precompiled start with cuDNN's first choice, built in the background");
-                    if (current.graph() != null) current.graph().close();
-                    next = new Choice(b.strategy(), cg, Double.NaN, true);
-                    choices.put(key, next);
-                    adopted++;
-                }
-            } catch (CudaException e) {
-                failures.add("adopt " + b.strategy() + " " + key + ": " + e.getMessage());
-            }
-        }
+        Choice next = takeUp(key, current, true);
         buildNanos += System.nanoTime() - t0;
         return next;
+    }
+
+    /** {@link #adopt}'s work; {@code ran} when the precompiled start has run (recordings may hold it). */
+    private Choice takeUp(Key key, Choice current, boolean ran) {
+        ConvGraph.Spec[] specs = backgroundSpecs.remove(key);
+        BackgroundPlans.Built b = background.take(key);
+        if (b == null || workspace == null) return current;
+        try {
+            ConvGraph cg = ConvGraph.rebuild(CudnnGraph.get(), handle, specs[b.strategy() == Strategy.FUSED ? 0 : 1], workspace.bytes(), b.origin());
+            if (cg == null) return current;
+            if (ran) ops.invalidateRecordings("replace a precompiled start with cuDNN's first choice, built in the background");
+            if (current.graph() != null) current.graph().close();
+            Choice next = new Choice(b.strategy(), cg, Double.NaN, true);
+            choices.put(key, next);
+            adopted++;
+            return next;
+        } catch (CudaException e) {
+            failures.add("adopt " + b.strategy() + " " + key + ": " + e.getMessage());
+            return current;
+        }
     }
 
     /**

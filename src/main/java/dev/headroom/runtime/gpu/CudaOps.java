@@ -449,7 +449,7 @@ public final class CudaOps implements Session {
     @Override
     public Recording record(Runnable work) {
         dev.bind();
-        convolutions.settleBackground();   // the recording replays cuDNN's first choices, not precompiled starts (HEADROOM_CONV_START=background)
+        convolutions.settleBackground();   // the recording replays cuDNN's first choices, not precompiled starts (the background start)
         return recorder.record(work);
     }
 

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * On an empty choice cache, the default start runs every convolution shape on cuDNN's heuristic
+ * On an empty choice cache, the {@code first} start runs every convolution shape on cuDNN's heuristic
  * choice without timing anything, gives what the timed choices give (within fp16 rounding), and
  * writes no untimed choice to disk. Both first passes' times are printed (timing every shape first,
  * `full`, is what the heuristic start saves).
@@ -30,6 +30,8 @@ class GpuQuickStartTest extends GpuTestBase {
 
     private Run run(Model m, String timing, Tensor in) {
         String before = System.getProperty("headroom.conv-timing"), cacheBefore = System.getProperty("headroom.cache");
+        String startBefore = System.getProperty("headroom.conv-start");
+        System.setProperty("headroom.conv-start", "first");   // cuDNN's first choice on this thread, not the background start
         System.setProperty("headroom.conv-timing", timing);
         System.setProperty("headroom.cache", cache.resolve(timing).toString());
         try (CudaOps ops = CudaOps.open(0, Precision.F16); GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
@@ -40,6 +42,7 @@ class GpuQuickStartTest extends GpuTestBase {
         } finally {
             restore("headroom.conv-timing", before);
             restore("headroom.cache", cacheBefore);
+            restore("headroom.conv-start", startBefore);
         }
     }
 
@@ -85,6 +88,8 @@ class GpuQuickStartTest extends GpuTestBase {
         Tensor in = Tensor.wrap(Randoms.floats(new Random(Randoms.seed()), 64 * 64 * 3, 1f), 1, 64, 64, 3);
         Run budget = run(m, "budget", in);
         String before = System.getProperty("headroom.conv-start"), cacheBefore = System.getProperty("headroom.cache");
+        String timingBefore = System.getProperty("headroom.conv-timing");
+        System.setProperty("headroom.conv-timing", "budget");   // scripts/device-test times every shape (full): nothing would start untimed
         System.setProperty("headroom.conv-start", "background");
         System.setProperty("headroom.cache", cache.resolve("background").toString());
         try (CudaOps ops = CudaOps.open(0, Precision.F16); GraphRunner runner = new GraphRunner(m.graph(), m.weights(), ops)) {
@@ -111,6 +116,7 @@ class GpuQuickStartTest extends GpuTestBase {
             }
         } finally {
             restore("headroom.conv-start", before);
+            restore("headroom.conv-timing", timingBefore);
             restore("headroom.cache", cacheBefore);
         }
     }
