@@ -365,9 +365,11 @@ final class VaeKernels implements AutoCloseable {
 
     /**
      * Whether attention in the arena takes softmax_rows4 (16-byte loads of scores) rather than softmax_rows:
-     * HEADROOM_VAE_SOFTMAX=scalar (or -Dheadroom.vae-softmax=scalar) keeps softmax_rows, for comparison.
+     * only with HEADROOM_VAE_SOFTMAX=rows4 (or -Dheadroom.vae-softmax=rows4). Not the default: the H200 call
+     * that ran it lost its timing (its output equalled PyTorch within 1 LSB at FLUX 2048), while softmax_rows
+     * in chunks of 4,096 queries measured attention at 29.8 ms there (56.65 ms in chunks of 256).
      */
-    private static final boolean SOFTMAX4 = !"scalar".equals(System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")));
+    private static final boolean SOFTMAX4 = "rows4".equals(System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")));
 
     /** Whether attention takes its chunks in the plan's arena where the plan gives it room (the default; see {@link #arenaChunks}). */
     private static final boolean ARENA = !"lent".equals(System.getProperty("headroom.vae-attention", System.getenv("HEADROOM_VAE_ATTENTION")));

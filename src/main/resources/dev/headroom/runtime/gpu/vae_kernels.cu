@@ -336,7 +336,7 @@ __device__ void softmax_rows(const float* s, T* p, float* inv, int cols) {
     if (threadIdx.x == 0) inv[blockIdx.x] = 1.f / sum;
 }
 
-// softmax_rows for cols a multiple of 4 (the host checks): the same values, read 16 bytes a thread
+// softmax_rows for cols a multiple of 4 (the host checks; opt-in, HEADROOM_VAE_SOFTMAX=rows4): the same values, read 16 bytes a thread
 // (4 scores) and written 4 exps at a time, so each thread has 4x the bytes in flight. The sum's
 // additions are in another order than softmax_rows's (fp32, over up to 262,144 exps).
 __device__ __forceinline__ void store4(float* p, long long i, float a, float b, float c, float d) {
