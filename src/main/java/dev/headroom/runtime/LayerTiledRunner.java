@@ -5,6 +5,7 @@ import dev.headroom.core.graph.Node;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.graph.Padding;
 import dev.headroom.core.plan.LayerBands;
+import dev.headroom.core.plan.MemoryPlan;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -125,6 +126,21 @@ public final class LayerTiledRunner {
             }
         }
 
+        /**
+         * The scratch the whole run's plan gives attention node v in its arena ({@link MemoryPlan#SCRATCH}),
+         * allocated where the device allowance has room for it beside the intermediates kept there, so
+         * attention takes the same chunks as the whole run and gives the same bits; else null (the
+         * backend's own memory, counted in {@link LayerBands#peak}: smaller chunks, other bits).
+         */
+        DeviceBuffer attentionScratch(int v) {
+            MemoryPlan.Buffer s = prepared.plan(1, hs[0], ws[0]).scratchOf(v);
+            if (s == null || residentNow + s.bytes() > deviceBytes) return null;
+            var memory = ops.memory();
+            try (var scope = memory == null ? null : memory.tag("workspace", "attention")) {
+                return ops.allocateArena(s.bytes());
+            }
+        }
+
         void free(int u) {
             stored[u].close();
             stored[u] = null;
@@ -239,11 +255,14 @@ public final class LayerTiledRunner {
                 case Op.Attention att -> {
                     Tensor q = rows(node.input(0), 0, hs[node.input(0)]), k = rows(node.input(1), 0, hs[node.input(1)]),
                             val = rows(node.input(2), 0, hs[node.input(2)]);
+                    DeviceBuffer scratch = attentionScratch(v);
                     try {
                         Tensor out = ops.allocate(1, h, ws[v], g.channels(v));
-                        ops.attention(q, k, val, att.scale(), out);
+                        if (scratch != null) ops.attention(q, k, val, att.scale(), out, scratch);
+                        else ops.attention(q, k, val, att.scale(), out);
                         return new Band(out, 0);
                     } finally {
+                        if (scratch != null) ops.releaseArena(scratch);
                         release(q, k, val);
                     }
                 }

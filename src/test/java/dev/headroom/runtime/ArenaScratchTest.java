@@ -25,7 +25,8 @@ import org.junit.jupiter.api.Test;
  * A node's scratch in the plan's arena ({@link DeviceModel#arenaScratch}; attention's chunks on
  * CUDA), on the CPU backend with a memory model that offers some: the planner gives the node the
  * largest size that leaves the arena as it was, never one that would grow it, and the runner hands
- * that part of the arena to the node at its step.
+ * that part of the arena to the node at its step; an exactly tiled run gives it the same size where
+ * its device allowance has room.
  */
 class ArenaScratchTest {
     private final Random rnd = new Random(Randoms.seed());
@@ -67,6 +68,14 @@ class ArenaScratchTest {
                     assertTrue(b.offset() + b.bytes() <= s.offset() || s.offset() + s.bytes() <= b.offset(), "scratch overlaps live " + b);
                 }
                 assertArrayEquals(want, got, "the same decode");
+                // exactly tiled: attention gets the whole run's scratch where the device allowance has room for it, so it takes the same chunks
+                int rows = 1 + rnd.nextInt(4 * h);
+                handed.clear();
+                assertArrayEquals(want, new LayerTiledRunner(runner).run(z, rows, Long.MAX_VALUE).toArray(), "tiled in bands of " + rows);
+                assertEquals(List.of(room), handed.stream().map(DeviceBuffer::bytes).toList(), "the whole run's scratch, in the tiled run");
+                handed.clear();
+                assertArrayEquals(want, new LayerTiledRunner(runner).run(z, rows, room - 1).toArray(), "tiled, no room for the scratch");
+                assertEquals(List.of(), handed, "no room: attention takes its own memory");
             }
             // nothing the arena has room for: no scratch, the node runs on its own memory as before
             try (GraphRunner runner = new GraphRunner(d.decoder(), new MapWeights(d.weights(), "random"),
