@@ -109,6 +109,7 @@ public final class Workers implements AutoCloseable {
     private volatile boolean storeDown;
     private final Object admission = new Object();
     private final Map<String, Running> running = new ConcurrentHashMap<>();
+    /** The schedulers and the progress flusher, interrupted by {@link #close}. */
     private final List<Thread> schedulers = new ArrayList<>();
     private volatile boolean draining, stopped;
     private final Object wake = new Object();
@@ -139,18 +140,24 @@ public final class Workers implements AutoCloseable {
             Thread t = Thread.ofPlatform().daemon().name("headroom-scheduler-" + d.name()).start(() -> schedule(d));
             schedulers.add(t);
         }
-        Thread.ofPlatform().daemon().name("headroom-progress").start(() -> {
+        // interrupted by close() with the schedulers: no progress write to a store being closed after it
+        schedulers.add(Thread.ofPlatform().daemon().name("headroom-progress").start(() -> {
             while (!stopped) {
                 try {
                     Thread.sleep(PROGRESS_MILLIS);
-                    for (Running x : running.values()) flushProgress(x);
                 } catch (InterruptedException e) {
                     return;
-                } catch (RuntimeException e) {
-                    storeUnreachable(e);   // progress is for show; the jobs go on under their leases
+                }
+                for (Running x : running.values()) {
+                    if (stopped) return;
+                    try {
+                        flushProgress(x);
+                    } catch (RuntimeException e) {
+                        storeUnreachable(e);   // progress is for show; the jobs go on under their leases
+                    }
                 }
             }
-        });
+        }));
         Thread.ofPlatform().daemon().name("headroom-heartbeat").start(() -> {
             long next = System.nanoTime();
             while (!stopped) {
