@@ -158,7 +158,7 @@ final class UpscaleCommand implements Callable<Integer> {
         for (Path in : inputs) {
             Path out = outs.get(in);
             long t1 = System.nanoTime();
-            // a PNG decoded by rows as the tiles need them, else kept whole as 8/16-bit samples; floats only per tile as it is cut
+            // a PNG or sequential JPEG decoded by rows as the tiles need them, else kept whole as 8/16-bit samples; floats only per tile as it is cut
             ImageFiles.Input input = ImageFiles.readInput(in, maxPixels, new ImageFiles.ReadOptions(lenient, ignoreOrientation));
             InputImage img = input.image();
             long read = System.nanoTime() - t1;

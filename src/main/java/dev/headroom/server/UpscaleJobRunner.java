@@ -33,7 +33,8 @@ public final class UpscaleJobRunner implements JobRunner {
         Model m = r.model().model();
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
-        try (DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+        // img first: a session, weights or ledger node that cannot be had still closes the input (a streamed one's decoder)
+        try (img; DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
              Residency.Lease weights = JobRunner.timed(control, "weights",
                      () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m)));
              var job = memory.job("job " + r.job().id(), r.reservation());
@@ -44,7 +45,7 @@ public final class UpscaleJobRunner implements JobRunner {
             ImageUpscaler up = new ImageUpscaler(tiled, weights.graph().inputChannels());
             Map<String, Object> before = session.session().diagnostics();
             // rows go to the file as they become final, as `headroom upscale` writes them; no file unless finished
-            try (img; ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
+            try (ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
                     img.channels(), img.bitDepth())) {
                 long t0 = System.nanoTime();
                 up.upscale(img, r.job().tile(), r.overlap(), (done, total) -> {

@@ -69,18 +69,11 @@ public final class Workers implements AutoCloseable {
         volatile Thread thread;
         /** Nanoseconds by phase (queue, admit, read, upscale, store, ...), in the order first reported. */
         final Map<String, Long> phases = java.util.Collections.synchronizedMap(new java.util.LinkedHashMap<>());
-        /** The last progress reported and whether the store has it yet (guarded by this). */
-        private int done, total;
-        private boolean progressDirty;
+        /** The last progress reported, written to the store off the job's thread. */
+        final LatestProgress progress = new LatestProgress();
 
         void phase(String name, long nanos) {
             phases.merge(name, nanos, Long::sum);
-        }
-
-        synchronized void progress(int done, int total) {
-            this.done = done;
-            this.total = total;
-            progressDirty = true;
         }
 
         Running(Job job, DeviceSlot device, long deadline, long claimedNanos, long leaseNanos) {
@@ -116,6 +109,7 @@ public final class Workers implements AutoCloseable {
     private volatile boolean storeDown;
     private final Object admission = new Object();
     private final Map<String, Running> running = new ConcurrentHashMap<>();
+    /** The schedulers and the progress flusher, interrupted by {@link #close}. */
     private final List<Thread> schedulers = new ArrayList<>();
     private volatile boolean draining, stopped;
     private final Object wake = new Object();
@@ -146,18 +140,24 @@ public final class Workers implements AutoCloseable {
             Thread t = Thread.ofPlatform().daemon().name("headroom-scheduler-" + d.name()).start(() -> schedule(d));
             schedulers.add(t);
         }
-        Thread.ofPlatform().daemon().name("headroom-progress").start(() -> {
+        // interrupted by close() with the schedulers: no progress write to a store being closed after it
+        schedulers.add(Thread.ofPlatform().daemon().name("headroom-progress").start(() -> {
             while (!stopped) {
                 try {
                     Thread.sleep(PROGRESS_MILLIS);
-                    for (Running x : running.values()) flushProgress(x);
                 } catch (InterruptedException e) {
                     return;
-                } catch (RuntimeException e) {
-                    storeUnreachable(e);   // progress is for show; the jobs go on under their leases
+                }
+                for (Running x : running.values()) {
+                    if (stopped) return;
+                    try {
+                        flushProgress(x);
+                    } catch (RuntimeException e) {
+                        storeUnreachable(e);   // progress is for show; the jobs go on under their leases
+                    }
                 }
             }
-        });
+        }));
         Thread.ofPlatform().daemon().name("headroom-heartbeat").start(() -> {
             long next = System.nanoTime();
             while (!stopped) {
@@ -355,7 +355,7 @@ public final class Workers implements AutoCloseable {
 
                 public void progress(int done, int total) {
                     long p0 = System.nanoTime();
-                    r.progress(done, total);   // the store has it within PROGRESS_MILLIS (flushProgress)
+                    r.progress.note(done, total);   // the store has it within PROGRESS_MILLIS (flushProgress)
                     events.emit(job.id(), "tile", Map.of("done", done, "total", total));
                     r.phase("progress", System.nanoTime() - p0);
                 }
@@ -437,11 +437,7 @@ public final class Workers implements AutoCloseable {
 
     /** Writes a running job's latest progress to the store if it has not been written yet. */
     private void flushProgress(Running r) {
-        synchronized (r) {   // one writer at a time, each writing the latest: the store never goes back to an older count
-            if (!r.progressDirty) return;
-            store.progress(r.job.id(), r.done, r.total);
-            r.progressDirty = false;
-        }
+        r.progress.flush((done, total) -> store.progress(r.job.id(), done, total));
     }
 
     /** A job's phases in milliseconds (0.1 ms), for its end event. */

@@ -98,4 +98,60 @@ class DeviceSlotSessionsTest {
             }
         }
     }
+    /** A CPU device whose sessions count their closes into {@code closes} (keyed by session). */
+    private static dev.headroom.runtime.Device counting(java.util.Map<Session, Integer> closes) {
+        CpuDevice cpu = new CpuDevice(MemoryOptions.DEFAULT.withBudget(64L << 20));
+        return (dev.headroom.runtime.Device) java.lang.reflect.Proxy.newProxyInstance(DeviceSlotSessionsTest.class.getClassLoader(),
+                new Class<?>[] {dev.headroom.runtime.Device.class}, (proxy, m, args) -> {
+                    Object out = invoke(m, cpu, args);
+                    if (!m.getName().equals("openSession")) return out;
+                    Session real = (Session) out;
+                    Session[] self = new Session[1];
+                    self[0] = (Session) java.lang.reflect.Proxy.newProxyInstance(DeviceSlotSessionsTest.class.getClassLoader(), new Class<?>[] {Session.class},
+                            (p2, m2, a2) -> {
+                                if (m2.getName().equals("close") && m2.getParameterCount() == 0) {
+                                    synchronized (closes) {
+                                        closes.merge(self[0], 1, Integer::sum);
+                                    }
+                                }
+                                return invoke(m2, real, a2);
+                            });
+                    synchronized (closes) {
+                        closes.put(self[0], 0);
+                    }
+                    return self[0];
+                });
+    }
+
+    private static Object invoke(java.lang.reflect.Method m, Object target, Object[] args) throws Throwable {
+        try {
+            return m.invoke(target, args);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause();
+        }
+    }
+
+    /**
+     * Closing the device closes every session once: the idle ones and those set aside at admission
+     * for jobs that never took them; a job ending after that finds nothing held.
+     */
+    @Test
+    void closingTheDeviceClosesHeldAndIdleSessionsOnce() {
+        java.util.Map<Session, Integer> closes = new java.util.HashMap<>();
+        dev.headroom.runtime.Device dev = counting(closes);
+        DeviceSlot d = new DeviceSlot(dev, new Residency(dev, 0), 3);
+        // two jobs at once: two sessions, both kept
+        DeviceSlot.SessionLease a = d.session(job("a", "rrdb", 64, 64)), b = d.session(job("b", "srvgg", 64, 64));
+        for (var l : new DeviceSlot.SessionLease[] {a, b}) {
+            l.clean();
+            l.close();
+        }
+        assertEquals(2, d.idleSessions());
+        d.holdSession(job("h", "rrdb", 64, 64));
+        assertEquals(1, d.idleSessions(), "one set aside for job h");
+        d.close();
+        d.unhold("h");   // the job's end, after the device closed
+        assertEquals(2, closes.size(), "sessions opened");
+        closes.forEach((s, n) -> assertEquals(1, n, "closes of one session"));
+    }
 }

@@ -4,8 +4,8 @@ package dev.headroom.core.image;
  * An input image as the tiler reads it: (height, width, channels) samples seen as floats in [0, 1],
  * a row span at a time. {@link FloatImage} holds the floats; {@link SampleImage} holds the decoded
  * 8- or 16-bit samples (a quarter or half of the bytes) and converts only the spans asked for, to
- * the same floats ({@code sample / max}) the float image would hold; a streamed PNG decodes rows as
- * they are asked for and drops them when {@linkplain #release released}.
+ * the same floats ({@code sample / max}) the float image would hold; a streamed PNG or JPEG decodes rows
+ * as they are asked for and drops them when {@linkplain #release released}.
  */
 public interface InputImage extends AutoCloseable {
     int width();

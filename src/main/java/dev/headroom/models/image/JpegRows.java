@@ -205,7 +205,7 @@ final class JpegRows implements RowDecoder {
         Object o;
         try {
             while ((o = rows.poll(1, TimeUnit.SECONDS)) == null) {
-                if (!thread.isAlive() && rows.isEmpty()) throw new IllegalStateException(file + ": the JPEG decoder stopped at row " + next);
+                if (!thread.isAlive() && rows.isEmpty()) throw new IllegalStateException(file + ": the JPEG decoder stopped at row " + next + " of " + header.height());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
