@@ -1,6 +1,7 @@
 package dev.headroom.runtime.gpu;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -9,7 +10,7 @@ import dev.headroom.cuda.Driver;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
-/** A kernel launch with its arguments marshalled for cuLaunchKernel: Long (pointers and 64-bit), Integer or Float each. */
+/** A kernel launch with its arguments marshalled for cuLaunchKernel: Long (pointers and 64-bit), Integer, Float or Double each. */
 final class KernelLaunch {
     private KernelLaunch() {}
 
@@ -21,6 +22,7 @@ final class KernelLaunch {
                     case Long l -> a.allocateFrom(JAVA_LONG, l);
                     case Integer n -> a.allocateFrom(JAVA_INT, n);
                     case Float f -> a.allocateFrom(JAVA_FLOAT, f);
+                    case Double d -> a.allocateFrom(JAVA_DOUBLE, d);
                     default -> throw new IllegalArgumentException("kernel argument " + args[i]);
                 };
                 params.setAtIndex(ADDRESS, i, v);

@@ -1,10 +1,6 @@
 package dev.headroom.runtime.gpu;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import dev.headroom.core.Precision;
 import dev.headroom.core.graph.Op;
@@ -444,22 +440,9 @@ final class VaeKernels implements AutoCloseable {
         return t.device.address() + (long) t.offset * t.precision.bytes;
     }
 
-    /** Arguments are Long (pointers and 64-bit), Integer, Float or Double. */
+    /** Arguments are Long (pointers and 64-bit), Integer, Float or Double ({@link KernelLaunch}). */
     private void launch(String fn, int gx, int gy, int bx, int by, Object... args) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment params = a.allocate(ADDRESS, args.length);
-            for (int i = 0; i < args.length; i++) {
-                MemorySegment val = switch (args[i]) {
-                    case Long l -> a.allocateFrom(JAVA_LONG, l);
-                    case Integer n -> a.allocateFrom(JAVA_INT, n);
-                    case Float f -> a.allocateFrom(JAVA_FLOAT, f);
-                    case Double d -> a.allocateFrom(JAVA_DOUBLE, d);
-                    default -> throw new IllegalArgumentException("kernel argument " + args[i]);
-                };
-                params.setAtIndex(ADDRESS, i, val);
-            }
-            cu.launch(fns.get(fn), gx, gy, 1, bx, by, 1, 0, stream, params);
-        }
+        KernelLaunch.launch(cu, fns.get(fn), gx, gy, bx, by, stream, args);
     }
 
     @Override
