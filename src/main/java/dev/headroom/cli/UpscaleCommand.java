@@ -227,6 +227,7 @@ final class UpscaleCommand implements Callable<Integer> {
             summary.put("weight_bytes", m.parameters() * 4);
             summary.put("images", results);
             summary.put("memory", MemoryMixin.summary(ops));
+            summary.put("session", ops.diagnostics());   // CUDA: how convolutions started and were chosen, the device's plan service
             return summary;
         }
         return null;

@@ -22,7 +22,8 @@ import java.util.Map;
  * <pre>
  *   key TAB way TAB a TAB b TAB micros
  * </pre>
- * where {@code way} is FUSED or GRAPH (a, b: the plan's heuristics mode and position), GEMM or
+ * where {@code way} is FUSED or GRAPH (a, b: the plan's heuristics mode and position; micros NaN for
+ * cuDNN's untimed first choice, which is still timed once it repeats: format 2), GEMM or
  * LEGACY (a, b unused), or ALGO (a legacy-API algorithm for the key; a: algorithm). Lines are appended as
  * choices are made, each in one write, so processes sharing the cache do not tear each other's
  * lines; a later line for a key wins; a line that does not parse is skipped. A cache that cannot be
@@ -31,7 +32,7 @@ import java.util.Map;
  */
 final class ConvChoiceStore {
     /** Bumped when a key's meaning or the line format changes, so old files are not read. */
-    static final int FORMAT = 1;
+    static final int FORMAT = 2;
 
     /** One remembered choice. */
     record Entry(String way, int a, int b, double micros) {}

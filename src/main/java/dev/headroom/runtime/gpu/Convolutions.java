@@ -107,10 +107,18 @@ final class Convolutions implements AutoCloseable {
     /** Descriptors and algorithm for one shape on the legacy API. */
     private record LegacyPlan(MemorySegment x, MemorySegment w, MemorySegment conv, MemorySegment y, int algo, long workspace) {}
 
-    /** How a shape runs; {@code heuristic}: cuDNN's first offer, not timed yet (micros is NaN). */
-    private record Choice(Strategy strategy, ConvGraph graph, double micros, boolean heuristic) {
+    /**
+     * How a shape runs; {@code heuristic}: cuDNN's first offer, not timed yet (micros is NaN);
+     * {@code lent}: the graph is the device's ({@link PlanService}), given back instead of closed;
+     * {@code precompiled}: an engine that ships compiled, until the first choice is taken up.
+     */
+    private record Choice(Strategy strategy, ConvGraph graph, double micros, boolean heuristic, boolean lent, boolean precompiled) {
         Choice(Strategy strategy, ConvGraph graph, double micros) {
-            this(strategy, graph, micros, false);
+            this(strategy, graph, micros, false, false, false);
+        }
+
+        Choice(Strategy strategy, ConvGraph graph, double micros, boolean heuristic) {
+            this(strategy, graph, micros, heuristic, false, false);
         }
     }
 
@@ -130,7 +138,7 @@ final class Convolutions implements AutoCloseable {
      * <ul>
      * <li>{@code first} (the default): cuDNN's first choice, finalised on the session's thread before the shape runs.
      * <li>{@code background} (opt-in): on an engine that ships compiled ({@link ConvGraph#buildPrecompiled})
-     *     while cuDNN's first choice is finalised on worker threads ({@link BackgroundPlans}); a build that
+     *     while cuDNN's first choice is finalised on the device's plan workers ({@link PlanService}); a build that
      *     finishes within {@link #GRACE_NANOS} (a warm driver JIT cache) is taken at once, the rest at the
      *     shape's next call once built, and all of them before a pass is recorded ({@link #settleBackground}),
      *     so no recording and no long job keeps the slow engines.
@@ -160,12 +168,26 @@ final class Convolutions implements AutoCloseable {
         return v;
     }
 
-    /** Builds cuDNN's first choices on worker threads in the background start (above); null in the others. */
-    private final BackgroundPlans background;
-    /** Shapes whose first choice is being built in the background: their fused and unfused specs (the fused one null where it cannot fuse). */
-    private final Map<Key, ConvGraph.Spec[]> backgroundSpecs = new HashMap<>();
+    /** The device's plans, handles and plan workers, shared with its other sessions; null without cuDNN graphs or with HEADROOM_CONV_SHARED_PLANS=0. */
+    private final PlanService<ConvGraph> shared;
+    private final CudaDevice device;
+    /** Whether the background start runs (above). */
+    private final boolean background;
+    /** Shapes on a precompiled start whose first choice is being built in the background, and that build. */
+    private final Map<Key, CudnnPlans.FirstKey> backgroundSpecs = new HashMap<>();
+    private final Map<Key, java.util.concurrent.CompletableFuture<Object>> backgroundBuilds = new HashMap<>();
     /** Shapes moved from a precompiled start to the choice built in the background. */
     private int adopted;
+    /** Calls run on a precompiled start; first choices taken at once within the grace; graphs lent by the device. */
+    private long precompiledCalls;
+    private int graceHits, lentGraphs;
+    /** Time this session's thread waited for first-choice builds on the device's workers. */
+    private long waitNanos;
+    /**
+     * Whether cuDNN's untimed first choices are remembered on disk (micros NaN), so a later process
+     * starts such a shape on it at once (HEADROOM_CONV_REMEMBER_FIRST=0 turns it off, for comparison).
+     */
+    private final boolean rememberFirst = !"0".equals(System.getenv("HEADROOM_CONV_REMEMBER_FIRST"));
 
     /** A heuristic choice is timed once its shape has run this many times (it repeats: timing can pay back). */
     static final int REPEATS = 3;
@@ -234,7 +256,9 @@ final class Convolutions implements AutoCloseable {
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
         alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
-        background = "background".equals(start) && graphApi ? new BackgroundPlans(device, stream, BackgroundPlans.defaultThreads()) : null;
+        this.device = device;
+        shared = graphApi && !"0".equals(System.getenv("HEADROOM_CONV_SHARED_PLANS")) ? device.plans() : null;
+        background = "background".equals(start) && shared != null;
     }
 
     /** Bytes kept between calls: the workspace and the residual scales' device copies. */
@@ -291,10 +315,18 @@ final class Convolutions implements AutoCloseable {
     }
 
     List<String> failures() {
-        if (background == null) return List.copyOf(failures);
-        List<String> all = new ArrayList<>(failures);
-        all.addAll(background.failures());
-        return all;
+        return List.copyOf(failures);
+    }
+
+    /** How this session's convolutions started: calls on precompiled engines, grace hits, graphs lent by the device, waits for its workers. */
+    Map<String, Object> startStats() {
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("conv_start", start);
+        m.put("conv_precompiled_calls", precompiledCalls);
+        m.put("conv_grace_hits", graceHits);
+        m.put("conv_graphs_lent", lentGraphs);
+        m.put("conv_first_choice_wait_ms", Math.round(waitNanos / 1e4) / 100.0);
+        return m;
     }
 
     /** Shapes that started on a precompiled engine and moved to the choice built in the background. */
@@ -305,7 +337,7 @@ final class Convolutions implements AutoCloseable {
     /** Runs every later convolution with {@code strategy}, or lets timing choose again (null). */
     void force(String strategy) {
         ops.invalidateRecordings("force a convolution strategy");
-        for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+        for (Choice c : choices.values()) discard(c);
         choices.clear();
         calls.clear();
         forced = strategy == null ? null : Strategy.valueOf(strategy);
@@ -336,12 +368,58 @@ final class Convolutions implements AutoCloseable {
                 timingNanos += System.nanoTime() - t1;
             }
             choices.put(key, choice);
-        } else if (choice.heuristic() && backgroundSpecs.containsKey(key) && !ops.capturing() && background.done(key)) {
+        } else if (choice.precompiled() && !ops.capturing() && backgroundBuilds.containsKey(key) && backgroundBuilds.get(key).isDone()) {
             choice = adopt(key, choice);
         } else if (choice.heuristic() && calls.merge(key, 1, Integer::sum) >= REPEATS && mayTune()) {
             choice = tune(call, key, choice);
         }
+        if (choice.precompiled()) precompiledCalls++;
         run(choice.strategy(), choice.graph(), 0, call);
+    }
+
+    /** Gives a lent graph back to the device, closes one of this session's own. */
+    private void discard(Choice c) {
+        if (c.graph() == null) return;
+        if (c.lent()) shared.giveBack(new CudnnPlans.PoolKey(c.graph().spec, c.graph().origins.getFirst()), c.graph());
+        else c.graph().close();
+    }
+
+    /** The fused (null where it cannot fuse) and unfused specs of a call: what its first-choice build is shared by. */
+    private CudnnPlans.FirstKey firstKey(Call c) {
+        ConvGraph.Spec fused = spec(c, true);
+        return new CudnnPlans.FirstKey(fused.fusable() ? fused : null, spec(c, false));
+    }
+
+    /** Starts (or joins, when another session started it) the device's build of this call's first choice. */
+    private java.util.concurrent.CompletableFuture<Object> firstChoiceBuild(CudnnPlans.FirstKey k) {
+        return shared.background(k, CudnnPlans.firstChoice(device, shared, k, workspace.bytes()));
+    }
+
+    /** The first choice's build result once done (null when it failed to run at all). */
+    private static CudnnPlans.Built built(java.util.concurrent.CompletableFuture<Object> f) {
+        try {
+            return (CudnnPlans.Built) f.join();
+        } catch (java.util.concurrent.CompletionException | java.util.concurrent.CancellationException e) {
+            return null;
+        }
+    }
+
+    /** The graph of a finished first-choice build, lent to this session as an untimed choice (remembered untimed); null where it found none. */
+    private Choice lendFirst(Key key, CudnnPlans.FirstKey k, CudnnPlans.Built b) {
+        if (b == null) {
+            failures.add("first choice " + key + ": its build did not run");
+            return null;
+        }
+        failures.addAll(b.failures());
+        if (b.strategy() == null || workspace == null) return null;
+        ConvGraph.Spec spec = b.strategy() == Strategy.FUSED ? k.fused() : k.unfused();
+        ConvGraph cg = CudnnPlans.lendOrBuild(device, shared, spec, b.origin(), workspace.bytes());
+        if (cg == null) return null;
+        lentGraphs++;
+        if (rememberFirst && forced == null && remembered.get(key.toString()) == null) {
+            remembered.put(key.toString(), new ConvChoiceStore.Entry(b.strategy().name(), b.origin().mode(), b.origin().position(), Double.NaN));
+        }
+        return new Choice(b.strategy(), cg, Double.NaN, true, true, false);
     }
 
     /**
@@ -353,6 +431,16 @@ final class Convolutions implements AutoCloseable {
      */
     private Choice heuristic(Call c, Key key) {
         if (graphApi && c.aligned() && precompiledStart) {
+            CudnnPlans.FirstKey k = firstKey(c);
+            java.util.concurrent.CompletableFuture<Object> build = background ? firstChoiceBuild(k) : null;
+            // another session of the device built it already, or a warm JIT cache builds it well within the grace: no slow start then
+            if (build != null && finishesWithin(build, GRACE_NANOS)) {
+                Choice first = lendFirst(key, k, built(build));
+                if (first != null) {
+                    graceHits++;
+                    return first;
+                }
+            }
             // an engine that ships compiled, fused or not, before any that compiles its kernel now
             for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
                 ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
@@ -360,23 +448,26 @@ final class Convolutions implements AutoCloseable {
                 try {
                     ConvGraph cg = ConvGraph.buildPrecompiled(CudnnGraph.get(), handle, spec, workspace.bytes());
                     if (cg != null) {
-                        Choice precompiled = new Choice(st, cg, Double.NaN, true);
-                        if (background != null) {
-                            ConvGraph.Spec fused = spec(c, true);
-                            ConvGraph.Spec[] specs = {fused.fusable() ? fused : null, spec(c, false)};
-                            backgroundSpecs.put(key, specs);
-                            background.submit(key, specs[0], specs[1], workspace.bytes());
-                            // a warm JIT cache builds the first choice in well under the grace: no slow start then
-                            if (background.await(key, GRACE_NANOS)) return takeUp(key, precompiled, false);
+                        if (build != null) {
+                            backgroundSpecs.put(key, k);
+                            backgroundBuilds.put(key, build);
                         }
-                        return precompiled;
+                        return new Choice(st, cg, Double.NaN, true, false, true);
                     }
                 } catch (CudaException e) {
                     failures.add(st + " precompiled heuristic " + c.key() + ": " + e.getMessage());
                 }
             }
         }
-        if (graphApi && c.aligned()) {
+        if (graphApi && c.aligned() && shared != null) {
+            // cuDNN's first choice, built on a worker of the device (or by another session already), lent to this one
+            CudnnPlans.FirstKey k = firstKey(c);
+            long t0 = System.nanoTime();
+            CudnnPlans.Built b = built(firstChoiceBuild(k));
+            waitNanos += System.nanoTime() - t0;
+            Choice first = lendFirst(key, k, b);
+            if (first != null) return first;
+        } else if (graphApi && c.aligned()) {
             for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
                 ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
                 if (st == Strategy.FUSED && !spec.fusable()) continue;
@@ -405,34 +496,42 @@ final class Convolutions implements AutoCloseable {
     }
 
     /**
-     * Moves {@code key} from its precompiled start to the choice built in the background: the same
-     * engine configuration finalised again on this session's handle (its kernel is compiled by now).
+     * Moves {@code key} from its precompiled start to the choice built in the background: the graph
+     * the device's worker finalised, lent to this session (no second finalisation on this thread).
      * Waits for the build if it is still running. Keeps the start where the build found nothing.
      */
     private Choice adopt(Key key, Choice current) {
         long t0 = System.nanoTime();
-        Choice next = takeUp(key, current, true);
+        CudnnPlans.FirstKey k = backgroundSpecs.remove(key);
+        CudnnPlans.Built b = built(backgroundBuilds.remove(key));
+        Choice next;
+        try {
+            next = lendFirst(key, k, b);
+        } catch (CudaException e) {
+            failures.add("adopt " + key + ": " + e.getMessage());
+            next = null;
+        }
         buildNanos += System.nanoTime() - t0;
+        if (next == null) return current;   // the precompiled start stays until the shape is timed
+        ops.invalidateRecordings("replace a precompiled start with cuDNN's first choice, built in the background");
+        discard(current);
+        choices.put(key, next);
+        adopted++;
         return next;
     }
 
-    /** {@link #adopt}'s work; {@code ran} when the precompiled start has run (recordings may hold it). */
-    private Choice takeUp(Key key, Choice current, boolean ran) {
-        ConvGraph.Spec[] specs = backgroundSpecs.remove(key);
-        BackgroundPlans.Built b = background.take(key);
-        if (b == null || workspace == null) return current;
+    /** Whether {@code f} completes within {@code nanos}. */
+    private static boolean finishesWithin(java.util.concurrent.CompletableFuture<Object> f, long nanos) {
         try {
-            ConvGraph cg = ConvGraph.rebuild(CudnnGraph.get(), handle, specs[b.strategy() == Strategy.FUSED ? 0 : 1], workspace.bytes(), b.origin());
-            if (cg == null) return current;
-            if (ran) ops.invalidateRecordings("replace a precompiled start with cuDNN's first choice, built in the background");
-            if (current.graph() != null) current.graph().close();
-            Choice next = new Choice(b.strategy(), cg, Double.NaN, true);
-            choices.put(key, next);
-            adopted++;
-            return next;
-        } catch (CudaException e) {
-            failures.add("adopt " + b.strategy() + " " + key + ": " + e.getMessage());
-            return current;
+            f.get(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+            return true;
+        } catch (java.util.concurrent.TimeoutException e) {
+            return false;
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.CancellationException e) {
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
         }
     }
 
@@ -442,14 +541,14 @@ final class Convolutions implements AutoCloseable {
      * choices. A no-op unless HEADROOM_CONV_START=background.
      */
     void settleBackground() {
-        if (background == null || backgroundSpecs.isEmpty() || workspace == null) return;
+        if (backgroundSpecs.isEmpty() || workspace == null) return;
         for (Key k : List.copyOf(backgroundSpecs.keySet())) {
             Choice c = choices.get(k);
-            if (c != null && c.heuristic()) {
+            if (c != null && c.precompiled()) {
                 adopt(k, c);
             } else {
                 backgroundSpecs.remove(k);
-                background.take(k);
+                backgroundBuilds.remove(k);
             }
         }
     }
@@ -459,7 +558,7 @@ final class Convolutions implements AutoCloseable {
         long t0 = System.nanoTime();
         Choice timed = choose(c);
         ops.invalidateRecordings("replace a convolution's heuristic choice with the timed one");
-        if (heuristic.graph() != null) heuristic.graph().close();
+        discard(heuristic);
         remember(key, timed);
         choices.put(key, timed);
         calls.remove(key);
@@ -610,7 +709,7 @@ final class Convolutions implements AutoCloseable {
      */
     private Choice recall(Call c, Key key) {
         ConvChoiceStore.Entry e = forced == null ? remembered.get(key.toString()) : null;
-        if (e == null) return null;
+        if (e == null || !rememberFirst && Double.isNaN(e.micros())) return null;
         Strategy st;
         try {
             st = Strategy.valueOf(e.way());
@@ -621,15 +720,20 @@ final class Convolutions implements AutoCloseable {
         if (st == Strategy.GEMM && (!c.pointwise() || blas() == null)) return null;
         if (st == Strategy.FUSED || st == Strategy.GRAPH) {
             if (!graphApi || !c.aligned()) return null;
+            ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
+            ConvGraph.Origin origin = new ConvGraph.Origin(e.a(), e.b());
             try {
-                cg = ConvGraph.rebuild(CudnnGraph.get(), handle, spec(c, st == Strategy.FUSED), workspace.bytes(), new ConvGraph.Origin(e.a(), e.b()));
+                cg = shared != null ? CudnnPlans.lendOrBuild(device, shared, spec, origin, workspace.bytes())
+                        : ConvGraph.rebuild(CudnnGraph.get(), handle, spec, workspace.bytes(), origin);
             } catch (CudaException x) {
                 failures.add("remembered " + st + " " + key + ": " + x.getMessage());
             }
             if (cg == null) return null;
+            if (shared != null) lentGraphs++;
         }
         recalled++;
-        return new Choice(st, cg, e.micros());
+        // an untimed first choice (micros NaN) is still timed once it repeats, as in the process that met it
+        return new Choice(st, cg, e.micros(), Double.isNaN(e.micros()), cg != null && shared != null, false);
     }
 
     private void remember(Key key, Choice choice) {
@@ -810,10 +914,11 @@ final class Convolutions implements AutoCloseable {
             calls.clear();
             workspaceFloor = 0;
         }
+        if (!choices.isEmpty() && workspace != null) workspaceFloor = Math.max(workspaceFloor, workspace.bytes());
+        giveBackLent();
         if (workspace == null) return;
         ops.invalidateRecordings("free the convolution workspace between jobs");
         if (blas != null) Cublas.get().setWorkspace(blas, 0L, 0L);
-        if (!choices.isEmpty()) workspaceFloor = Math.max(workspaceFloor, workspace.bytes());
         alloc.free(workspace);
         workspace = null;
     }
@@ -830,10 +935,27 @@ final class Convolutions implements AutoCloseable {
             dnn.destroyTensor(p.y);
         }
         plans.clear();
-        for (Choice c : choices.values()) if (c.graph() != null) c.graph().close();
+        for (Choice c : choices.values()) discard(c);
         choices.clear();
-        if (background != null) for (Key k : backgroundSpecs.keySet()) background.forget(k);
-        backgroundSpecs.clear();
+        backgroundSpecs.clear();   // builds still running finish on the device's workers and wait in its pool
+        backgroundBuilds.clear();
+    }
+
+    /**
+     * Between jobs: gives the graphs lent by the device back to it, so another session meeting these
+     * shapes takes them instead of finalising its own; this session takes them again (or others like
+     * them) at its next call of each shape, through the remembered choice or the device's first choice.
+     */
+    private void giveBackLent() {
+        if (choices.values().stream().noneMatch(Choice::lent)) return;
+        ops.invalidateRecordings("give the convolution graphs back to the device between jobs");
+        for (var it = choices.entrySet().iterator(); it.hasNext(); ) {
+            Choice c = it.next().getValue();
+            if (c.lent()) {
+                discard(c);
+                it.remove();
+            }
+        }
     }
 
     /** cuDNN's name for the storage type. */
@@ -897,7 +1019,6 @@ final class Convolutions implements AutoCloseable {
             blas = null;
             if (workspace != null) alloc.free(workspace);
             workspace = null;
-            if (background != null) background.close();
             dnn.destroyHandle(handle);
         } finally {
             arena.close();

@@ -174,6 +174,20 @@ public final class CudaDevice implements Device {
         }));
     }
 
+    /** cuDNN plans, their handles and plan workers, shared by this device's sessions; made at the first session that asks. */
+    private PlanService<ConvGraph> plans;
+
+    synchronized PlanService<ConvGraph> plans() {
+        if (closed) throw new IllegalStateException(name() + " is closed");
+        if (plans == null) plans = CudnnPlans.service(this);
+        return plans;
+    }
+
+    /** The plan service's counts ({@link PlanService#stats}), empty before any session asked for it. */
+    public synchronized Map<String, Object> planStats() {
+        return plans == null ? Map.of() : plans.stats();
+    }
+
     /** The store of remembered convolution choices for {@code fingerprint}, opened once per process and shared by sessions. */
     ConvChoiceStore choiceStore(Path dir, String fingerprint) {
         synchronized (choiceStores) {
@@ -380,7 +394,15 @@ public final class CudaDevice implements Device {
         if (closed) return;
         closed = true;
         bind();
+        IllegalStateException planAudit = null;
         try {
+            if (plans != null) {
+                try {
+                    plans.close();   // its graphs and handles before the context goes
+                } catch (IllegalStateException e) {
+                    planAudit = e;
+                }
+            }
             cu.streamSynchronize(loadStream);
             loads.close();
             memory.retireStream(loadStream.address());
@@ -391,5 +413,6 @@ public final class CudaDevice implements Device {
         } finally {
             cu.releasePrimaryContext(device);
         }
+        if (planAudit != null) throw planAudit;
     }
 }

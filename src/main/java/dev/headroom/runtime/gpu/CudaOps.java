@@ -463,6 +463,8 @@ public final class CudaOps implements Session {
         d.put("conv_plan_builds", convolutions.builds()[0]);
         d.put("conv_plan_build_max_ms", Math.round(convolutions.builds()[1] / 1e4) / 100.0);
         if (convolutions.adopted() > 0) d.put("conv_background_adopted", convolutions.adopted());
+        d.putAll(convolutions.startStats());
+        d.put("plan_service", dev.planStats());
         d.put("conv_timing_ms", Math.round(convolutions.timingNanos() / 1e4) / 100.0);
         d.put("conv_workspace_bytes", convolutions.workspaceBytes());
         d.put("conv_workspace_used_bytes", convolutions.workspaceUsed());

@@ -70,7 +70,10 @@ class GpuQuickStartTest extends GpuTestBase {
             try (var files = java.nio.file.Files.list(store)) {
                 for (Path f : files.toList()) {
                     for (String line : java.nio.file.Files.readAllLines(f)) {
-                        assertTrue(!line.contains("\tFUSED\t") && !line.contains("\tGRAPH\t") && !line.contains("\tGEMM\t"), "untimed choice remembered: " + line);
+                        // cuDNN's first choices are remembered untimed (micros NaN), so a later process starts on them at once and still times them
+                        if (line.contains("\tFUSED\t") || line.contains("\tGRAPH\t") || line.contains("\tGEMM\t")) {
+                            assertTrue(line.endsWith("\tNaN"), "untimed choice remembered as timed: " + line);
+                        }
                     }
                 }
             }
@@ -105,9 +108,10 @@ class GpuQuickStartTest extends GpuTestBase {
             float[] second = runner.run(in).toArray();
             double secondMs = (System.nanoTime() - t0) / 1e6 - settleMs;
             Map<String, Object> d = ops.diagnostics();
-            System.out.printf("GPU background start: first pass %.0f ms %s, waiting for the builds %.0f ms, second pass %.0f ms %s, %s shapes taken up, failures %s%n",
-                    firstMs, starts, settleMs, secondMs, ops.convStrategies(), d.get("conv_background_adopted"), d.get("graph_failures"));
-            assertTrue(d.containsKey("conv_background_adopted"), "shapes taken up from the background: " + d);
+            System.out.printf("GPU background start: first pass %.0f ms %s, waiting for the builds %.0f ms, second pass %.0f ms %s, %s shapes taken up, failures %s; %s%n",
+                    firstMs, starts, settleMs, secondMs, ops.convStrategies(), d.get("conv_background_adopted"), d.get("graph_failures"), d);
+            long graceHits = ((Number) d.get("conv_grace_hits")).longValue();
+            assertTrue(d.containsKey("conv_background_adopted") || graceHits > 0, "shapes taken up from the background: " + d);
             assertEquals(budget.strategies, ops.convStrategies(), "the recorded pass runs cuDNN's first choices, as the default start does");
             for (float[] out : new float[][] {first, second}) {
                 double worst = 0;

@@ -1,0 +1,107 @@
+package dev.headroom.runtime.gpu;
+
+import dev.headroom.cuda.Cudnn;
+import dev.headroom.cuda.CudnnGraph;
+import dev.headroom.cuda.Driver;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The native half of a device's {@link PlanService}: its cuDNN handles (on the default stream:
+ * they only finalise plans; sessions execute them with their own handle, on their own stream) and
+ * the builds {@link Convolutions} asks of it. Every call makes the device's context current first,
+ * since workers and borrowing threads may not have it.
+ */
+final class CudnnPlans implements PlanService.Native<ConvGraph> {
+    /** Where a graph waits idle: its shape and its engine configuration's place in the heuristics. */
+    record PoolKey(ConvGraph.Spec spec, ConvGraph.Origin origin) {}
+
+    /** A shape's first-choice build, shared by the device's sessions: its fused spec (null where it cannot fuse) and its unfused one. */
+    record FirstKey(ConvGraph.Spec fused, ConvGraph.Spec unfused) {}
+
+    /** What a first-choice build found: fused or not and where (strategy null when neither built), and what failed on the way. */
+    record Built(Convolutions.Strategy strategy, ConvGraph.Origin origin, List<String> failures) {}
+
+    private final CudaDevice device;
+    private final Driver cu = Driver.get();
+
+    CudnnPlans(CudaDevice device) {
+        this.device = device;
+    }
+
+    /** The service of {@code device}: worker threads for this machine, two more handles than workers (for builds on sessions' threads). */
+    static PlanService<ConvGraph> service(CudaDevice device) {
+        int threads = PlanService.defaultThreads();
+        return new PlanService<>(device.name(), new CudnnPlans(device), threads, threads + 2, 512, 60_000_000_000L);
+    }
+
+    @Override
+    public Object createHandle() {
+        device.bind();
+        return Cudnn.get().createHandle(MemorySegment.NULL);
+    }
+
+    @Override
+    public void destroyHandle(Object handle) {
+        device.bind();
+        Cudnn.get().destroyHandle((MemorySegment) handle);
+    }
+
+    @Override
+    public void destroy(ConvGraph graph) {
+        device.bind();
+        graph.close();
+    }
+
+    @Override
+    public long freeBytes() {
+        device.bind();
+        return cu.memInfo()[0];
+    }
+
+    /**
+     * The work of a shape's first-choice build on a worker: cuDNN's first plan of the fused graph
+     * (when there is one), else of the unfused one, left idle in the pool for whichever session takes
+     * it up; where it is in the heuristics is the result.
+     */
+    static java.util.function.Function<Object, Object> firstChoice(CudaDevice device, PlanService<ConvGraph> service, FirstKey k, long maxWorkspace) {
+        return handle -> {
+            device.bind();
+            List<String> failures = new ArrayList<>();
+            for (ConvGraph.Spec spec : new ConvGraph.Spec[] {k.fused(), k.unfused()}) {
+                if (spec == null) continue;
+                try {
+                    ConvGraph cg = ConvGraph.build(CudnnGraph.get(), (MemorySegment) handle, spec, maxWorkspace, 1);
+                    if (cg != null) {
+                        ConvGraph.Origin o = cg.origins.getFirst();
+                        service.pool(new PoolKey(spec, o), cg);
+                        return new Built(spec.fused() ? Convolutions.Strategy.FUSED : Convolutions.Strategy.GRAPH, o, failures);
+                    }
+                } catch (RuntimeException e) {
+                    failures.add((spec.fused() ? "FUSED" : "GRAPH") + " first choice " + spec + ": " + e.getMessage());
+                }
+            }
+            return new Built(null, null, failures);
+        };
+    }
+
+    /**
+     * A graph of {@code spec} with the one plan at {@code origin} for the calling session: an idle one
+     * from the pool, else finalised now with a service handle; null when the heuristics no longer list
+     * it there or its workspace is over {@code maxWorkspace}. The caller gives it back ({@link PlanService#giveBack}).
+     */
+    static ConvGraph lendOrBuild(CudaDevice device, PlanService<ConvGraph> service, ConvGraph.Spec spec, ConvGraph.Origin origin, long maxWorkspace) {
+        PoolKey key = new PoolKey(spec, origin);
+        ConvGraph g = service.lend(key);
+        if (g != null && g.workspaces.getFirst() > maxWorkspace) {
+            service.giveBack(key, g);
+            g = null;
+        }
+        if (g != null) return g;
+        return service.build(key, h -> {
+            device.bind();
+            return ConvGraph.rebuild(CudnnGraph.get(), (MemorySegment) h, spec, maxWorkspace, origin);
+        });
+    }
+}
