@@ -8,7 +8,9 @@ final class SessionOptions {
     @Option(names = "--precision", paramLabel = "fp16|bf16|fp32", description = "GPU storage precision (default fp16; the CPU computes in fp32)")
     String precision;
 
-    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = "Where to run (default: ${DEFAULT-VALUE})")
+    @Option(names = "--device", paramLabel = "auto|cpu|cuda", defaultValue = "auto", description = {"Where to run (default: ${DEFAULT-VALUE}).",
+            "On CUDA, HEADROOM_CONV_START=background|first|precompiled sets how a convolution shape with no timed choice starts: background "
+            + "(the default) runs engines that ship compiled while cuDNN's first choices build on the device's plan workers; first waits for them"})
     UpscaleCommand.Device device;
 
     @picocli.CommandLine.Mixin

@@ -136,23 +136,27 @@ final class Convolutions implements AutoCloseable {
     /**
      * How an untimed shape starts (HEADROOM_CONV_START or -Dheadroom.conv-start):
      * <ul>
-     * <li>{@code first} (the default): cuDNN's first choice, finalised on the session's thread before the shape runs.
-     * <li>{@code background} (opt-in): on an engine that ships compiled ({@link ConvGraph#buildPrecompiled})
+     * <li>{@code background} (the default): on an engine that ships compiled ({@link ConvGraph#buildPrecompiled})
      *     while cuDNN's first choice is finalised on the device's plan workers ({@link PlanService}); a build that
-     *     finishes within {@link #GRACE_NANOS} (a warm driver JIT cache) is taken at once, the rest at the
-     *     shape's next call once built, and all of them before a pass is recorded ({@link #settleBackground}),
-     *     so no recording and no long job keeps the slow engines.
+     *     finishes within {@link #GRACE_NANOS} (or that another session finished) is taken at once, the rest at
+     *     the shape's next call once built, and all of them before a pass is recorded ({@link #settleBackground}),
+     *     so no recording and no long job keeps the slow engines. A shape whose first choice an earlier
+     *     process met starts on it at once (remembered untimed, {@link #rememberFirst}).
+     * <li>{@code first}: cuDNN's first choice, finalised on a plan worker while the session waits.
      * <li>{@code precompiled}: only the engine that ships compiled, until the shape is timed.
      * </ul>
-     * Measured on the H200 with empty caches (`scripts/device-bench coldstart`): the first 256 tile's
-     * pass took 6.19-9.18 s with {@code first} (6.08 s of it finalising 17 fused plans that compile at run
-     * time, slowest 0.71-1.09 s), 0.58 s with {@code precompiled} and 0.87 s with {@code background}
-     * (before the grace wait); but no fused engine ships compiled, and the unfused precompiled engines ran
-     * the tile at 231 ms against 10.9 ms, so {@code precompiled} alone made the 4096x4096 x4 job 47.4 s cold
-     * and 33.5 s warm against 11.4 s and 6.5 s (its 1024 tiles' shapes are never timed within the 5%
-     * budget). {@code background} is not the default yet: the grace wait has not run on a GPU, and each
-     * session would hold up to 8 worker threads with cuDNN handles of their own (outside the ledger),
-     * which the server's session pool multiplies.
+     * Measured on the H200 with empty caches, in one call (`COLDSTART_MODES="first background"
+     * COLDSTART_JOBS=1 scripts/device-bench coldstart`): the first 256 tile's pass took 8.56 s with
+     * {@code first} (8.43 s of it finalising 17 fused plans that compile at run time) and 1.10 s with
+     * {@code background}; the 4096x4096 x4 job 12.24 s cold / 5.40 s warm with {@code first}, 8.07 s /
+     * 5.19 s with {@code background} (warm, five more runs in that call: 5.75 and 5.66 s against 5.13-5.69 s).
+     * Before the device's plan service, {@code background}'s warm job was 24% slower (7.0 s against 5.6 s,
+     * the last stop's call): it finalised each adopted shape a second time on the session's thread, after
+     * its precompiled start. In this call a warm first-choice finalisation took 770 ms for 17 shapes, and
+     * the precompiled starts with their adoption 702 ms for 16 (HEADROOM_CONV_REMEMBER_FIRST=0): together
+     * about the 1.4 s lost (inferred from these parts; the old code did not run in this call). Now a worker's
+     * graph is lent, not finalised again, and a remembered first choice skips the precompiled start.
+     * {@code precompiled} alone runs the unfused engines 21x slower (the 4096 job 47.4 s cold, against 11.4 s).
      */
     private final String start = startMode();
     private final boolean precompiledStart = "precompiled".equals(start) || "background".equals(start);
@@ -162,9 +166,9 @@ final class Convolutions implements AutoCloseable {
 
     static String startMode() {
         String v = System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START"));
-        if (v == null || v.isBlank() || v.equals("default")) return "first";
+        if (v == null || v.isBlank() || v.equals("default")) return "background";
         if (!v.equals("background") && !v.equals("first") && !v.equals("precompiled"))
-            throw new IllegalArgumentException("HEADROOM_CONV_START=" + v + " is not a start mode: use first (the default), background or precompiled");
+            throw new IllegalArgumentException("HEADROOM_CONV_START=" + v + " is not a start mode: use background (the default), first or precompiled");
         return v;
     }
 
@@ -416,6 +420,12 @@ final class Convolutions implements AutoCloseable {
         ConvGraph cg = CudnnPlans.lendOrBuild(device, shared, spec, b.origin(), workspace.bytes());
         if (cg == null) return null;
         lentGraphs++;
+        if (spec.fused() && !ops.capturing()) {
+            // a precompiled start that ran unfused uploaded no residual scale; a recorded pass could not upload it
+            // (H200: "cannot upload 1 values while recording a CUDA graph", and the pass ran eager)
+            if (spec.residual() && spec.rscale() != 1f) scalar(spec.rscale());
+            if (spec.outer() && spec.oscale() != 1f) scalar(spec.oscale());
+        }
         if (rememberFirst && forced == null && remembered.get(key.toString()) == null) {
             remembered.put(key.toString(), new ConvChoiceStore.Entry(b.strategy().name(), b.origin().mode(), b.origin().position(), Double.NaN));
         }

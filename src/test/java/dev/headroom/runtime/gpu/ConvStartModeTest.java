@@ -18,11 +18,11 @@ class ConvStartModeTest {
     }
 
     @Test
-    void unsetOrDefaultIsFirstAndTheModesAreTakenAsGiven() {
+    void unsetOrDefaultIsBackgroundAndTheModesAreTakenAsGiven() {
         System.clearProperty("headroom.conv-start");
-        if (System.getenv("HEADROOM_CONV_START") == null) assertEquals("first", Convolutions.startMode());
+        if (System.getenv("HEADROOM_CONV_START") == null) assertEquals("background", Convolutions.startMode());
         System.setProperty("headroom.conv-start", "default");
-        assertEquals("first", Convolutions.startMode());
+        assertEquals("background", Convolutions.startMode());
         for (String mode : new String[] {"first", "background", "precompiled"}) {
             System.setProperty("headroom.conv-start", mode);
             assertEquals(mode, Convolutions.startMode());
@@ -33,7 +33,7 @@ class ConvStartModeTest {
     void aTypoIsRefusedNamingTheModes() {
         System.setProperty("headroom.conv-start", "backgroud");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, Convolutions::startMode);
-        assertTrue(e.getMessage().contains("backgroud") && e.getMessage().contains("first (the default), background or precompiled"), e.getMessage());
+        assertTrue(e.getMessage().contains("backgroud") && e.getMessage().contains("background (the default), first or precompiled"), e.getMessage());
         assertEquals(1, e.getMessage().lines().count());
     }
 }
