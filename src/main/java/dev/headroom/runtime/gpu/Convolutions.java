@@ -1,5 +1,6 @@
 package dev.headroom.runtime.gpu;
 
+import static dev.headroom.runtime.gpu.ConvCalls.at;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
 import dev.headroom.core.Precision;
@@ -15,6 +16,8 @@ import dev.headroom.cuda.Driver;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.Ops;
 import dev.headroom.runtime.Tensor;
+import dev.headroom.runtime.gpu.ConvCalls.Call;
+import dev.headroom.runtime.gpu.ConvCalls.Key;
 import dev.headroom.runtime.memory.DeviceMemory;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -70,12 +73,13 @@ final class Convolutions implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     /** {1, 0}: alpha and beta of the legacy forward call and the GEMM. */
     private final MemorySegment alphaBeta;
-    private final Map<String, LegacyPlan> plans = new HashMap<>();
+    /** Shapes on the legacy API; made in the constructor, after {@link #remembered}. */
+    private final LegacyPlans plans;
     private final Map<Key, Choice> choices = new HashMap<>();
     /** Choices from earlier processes on this kind of device, libraries and precision. */
     private final ConvChoiceStore remembered;
     private int recalled;
-    private final boolean timeEverything = timeEverything();
+    private final boolean timeEverything = ConvStart.timeEverything();
     /** Calls of each shape that still runs on a heuristic choice. */
     private final Map<Key, Integer> calls = new HashMap<>();
     private long firstCall, tuningNanos;
@@ -104,9 +108,6 @@ final class Convolutions implements AutoCloseable {
     /** Set by tests to run every convolution one way; null lets the clock choose. */
     private Strategy forced;
 
-    /** Descriptors and algorithm for one shape on the legacy API. */
-    private record LegacyPlan(MemorySegment x, MemorySegment w, MemorySegment conv, MemorySegment y, int algo, long workspace) {}
-
     /**
      * How a shape runs; {@code heuristic}: cuDNN's first offer, not timed yet (micros is NaN);
      * {@code lent}: the graph is the device's ({@link PlanService}), given back instead of closed;
@@ -122,60 +123,14 @@ final class Convolutions implements AutoCloseable {
         }
     }
 
-    /**
-     * How a shape met for the first time with no remembered choice starts: on cuDNN's heuristic
-     * choice, untimed ({@code budget}, the default), or timing every candidate before its first run
-     * ({@code full}, what `bench` uses for steady-state figures). Set by the system property
-     * {@code headroom.conv-timing} or the variable HEADROOM_CONV_TIMING.
-     */
-    static boolean timeEverything() {
-        String v = System.getProperty("headroom.conv-timing", System.getenv().getOrDefault("HEADROOM_CONV_TIMING", "budget"));
-        return v.equals("full");
-    }
-
-    /**
-     * How an untimed shape starts (HEADROOM_CONV_START or -Dheadroom.conv-start):
-     * <ul>
-     * <li>{@code background} (the default): on an engine that ships compiled ({@link ConvGraph#buildPrecompiled})
-     *     while cuDNN's first choice is finalised on the device's plan workers ({@link PlanService}); a build that
-     *     finishes within {@link #GRACE_NANOS} (or that another session finished) is taken at once, the rest at
-     *     the shape's next call once built, and all of them before a pass is recorded ({@link #settleBackground}),
-     *     so no recording and no long job keeps the slow engines. A shape whose first choice an earlier
-     *     process met starts on it at once (remembered untimed, {@link #rememberFirst}).
-     * <li>{@code first}: cuDNN's first choice, finalised on a plan worker while the session waits.
-     * <li>{@code precompiled}: only the engine that ships compiled, until the shape is timed.
-     * </ul>
-     * Measured on the H200 with empty caches, in one call (`COLDSTART_MODES="first background"
-     * COLDSTART_JOBS=1 scripts/device-bench coldstart`): the first 256 tile's pass took 8.56 s with
-     * {@code first} (8.43 s of it finalising 17 fused plans that compile at run time) and 1.10 s with
-     * {@code background}; the 4096x4096 x4 job 12.24 s cold / 5.40 s warm with {@code first}, 8.07 s /
-     * 5.19 s with {@code background} (warm, five more runs in that call: 5.75 and 5.66 s against 5.13-5.69 s).
-     * Before the device's plan service, {@code background}'s warm job was 24% slower (7.0 s against 5.6 s,
-     * the last stop's call): it finalised each adopted shape a second time on the session's thread, after
-     * its precompiled start. In this call a warm first-choice finalisation took 770 ms for 17 shapes, and
-     * the precompiled starts with their adoption 702 ms for 16 (HEADROOM_CONV_REMEMBER_FIRST=0): together
-     * about the 1.4 s lost (inferred from these parts; the old code did not run in this call). Now a worker's
-     * graph is lent, not finalised again, and a remembered first choice skips the precompiled start.
-     * {@code precompiled} alone runs the unfused engines 21x slower (the 4096 job 47.4 s cold, against 11.4 s).
-     */
-    private final String start = startMode();
+    /** How an untimed shape starts ({@link ConvStart#startMode}). */
+    private final String start = ConvStart.startMode();
     private final boolean precompiledStart = "precompiled".equals(start) || "background".equals(start);
-
-    /** How long an untimed shape waits for its background build before it starts on the precompiled engine. */
-    static final long GRACE_NANOS = 10_000_000;
-
-    static String startMode() {
-        String v = System.getProperty("headroom.conv-start", System.getenv("HEADROOM_CONV_START"));
-        if (v == null || v.isBlank() || v.equals("default")) return "background";
-        if (!v.equals("background") && !v.equals("first") && !v.equals("precompiled"))
-            throw new IllegalArgumentException("HEADROOM_CONV_START=" + v + " is not a start mode: use background (the default), first or precompiled");
-        return v;
-    }
 
     /** The device's plans, handles and plan workers, shared with its other sessions; null without cuDNN graphs or with HEADROOM_CONV_SHARED_PLANS=0. */
     private final PlanService<ConvGraph> shared;
     private final CudaDevice device;
-    /** Whether the background start runs (above). */
+    /** Whether the background start runs ({@link ConvStart#startMode}). */
     private final boolean background;
     /** Shapes on a precompiled start whose first choice is being built in the background, and that build. */
     private final Map<Key, CudnnPlans.FirstKey> backgroundSpecs = new HashMap<>();
@@ -198,54 +153,6 @@ final class Convolutions implements AutoCloseable {
     /** Timing is allowed while it has taken at most this share of the time since the first convolution. */
     static final double TUNING_SHARE = 0.05;
 
-    /** Weights on the device in KRSC (cout, kh, kw, cin) order; fp32 bias and PReLU slopes. */
-    static final class Weights implements RelocatableWeights {
-        final Op.Conv2d op;
-        final DeviceBuffer kernel, bias, slope;
-        private final DeviceMemory alloc;
-        /** For weights that are views into one block (a restored host copy): what closing does instead of freeing each buffer. */
-        private final Runnable release;
-
-        Weights(Op.Conv2d op, DeviceBuffer kernel, DeviceBuffer bias, DeviceBuffer slope, DeviceMemory alloc) {
-            this(op, kernel, bias, slope, alloc, null);
-        }
-
-        private Weights(Op.Conv2d op, DeviceBuffer kernel, DeviceBuffer bias, DeviceBuffer slope, DeviceMemory alloc, Runnable release) {
-            this.op = op;
-            this.kernel = kernel;
-            this.bias = bias;
-            this.slope = slope;
-            this.alloc = alloc;
-            this.release = release;
-        }
-
-        @Override
-        public DeviceBuffer[] buffers() {
-            return new DeviceBuffer[] {kernel, bias, slope};
-        }
-
-        @Override
-        public Weights over(DeviceBuffer[] b, Runnable release) {
-            return new Weights(op, b[0], b[1], b[2], alloc, release);
-        }
-
-        @Override
-        public Op.Conv2d op() {
-            return op;
-        }
-
-        @Override
-        public void close() {
-            if (release != null) {
-                release.run();
-                return;
-            }
-            alloc.free(kernel);
-            if (bias != null) alloc.free(bias);
-            if (slope != null) alloc.free(slope);
-        }
-    }
-
     Convolutions(CudaOps ops, Driver cu, MemorySegment stream, DeviceMemory alloc, Precision precision, CudaDevice device) {
         this.ops = ops;
         this.cu = cu;
@@ -257,6 +164,7 @@ final class Convolutions implements AutoCloseable {
         dev.headroom.runtime.Startup.mark("cudnn_handle");
         remembered = device.choiceStore(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
                 device.description() + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
+        plans = new LegacyPlans(dnn, handle, precision, remembered);
         alphaBeta = arena.allocate(JAVA_FLOAT, 2);
         alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
         alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
@@ -348,7 +256,7 @@ final class Convolutions implements AutoCloseable {
     }
 
     /** out = conv(in) with the weights' epilogue, residual and outer residual (either may be null). */
-    void run(Tensor in, Weights weights, Tensor residual, Tensor outer, Tensor out) {
+    void run(Tensor in, CudaConvWeights weights, Tensor residual, Tensor outer, Tensor out) {
         Call call = new Call(weights, in, residual, outer, out);
         ensureWorkspace(CudaMemoryModel.workspaceCap(in.bytes()));
         Key key = call.key();
@@ -444,7 +352,7 @@ final class Convolutions implements AutoCloseable {
             CudnnPlans.FirstKey k = firstKey(c);
             java.util.concurrent.CompletableFuture<Object> build = background ? firstChoiceBuild(k) : null;
             // another session of the device built it already, or a warm JIT cache builds it well within the grace: no slow start then
-            if (build != null && finishesWithin(build, GRACE_NANOS)) {
+            if (build != null && finishesWithin(build, ConvStart.GRACE_NANOS)) {
                 Choice first = lendFirst(key, k, built(build));
                 if (first != null) {
                     graceHits++;
@@ -577,34 +485,6 @@ final class Convolutions implements AutoCloseable {
         return timed;
     }
 
-    /** One convolution call's operands; {@code residual} and {@code outer} may be null. */
-    private record Call(Weights p, Tensor in, Tensor residual, Tensor outer, Tensor out) {
-        Key key() {
-            Op.Conv2d op = p.op;
-            return new Key(op.kh(), op.kw(), op.cin(), op.cout(), op.padding(), in.n, in.h, in.w, in.stride, out.stride,
-                    residual == null ? 0 : residual.stride, op.residualScale(), outer == null ? 0 : outer.stride, op.outerScale(),
-                    op.act().kind(), op.act().slope(), op.bias() != null, aligned());
-        }
-
-        boolean aligned() {
-            return Convolutions.aligned(in) && Convolutions.aligned(out) && (residual == null || Convolutions.aligned(residual))
-                    && (outer == null || Convolutions.aligned(outer));
-        }
-
-        boolean pointwise() {
-            return p.op.kh() == 1 && p.op.kw() == 1;
-        }
-    }
-
-    /**
-     * Shape, layout and epilogue: what decides which strategy is fastest (pointers may differ
-     * between calls, and layers with the same key share one choice). A record, not a string,
-     * because it is looked up on every convolution call. Strides are 0 for an absent residual.
-     */
-    private record Key(int kh, int kw, int cin, int cout, Padding padding, int n, int h, int w, int inStride, int outStride,
-                       int residualStride, float residualScale, int outerStride, float outerScale, Act.Kind act, float leak,
-                       boolean bias, boolean aligned) {}
-
     private void run(Strategy strategy, ConvGraph graph, int plan, Call c) {
         switch (strategy) {
             case FUSED -> fused(graph, plan, c);
@@ -612,19 +492,6 @@ final class Convolutions implements AutoCloseable {
             case GEMM -> gemm(c);
             case LEGACY -> legacy(c);
         }
-    }
-
-    /**
-     * Whether cuDNN's graphs may take this view: its tensors are declared 16-byte aligned, and its
-     * kernels move 16 bytes at a time, so a channel slice must also have a pixel stride and a width
-     * that are multiples of 16 bytes (a dense tensor of any width is fine). Otherwise the legacy
-     * API runs it on a packed copy. Seen on the H100: a fused graph writing 4 fp16 channels after
-     * the 64 it read, in one 68-channel buffer (esrgan-slim's dense blocks), wrote wrong values,
-     * 29 LSB off UpscalerJS's output; the guarded run is within 1 LSB.
-     */
-    private static boolean aligned(Tensor t) {
-        int b = t.precision.bytes;
-        return (at(t) & 15) == 0 && (t.dense() || (t.stride * b) % 16 == 0 && (t.c * b) % 16 == 0);
     }
 
     /**
@@ -774,22 +641,17 @@ final class Convolutions implements AutoCloseable {
     private ConvGraph.Spec spec(Call c, boolean fused) {
         Op.Conv2d op = c.p().op;
         int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
-        return new ConvGraph.Spec(dataType(), c.in().n, c.in().h, c.in().w, op.cin(), c.in().stride, op.cout(), c.out().stride,
+        return new ConvGraph.Spec(ConvCalls.dataType(precision), c.in().n, c.in().h, c.in().w, op.cin(), c.in().stride, op.cout(), c.out().stride,
                 op.kh(), op.kw(), padH, padW, op.bias() != null, op.act().kind(), op.act().slope(),
                 c.residual() != null, c.residual() == null ? 0 : c.residual().stride, op.residualScale(),
                 c.outer() != null, c.outer() == null ? 0 : c.outer().stride, op.outerScale(), fused);
-    }
-
-    /** Element address of a view's first channel. */
-    static long at(Tensor t) {
-        return t == null ? 0L : t.device.address() + (long) t.offset * t.precision.bytes;
     }
 
     private void fused(ConvGraph cg, int plan, Call c) {
         Op.Conv2d op = c.p().op;
         long s = c.residual() != null && op.residualScale() != 1f ? scalar(op.residualScale()) : 0L;
         long s2 = c.outer() != null && op.outerScale() != 1f ? scalar(op.outerScale()) : 0L;
-        Weights p = c.p();
+        CudaConvWeights p = c.p();
         cg.execute(handle, plan, new ConvGraph.Pointers(at(c.in()), p.kernel.address(), p.bias == null ? 0L : p.bias.address(), s,
                 at(c.residual()), s2, at(c.outer()), at(c.out()), cg.workspaces.get(plan) > 0 ? workspace.address() : 0L));
     }
@@ -846,7 +708,7 @@ final class Convolutions implements AutoCloseable {
     }
 
     private void legacy(Call c) {
-        Weights p = c.p();
+        CudaConvWeights p = c.p();
         Tensor in = c.in(), out = c.out();
         boolean direct = out.dense();
         Tensor y = direct ? out : ops.allocate(out.n, out.h, out.w, out.c);
@@ -858,9 +720,9 @@ final class Convolutions implements AutoCloseable {
                 ops.copy(in, packed);
                 x = packed;
             }
-            LegacyPlan plan = plan(p.op, x, p.kernel, y);
-            dnn.forward(handle, alphaBeta, plan.x, x.device.address(), plan.w, p.kernel.address(), plan.conv, plan.algo,
-                    plan.workspace > 0 ? workspace.address() : 0L, plan.workspace, plan.y, y.device.address());
+            LegacyPlans.LegacyPlan plan = plans.plan(p.op, x, p.kernel, y, workspace);
+            dnn.forward(handle, alphaBeta, plan.x(), x.device.address(), plan.w(), p.kernel.address(), plan.conv(), plan.algo(),
+                    plan.workspace() > 0 ? workspace.address() : 0L, plan.workspace(), plan.y(), y.device.address());
             epilogueAfter(c, y, direct);
         } finally {
             if (packed != null) ops.release(packed);
@@ -873,7 +735,7 @@ final class Convolutions implements AutoCloseable {
      * result), and the outer residual as a second pass in place.
      */
     private void epilogueAfter(Call c, Tensor y, boolean direct) {
-        Weights p = c.p();
+        CudaConvWeights p = c.p();
         Act act = p.op.act();
         if (p.bias != null || act.kind() != Act.Kind.NONE || !direct || c.residual() != null) {
             ops.epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), c.residual(), p.op.residualScale(), c.out());
@@ -938,13 +800,7 @@ final class Convolutions implements AutoCloseable {
 
     /** Destroys every shape's descriptors and graphs (the remembered choices stay, so they are rebuilt without timing). */
     private void dropPlans() {
-        for (LegacyPlan p : plans.values()) {
-            dnn.destroyTensor(p.x);
-            dnn.destroyFilter(p.w);
-            dnn.destroyConvolution(p.conv);
-            dnn.destroyTensor(p.y);
-        }
-        plans.clear();
+        plans.close();
         for (Choice c : choices.values()) discard(c);
         choices.clear();
         backgroundSpecs.clear();   // builds still running finish on the device's workers and wait in its pool
@@ -966,56 +822,6 @@ final class Convolutions implements AutoCloseable {
                 it.remove();
             }
         }
-    }
-
-    /** cuDNN's name for the storage type. */
-    private int dataType() {
-        return switch (precision) {
-            case F32 -> Cudnn.DATA_FLOAT;
-            case F16 -> Cudnn.DATA_HALF;
-            case BF16 -> Cudnn.DATA_BFLOAT16;
-        };
-    }
-
-    private LegacyPlan plan(Op.Conv2d op, Tensor x, DeviceBuffer w, Tensor y) {
-        String key = op.kh() + "x" + op.kw() + ":" + op.cin() + ">" + op.cout() + ":" + op.padding() + ":" + x.n + "," + x.h + "," + x.w;
-        LegacyPlan plan = plans.get(key);
-        if (plan != null) return plan;
-        int padH = op.padding() == Padding.SAME ? (op.kh() - 1) / 2 : 0, padW = op.padding() == Padding.SAME ? (op.kw() - 1) / 2 : 0;
-        int type = dataType();
-        MemorySegment xd = dnn.tensorNhwc(type, x.n, x.c, x.h, x.w, x.c);
-        MemorySegment wd = dnn.filterNhwc(type, op.cout(), op.cin(), op.kh(), op.kw());
-        MemorySegment cd = dnn.convolution(padH, padW, Cudnn.DATA_FLOAT, precision == Precision.F32 ? Cudnn.FMA_MATH : Cudnn.TENSOR_OP_MATH);
-        MemorySegment yd = dnn.tensorNhwc(type, y.n, y.c, y.h, y.w, y.c);
-        long cap = CudaMemoryModel.workspaceCap(x.bytes());
-        ConvChoiceStore.Entry known = remembered.get("algo " + key);
-        if (known != null) {
-            try {
-                long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, known.a());
-                if (ws <= cap) {
-                    plan = new LegacyPlan(xd, wd, cd, yd, known.a(), ws);
-                    plans.put(key, plan);
-                    return plan;
-                }
-            } catch (CudaException e) {
-                // that algorithm no longer takes this shape: search again
-            }
-        }
-        // time every algorithm once on the real buffers, in the workspace this convolution may use
-        Cudnn.AlgoPerf[] found = dnn.findAlgorithms(handle, xd, x.device.address(), wd, w.address(), cd, yd, y.device.address(), workspace.address(), cap);
-        Cudnn.AlgoPerf chosen = null;
-        for (Cudnn.AlgoPerf a : found) {
-            if (a.status() == 0 && a.workspace() <= cap) {
-                chosen = a;
-                break;
-            }
-        }
-        if (chosen == null) throw new IllegalStateException("cuDNN has no algorithm for convolution " + key + " within " + cap + " bytes of workspace");
-        long ws = dnn.workspaceSize(handle, xd, wd, cd, yd, chosen.algo());
-        plan = new LegacyPlan(xd, wd, cd, yd, chosen.algo(), ws);
-        plans.put(key, plan);
-        remembered.put("algo " + key, new ConvChoiceStore.Entry("ALGO", chosen.algo(), 0, chosen.ms() * 1e3));
-        return plan;
     }
 
     /** Frees descriptors, graphs, handles and the workspace; call when the device is idle. */

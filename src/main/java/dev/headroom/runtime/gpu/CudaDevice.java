@@ -259,7 +259,7 @@ public final class CudaDevice implements Device {
             for (int x = 0; x < kw; x++)
                 for (int i = 0; i < ci; i++)
                     for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = kernel[((y * kw + x) * ci + i) * co + o];
-        return uploadConv(op, () -> upload(krsc, precision), bias, slope, (k, b, s) -> new Convolutions.Weights(op, k, b, s, memory));
+        return uploadConv(op, () -> upload(krsc, precision), bias, slope, (k, b, s) -> new CudaConvWeights(op, k, b, s, memory));
     }
 
     /**
@@ -277,7 +277,7 @@ public final class CudaDevice implements Device {
                 for (int i = 0; i < ci; i++)
                     for (int o = 0; o < co; o++) krsc[((o * kh + y) * kw + x) * ci + i] = hwio[((y * kw + x) * ci + i) * co + o];
         return uploadConv(op, () -> uploadRaw(MemorySegment.ofArray(krsc), (long) krsc.length * 2), bias, slope,
-                (k, b, s) -> new Convolutions.Weights(op, k, b, s, memory));
+                (k, b, s) -> new CudaConvWeights(op, k, b, s, memory));
     }
 
     /**

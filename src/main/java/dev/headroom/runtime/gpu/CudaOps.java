@@ -245,8 +245,8 @@ public final class CudaOps implements Session {
     }
 
     /** Weights as the convolution reads them: a compact kernel is expanded now, on this stream. */
-    private Convolutions.Weights dense(ConvWeights w) {
-        return w instanceof CompactWeights c ? expander().expand(c) : (Convolutions.Weights) w;
+    private CudaConvWeights dense(ConvWeights w) {
+        return w instanceof CompactWeights c ? expander().expand(c) : (CudaConvWeights) w;
     }
 
     WeightExpander expander() {

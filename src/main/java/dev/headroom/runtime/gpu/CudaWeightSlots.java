@@ -234,7 +234,7 @@ final class CudaWeightSlots extends StagedSlots<CudaWeightSlots.Staging> {
         ev.streamWaitEvent(session().stream(), loaded[slot]);
         DeviceBuffer view = new ArenaView(slots[slot].address(), st.bytes());
         return st.compact() != null ? new CompactWeights(st.compact(), view, r[0], r[1], alloc, false)
-                : new Convolutions.Weights(st.op(), view, r[0], r[1], alloc);
+                : new CudaConvWeights(st.op(), view, r[0], r[1], alloc);
     }
 
     @Override

@@ -42,7 +42,7 @@ final class WeightExpander implements AutoCloseable {
     }
 
     /** {@code w}'s kernel expanded now (queued) into the scratch: weights for the next convolution only. */
-    Convolutions.Weights expand(CompactWeights w) {
+    CudaConvWeights expand(CompactWeights w) {
         Op.Conv2d op = w.op();
         long values = (long) op.kh() * op.kw() * op.cin() * op.cout(), bytes = values * precision.bytes;
         if (scratch == null || scratch.bytes() < bytes) {
@@ -69,7 +69,7 @@ final class WeightExpander implements AutoCloseable {
             cu.launch(fn, blocks, 1, 1, 256, 1, 1, 0, stream, params);
         }
         expanded += values;
-        return new Convolutions.Weights(op, new ArenaView(scratch.address(), bytes), w.bias, w.slope, alloc);
+        return new CudaConvWeights(op, new ArenaView(scratch.address(), bytes), w.bias, w.slope, alloc);
     }
 
     /** Values expanded so far. */

@@ -20,19 +20,19 @@ class ConvStartModeTest {
     @Test
     void unsetOrDefaultIsBackgroundAndTheModesAreTakenAsGiven() {
         System.clearProperty("headroom.conv-start");
-        if (System.getenv("HEADROOM_CONV_START") == null) assertEquals("background", Convolutions.startMode());
+        if (System.getenv("HEADROOM_CONV_START") == null) assertEquals("background", ConvStart.startMode());
         System.setProperty("headroom.conv-start", "default");
-        assertEquals("background", Convolutions.startMode());
+        assertEquals("background", ConvStart.startMode());
         for (String mode : new String[] {"first", "background", "precompiled"}) {
             System.setProperty("headroom.conv-start", mode);
-            assertEquals(mode, Convolutions.startMode());
+            assertEquals(mode, ConvStart.startMode());
         }
     }
 
     @Test
     void aTypoIsRefusedNamingTheModes() {
         System.setProperty("headroom.conv-start", "backgroud");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, Convolutions::startMode);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, ConvStart::startMode);
         assertTrue(e.getMessage().contains("backgroud") && e.getMessage().contains("background (the default), first or precompiled"), e.getMessage());
         assertEquals(1, e.getMessage().lines().count());
     }

@@ -76,9 +76,9 @@ class GpuCompactStreamTest extends GpuDeviceTestBase {
                             assertTrue(compact instanceof CompactWeights, what + ": compact on the device");
                             CompactWeights c = (CompactWeights) compact;
                             assertTrue(n < 100_000 || c.blob.bytes() < (long) n * p.bytes, what + ": " + c.blob.bytes() + " bytes held, dense " + n * p.bytes);
-                            Convolutions.Weights expanded = s.expander().expand(c);
+                            CudaConvWeights expanded = s.expander().expand(c);
                             s.synchronize();
-                            DeviceBuffer ref = ((Convolutions.Weights) host).kernel;
+                            DeviceBuffer ref = ((CudaConvWeights) host).kernel;
                             assertArrayEquals(bytes(ref.address(), (long) n * p.bytes), bytes(expanded.kernel.address(), (long) n * p.bytes), what);
                         }
                     }
