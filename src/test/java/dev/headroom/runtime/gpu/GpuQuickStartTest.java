@@ -19,8 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * On an empty choice cache, the {@code first} start runs every convolution shape on cuDNN's heuristic
  * choice without timing anything, gives what the timed choices give (within fp16 rounding), and
- * writes no untimed choice to disk. Both first passes' times are printed (timing every shape first,
- * `full`, is what the heuristic start saves).
+ * writes its untimed choices to disk only as untimed (micros NaN). Both first passes' times are
+ * printed (timing every shape first, `full`, is what the heuristic start saves).
  */
 class GpuQuickStartTest extends GpuTestBase {
     @TempDir
