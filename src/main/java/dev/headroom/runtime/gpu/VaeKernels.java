@@ -30,7 +30,8 @@ import java.util.Map;
  * decode's values differed on the H200, 1d08030.)
  * Where C is a multiple of 8 (every SD-family VAE), {@code gn_stats8} and {@code gn_apply8} take
  * lanes of 8 channels with 16-byte accesses (one channel per thread and 2-byte accesses before);
- * {@code gn_affine8} normalises as y = x * a + d with a and d per (image, channel) worked out once per thread.
+ * {@code gn_affine8} normalises as y = x * a + d with a and d per (image, channel) worked out once per thread;
+ * {@code gn_affine8x2} (the default) does the same two pixels at a time, beside {@code gn_stats8b} (see {@link #affine2}).
  *
  * <p>Attention is memory-bounded: queries go in chunks of m rows; for each, one cuBLAS GEMM makes
  * the fp32 scores of those m queries against every key (m x positions), a kernel turns each row
@@ -63,7 +64,7 @@ final class VaeKernels implements AutoCloseable {
     static final long BLAS_WORKSPACE = 4L << 20;
     /** Widest GroupNorm input gn_stats takes (GN_MAX_C in vae_kernels.cu). */
     static final int GN_MAX_C = 2048;
-    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "gn_affine8", "strided_conv", "softmax_rows", "softmax_rows4", "scale_rows"};
+    private static final String[] KERNELS = {"gn_stats", "gn_apply", "gn_stats8", "gn_apply8", "gn_affine8", "gn_affine8x2", "gn_stats8b", "strided_conv", "softmax_rows", "softmax_rows4", "scale_rows"};
 
     /**
      * Whether GroupNorm takes lanes of 8 channels where C allows (gn_stats8, gn_apply8); HEADROOM_VAE_GN=scalar
@@ -77,10 +78,17 @@ final class VaeKernels implements AutoCloseable {
      * (x - mean) * rstd * gamma + beta and a precise exp and division (gn_apply8: HEADROOM_VAE_GN=lanes8).
      */
     private static final boolean affine = lanes8 && !"lanes8".equals(gnKernels());
+    /**
+     * Whether the affine lanes of 8 take two pixels a thread at a time (gn_affine8x2, 64 registers, 4 blocks a
+     * multiprocessor) and the 16-bit statistics a kernel held to 32 registers (gn_stats8b: 8 blocks a multiprocessor,
+     * so 1,024 rows run in one wave): the default, affine2. HEADROOM_VAE_GN=affine keeps gn_affine8 and gn_stats8, one
+     * pixel a thread at a time. The same arithmetic either way: the values are equal bit for bit.
+     */
+    private static final boolean affine2 = affine && !"affine".equals(gnKernels());
 
-    /** HEADROOM_VAE_GN (or -Dheadroom.vae-gn): scalar, lanes8 or affine (the default), for comparison on the device. */
+    /** HEADROOM_VAE_GN (or -Dheadroom.vae-gn): scalar, lanes8, affine or affine2 (the default), for comparison on the device. */
     private static String gnKernels() {
-        return System.getProperty("headroom.vae-gn", System.getenv().getOrDefault("HEADROOM_VAE_GN", "affine"));
+        return System.getProperty("headroom.vae-gn", System.getenv().getOrDefault("HEADROOM_VAE_GN", "affine2"));
     }
 
     private final Driver cu;
@@ -200,7 +208,8 @@ final class VaeKernels implements AutoCloseable {
         }
         if (in.c % 8 == 0 && lanes8) {
             // lanes of 8 channels (16-byte loads where aligned): the order of additions depends on W and C alone, as gn_stats's
-            launch("gn_stats8", in.n * in.h, 1, 256, 1, at(in), in.stride, 0, in.w, in.c, groups, vectors(in) ? 1 : 0, partial);
+            String k = affine2 && in.precision != Precision.F32 ? "gn_stats8b" : "gn_stats8";   // gn_stats8b spills in fp32
+            launch(k, in.n * in.h, 1, 256, 1, at(in), in.stride, 0, in.w, in.c, groups, vectors(in) ? 1 : 0, partial);
             return;
         }
         launch("gn_stats", in.n * in.h, 1, 256, 1, at(in), in.stride, 0, in.w, in.c, groups, partial);
@@ -223,7 +232,7 @@ final class VaeKernels implements AutoCloseable {
             int cl = out.c / 8, pl = 256 / cl;
             long hw = (long) out.h * out.w;
             // at most 8,192 blocks in all, so each thread's scale and shift serve several pixels (8 at 128 channels of 1024x1024)
-            launch("gn_affine8", (int) Math.min((hw + pl - 1) / pl, Math.max(1, 8192 / out.n)), out.n, 256, 1,
+            launch(affine2 ? "gn_affine8x2" : "gn_affine8", (int) Math.min((hw + pl - 1) / pl, Math.max(1, 8192 / out.n)), out.n, 256, 1,
                     at(in), in.stride, 0, meanRstd, constant(gamma), constant(beta), op.silu() ? 1 : 0,
                     at(out), out.stride, 0, hw, out.c, op.groups(), vectors(in) && vectors(out) ? 1 : 0);
             return;
@@ -363,12 +372,12 @@ final class VaeKernels implements AutoCloseable {
     }
 
     /**
-     * Whether attention in the arena takes softmax_rows4 (16-byte loads of scores) rather than softmax_rows:
-     * only with HEADROOM_VAE_SOFTMAX=rows4 (or -Dheadroom.vae-softmax=rows4). Not the default: the H200 call
-     * that ran it lost its timing (its output equalled PyTorch within 1 LSB at FLUX 2048), while softmax_rows
-     * in chunks of 4,096 queries measured attention at 29.8 ms there (56.65 ms in chunks of 256).
+     * Whether attention in the arena takes softmax_rows4 (16-byte loads of scores) rather than softmax_rows: the
+     * default; HEADROOM_VAE_SOFTMAX=scalar (or -Dheadroom.vae-softmax=scalar) keeps softmax_rows. Measured side by side
+     * on an H200 (v18's first call): FLUX 2048 attention 26.5 ms against 29.4 (forward 109.5 against 111.5 ms), SDXL
+     * 1024 forward 24.0 against 25.0 ms; both within 1 LSB of PyTorch.
      */
-    private static final boolean SOFTMAX4 = "rows4".equals(System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")));
+    private static final boolean SOFTMAX4 = !"scalar".equals(System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")));
 
     /** Whether attention takes its chunks in the plan's arena where the plan gives it room (the default; see {@link #arenaChunks}). */
     private static final boolean ARENA = !"lent".equals(System.getProperty("headroom.vae-attention", System.getenv("HEADROOM_VAE_ATTENTION")));

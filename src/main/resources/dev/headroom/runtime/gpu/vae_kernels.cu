@@ -219,6 +219,11 @@ __device__ void gn_stats8(const T* x, int xs, int xo, int W, int C, int G, int v
     gn_group_sums(ss, sq, PL, C, G, r, partial);
 }
 
+// gn_stats8b (in ENTRY below) is gn_stats8 held to 32 registers a thread, so 8 blocks of 256 threads fit on a
+// multiprocessor and a 1024-row image (1,024 blocks) runs in one wave on an H200's 132 (at 40 registers 6 fit:
+// two waves, the second three quarters empty). The same additions in the same order as gn_stats8. In 16-bit
+// storage it spills 24 bytes a thread (fp32: 272, so fp32 keeps gn_stats8).
+
 // gn_apply for C a multiple of 8: each thread normalises 8 consecutive channels of one pixel, with
 // 16-byte loads and stores when `vec`. May run in place (y = x): each value is read, then written,
 // by the same thread. A 1-D grid loops over (pixel, lane of 8 channels).
@@ -250,9 +255,14 @@ __device__ void gn_apply8(const T* x, int xs, int xo, const float* meanRstd, con
 // precise exp per value: gn_apply8 spends about 90 instructions a value on those, and measured 0.61 ms
 // for 128 channels at 1024x1024 on an H200, about 3x its memory traffic. May run in place, as
 // gn_apply8. Bands and the whole image take the same kernel, so they still agree bit for bit.
+__device__ __forceinline__ float gn_affine(float v, float a, float d, int silu) {
+    float u = fmaf(v, a, d);
+    return silu ? u * __frcp_rn(1.f + __expf(-u)) : u;
+}
+// two != 0: two pixels a thread at a time (gn_affine8x2, the default; HEADROOM_VAE_GN=affine for one at a time).
 template <typename T>
 __device__ void gn_affine8(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu,
-                           T* y, int ys, int yo, long long hw, int C, int G, int vec) {
+                           T* y, int ys, int yo, long long hw, int C, int G, int vec, bool two) {
     const int CL = C / 8, PL = THREADS / CL, per = C / G;
     const int cl = threadIdx.x % CL, pl = threadIdx.x / CL;
     if (pl >= PL) return;
@@ -270,15 +280,34 @@ __device__ void gn_affine8(const T* x, int xs, int xo, const float* meanRstd, co
             left = per;
         }
     }
-    for (long long p = (long long)blockIdx.x * PL + pl; p < hw; p += (long long)PL * gridDim.x) {
+    const long long step = (long long)PL * gridDim.x;
+    long long p = (long long)blockIdx.x * PL + pl;
+    if (two) {
+        // two pixels' loads in flight before either is used: at 48 registers a thread (5 blocks a multiprocessor)
+        // one 16-byte load each keeps about 2.7 MB in flight, by my estimate short of the ~3.4 MB the H200's
+        // bandwidth needs at its latency; here 64 registers, 4 blocks, 4.3 MB. Each value is still read, then
+        // written, by the same thread. Measured with gn_stats8b on an H200 (v18's second call): SDXL 1024 forward
+        // 22.9 ms against 23.7 with gn_affine8 and gn_stats8, the image the same bit for bit.
+        for (; p + step < hw; p += 2 * step) {
+            const long long p0 = ((long long)b * hw + p), p1 = p0 + step;
+            float v[8], w[8];
+            load8(x, p0 * xs + xo + c0, vec != 0, v);
+            load8(x, p1 * xs + xo + c0, vec != 0, w);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                v[j] = gn_affine(v[j], a[j], d[j], silu);
+                w[j] = gn_affine(w[j], a[j], d[j], silu);
+            }
+            store8(y, p0 * ys + yo + c0, vec != 0, v);
+            store8(y, p1 * ys + yo + c0, vec != 0, w);
+        }
+    }
+    for (; p < hw; p += step) {
         const long long px = (long long)b * hw + p;
         float v[8];
         load8(x, px * xs + xo + c0, vec != 0, v);
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float u = fmaf(v[j], a[j], d[j]);
-            v[j] = silu ? u * __frcp_rn(1.f + __expf(-u)) : u;
-        }
+        for (int j = 0; j < 8; j++) v[j] = gn_affine(v[j], a[j], d[j], silu);
         store8(y, px * ys + yo + c0, vec != 0, v);
     }
 }
@@ -336,7 +365,7 @@ __device__ void softmax_rows(const float* s, T* p, float* inv, int cols) {
     if (threadIdx.x == 0) inv[blockIdx.x] = 1.f / sum;
 }
 
-// softmax_rows for cols a multiple of 4 (the host checks; opt-in, HEADROOM_VAE_SOFTMAX=rows4): the same values, read 16 bytes a thread
+// softmax_rows for cols a multiple of 4 (the host checks; the default in the arena, HEADROOM_VAE_SOFTMAX=scalar for softmax_rows): the same values, read 16 bytes a thread
 // (4 scores) and written 4 exps at a time, so each thread has 4x the bytes in flight. The sum's
 // additions are in another order than softmax_rows's (fp32, over up to 262,144 exps).
 __device__ __forceinline__ void store4(float* p, long long i, float a, float b, float c, float d) {
@@ -401,7 +430,12 @@ extern "C" __global__ void gn_apply8_##S(const T* x, int xs, int xo, const float
         { gn_apply8(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, pixels, hw, C, G, vec); } \
 extern "C" __global__ void gn_affine8_##S(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu, \
         T* y, int ys, int yo, long long hw, int C, int G, int vec) \
-        { gn_affine8(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, hw, C, G, vec); } \
+        { gn_affine8(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, hw, C, G, vec, false); } \
+extern "C" __global__ void __launch_bounds__(THREADS, 4) gn_affine8x2_##S(const T* x, int xs, int xo, const float* meanRstd, const float* gamma, const float* beta, int silu, \
+        T* y, int ys, int yo, long long hw, int C, int G, int vec) \
+        { gn_affine8(x, xs, xo, meanRstd, gamma, beta, silu, y, ys, yo, hw, C, G, vec, true); } \
+extern "C" __global__ void __launch_bounds__(THREADS, 8) gn_stats8b_##S(const T* x, int xs, int xo, int W, int C, int G, int vec, float* partial) \
+        { gn_stats8(x, xs, xo, W, C, G, vec, partial); } \
 extern "C" __global__ void strided_conv_##S(const T* x, int xs, int xo, const float* w, const float* bias, T* y, int ys, int yo, \
         int N, int H, int W, int Cin, int OH, int OW, int Cout, int k, int stride, int pt, int pl) \
         { strided_conv(x, xs, xo, w, bias, y, ys, yo, N, H, W, Cin, OH, OW, Cout, k, stride, pt, pl); } \
