@@ -113,10 +113,14 @@ final class JpegRows implements RowDecoder {
     /** Row arrays given back by {@link #next}, reused by the decoder. */
     private final ArrayBlockingQueue<byte[]> spare = new ArrayBlockingQueue<>(AHEAD + 2);
     private final Thread thread;
+    /** How long {@link #close} waits for the decoding thread to stop. */
+    private final long stopMillis;
     private volatile boolean closed;
     private volatile String warning;
-    /** Rows read by {@link #next}, and rows handed over by the decoding thread (written there only). */
-    private int next, decoded;
+    /** Rows read by {@link #next}. */
+    private int next;
+    /** Rows handed over by the decoding thread (written there only; read by {@link #close}'s message). */
+    private volatile int decoded;
     private static final Object END = new Object();
 
     /** Thrown inside the reader's callback to stop a decode nobody reads any more. */
@@ -126,16 +130,25 @@ final class JpegRows implements RowDecoder {
         }
     }
 
-    private JpegRows(Path file, Header header) {
+    private JpegRows(Path file, Header header, long stopMillis) {
         this.file = file;
         this.header = header;
+        this.stopMillis = stopMillis;
         this.thread = Thread.ofPlatform().daemon().name("jpeg-rows " + file.getFileName()).start(this::decode);
     }
 
     /** Starts decoding {@code file}, whose header allows rows ({@link Header#whyWhole} is null). */
     static JpegRows open(Path file, Header header) {
+        return open(file, header, STOP_MILLIS);
+    }
+
+    /** How long {@link #close} waits by default for a decoder to stop: far more than a scanline or an MCU row takes. */
+    static final long STOP_MILLIS = 10_000;
+
+    /** As {@link #open(Path, Header)}, {@link #close} waiting at most {@code stopMillis} for the decoder. */
+    static JpegRows open(Path file, Header header, long stopMillis) {
         if (header.whyWhole() != null) throw new IllegalArgumentException(file + ": " + header.whyWhole() + " is decoded whole");
-        return new JpegRows(file, header);
+        return new JpegRows(file, header, stopMillis);
     }
 
     /** The JDK's own JPEG reader (TwelveMonkeys' reader is registered ahead of it and delegates to it). */
@@ -225,17 +238,31 @@ final class JpegRows implements RowDecoder {
         throw new ImageFiles.BadImage(file, "damaged or unsupported image (" + m.lines().findFirst().orElse(m) + ") at row " + next);
     }
 
-    /** Stops the decoder (if rows are left) and waits for its thread, which gives the file back. */
+    /**
+     * Stops the decoder (if rows are left) and waits for its thread, which gives the file back. A
+     * decoder that does not stop in time (blocked reading a file that does not come, such as a pipe
+     * or a hung network mount) is interrupted and reported: its thread and file stay open until
+     * the read returns, and a caller must know that rather than believe them given back.
+     */
     @Override
     public void close() {
         closed = true;
         rows.clear();
+        boolean interrupted = false;
         try {
-            thread.join(TimeUnit.SECONDS.toMillis(10));
+            thread.join(stopMillis);
         } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            interrupted = true;
         }
+        if (thread.isAlive()) {
+            thread.interrupt();
+            if (interrupted) Thread.currentThread().interrupt();
+            throw new IllegalStateException(file + ": the JPEG decoder did not stop within " + stopMillis + " ms of close (it had handed over "
+                    + decoded + " of " + header.height() + " rows); its thread \"" + thread.getName() + "\" keeps the file open until its read returns");
+        }
+        if (interrupted) Thread.currentThread().interrupt();
     }
+
 
     /**
      * The raster of the destination image the JDK's reader decodes into: it has the JPEG's size but
