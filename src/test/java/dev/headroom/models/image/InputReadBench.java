@@ -15,7 +15,8 @@ import java.util.Random;
  * reads it ({@link ImageFiles#readInput}, {@code rows}). One mode per JVM; prints one JSON line with the heap
  * the image retains (after full collections) and the process's peak RSS (VmHWM).
  *
- * <p>Usage: InputReadBench make SIZE out.png|out.jpg [photo] | InputReadBench floats|samples|rows in.png|in.jpg
+ * <p>Usage: InputReadBench make SIZE out.png|out.jpg|out-exifN.jpg [photo] | InputReadBench floats|samples|rows in.png|in.jpg
+ * (out-exifN.jpg: a baseline JPEG with EXIF orientation N, 2..8)
  */
 public final class InputReadBench {
     public static void main(String[] args) throws Exception {
@@ -28,7 +29,11 @@ public final class InputReadBench {
             float[] d = img.data();
             for (int i = 0; i < d.length; i++) d[i] += (float) (r.nextGaussian() * 0.01);
             Path out = Path.of(args[2]);
-            if (out.toString().endsWith(".jpg")) {
+            var turned = java.util.regex.Pattern.compile(".*-exif([2-8])\\.jpg").matcher(out.getFileName().toString());
+            if (turned.matches()) {
+                // a baseline JPEG with an EXIF orientation that turns it (whole path: decoded as samples, turned as read)
+                Files.write(out, dev.headroom.testing.HostileFiles.jpegWithOrientation(ImageFiles.toBuffered(img), Integer.parseInt(turned.group(1))));
+            } else if (out.toString().endsWith(".jpg")) {
                 if (!javax.imageio.ImageIO.write(ImageFiles.toBuffered(img), "jpeg", out.toFile())) throw new IllegalStateException("no JPEG writer");
             } else {
                 ImageFiles.writePng(img, out);
