@@ -36,8 +36,10 @@ import javax.imageio.stream.ImageInputStream;
  *
  * <p>{@link Header#whyWhole} says which files stay whole: progressive (libjpeg holds every
  * coefficient until the last scan, so rows would save nothing), lossless, arithmetic-coded, 12-bit,
- * CMYK/YCCK and files with an ICC profile (TwelveMonkeys converts their colours through it), Adobe
- * or component ids that make the colour space a guess, and EXIF orientations that turn the image.
+ * CMYK/YCCK, ICC profiles the whole path treats otherwise than the JDK's reader
+ * ({@link JpegProfile}; a display profile such as Display P3 streams, each row converted through
+ * it by the reader as TwelveMonkeys converts the whole image), Adobe or component ids that make
+ * the colour space a guess, and EXIF orientations that turn the image.
  * Reading is strict: a decoder warning (a truncated file decodes to a grey bottom with a warning)
  * fails the next row with the message the whole path gives.
  */
@@ -57,11 +59,11 @@ final class JpegRows implements RowDecoder {
         }
         JPEGSegment sof = null;
         int adobeTransform = -1;
-        boolean icc = false;
+        List<JPEGSegment> icc = new java.util.ArrayList<>();
         for (JPEGSegment s : segments) {
             int m = s.marker();
             if (m >= 0xffc0 && m <= 0xffcf && m != 0xffc4 && m != 0xffc8 && m != 0xffcc && sof == null) sof = s;
-            if (m == 0xffe2 && "ICC_PROFILE".equals(s.identifier())) icc = true;
+            if (m == 0xffe2 && "ICC_PROFILE".equals(s.identifier())) icc.add(s);
             if (m == 0xffee && "Adobe".equals(s.identifier())) adobeTransform = adobeTransform(s);
         }
         if (sof == null) return new Header(0, 0, 0, "JPEG without a frame header before its scan");
@@ -73,7 +75,7 @@ final class JpegRows implements RowDecoder {
         int precision = f[0] & 0xff, height = (f[1] & 0xff) << 8 | (f[2] & 0xff), width = (f[3] & 0xff) << 8 | (f[4] & 0xff), n = f[5] & 0xff;
         int[] ids = new int[Math.min(n, (f.length - 6) / 3)];
         for (int i = 0; i < ids.length; i++) ids[i] = f[6 + 3 * i] & 0xff;
-        String why = whyWhole(sof.marker(), precision, height, n, ids, adobeTransform, icc);
+        String why = whyWhole(sof.marker(), precision, height, n, ids, adobeTransform, icc.isEmpty() ? null : JpegProfile.whyWhole(icc, n));
         if (why == null && !ignoreOrientation) {
             int orientation = Exif.orientation(file);
             if (orientation != 1) why = "EXIF orientation " + orientation + " (the image is turned)";
@@ -81,7 +83,8 @@ final class JpegRows implements RowDecoder {
         return new Header(width, height, n, why);
     }
 
-    private static String whyWhole(int marker, int precision, int height, int n, int[] ids, int adobeTransform, boolean icc) {
+    /** {@code iccWhy}: why the file's ICC profile keeps it whole ({@link JpegProfile#whyWhole}), or null (none, or one the reader converts rows through). */
+    private static String whyWhole(int marker, int precision, int height, int n, int[] ids, int adobeTransform, String iccWhy) {
         switch (marker) {
             case 0xffc0, 0xffc1 -> { }
             case 0xffc2 -> { return "progressive JPEG (libjpeg holds every coefficient until the last scan)"; }
@@ -92,7 +95,7 @@ final class JpegRows implements RowDecoder {
         if (height == 0) return "JPEG whose height comes after its scan (DNL)";
         if (n == 4) return "CMYK/YCCK JPEG (converted to RGB through its profile)";
         if (n != 1 && n != 3 || ids.length != n) return n + "-component JPEG";
-        if (icc) return "JPEG with an ICC profile (its colours are converted through it)";
+        if (iccWhy != null) return iccWhy;
         if (adobeTransform >= 0 && adobeTransform != (n == 3 ? 1 : 0)) return "Adobe JPEG with colour transform " + adobeTransform;
         if (n == 3 && !(ids[0] == 1 && ids[1] == 2 && ids[2] == 3)) return "JPEG component ids " + ids[0] + "," + ids[1] + "," + ids[2] + " (the colour space is guessed)";
         return null;
