@@ -252,7 +252,7 @@ final class UpscaleCommand implements Callable<Integer> {
                     .withFlopsPerSecond(p -> PlanCommand.flopsPerSecond(gpu, p)).withBands(!models.wholeTensors)
                     .withBatchPixels(gpu ? dev.headroom.core.plan.Fitter.GPU_BATCH_PIXELS : 0)
                     .withOutputWindow(gpu && dev.headroom.runtime.TiledUpscaler.deviceBlend()
-                            && dev.headroom.runtime.ImageUpscaler.rowsGoStraightToTheSink(img.channels(), m.graph().inputChannels())));
+                            && dev.headroom.runtime.ImageUpscaler.mayBlendOnTheDevice(img.channels(), m.graph().inputChannels())));
         } catch (dev.headroom.core.plan.Fitter.NoFit e) {
             throw new Main.UsageError(e.getMessage());
         }

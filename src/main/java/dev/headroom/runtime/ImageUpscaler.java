@@ -2,14 +2,15 @@ package dev.headroom.runtime;
 
 import dev.headroom.core.image.FloatImage;
 import dev.headroom.core.image.InputImage;
-import dev.headroom.core.image.Resample;
 import dev.headroom.core.image.RowSink;
 
 /**
  * Upscales a whole image of any channel layout with an RGB model: gray is repeated into RGB and
  * averaged back; alpha is split off, upscaled on its own with bicubic resampling (an alpha mask
- * has no texture for a photo model to restore), and put back. Rows stream to a {@link RowSink}
- * band by band as the tiles finish them, with the input's channel layout.
+ * has no texture for a photo model to restore), and put back ({@link JoinedRows}). Rows stream to
+ * a {@link RowSink} band by band as the tiles finish them, with the input's channel layout; the
+ * alpha is read a few rows at a time too, and where the tiles blend on the device the colour
+ * comes home as samples (made gray there) whatever the layout.
  */
 public final class ImageUpscaler {
     private final TiledUpscaler tiled;
@@ -32,12 +33,14 @@ public final class ImageUpscaler {
     }
 
     /**
-     * Whether an image of {@code imageChannels} goes to the tiler as it is, its rows straight to the
-     * sink (so they may blend on the device, {@link TiledUpscaler}); gray into an RGB model and
-     * alpha images are blended on the host, their colour joined with the resampled alpha.
+     * Whether an image of {@code imageChannels} can go through a model of {@code modelChannels}, and
+     * so blend on the device where the backend can ({@link TiledUpscaler}): its colour channels
+     * are the model's, or it is gray and the model RGB. Gray into an RGB model and alpha images go
+     * through {@link JoinedRows}, which makes them gray and puts the alpha back, either way.
      */
-    public static boolean rowsGoStraightToTheSink(int imageChannels, int modelChannels) {
-        return imageChannels == modelChannels && imageChannels != 2 && imageChannels != 4;
+    public static boolean mayBlendOnTheDevice(int imageChannels, int modelChannels) {
+        int color = imageChannels == 2 || imageChannels == 4 ? imageChannels - 1 : imageChannels;
+        return color == modelChannels || color == 1 && modelChannels == 3;
     }
 
     /** Output rows (in's channels, [0, 1]) to {@code sink} top to bottom as they become final. */
@@ -54,28 +57,8 @@ public final class ImageUpscaler {
             tiled.upscale(color, tile, overlap, progress, sink);
             return;
         }
-        int outW = in.width() * scale(), outH = in.height() * scale();
-        Resample.Rows alphaRows = alpha ? new Resample.Rows(in.channels(c - 1, 1).toFloat(), outW, outH) : null;
-        int[] next = {0};
-        float[][] buffers = new float[2][0];   // this band's output and its alpha, reused
-        tiled.upscale(color, tile, overlap, progress, (data, offset, rows) -> {
-            int pixels = rows * outW;
-            if (buffers[0].length < pixels * c) buffers[0] = new float[pixels * c];
-            float[] out = buffers[0];
-            int mc = modelChannels;
-            if (alpha) {
-                if (buffers[1].length < pixels) buffers[1] = new float[pixels];
-                alphaRows.rows(next[0], rows, buffers[1]);
-            }
-            for (int p = 0; p < pixels; p++) {
-                int s = offset + p * mc, d = p * c;
-                if (gray && mc == 3) out[d] = (data[s] + data[s + 1] + data[s + 2]) / 3f;
-                else for (int ch = 0; ch < c - (alpha ? 1 : 0); ch++) out[d + ch] = data[s + ch];
-                if (alpha) out[d + c - 1] = buffers[1][p];
-            }
-            next[0] += rows;
-            sink.rows(out, 0, rows);
-        });
+        JoinedRows joined = new JoinedRows(in, modelChannels, scale(), sink);
+        tiled.upscale(color, tile, overlap, progress, joined, joined.gray());
     }
 
     public long peakActivationBytes() {

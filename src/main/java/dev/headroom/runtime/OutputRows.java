@@ -109,17 +109,20 @@ abstract class OutputRows {
     static final class OnDevice extends OutputRows {
         final OutputWindow device;
         final SampleSink sink;
+        /** Rows leave as one gray sample a pixel (the mean of 3 channels; {@link OutputWindow#emit}). */
+        final boolean gray;
 
-        OnDevice(int width, int height, int channels, int capacity, Times times, float valueRange, OutputWindow device, SampleSink sink) {
+        OnDevice(int width, int height, int channels, int capacity, Times times, float valueRange, OutputWindow device, SampleSink sink, boolean gray) {
             super(width, height, channels, capacity, times, valueRange);
             this.device = device;
             this.sink = sink;
+            this.gray = gray;
         }
 
         @Override
         void emitRows(int rows) {
             long waited = device.waitNanos();
-            device.emit(top, rows, sink);
+            device.emit(top, rows, gray, sink);
             // the wait for tiles still running is the device's time, not the writer's
             waited = device.waitNanos() - waited;
             times.device += waited;

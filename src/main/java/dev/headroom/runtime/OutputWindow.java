@@ -25,8 +25,11 @@ public interface OutputWindow extends AutoCloseable {
     /**
      * Gives output rows [from, from + rows) to {@code sink} as its samples ({@link SampleSink#sampleBits}),
      * in bands, and clears them for the rows that follow. Waits for the work issued so far.
+     * {@code gray}: a window of 3 channels gives one sample a pixel, the channels' mean
+     * {@code ((c0 + c1) + c2) / 3} in float before rounding, as {@link ImageUpscaler} makes a gray
+     * image's output from an RGB model's on the host.
      */
-    void emit(int from, int rows, SampleSink sink);
+    void emit(int from, int rows, boolean gray, SampleSink sink);
 
     /** Nanoseconds {@link #emit} waited for the device (tiles still running) rather than converting and copying. */
     long waitNanos();

@@ -3,7 +3,9 @@ package dev.headroom.runtime;
 /**
  * What every backend's {@link WeightSlots} share: the staged layers they hold a reference to, the
  * bytes of each slot, and a {@link #close} that runs once, frees the backend's slots
- * ({@link #freeSlots}) and then drops the reference to the staged layers.
+ * ({@link #freeSlots}) and then drops the reference to the staged layers, also when freeing the
+ * slots fails: a wait that fails on a GPU is the context's sticky error, after which no copy reads
+ * the pinned staging any more, so keeping it would only leak it for the life of the process.
  */
 public abstract class StagedSlots<S extends StagedLayers> implements WeightSlots {
     protected final S staging;
@@ -30,15 +32,25 @@ public abstract class StagedSlots<S extends StagedLayers> implements WeightSlots
 
     /** For a constructor that fails: frees the slots made so far and leaves the staging's reference to the caller, who releases it. */
     protected final void closeKeepingStaging() {
-        closed = true;
+        if (!markClosed()) return;
         freeSlots();
     }
 
+    /** Frees the slots and then releases the staging even if freeing them throws (whose failure is then thrown). */
     @Override
     public final void close() {
-        if (closed) return;
+        if (!markClosed()) return;
+        try {
+            freeSlots();
+        } finally {
+            staging.release();
+        }
+    }
+
+    /** True for the one caller that closes (two threads closing at once free nothing twice). */
+    private synchronized boolean markClosed() {
+        if (closed) return false;
         closed = true;
-        freeSlots();
-        staging.release();
+        return true;
     }
 }

@@ -75,9 +75,20 @@ public final class TiledUpscaler {
      * {@link SampleSink} gets the rows as samples: the tiles never come home as floats.
      */
     public void upscale(InputImage in, int tile, int overlap, Progress progress, RowSink sink) {
+        upscale(in, tile, overlap, progress, sink, false);
+    }
+
+    /**
+     * As {@link #upscale(InputImage, int, int, Progress, RowSink)}; with {@code gray} (a 3-channel
+     * model), rows that leave a device window as samples are one gray sample a pixel, the
+     * channels' mean ({@link OutputWindow#emit}); float rows from the host's blend are the model's
+     * channels still, for the sink to average ({@link ImageUpscaler}).
+     */
+    public void upscale(InputImage in, int tile, int overlap, Progress progress, RowSink sink, boolean gray) {
         int c = runner.graph().inputChannels();
         int oc = runner.graph().outputChannels();
         if (in.channels() != c) throw new IllegalArgumentException("model takes " + c + " channels, image has " + in.channels());
+        if (gray && oc != 3) throw new IllegalArgumentException("gray samples from a model of " + oc + " output channels (it takes 3)");
         int r = scale();
         this.tile = tile;
         List<AxisSpan> xs = TileGrid.axis(in.width(), tile, overlap, r, modulus);
@@ -93,7 +104,7 @@ public final class TiledUpscaler {
                 TileGrid.padded(ys.getFirst().length(), modulus), TileGrid.padded(xs.getFirst().length(), modulus));
         if (onDevice != null) {
             try (onDevice) {
-                OutputRows.OnDevice out = new OutputRows.OnDevice(width, height, oc, capacity, times, valueRange, onDevice, (SampleSink) sink);
+                OutputRows.OnDevice out = new OutputRows.OnDevice(width, height, oc, capacity, times, valueRange, onDevice, (SampleSink) sink, gray);
                 for (int i = 0; i < tiles.size(); ) {
                     List<AxisSpan[]> group = tiles.subList(i, Math.min(tiles.size(), i + batch));
                     i += group.size();

@@ -201,8 +201,13 @@ public final class WeightStream implements AutoCloseable {
         /** New slots over the staged layers (charged as the calling thread charges), and a stream over them; fills {@code conv}'s streamed places. */
         WeightStream restore(Ops.ConvWeights[] conv) {
             WeightSlots ws = staging.slots(split.slots(), split.slotBytes());
-            for (Node n : graph.nodes()) if (streamed[n.id()] && n.op() instanceof Op.Conv2d c) conv[n.id()] = new Streamed(c, n.id());
-            return new WeightStream(graph, streamed, ws, split);
+            try {
+                for (Node n : graph.nodes()) if (streamed[n.id()] && n.op() instanceof Op.Conv2d c) conv[n.id()] = new Streamed(c, n.id());
+                return new WeightStream(graph, streamed, ws, split);
+            } catch (RuntimeException | Error e) {
+                ws.close();   // the new slots and their reference to the staged layers; the host part keeps its own
+                throw e;
+            }
         }
 
         @Override

@@ -36,7 +36,8 @@ import java.util.function.Function;
  * finish the job nor write over its result: a result is written once.
  *
  * <p>Schema changes are the same numbered migrations as {@link SqliteJobStore}'s, in PostgreSQL's
- * dialect, applied under an advisory lock so that servers starting together migrate once.
+ * dialect, applied by {@link SchemaMigrations} under an advisory lock so that servers starting
+ * together migrate once.
  */
 public final class PostgresJobStore implements JobStore {
 
@@ -172,10 +173,7 @@ public final class PostgresJobStore implements JobStore {
 
     public int schemaVersion() {
         try (Connection c = pool.getConnection(); Statement s = c.createStatement()) {
-            s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-            try (ResultSet r = s.executeQuery("SELECT COALESCE(MAX(version), 0) FROM schema_version")) {
-                return r.next() ? r.getInt(1) : 0;
-            }
+            return SchemaMigrations.version(s);
         } catch (SQLException e) {
             throw fail(e);
         }
@@ -183,29 +181,8 @@ public final class PostgresJobStore implements JobStore {
 
     private void migrate() throws SQLException {
         try (Connection c = pool.getConnection()) {
-            c.setAutoCommit(false);
-            try (Statement s = c.createStatement()) {
-                // servers starting together: one migrates, the others wait here and then find nothing to do
-                s.execute("SELECT pg_advisory_xact_lock(" + MIGRATION_LOCK + ")");
-                s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-                int at;
-                try (ResultSet r = s.executeQuery("SELECT COALESCE(MAX(version), 0) FROM schema_version")) {
-                    r.next();
-                    at = r.getInt(1);
-                }
-                if (at > MIGRATIONS.size()) {
-                    throw new IllegalStateException("the job store is at schema version " + at + ", newer than this headroom knows (" + MIGRATIONS.size()
-                            + "); run the same headroom on every server of the fleet");
-                }
-                for (int v = at + 1; v <= MIGRATIONS.size(); v++) {
-                    for (String sql : MIGRATIONS.get(v - 1)) s.execute(sql);
-                    s.execute("INSERT INTO schema_version VALUES (" + v + ")");
-                }
-                c.commit();
-            } catch (SQLException | RuntimeException e) {
-                c.rollback();
-                throw e;
-            }
+            // servers starting together: one migrates, the others wait for the lock and then find nothing to do
+            SchemaMigrations.migrate(c, MIGRATIONS, "SELECT pg_advisory_xact_lock(" + MIGRATION_LOCK + ")", "run the same headroom on every server of the fleet");
         }
     }
 

@@ -19,8 +19,8 @@ import java.util.Optional;
  * object's lock: SQLite serialises writers anyway, and one process owns the file.
  *
  * <p>Schema changes are numbered migrations ({@link #MIGRATIONS}), applied in order in one
- * transaction each and recorded in {@code schema_version}; a database from a newer headroom is
- * refused rather than guessed at.
+ * transaction by {@link SchemaMigrations} and recorded in {@code schema_version}; a database from a
+ * newer headroom is refused rather than guessed at.
  */
 public final class SqliteJobStore implements JobStore {
 
@@ -92,34 +92,14 @@ public final class SqliteJobStore implements JobStore {
     /** The schema version the file is at now. */
     public synchronized int schemaVersion() {
         try (Statement s = db.createStatement()) {
-            s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-            try (ResultSet r = s.executeQuery("SELECT MAX(version) FROM schema_version")) {
-                return r.next() ? r.getInt(1) : 0;
-            }
+            return SchemaMigrations.version(s);
         } catch (SQLException e) {
             throw fail(e);
         }
     }
 
     private void migrate() throws SQLException {
-        int at = schemaVersion();
-        if (at > MIGRATIONS.size()) {
-            throw new IllegalStateException("the job store is at schema version " + at + ", newer than this headroom knows (" + MIGRATIONS.size()
-                    + "); use a newer headroom or another --data folder");
-        }
-        for (int v = at + 1; v <= MIGRATIONS.size(); v++) {
-            db.setAutoCommit(false);
-            try (Statement s = db.createStatement()) {
-                for (String sql : MIGRATIONS.get(v - 1)) s.execute(sql);
-                s.execute("INSERT INTO schema_version VALUES (" + v + ")");
-                db.commit();
-            } catch (SQLException e) {
-                db.rollback();
-                throw e;
-            } finally {
-                db.setAutoCommit(true);
-            }
-        }
+        SchemaMigrations.migrate(db, MIGRATIONS, null, "use a newer headroom or another --data folder");
     }
 
     private static IllegalStateException fail(SQLException e) {

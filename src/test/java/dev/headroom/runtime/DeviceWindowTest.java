@@ -34,6 +34,7 @@ class DeviceWindowTest {
         final int width, capacity, channels, bandRows;
         final float[] acc;
         final List<int[]> emitted = new ArrayList<>();
+        int grayEmits;
         boolean closed;
 
         RingWindow(int width, int capacity, int channels, int bandRows) {
@@ -59,20 +60,26 @@ class DeviceWindowTest {
         }
 
         @Override
-        public void emit(int from, int rows, SampleSink sink) {
-            int bytes = sink.sampleBits() / 8;
+        public void emit(int from, int rows, boolean gray, SampleSink sink) {
+            int bytes = sink.sampleBits() / 8, k = gray ? 1 : channels;
             float max = bytes == 1 ? 255f : 65535f;
             emitted.add(new int[] {from, rows});
+            if (gray) grayEmits++;
             for (int done = 0; done < rows; ) {
                 int n = Math.min(bandRows, rows - done);
-                byte[] band = new byte[n * width * channels * bytes + 3];   // at an offset, to check the sink reads from it
+                byte[] band = new byte[n * width * k * bytes + 3];   // at an offset, to check the sink reads from it
                 for (int r = 0; r < n; r++) {
                     int slot = (from + done + r) % capacity;
-                    for (int i = 0; i < width * channels; i++) {
-                        int at = slot * width * channels + i;
-                        int q = Math.round(Math.clamp(acc[at], 0f, 1f) * max);
+                    for (int i = 0; i < width * k; i++) {
+                        int at = slot * width * channels + i * channels / k;
+                        float v = acc[at];
                         acc[at] = 0f;
-                        int o = 3 + (r * width * channels + i) * bytes;
+                        if (gray) {
+                            v = (v + acc[at + 1] + acc[at + 2]) / 3f;
+                            acc[at + 1] = acc[at + 2] = 0f;
+                        }
+                        int q = Math.round(Math.clamp(v, 0f, 1f) * max);
+                        int o = 3 + (r * width * k + i) * bytes;
                         if (bytes == 1) band[o] = (byte) q;
                         else {
                             band[o] = (byte) (q >>> 8);
@@ -147,6 +154,101 @@ class DeviceWindowTest {
                 next += e[1];
             }
             assertEquals(k[1] * g.scale(), next, what + ": every row");
+        }
+    }
+
+    /**
+     * An input that says how it is read: views share one record of the rows each view held at
+     * once (from the lowest not released to the highest read); reading it whole fails.
+     */
+    static final class WatchedImage implements dev.headroom.core.image.InputImage {
+        final FloatImage img;
+        final java.util.Map<String, Integer> heldPeak;
+        final String name;
+        int released, highest = -1;
+
+        WatchedImage(FloatImage img, String name, java.util.Map<String, Integer> heldPeak) {
+            this.img = img;
+            this.name = name;
+            this.heldPeak = heldPeak;
+        }
+
+        @Override public int width() { return img.width(); }
+        @Override public int height() { return img.height(); }
+        @Override public int channels() { return img.channels(); }
+        @Override public int bitDepth() { return img.bitDepth(); }
+
+        @Override
+        public void floats(int y, int x, int n, float[] dst, int off) {
+            if (y < released) throw new AssertionError(name + ": row " + y + " read after rows below " + released + " were released");
+            highest = Math.max(highest, y);
+            heldPeak.merge(name, highest - released + 1, Math::max);
+            img.floats(y, x, n, dst, off);
+        }
+
+        @Override
+        public void release(int below) {
+            released = Math.max(released, below);
+        }
+
+        @Override
+        public WatchedImage channels(int from, int count) {
+            return new WatchedImage(img.channels(from, count), name + "[" + from + "+" + count + "]", heldPeak);
+        }
+
+        @Override
+        public WatchedImage repeatChannel(int count) {
+            return new WatchedImage(img.repeatChannel(count), name + "*" + count, heldPeak);
+        }
+
+        @Override
+        public FloatImage toFloat() {
+            throw new AssertionError(name + " read whole");
+        }
+    }
+
+    /**
+     * Gray and alpha images (1, 2 and 4 channels into an RGB model) blend on the device too: the
+     * window makes gray samples there and the alpha, resampled a band at a time from a few rows of
+     * the input, is joined to the colour samples on the host; the samples equal the host blend's
+     * bit for bit, and neither the colour nor the alpha is read whole.
+     */
+    @Test
+    void grayAndAlphaImagesBlendOnTheDeviceToTheHostsSamplesReadingAFewRows() {
+        Graph g = GraphRunnerTest.denseGraph();
+        Weights w = GraphRunnerTest.randomWeights(g, rnd);
+        int[][] cases = {{1, 61, 45, 20, 6, 1, 8}, {2, 37, 50, 13, 5, 3, 16}, {4, 40, 120, 16, 4, 2, 8}, {4, 23, 17, 64, 8, 1, 16}, {2, 9, 31, 9, 0, 2, 8}};
+        for (int[] k : cases) {
+            int c = k[0], width = k[1], height = k[2], tile = k[3], overlap = k[4], bits = k[6];
+            String what = c + " channels " + width + "x" + height + " tile " + tile + " overlap " + overlap + " batch " + k[5] + " " + bits + " bit";
+            float[] d = new float[width * height * c];
+            for (int i = 0; i < d.length; i++) d[i] = rnd.nextFloat() * 1.1f - 0.05f;   // some alpha outside [0, 1], clamped as the writers clamp
+            FloatImage img = new FloatImage(width, height, c, d, bits);
+            int rowValues = width * g.scale() * c;
+            SampleCollector host = new SampleCollector(bits, rowValues), device = new SampleCollector(bits, rowValues);
+            try (CpuOps cpu = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, cpu)) {
+                TiledUpscaler up = new TiledUpscaler(runner, 255f);
+                up.batch(k[5]);
+                new ImageUpscaler(up, 3).upscale(img, tile, overlap, null, host);
+            }
+            List<RingWindow> windows = new ArrayList<>();
+            java.util.Map<String, Integer> held = new java.util.TreeMap<>();
+            try (CpuOps cpu = new CpuOps(); GraphRunner runner = new GraphRunner(g, w, withWindows(cpu, windows, 1 + rnd.nextInt(7)))) {
+                TiledUpscaler up = new TiledUpscaler(runner, 255f);
+                up.batch(k[5]);
+                new ImageUpscaler(up, 3).upscale(new WatchedImage(img, "in", held), tile, overlap, null, device);
+            }
+            assertEquals(0, host.sampleBands, what + ": the CPU blends on the host");
+            assertEquals(1, windows.size(), what + ": one device window");
+            assertEquals(0, device.floatBands, what + ": no float rows from the device path");
+            assertEquals(c <= 2 ? windows.getFirst().emitted.size() : 0, windows.getFirst().grayEmits, what + ": gray made on the device");
+            assertArrayEquals(host.bytes(), device.bytes(), what + ": the same samples bit for bit");
+            int tileRows = dev.headroom.core.tiling.TileGrid.axis(height, tile, overlap, 1).getFirst().length();
+            for (var e : held.entrySet()) {
+                int bound = e.getKey().endsWith("[" + (c - 1) + "+1]") && c % 2 == 0 ? 2 * (5 + 64 / g.scale()) : 2 * tileRows + 2;   // alpha: a band's taps; colour: the tile rows in flight
+                assertTrue(e.getValue() <= Math.min(bound, height) && (height < 100 || e.getValue() < height / 2),
+                        what + ": " + e.getKey() + " held " + e.getValue() + " rows of " + height + " (" + held + ")");
+            }
         }
     }
 

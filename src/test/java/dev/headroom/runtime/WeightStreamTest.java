@@ -136,6 +136,40 @@ class WeightStreamTest {
         }
     }
 
+    /**
+     * An evicted streamed model's host part whose restore fails after its new slots are made (here
+     * a weights array too short for the graph) gives the slots back: the ledger is at zero again
+     * and, once the host part closes, the staged layers are freed (the slots held a reference).
+     */
+    @Test
+    void aRestoreThatFailsAfterMakingItsSlotsGivesThemBack() {
+        var model = SmallModels.build("rrdbnet", 3);
+        try (CpuOps ops = new CpuOps()) {
+            long budget = kernelBytes(model.graph(), model.weights(), ops) / 2;
+            WeightStream.HostPart host;
+            try (PreparedWeights p = PreparedWeights.streamed(model.graph(), model.weights(), ops, budget, 2)) {
+                assertTrue(p.stream().split().streamedCount() > 0);
+                host = p.stream().toHost();
+            }
+            assertEquals(0, weightsUsed(ops), "nothing on the device while evicted");
+            assertThrows(ArrayIndexOutOfBoundsException.class, () -> host.restore(new Ops.ConvWeights[1]));
+            assertEquals(0, weightsUsed(ops), "the failed restore's slots given back");
+            StagedLayers staging = host.staging();
+            host.close();
+            assertThrows(IllegalStateException.class, staging::retain, "the staged layers were freed with the host part (no slot kept a reference)");
+            try (PreparedWeights again = PreparedWeights.streamed(model.graph(), model.weights(), ops, budget, 2)) {
+                WeightStream.HostPart h2 = again.stream().toHost();
+                Ops.ConvWeights[] conv = new Ops.ConvWeights[model.graph().size()];
+                try (WeightStream restored = h2.restore(conv)) {
+                    assertTrue(weightsUsed(ops) > 0, "a good restore charges its slots");
+                } finally {
+                    h2.close();
+                }
+            }
+            assertEquals(0, weightsUsed(ops));
+        }
+    }
+
     /** The largest layer's slot size on the CPU. */
     private static final class CpuWeightSlotsBytes {
         static long largest(Graph g) {

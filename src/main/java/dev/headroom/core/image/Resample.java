@@ -7,7 +7,8 @@ package dev.headroom.core.image;
  *
  * <p>{@link Rows} gives the output a band of rows at a time (horizontal pass on the input rows
  * the band needs, then the vertical pass, in the same order of operations as {@link #bicubic}, so
- * both give the same floats), so a streamed output never holds the whole resampled image.
+ * both give the same floats), so a streamed output never holds the whole resampled image, nor a
+ * streamed input the whole source.
  */
 public final class Resample {
     private Resample() {}
@@ -83,13 +84,18 @@ public final class Resample {
         }
     }
 
-    /** An image resampled to outW x outH, produced a band of output rows at a time. */
+    /**
+     * An image resampled to outW x outH, produced a band of output rows at a time, top to bottom:
+     * each band reads the input rows its taps reach ({@link InputImage#floats}, one row at a time)
+     * and releases those above them, so a streamed input is held a few rows deep, not whole.
+     */
     public static final class Rows {
-        private final FloatImage in;
+        private final InputImage in;
         private final int outW, outH;
         private final Taps across, down;
+        private float[] line = new float[0], tmp = new float[0];
 
-        public Rows(FloatImage in, int outW, int outH) {
+        public Rows(InputImage in, int outW, int outH) {
             this.in = in;
             this.outW = outW;
             this.outH = outH;
@@ -97,27 +103,30 @@ public final class Resample {
             this.down = Taps.of(in.height(), outH);
         }
 
-        /** Output rows [y0, y0 + n) into dst, (n, outW, channels) from index 0. */
+        /** Output rows [y0, y0 + n) into dst, (n, outW, channels) from index 0; bands must not go back up past rows released. */
         public void rows(int y0, int n, float[] dst) {
             if (y0 < 0 || n < 0 || y0 + n > outH) throw new IllegalArgumentException("rows " + y0 + "+" + n + " of " + outH);
             if (n == 0) return;
             int c = in.channels(), taps = down.weights()[0].length;
             int lo = down.at(y0, 0), hi = down.at(y0 + n - 1, taps - 1);
             // horizontal pass over the input rows the band reads
-            float[] tmp = new float[(hi - lo + 1) * outW * c];
-            float[] src = in.data();
             int w = in.width();
-            for (int y = lo; y <= hi; y++)
+            if (line.length < w * c) line = new float[w * c];
+            if (tmp.length < (hi - lo + 1) * outW * c) tmp = new float[(hi - lo + 1) * outW * c];
+            float[] src = line;
+            for (int y = lo; y <= hi; y++) {
+                in.floats(y, 0, w, src, 0);
                 for (int x = 0; x < outW; x++)
                     for (int ch = 0; ch < c; ch++) {
                         double acc = 0;
                         double[] wx = across.weights()[x];
                         for (int t = 0; t < wx.length; t++) {
                             if (wx[t] == 0) continue;
-                            acc += wx[t] * src[(y * w + across.at(x, t)) * c + ch];
+                            acc += wx[t] * src[across.at(x, t) * c + ch];
                         }
                         tmp[((y - lo) * outW + x) * c + ch] = (float) acc;
                     }
+            }
             // vertical pass
             for (int y = y0; y < y0 + n; y++) {
                 double[] wy = down.weights()[y];
@@ -131,6 +140,7 @@ public final class Resample {
                         dst[((y - y0) * outW + x) * c + ch] = (float) acc;
                     }
             }
+            in.release(lo);   // later bands start no higher
         }
     }
 }

@@ -11,11 +11,17 @@ public final class SampleImage implements InputImage {
     private final byte[] bytes;     // 8-bit samples, or null
     private final short[] shorts;   // 16-bit samples, or null
     private final int[] order;      // channel c of a pixel is sample order[c] of its group (the decoder's band order)
+    private final int stride;       // samples a pixel's group has in the array (more than channels in a view of some channels)
 
     private SampleImage(int width, int height, int channels, byte[] bytes, short[] shorts, int[] order) {
+        this(width, height, channels, bytes, shorts, order, channels);
+    }
+
+    private SampleImage(int width, int height, int channels, byte[] bytes, short[] shorts, int[] order, int stride) {
         if (width < 1 || height < 1) throw new IllegalArgumentException("image of " + width + "x" + height + " pixels");
         int length = bytes != null ? bytes.length : shorts.length;
-        if ((long) width * height * channels != length) throw new IllegalArgumentException("image data does not match " + width + "x" + height + "x" + channels);
+        if ((long) width * height * stride != length) throw new IllegalArgumentException("image data does not match " + width + "x" + height + "x" + stride);
+        this.stride = stride;
         this.width = width;
         this.height = height;
         this.channels = channels;
@@ -24,7 +30,7 @@ public final class SampleImage implements InputImage {
         this.shorts = shorts;
         this.order = order.clone();
         if (order.length != channels) throw new IllegalArgumentException(order.length + " band offsets for " + channels + " channels");
-        for (int o : order) if (o < 0 || o >= channels) throw new IllegalArgumentException("band offset " + o + " for " + channels + " channels");
+        for (int o : order) if (o < 0 || o >= stride) throw new IllegalArgumentException("band offset " + o + " for " + stride + " samples a pixel");
     }
 
     private static int[] inOrder(int channels) {
@@ -51,58 +57,44 @@ public final class SampleImage implements InputImage {
         return new SampleImage(width, height, channels, null, samples, inOrder(channels));
     }
 
-    private static SampleImage blankLike(SampleImage like, int channels) {
-        int n = Math.multiplyExact(Math.multiplyExact(like.width, like.height), channels);
-        return like.bytes != null ? of8(like.width, like.height, channels, new byte[n]) : of16(like.width, like.height, channels, new short[n]);
-    }
-
     @Override public int width() { return width; }
     @Override public int height() { return height; }
     @Override public int channels() { return channels; }
     @Override public int bitDepth() { return bitDepth; }
 
-    /** Bytes held by the samples (what this image retains beyond a few fields). */
+    /** Bytes held by the samples (what this image retains beyond a few fields; a view of some channels shares them). */
     public long sampleBytes() {
         return bytes != null ? bytes.length : 2L * shorts.length;
     }
 
     @Override
     public void floats(int y, int x, int n, float[] dst, int off) {
-        int src = (y * width + x) * channels, count = n * channels;
+        int src = (y * width + x) * stride, count = n * channels;
         for (int c = 0; c < channels; c++) {
             int from = src + order[c];
             if (bytes != null) {
                 float max = 255;
-                for (int i = c; i < count; i += channels, from += channels) dst[off + i] = (bytes[from] & 0xff) / max;
+                for (int i = c; i < count; i += channels, from += stride) dst[off + i] = (bytes[from] & 0xff) / max;
             } else {
                 float max = 65535;
-                for (int i = c; i < count; i += channels, from += channels) dst[off + i] = (shorts[from] & 0xffff) / max;
+                for (int i = c; i < count; i += channels, from += stride) dst[off + i] = (shorts[from] & 0xffff) / max;
             }
         }
     }
 
+    /** Channels [from, from + count) as a view of the same samples (no copy). */
     @Override
     public SampleImage channels(int from, int count) {
-        SampleImage out = blankLike(this, count);
-        for (int p = 0; p < width * height; p++) {
-            for (int c = 0; c < count; c++) {
-                if (bytes != null) out.bytes[p * count + c] = bytes[p * channels + order[from + c]];
-                else out.shorts[p * count + c] = shorts[p * channels + order[from + c]];
-            }
-        }
-        return out;
+        if (from < 0 || count < 1 || from + count > channels) throw new IllegalArgumentException("channels " + from + "+" + count + " of " + channels);
+        return new SampleImage(width, height, count, bytes, shorts, java.util.Arrays.copyOfRange(order, from, from + count), stride);
     }
 
+    /** The first channel {@code count} times, as a view of the same samples (no copy). */
     @Override
     public SampleImage repeatChannel(int count) {
-        SampleImage out = blankLike(this, count);
-        for (int p = 0; p < width * height; p++) {
-            for (int c = 0; c < count; c++) {
-                if (bytes != null) out.bytes[p * count + c] = bytes[p * channels + order[0]];
-                else out.shorts[p * count + c] = shorts[p * channels + order[0]];
-            }
-        }
-        return out;
+        int[] o = new int[count];
+        java.util.Arrays.fill(o, order[0]);
+        return new SampleImage(width, height, count, bytes, shorts, o, stride);
     }
 
     @Override

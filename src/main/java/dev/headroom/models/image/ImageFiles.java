@@ -113,8 +113,9 @@ public final class ImageFiles {
 
     /**
      * As {@link #read}, but 8- and 16-bit images are kept as their samples ({@link SampleImage}, a
-     * quarter or half of the float bytes), converted to the same floats only as they are read.
-     * Other depths, and JPEGs whose EXIF orientation turns them, come back as a {@link FloatImage}.
+     * quarter or half of the float bytes), converted to the same floats only as they are read; a
+     * JPEG that its EXIF orientation turns is a view that turns them as they are read
+     * ({@link dev.headroom.core.image.OrientedImage}). Other depths come back as a {@link FloatImage}.
      */
     public static InputImage readSamples(Path file, long maxPixels, ReadOptions options) {
         return readImage(file, maxPixels, options, true);
@@ -195,9 +196,9 @@ public final class ImageFiles {
                 throw new BadImage(file, "damaged image: the decoder warns \"" + warnings.getFirst() + "\" (--lenient reads it anyway)");
             }
             int orientation = options.ignoreOrientation() || !(format.equals("jpeg") || format.equals("jpg")) ? 1 : Exif.orientation(file);
-            if (samples && orientation == 1) {
+            if (samples) {
                 InputImage kept = toSamples(decoded);
-                if (kept != null) return kept;
+                if (kept != null) return dev.headroom.core.image.OrientedImage.of(kept, orientation);   // turned as it is read, not copied
             }
             FloatImage img = toFloat(decoded);
             return orientation == 1 ? img : Orientation.apply(img, orientation);

@@ -36,8 +36,10 @@ import javax.imageio.stream.ImageInputStream;
  *
  * <p>{@link Header#whyWhole} says which files stay whole: progressive (libjpeg holds every
  * coefficient until the last scan, so rows would save nothing), lossless, arithmetic-coded, 12-bit,
- * CMYK/YCCK and files with an ICC profile (TwelveMonkeys converts their colours through it), Adobe
- * or component ids that make the colour space a guess, and EXIF orientations that turn the image.
+ * CMYK/YCCK, ICC profiles the whole path treats otherwise than the JDK's reader
+ * ({@link JpegProfile}; a display profile such as Display P3 streams, each row converted through
+ * it by the reader as TwelveMonkeys converts the whole image), Adobe or component ids that make
+ * the colour space a guess, and EXIF orientations that turn the image.
  * Reading is strict: a decoder warning (a truncated file decodes to a grey bottom with a warning)
  * fails the next row with the message the whole path gives.
  */
@@ -57,11 +59,11 @@ final class JpegRows implements RowDecoder {
         }
         JPEGSegment sof = null;
         int adobeTransform = -1;
-        boolean icc = false;
+        List<JPEGSegment> icc = new java.util.ArrayList<>();
         for (JPEGSegment s : segments) {
             int m = s.marker();
             if (m >= 0xffc0 && m <= 0xffcf && m != 0xffc4 && m != 0xffc8 && m != 0xffcc && sof == null) sof = s;
-            if (m == 0xffe2 && "ICC_PROFILE".equals(s.identifier())) icc = true;
+            if (m == 0xffe2 && "ICC_PROFILE".equals(s.identifier())) icc.add(s);
             if (m == 0xffee && "Adobe".equals(s.identifier())) adobeTransform = adobeTransform(s);
         }
         if (sof == null) return new Header(0, 0, 0, "JPEG without a frame header before its scan");
@@ -73,7 +75,7 @@ final class JpegRows implements RowDecoder {
         int precision = f[0] & 0xff, height = (f[1] & 0xff) << 8 | (f[2] & 0xff), width = (f[3] & 0xff) << 8 | (f[4] & 0xff), n = f[5] & 0xff;
         int[] ids = new int[Math.min(n, (f.length - 6) / 3)];
         for (int i = 0; i < ids.length; i++) ids[i] = f[6 + 3 * i] & 0xff;
-        String why = whyWhole(sof.marker(), precision, height, n, ids, adobeTransform, icc);
+        String why = whyWhole(sof.marker(), precision, height, n, ids, adobeTransform, icc.isEmpty() ? null : JpegProfile.whyWhole(icc, n));
         if (why == null && !ignoreOrientation) {
             int orientation = Exif.orientation(file);
             if (orientation != 1) why = "EXIF orientation " + orientation + " (the image is turned)";
@@ -81,7 +83,8 @@ final class JpegRows implements RowDecoder {
         return new Header(width, height, n, why);
     }
 
-    private static String whyWhole(int marker, int precision, int height, int n, int[] ids, int adobeTransform, boolean icc) {
+    /** {@code iccWhy}: why the file's ICC profile keeps it whole ({@link JpegProfile#whyWhole}), or null (none, or one the reader converts rows through). */
+    private static String whyWhole(int marker, int precision, int height, int n, int[] ids, int adobeTransform, String iccWhy) {
         switch (marker) {
             case 0xffc0, 0xffc1 -> { }
             case 0xffc2 -> { return "progressive JPEG (libjpeg holds every coefficient until the last scan)"; }
@@ -92,7 +95,7 @@ final class JpegRows implements RowDecoder {
         if (height == 0) return "JPEG whose height comes after its scan (DNL)";
         if (n == 4) return "CMYK/YCCK JPEG (converted to RGB through its profile)";
         if (n != 1 && n != 3 || ids.length != n) return n + "-component JPEG";
-        if (icc) return "JPEG with an ICC profile (its colours are converted through it)";
+        if (iccWhy != null) return iccWhy;
         if (adobeTransform >= 0 && adobeTransform != (n == 3 ? 1 : 0)) return "Adobe JPEG with colour transform " + adobeTransform;
         if (n == 3 && !(ids[0] == 1 && ids[1] == 2 && ids[2] == 3)) return "JPEG component ids " + ids[0] + "," + ids[1] + "," + ids[2] + " (the colour space is guessed)";
         return null;
@@ -113,10 +116,14 @@ final class JpegRows implements RowDecoder {
     /** Row arrays given back by {@link #next}, reused by the decoder. */
     private final ArrayBlockingQueue<byte[]> spare = new ArrayBlockingQueue<>(AHEAD + 2);
     private final Thread thread;
+    /** How long {@link #close} waits for the decoding thread to stop. */
+    private final long stopMillis;
     private volatile boolean closed;
     private volatile String warning;
-    /** Rows read by {@link #next}, and rows handed over by the decoding thread (written there only). */
-    private int next, decoded;
+    /** Rows read by {@link #next}. */
+    private int next;
+    /** Rows handed over by the decoding thread (written there only; read by {@link #close}'s message). */
+    private volatile int decoded;
     private static final Object END = new Object();
 
     /** Thrown inside the reader's callback to stop a decode nobody reads any more. */
@@ -126,16 +133,25 @@ final class JpegRows implements RowDecoder {
         }
     }
 
-    private JpegRows(Path file, Header header) {
+    private JpegRows(Path file, Header header, long stopMillis) {
         this.file = file;
         this.header = header;
+        this.stopMillis = stopMillis;
         this.thread = Thread.ofPlatform().daemon().name("jpeg-rows " + file.getFileName()).start(this::decode);
     }
 
     /** Starts decoding {@code file}, whose header allows rows ({@link Header#whyWhole} is null). */
     static JpegRows open(Path file, Header header) {
+        return open(file, header, STOP_MILLIS);
+    }
+
+    /** How long {@link #close} waits by default for a decoder to stop: far more than a scanline or an MCU row takes. */
+    static final long STOP_MILLIS = 10_000;
+
+    /** As {@link #open(Path, Header)}, {@link #close} waiting at most {@code stopMillis} for the decoder. */
+    static JpegRows open(Path file, Header header, long stopMillis) {
         if (header.whyWhole() != null) throw new IllegalArgumentException(file + ": " + header.whyWhole() + " is decoded whole");
-        return new JpegRows(file, header);
+        return new JpegRows(file, header, stopMillis);
     }
 
     /** The JDK's own JPEG reader (TwelveMonkeys' reader is registered ahead of it and delegates to it). */
@@ -225,17 +241,31 @@ final class JpegRows implements RowDecoder {
         throw new ImageFiles.BadImage(file, "damaged or unsupported image (" + m.lines().findFirst().orElse(m) + ") at row " + next);
     }
 
-    /** Stops the decoder (if rows are left) and waits for its thread, which gives the file back. */
+    /**
+     * Stops the decoder (if rows are left) and waits for its thread, which gives the file back. A
+     * decoder that does not stop in time (blocked reading a file that does not come, such as a pipe
+     * or a hung network mount) is interrupted and reported: its thread and file stay open until
+     * the read returns, and a caller must know that rather than believe them given back.
+     */
     @Override
     public void close() {
         closed = true;
         rows.clear();
+        boolean interrupted = false;
         try {
-            thread.join(TimeUnit.SECONDS.toMillis(10));
+            thread.join(stopMillis);
         } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            interrupted = true;
         }
+        if (thread.isAlive()) {
+            thread.interrupt();
+            if (interrupted) Thread.currentThread().interrupt();
+            throw new IllegalStateException(file + ": the JPEG decoder did not stop within " + stopMillis + " ms of close (it had handed over "
+                    + decoded + " of " + header.height() + " rows); its thread \"" + thread.getName() + "\" keeps the file open until its read returns");
+        }
+        if (interrupted) Thread.currentThread().interrupt();
     }
+
 
     /**
      * The raster of the destination image the JDK's reader decodes into: it has the JPEG's size but

@@ -99,17 +99,18 @@ final class CudaWindow implements OutputWindow {
     }
 
     @Override
-    public void emit(int from, int rows, SampleSink sink) {
+    public void emit(int from, int rows, boolean gray, SampleSink sink) {
         int bits = sink.sampleBits();
         if (bits != 8 && bits != 16) throw new IllegalArgumentException("a sink of " + bits + "-bit samples");
-        int bytes = bits / 8;
-        long rowBytes = (long) width * channels * bytes;
-        int per = (int) Math.max(1, BAND_BYTES / rowBytes);
+        if (gray && channels != 3) throw new IllegalArgumentException("gray samples from a window of " + channels + " channels (it takes 3)");
+        int bytes = bits / 8, out = gray ? 1 : channels;
+        long rowBytes = (long) width * out * bytes, fullRowBytes = (long) width * channels * bytes;
+        int per = (int) Math.max(1, BAND_BYTES / fullRowBytes);   // bands of as many rows gray or not: the buffers fit both
         if (samples == null) {
             try (var scope = alloc.tag("activations", "output samples")) {
-                samples = alloc.allocate(per * rowBytes, stream.address());
+                samples = alloc.allocate(per * fullRowBytes, stream.address());
             }
-            pinned = cu.memAllocHost(per * rowBytes);
+            pinned = cu.memAllocHost(per * fullRowBytes);
         }
         long t0 = System.nanoTime();
         cu.streamSynchronize(stream);   // the tiles still running: the device's time, not the writer's
@@ -117,7 +118,7 @@ final class CudaWindow implements OutputWindow {
         for (int done = 0; done < rows; ) {
             int n = Math.min(per, rows - done);
             int bandBytes = Math.toIntExact(n * rowBytes);
-            launch("to_samples", (long) n * width * channels, acc.address(), width, capacity, from + done, n, channels, bytes, samples.address());
+            launch("to_samples", (long) n * width * out, acc.address(), width, capacity, from + done, n, channels, bytes, gray ? 1 : 0, samples.address());
             cu.copyDtoHAsync(pinned, samples.address(), bandBytes, stream);
             cu.streamSynchronize(stream);
             if (band.length < bandBytes) band = new byte[bandBytes];

@@ -39,15 +39,23 @@ extern "C" __global__ void blend_bf16(const bf16_t* y, int ys, int yo, int image
         { blend(y, ys, yo, image, H, W, rows, cols, wy, wx, inv, acc, width, capacity, row, col, C); }
 
 // Output rows [from, from + rows) to samples in `out` (one byte each, or two big-endian when bytes
-// is 2), row after row, and their slots back to zero for the rows that come next.
-extern "C" __global__ void to_samples(float* acc, int width, int capacity, int from, int rows, int C, int bytes, unsigned char* out) {
-    unsigned perRow = (unsigned)width * C, total = (unsigned)rows * perRow;
+// is 2), row after row, and their slots back to zero for the rows that come next. With `gray` (C is
+// 3), one sample a pixel: the channels' mean ((c0 + c1) + c2) / 3, as ImageUpscaler's host path.
+extern "C" __global__ void to_samples(float* acc, int width, int capacity, int from, int rows, int C, int bytes, int gray, unsigned char* out) {
+    unsigned K = gray ? 1 : C;   // samples a pixel
+    unsigned perRow = (unsigned)width * K, total = (unsigned)rows * perRow;
     float max = bytes == 1 ? 255.f : 65535.f;
     for (unsigned e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += blockDim.x * gridDim.x) {
         unsigned r = e / perRow, i = e % perRow;
-        long long at = ((long long)(from + r) % capacity) * perRow + i;
-        float v = fminf(fmaxf(acc[at], 0.f), 1.f);   // NaN becomes 0, as Math.clamp's NaN rounds to 0
+        long long at = ((long long)(from + r) % capacity) * ((long long)width * C) + (long long)i * C / K;
+        float m = acc[at];
         acc[at] = 0.f;
+        if (gray) {
+            m = __fdiv_rn(__fadd_rn(__fadd_rn(m, acc[at + 1]), acc[at + 2]), 3.f);
+            acc[at + 1] = 0.f;
+            acc[at + 2] = 0.f;
+        }
+        float v = fminf(fmaxf(m, 0.f), 1.f);   // NaN becomes 0, as Math.clamp's NaN rounds to 0
         // Java's Math.round(float): floor(x + 1/2) taken exactly, in double
         unsigned q = (unsigned)floor((double)__fmul_rn(v, max) + 0.5);
         if (bytes == 1) {

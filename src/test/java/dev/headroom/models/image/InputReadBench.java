@@ -15,7 +15,8 @@ import java.util.Random;
  * reads it ({@link ImageFiles#readInput}, {@code rows}). One mode per JVM; prints one JSON line with the heap
  * the image retains (after full collections) and the process's peak RSS (VmHWM).
  *
- * <p>Usage: InputReadBench make SIZE out.png|out.jpg [photo] | InputReadBench floats|samples|rows in.png|in.jpg
+ * <p>Usage: InputReadBench make SIZE out.png|out.jpg|out-exifN.jpg [photo] | InputReadBench floats|samples|rows in.png|in.jpg
+ * (out-exifN.jpg: a baseline JPEG with EXIF orientation N, 2..8; out-icc.jpg: one with a display ICC profile)
  */
 public final class InputReadBench {
     public static void main(String[] args) throws Exception {
@@ -28,7 +29,18 @@ public final class InputReadBench {
             float[] d = img.data();
             for (int i = 0; i < d.length; i++) d[i] += (float) (r.nextGaussian() * 0.01);
             Path out = Path.of(args[2]);
-            if (out.toString().endsWith(".jpg")) {
+            var turned = java.util.regex.Pattern.compile(".*-exif([2-8])\\.jpg").matcher(out.getFileName().toString());
+            if (turned.matches()) {
+                // a baseline JPEG with an EXIF orientation that turns it (whole path: decoded as samples, turned as read)
+                Files.write(out, dev.headroom.testing.HostileFiles.jpegWithOrientation(ImageFiles.toBuffered(img), Integer.parseInt(turned.group(1))));
+            } else if (out.toString().endsWith("-icc.jpg")) {
+                // a baseline JPEG with an embedded display profile (TwelveMonkeys' Adobe RGB 1998 compatible one)
+                var jpg = new java.io.ByteArrayOutputStream();
+                if (!javax.imageio.ImageIO.write(ImageFiles.toBuffered(img), "jpeg", jpg)) throw new IllegalStateException("no JPEG writer");
+                try (var icc = com.twelvemonkeys.imageio.color.ColorProfiles.class.getResourceAsStream("/profiles/ClayRGB1998.icc")) {
+                    Files.write(out, dev.headroom.runtime.IccJpegInputTest.tagged(jpg.toByteArray(), icc.readAllBytes(), 65000));
+                }
+            } else if (out.toString().endsWith(".jpg")) {
                 if (!javax.imageio.ImageIO.write(ImageFiles.toBuffered(img), "jpeg", out.toFile())) throw new IllegalStateException("no JPEG writer");
             } else {
                 ImageFiles.writePng(img, out);

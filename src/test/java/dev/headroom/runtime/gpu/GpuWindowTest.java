@@ -57,4 +57,36 @@ class GpuWindowTest extends GpuTestBase {
         System.out.printf("GPU window %s %dx%d tile %d: %d of %d sample bytes differ from the host's blend%n", file, w, h, tile, differ, a.length);
         assertArrayEquals(a, b, file + ": the device's samples are the host's");
     }
+
+    /** Gray (made on the device from the model's RGB) and alpha (joined on the host) images: the host blend's samples too. */
+    @ParameterizedTest(name = "{0} channels {1}x{2} tile {3} {4}-bit")
+    @CsvSource({"1, 70, 53, 32, 8", "2, 61, 40, 24, 16", "4, 45, 67, 32, 8"})
+    void grayAndAlphaImagesBlendOnTheDeviceToTheHostsSamples(int c, int w, int h, int tile, int bits) {
+        Model m = ModelLoader.load(Golden.dir().resolve("rrdbnet-x4.pth"));
+        Random r = new Random(12);
+        float[] px = new float[w * h * c];
+        for (int i = 0; i < px.length; i++) px[i] = r.nextFloat();
+        FloatImage img = new FloatImage(w, h, c, px, bits);
+        int rowValues = w * m.scale() * c;
+        SampleCollector host = new SampleCollector(bits, rowValues), device = new SampleCollector(bits, rowValues);
+        long before = gpu.memory().allocatedBytes() - gpu.heldBytes();
+        try (GraphRunner runner = new GraphRunner(m.graph(), m.weights(), gpu)) {
+            dev.headroom.runtime.ImageUpscaler up = new dev.headroom.runtime.ImageUpscaler(new TiledUpscaler(runner, m.valueRange()), 3);
+            System.setProperty("headroom.device-blend", "false");
+            try {
+                up.upscale(img, tile, 8, null, host);
+            } finally {
+                System.clearProperty("headroom.device-blend");
+            }
+            up.upscale(img, tile, 8, null, device);
+        }
+        assertEquals(before, gpu.memory().allocatedBytes() - gpu.heldBytes(), "the window, its samples and the weights given back");
+        assertEquals(0, host.sampleBands, "the switch kept the host's blend");
+        assertEquals(0, device.floatBands, "no float rows came home");
+        byte[] a = host.bytes(), b = device.bytes();
+        int differ = 0;
+        for (int i = 0; i < Math.min(a.length, b.length); i++) if (a[i] != b[i]) differ++;
+        System.out.printf("GPU window %d channels %dx%d: %d of %d sample bytes differ from the host's blend%n", c, w, h, differ, a.length);
+        assertArrayEquals(a, b, c + " channels: the device's samples are the host's");
+    }
 }

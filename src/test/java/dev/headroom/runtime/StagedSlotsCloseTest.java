@@ -1,0 +1,93 @@
+package dev.headroom.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.headroom.core.TensorData;
+import dev.headroom.core.graph.Op;
+import org.junit.jupiter.api.Test;
+
+/** A slot set whose backend fails to free its slots still gives back its staged layers (pinned host memory on a GPU), once. */
+class StagedSlotsCloseTest {
+
+    /** Staged layers that count how often they are freed. */
+    private static final class CountedLayers extends StagedLayers {
+        int frees;
+
+        @Override
+        public long bytes() {
+            return 1;
+        }
+
+        @Override
+        public WeightSlots slots(int count, long slotBytes) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        protected void free() {
+            frees++;
+        }
+    }
+
+    /** Slots whose backend free throws, as a CUDA wait does on a context with a sticky error. */
+    private static final class FailingSlots extends StagedSlots<CountedLayers> {
+        int tries;
+
+        FailingSlots(CountedLayers staging) {
+            super(staging, 64);
+        }
+
+        @Override
+        protected void freeSlots() {
+            tries++;
+            throw new IllegalStateException("CUDA_ERROR_ILLEGAL_ADDRESS in cuStreamSynchronize (injected)");
+        }
+
+        void failWhileMaking() {
+            closeKeepingStaging();
+        }
+
+        @Override
+        public void stage(int layer, Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {}
+
+        @Override
+        public void load(int layer, int slot) {}
+
+        @Override
+        public Ops.ConvWeights use(int layer, int slot) {
+            return null;
+        }
+
+        @Override
+        public void used(int slot) {}
+    }
+
+    @Test
+    void aFailedFreeOfTheSlotsStillReleasesTheStagedLayersOnceAndIsThrown() {
+        CountedLayers staging = new CountedLayers();
+        FailingSlots slots = new FailingSlots(staging);
+        var e = assertThrows(IllegalStateException.class, slots::close);
+        assertEquals("CUDA_ERROR_ILLEGAL_ADDRESS in cuStreamSynchronize (injected)", e.getMessage());
+        assertEquals(1, staging.frees, "the staged layers are freed although the slots' free failed");
+        slots.close();
+        assertEquals(1, slots.tries, "a second close does nothing");
+        assertEquals(1, staging.frees);
+        assertThrows(IllegalStateException.class, staging::retain, "the layers are gone");
+    }
+
+    @Test
+    void aConstructorThatFailsLeavesTheStagedLayersToItsCaller() {
+        CountedLayers staging = new CountedLayers();
+        FailingSlots slots = new FailingSlots(staging);
+        assertThrows(IllegalStateException.class, slots::failWhileMaking);
+        assertEquals(0, staging.frees, "the caller still holds its reference");
+        slots.close();
+        assertEquals(1, slots.tries, "closed once");
+        assertSame(staging, staging.retain());
+        staging.release();
+        staging.release();
+        assertEquals(1, staging.frees);
+    }
+}
