@@ -69,7 +69,7 @@ final class PlanService<G> implements AutoCloseable {
     /** Handles not in use now, and all handles made. */
     private final ArrayDeque<Object> freeHandles = new ArrayDeque<>();
     private final List<Object> handles = new ArrayList<>();
-    private int handlesMaking;
+    private int handlesMaking, sessionBuilds;
     private long handleBytes, handleNanos;
     /** Idle graphs by pool key, and the order they were given back in (oldest first) for eviction. */
     private final Map<Object, ArrayDeque<G>> idle = new HashMap<>();
@@ -167,7 +167,17 @@ final class PlanService<G> implements AutoCloseable {
     /** A graph for {@code key} built now on the calling thread with a service handle, lent to the caller; null when {@code build} finds none. */
     G build(Object key, Function<Object, G> build) {
         long t0 = System.nanoTime();
-        G g = withHandle(build);
+        synchronized (this) {
+            sessionBuilds++;
+        }
+        G g;
+        try {
+            g = withHandle(build);
+        } finally {
+            synchronized (this) {
+                sessionBuilds--;
+            }
+        }
         synchronized (this) {
             builds++;
             buildNanos += System.nanoTime() - t0;
@@ -271,9 +281,10 @@ final class PlanService<G> implements AutoCloseable {
 
     /**
      * Stops the workers (a build inside cuDNN cannot be interrupted: waits for it up to the close
-     * wait), destroys the idle graphs and then the handles, and throws an {@link IllegalStateException}
-     * naming what it could not free: graphs still lent (a session not closed first), builds still
-     * running, and the handles kept for them.
+     * wait), fails the builds it never started, destroys the idle graphs and then the handles, and
+     * throws an {@link IllegalStateException} naming what it could not free: graphs still lent (a
+     * session not closed first), builds still running on workers or sessions' threads, and the
+     * handles kept for them.
      */
     @Override
     public void close() {
@@ -295,6 +306,14 @@ final class PlanService<G> implements AutoCloseable {
             stopped = false;
         }
         List<String> problems = new ArrayList<>();
+        synchronized (this) {
+            // builds the workers never started (shutdownNow dropped them): their askers would wait forever
+            for (var e : known.entrySet()) {
+                if (!e.getValue().isDone() && !running.containsKey(e.getKey())) {
+                    e.getValue().completeExceptionally(new IllegalStateException("plan service " + name + " closed before the build of " + e.getKey() + " started"));
+                }
+            }
+        }
         for (G g : drop) {
             try {
                 nat.destroy(g);
@@ -311,7 +330,10 @@ final class PlanService<G> implements AutoCloseable {
                         + closeWaitNanos / 1_000_000 + " ms: " + keys);
             }
             if (!lent.isEmpty()) problems.add(lent.size() + " graph(s) still lent to sessions (close every session before the device): " + lent.values());
-            if (stopped && running.isEmpty() && lent.isEmpty()) {
+            // a build on a session's thread (build) is no worker's: the wait did not see the handle it holds or is making
+            if (sessionBuilds > 0) problems.add(sessionBuilds + " build(s) on sessions' threads still running (close every session before the device)");
+            int busy = handles.size() - freeHandles.size() + handlesMaking;
+            if (stopped && running.isEmpty() && lent.isEmpty() && busy == 0) {
                 for (Object h : handles) {
                     try {
                         nat.destroyHandle(h);

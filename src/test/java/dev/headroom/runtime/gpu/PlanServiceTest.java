@@ -1,7 +1,6 @@
 package dev.headroom.runtime.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -207,6 +206,55 @@ class PlanServiceTest {
     }
 
     @Test
+    void closeKeepsTheHandleABuildOnASessionsThreadIsUsingAndSaysSo() throws Exception {
+        Fake f = new Fake();
+        PlanService<String> s = service(f, 1, 2, 8, 100);
+        CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
+        ExecutorService session = Executors.newSingleThreadExecutor();
+        Future<String> built = session.submit(() -> s.build("conv at 512", h -> {
+            inside.countDown();
+            try {
+                release.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return "graph";
+        }));
+        assertTrue(inside.await(5, TimeUnit.SECONDS));
+        IllegalStateException e = assertThrows(IllegalStateException.class, s::close, "a session still building: close is no clean close");
+        assertTrue(e.getMessage().contains("1 build(s) on sessions' threads still running") && e.getMessage().contains("were kept"), e.getMessage());
+        assertEquals(List.of(), f.destroyedHandles, "the handle the session's build is finalising on is not destroyed under it");
+        release.countDown();
+        s.giveBack("conv at 512", built.get(5, TimeUnit.SECONDS));
+        assertEquals(List.of("graph"), f.destroyedGraphs, "given back after close, it is destroyed at once");
+        session.shutdown();
+    }
+
+    @Test
+    void closeFailsTheBuildsItNeverStartedSoTheirAskersDoNotWaitForever() throws Exception {
+        Fake f = new Fake();
+        PlanService<String> s = service(f, 1, 1, 8, 100);
+        CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
+        s.background("slow shape", h -> {
+            inside.countDown();
+            while (true) {
+                try {
+                    if (release.await(10, TimeUnit.SECONDS)) return "done";
+                } catch (InterruptedException ignored) {
+                    // a native finalisation does not see interrupts
+                }
+            }
+        });
+        CompletableFuture<Object> queued = s.background("queued shape", h -> "never");
+        assertTrue(inside.await(5, TimeUnit.SECONDS));
+        assertThrows(IllegalStateException.class, s::close);
+        assertTrue(queued.isDone(), "a build dropped from the queue at close completes");
+        java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class, () -> queued.get(1, TimeUnit.SECONDS));
+        assertTrue(e.getCause().getMessage().contains("closed before the build of queued shape started"), e.getCause().getMessage());
+        release.countDown();
+    }
+
+    @Test
     void aBuildThatCouldNotRunIsForgottenSoALaterAskTriesAgain() throws Exception {
         Fake f = new Fake();
         PlanService<String> s = service(f, 1, 1, 8, 1000);
@@ -225,6 +273,7 @@ class PlanServiceTest {
     void boundsBelowOneAreRefusedInOneLine() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> service(new Fake(), 0, 1, 1, 10));
         assertTrue(e.getMessage().contains("threads 0") && e.getMessage().lines().count() == 1, e.getMessage());
-        assertNotNull(PlanService.defaultThreads() >= 1 && PlanService.defaultThreads() <= 8 ? "ok" : null);
+        int threads = PlanService.defaultThreads();
+        assertTrue(threads >= 1 && threads <= 8, "default worker threads " + threads + ", want 1 to 8");
     }
 }
