@@ -20,10 +20,11 @@ import java.util.Map;
  * fp16 or bf16 (arithmetic and accumulation in fp32): convolutions through cuDNN in NHWC
  * ({@link Convolutions}: each shape times the ways it can run, fused cuDNN graphs, cuBLAS for 1x1,
  * the legacy API, and keeps and remembers the fastest), everything else through headroom's NVRTC
- * kernels (kernels.cu). Work, copies included, is queued on this session's own stream, so it runs
- * in issue order without events, and waits are for that stream alone; copies go through pinned
- * slots ({@link CudaCopies}), and a download can be waited for later ({@link #downloadLater}), so
- * the host can cut the next tile and blend the last while the device works. A forward pass can be
+ * kernels (kernels.cu's per-pixel ops in {@link CudaPixelOps}, the VAE's in {@link VaeKernels}).
+ * Work, copies included, is queued on this session's own stream, so it runs in issue order
+ * without events, and waits are for that stream alone; copies go through pinned slots
+ * ({@link CudaCopies}), and a download can be waited for later ({@link #downloadLater}), so the
+ * host can cut the next tile and blend the last while the device works. A forward pass can be
  * recorded as a CUDA graph and replayed ({@link CudaRecorder}). All device memory, including
  * cuDNN's and cuBLAS's workspace and cuDNN's algorithm search, comes from the device's one
  * {@link DeviceMemory}, in this stream's pools.
@@ -41,8 +42,8 @@ public final class CudaOps implements Session {
     private final Precision precision;
     private final MemorySegment stream;
     private final long streamId;
-    /** kernels.cu in this precision, from the device on first launch (compiling meanwhile; see {@link CudaDevice#prefetch}). */
-    private Map<String, MemorySegment> fns;
+    /** kernels.cu's per-pixel ops on this stream. */
+    private final CudaPixelOps pixels;
     private final DeviceMemory alloc;
     private final CudaCopies copies;
     private final CudaRecorder recorder;
@@ -66,6 +67,7 @@ public final class CudaOps implements Session {
         streamId = stream.address();
         copies = new CudaCopies(cu, stream);
         recorder = new CudaRecorder(stream);
+        pixels = new CudaPixelOps(cu, dev, precision, stream);
         convolutions = new Convolutions(this, cu, stream, alloc, precision, dev);
     }
 
@@ -280,19 +282,9 @@ public final class CudaOps implements Session {
         recorder.invalidate(what);
     }
 
-    /** y = act(x + bias) with residuals: headroom's epilogue kernel, which also runs in place (x == y). */
+    /** y = act(x + bias) with residuals ({@link CudaPixelOps#epilogue}): the pass {@link Convolutions} runs after an unfused convolution. */
     void epilogue(Tensor x, long bias, Act act, long slope, Tensor residual, float residualScale, Tensor y) {
-        int a = switch (act.kind()) {
-            case NONE -> 0;
-            case RELU -> 1;
-            case LEAKY_RELU -> 2;
-            case PRELU -> 3;
-            case SILU -> 4;
-        };
-        long pixels = (long) y.n * y.h * y.w;
-        launchPixels("epilogue", pixels, y.c, ptr(x), x.stride, x.offset, bias, slope, a, act.slope(),
-                residual == null ? 0L : ptr(residual), residual == null ? 0 : residual.stride, residual == null ? 0 : residual.offset, residualScale,
-                ptr(y), y.stride, y.offset, pixels, y.c);
+        pixels.epilogue(x, bias, act, slope, residual, residualScale, y);
     }
 
     @Override
@@ -303,64 +295,32 @@ public final class CudaOps implements Session {
 
     @Override
     public void add(Tensor[] ins, Tensor out) {
-        long pixels = (long) out.n * out.h * out.w;
-        Tensor acc = ins[0];
-        for (int k = 1; k < ins.length; k++) {
-            Tensor b = ins[k];
-            launchPixels("add2", pixels, out.c, ptr(acc), acc.stride, acc.offset, ptr(b), b.stride, b.offset, ptr(out), out.stride, out.offset, pixels, out.c);
-            acc = out;
-        }
-        if (ins.length == 1) copy(ins[0], out);
+        pixels.add(ins, out);
     }
 
     @Override
     public void scale(Tensor in, float factor, Tensor out) {
-        long pixels = (long) out.n * out.h * out.w;
-        launchPixels("scale", pixels, out.c, ptr(in), in.stride, in.offset, factor, ptr(out), out.stride, out.offset, pixels, out.c);
+        pixels.scale(in, factor, out);
     }
 
     @Override
     public void upsampleNearest(Tensor in, int r, Tensor out) {
-        long pixels = (long) out.n * out.h * out.w;
-        if (pixels >= 1L << 31) throw new IllegalArgumentException("upsample to " + out + ": more than 2^31 pixels in one tile");
-        long lanes = (long) in.n * in.h * in.w * (in.c / 8);
-        if (UPSAMPLE8 && in.c % 8 == 0 && lanes < 1L << 31 && aligned16(in) && aligned16(out)) {
-            dev.bind();
-            launchGrid("upsample8", (int) Math.min((lanes + 255) / 256, 1 << 20), 1, 256, 1, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
-                    in.n, in.h, in.w, in.c, r);
-            return;
-        }
-        launchPixels("upsample", pixels, out.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
-                in.n, in.h, in.w, in.c, r);
-    }
-
-    /** Whether upsampling moves 8 channels a thread in 16-byte accesses where it can (upsample8); HEADROOM_UPSAMPLE=scalar keeps one value a thread, for comparison. */
-    private static final boolean UPSAMPLE8 = !"scalar".equals(System.getProperty("headroom.upsample", System.getenv("HEADROOM_UPSAMPLE")));
-
-    /** Whether every pixel's channel 0 of a view lies on a 16-byte boundary. */
-    private static boolean aligned16(Tensor t) {
-        return ((ptr(t) + (long) t.offset * t.precision.bytes) & 15) == 0 && ((long) t.stride * t.precision.bytes) % 16 == 0;
+        pixels.upsampleNearest(in, r, out);
     }
 
     @Override
     public void pixelShuffle(Tensor in, int r, ChannelOrder order, Tensor out) {
-        long pixels = (long) out.n * out.h * out.w;
-        if (pixels >= 1L << 31) throw new IllegalArgumentException("pixel shuffle to " + out + ": more than 2^31 pixels in one tile");
-        launchPixels("pixel_shuffle", pixels, out.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
-                in.n, in.h, in.w, out.c, r, order == ChannelOrder.TORCH ? 0 : 1);
+        pixels.pixelShuffle(in, r, order, out);
     }
 
     @Override
     public void pixelUnshuffle(Tensor in, int r, ChannelOrder order, Tensor out) {
-        long pixels = (long) in.n * in.h * in.w;
-        if (pixels >= 1L << 31) throw new IllegalArgumentException("pixel unshuffle of " + in + ": more than 2^31 pixels in one tile");
-        launchPixels("pixel_unshuffle", pixels, in.c, ptr(in), in.stride, in.offset, ptr(out), out.stride, out.offset,
-                in.n, in.h, in.w, in.c, r, order == ChannelOrder.TORCH ? 0 : 1);
+        pixels.pixelUnshuffle(in, r, order, out);
     }
 
     @Override
     public void copy(Tensor in, Tensor out) {
-        epilogue(in, 0L, Act.NONE, 0L, null, 0f, out);
+        pixels.copy(in, out);
     }
 
     /** Pinned buffers of exact tiled runs, kept for reuse (up to 16 GiB idle); made on first use. */
@@ -487,26 +447,6 @@ public final class CudaOps implements Session {
     /** Why forward passes could not be recorded as CUDA graphs (empty when every one was). */
     public java.util.List<String> captureFailures() {
         return recorder.failures();
-    }
-
-    /** Base address of a view (channel offsets are passed separately). */
-    private static long ptr(Tensor t) {
-        return t.device.address();
-    }
-
-    /**
-     * Launches a (channels, pixels) grid of 32 x 8 blocks (see PIXEL_LOOP in kernels.cu); arguments
-     * are Long (pointers and 64-bit), Integer or Float.
-     */
-    private void launchPixels(String fn, long pixels, int channels, Object... args) {
-        if (pixels == 0 || channels == 0) return;
-        dev.bind();
-        launchGrid(fn, (channels + 31) / 32, (int) Math.min((pixels + 7) / 8, 65535), 32, 8, args);
-    }
-
-    private void launchGrid(String fn, int gx, int gy, int bx, int by, Object... args) {
-        if (fns == null) fns = dev.functions(precision);
-        KernelLaunch.launch(cu, fns.get(fn), gx, gy, bx, by, stream, args);
     }
 
     /**
