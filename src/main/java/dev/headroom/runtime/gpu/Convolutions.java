@@ -800,11 +800,13 @@ final class Convolutions implements AutoCloseable {
 
     /** Destroys every shape's descriptors and graphs (the remembered choices stay, so they are rebuilt without timing). */
     private void dropPlans() {
-        plans.close();
-        for (Choice c : choices.values()) discard(c);
+        List<Runnable> steps = new ArrayList<>();
+        steps.add(plans::close);
+        for (Choice c : choices.values()) steps.add(() -> discard(c));   // one graph that fails to go leaks none of the others
         choices.clear();
         backgroundSpecs.clear();   // builds still running finish on the device's workers and wait in its pool
         backgroundBuilds.clear();
+        dev.headroom.runtime.CloseSteps.run(steps.toArray(Runnable[]::new));
     }
 
     /**
@@ -824,20 +826,24 @@ final class Convolutions implements AutoCloseable {
         }
     }
 
-    /** Frees descriptors, graphs, handles and the workspace; call when the device is idle. */
+    /** Frees descriptors, graphs, handles and the workspace, each even when one before it fails ({@link dev.headroom.runtime.CloseSteps}); call when the device is idle. */
     @Override
     public void close() {
-        try {
-            dropPlans();
-            for (DeviceBuffer b : scalars.values()) alloc.free(b);
-            scalars.clear();
-            if (blas != null) Cublas.get().destroyHandle(blas);
-            blas = null;
-            if (workspace != null) alloc.free(workspace);
-            workspace = null;
-            dnn.destroyHandle(handle);
-        } finally {
-            arena.close();
-        }
+        dev.headroom.runtime.CloseSteps.run(
+                this::dropPlans,
+                () -> {
+                    for (DeviceBuffer b : List.copyOf(scalars.values())) alloc.free(b);
+                    scalars.clear();
+                },
+                () -> {
+                    if (blas != null) Cublas.get().destroyHandle(blas);
+                    blas = null;
+                },
+                () -> {
+                    if (workspace != null) alloc.free(workspace);
+                    workspace = null;
+                },
+                () -> dnn.destroyHandle(handle),
+                arena::close);
     }
 }

@@ -5,6 +5,7 @@ import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.plan.DeviceModel;
 import dev.headroom.cuda.Driver;
+import dev.headroom.runtime.CloseSteps;
 import dev.headroom.runtime.Device;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.Ops;
@@ -13,8 +14,10 @@ import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -391,28 +394,25 @@ public final class CudaDevice implements Device {
     /** Frees the loader, the kernels and the memory (auditing it for leaks), and lets go of the context. Close every session first. */
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
+        PlanService<ConvGraph> service;
+        synchronized (this) {
+            if (closed) return;
+            closed = true;   // plans() makes no service after this
+            service = plans;
+        }
         bind();
-        IllegalStateException planAudit = null;
-        try {
-            if (plans != null) {
-                try {
-                    plans.close();   // its graphs and handles before the context goes
-                } catch (IllegalStateException e) {
-                    planAudit = e;
-                }
-            }
-            cu.streamSynchronize(loadStream);
-            loads.close();
+        List<Runnable> steps = new ArrayList<>();
+        if (service != null) steps.add(service::close);   // its graphs and handles before the context goes
+        steps.add(() -> cu.streamSynchronize(loadStream));
+        steps.add(loads::close);
+        steps.add(() -> {
             memory.retireStream(loadStream.address());
             cu.streamDestroy(loadStream);
-            for (MemorySegment m : modules.values()) cu.moduleUnload(m);
-            if (expandModule != null) cu.moduleUnload(expandModule);
-            memory.close();
-        } finally {
-            cu.releasePrimaryContext(device);
-        }
-        if (planAudit != null) throw planAudit;
+        });
+        for (MemorySegment m : modules.values()) steps.add(() -> cu.moduleUnload(m));
+        if (expandModule != null) steps.add(() -> cu.moduleUnload(expandModule));
+        steps.add(memory::close);   // the allocator's audit runs whatever failed before it
+        steps.add(() -> cu.releasePrimaryContext(device));
+        CloseSteps.run(steps.toArray(Runnable[]::new));
     }
 }

@@ -6,6 +6,7 @@ import dev.headroom.core.graph.ChannelOrder;
 import dev.headroom.core.graph.Op;
 import dev.headroom.cuda.Driver;
 import dev.headroom.runtime.Device;
+import dev.headroom.runtime.CloseSteps;
 import dev.headroom.runtime.DeviceBuffer;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.MemoryOptions;
@@ -13,6 +14,7 @@ import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -453,28 +455,43 @@ public final class CudaOps implements Session {
      * Waits for this session's stream, frees what it holds (recordings, convolution plans and
      * workspace, constants, pinned slots), gives its stream's cached memory back to the device and
      * destroys the stream. A session on a device of its own closes the device too, which audits
-     * the allocator: live buffers at that point are leaks.
+     * the allocator: live buffers at that point are leaks. Every step runs even when one before it
+     * fails ({@link CloseSteps}); the first failure is thrown.
      */
     @Override
     public void close() {
         if (closed) return;
         closed = true;
-        try {
-            dev.bind();
-            cu.streamSynchronize(stream);
-            recorder.close();
-            convolutions.close();
-            if (expander != null) expander.close();
-            if (vae != null) vae.close();
-            if (windowKernels != null) windowKernels.close();
-            if (pinned != null) pinned.close();
-            for (DeviceBuffer b : constants.values()) alloc.free(b);
-            constants.clear();
-            copies.close();
-            alloc.retireStream(streamId);
-            cu.streamDestroy(stream);
-        } finally {
-            if (ownsDevice) dev.close();
-        }
+        CloseSteps.run(
+                () -> {
+                    dev.bind();
+                    cu.streamSynchronize(stream);
+                },
+                recorder::close,
+                convolutions::close,
+                () -> {
+                    if (expander != null) expander.close();
+                },
+                () -> {
+                    if (vae != null) vae.close();
+                },
+                () -> {
+                    if (windowKernels != null) windowKernels.close();
+                },
+                () -> {
+                    if (pinned != null) pinned.close();
+                },
+                () -> {
+                    for (DeviceBuffer b : List.copyOf(constants.values())) alloc.free(b);
+                    constants.clear();
+                },
+                copies::close,
+                () -> {
+                    alloc.retireStream(streamId);
+                    cu.streamDestroy(stream);
+                },
+                () -> {
+                    if (ownsDevice) dev.close();
+                });
     }
 }

@@ -1,0 +1,26 @@
+package dev.headroom.runtime;
+
+/**
+ * A close of several native parts as an audit: every step runs, also after an earlier one threw,
+ * and the first failure is thrown at the end with the later ones suppressed on it. A stream wait
+ * that fails (a CUDA context's sticky error) then no longer leaks the workspace, the pinned
+ * buffers and the stream behind it, and the allocator's own audit still runs and names what
+ * really leaked.
+ */
+public final class CloseSteps {
+    private CloseSteps() {}
+
+    /** Runs {@code steps} in order, each one whatever the others did; throws the first failure, the later ones suppressed on it. */
+    public static void run(Runnable... steps) {
+        RuntimeException first = null;
+        for (Runnable s : steps) {
+            try {
+                s.run();
+            } catch (RuntimeException e) {
+                if (first == null) first = e;
+                else if (e != first) first.addSuppressed(e);
+            }
+        }
+        if (first != null) throw first;
+    }
+}
