@@ -327,16 +327,21 @@ final class Convolutions implements AutoCloseable {
         ConvGraph.Spec spec = b.strategy() == Strategy.FUSED ? k.fused() : k.unfused();
         ConvGraph cg = CudnnPlans.lendOrBuild(device, shared, spec, b.origin(), workspace.bytes());
         if (cg == null) return null;
+        try {
+            if (spec.fused() && !ops.capturing()) {
+                // a precompiled start that ran unfused uploaded no residual scale; a recorded pass could not upload it
+                // (H200: "cannot upload 1 values while recording a CUDA graph", and the pass ran eager)
+                if (spec.residual() && spec.rscale() != 1f) scalar(spec.rscale());
+                if (spec.outer() && spec.oscale() != 1f) scalar(spec.oscale());
+            }
+            if (rememberFirst && forced == null && remembered.get(key.toString()) == null) {
+                remembered.put(key.toString(), new ConvChoiceStore.Entry(b.strategy().name(), b.origin().mode(), b.origin().position(), Double.NaN));
+            }
+        } catch (RuntimeException | Error e) {
+            shared.giveBack(new CudnnPlans.PoolKey(spec, b.origin()), cg);   // not lent to a choice that will never hold it
+            throw e;
+        }
         lentGraphs++;
-        if (spec.fused() && !ops.capturing()) {
-            // a precompiled start that ran unfused uploaded no residual scale; a recorded pass could not upload it
-            // (H200: "cannot upload 1 values while recording a CUDA graph", and the pass ran eager)
-            if (spec.residual() && spec.rscale() != 1f) scalar(spec.rscale());
-            if (spec.outer() && spec.oscale() != 1f) scalar(spec.oscale());
-        }
-        if (rememberFirst && forced == null && remembered.get(key.toString()) == null) {
-            remembered.put(key.toString(), new ConvChoiceStore.Entry(b.strategy().name(), b.origin().mode(), b.origin().position(), Double.NaN));
-        }
         return new Choice(b.strategy(), cg, Double.NaN, true, true, false);
     }
 
