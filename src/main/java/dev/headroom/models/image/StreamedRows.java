@@ -17,8 +17,9 @@ import java.util.List;
  * bit for bit.
  *
  * <p>{@link #channels} and {@link #repeatChannel} are views with a decoder of their own, opened at
- * their first read (the colour rows of an RGBA input stream while its alpha is read whole for its
- * resample); closing the image closes them all. Not for concurrent use.
+ * their first read (an RGBA input's colour rows stream to the tiler while its alpha view streams
+ * to its resample a few rows at a time, {@code Resample.Rows}); closing the image closes them all.
+ * Not for concurrent use.
  */
 public final class StreamedRows implements InputImage {
     /** Opens a decoder at the file's first row. */
