@@ -36,15 +36,11 @@ public abstract class StagedSlots<S extends StagedLayers> implements WeightSlots
         freeSlots();
     }
 
-    /** Frees the slots and then releases the staging even if freeing them throws (whose failure is then thrown). */
+    /** Frees the slots and then releases the staging even if freeing them throws (whose failure is then thrown, a failed release suppressed on it). */
     @Override
     public final void close() {
         if (!markClosed()) return;
-        try {
-            freeSlots();
-        } finally {
-            staging.release();
-        }
+        CloseSteps.run(this::freeSlots, staging::release);
     }
 
     /** True for the one caller that closes (two threads closing at once free nothing twice). */

@@ -14,6 +14,7 @@ class StagedSlotsCloseTest {
     /** Staged layers that count how often they are freed. */
     private static final class CountedLayers extends StagedLayers {
         int frees;
+        boolean failFree;
 
         @Override
         public long bytes() {
@@ -28,6 +29,7 @@ class StagedSlotsCloseTest {
         @Override
         protected void free() {
             frees++;
+            if (failFree) throw new IllegalStateException("cuMemFreeHost failed (injected)");
         }
     }
 
@@ -75,6 +77,18 @@ class StagedSlotsCloseTest {
         assertEquals(1, slots.tries, "a second close does nothing");
         assertEquals(1, staging.frees);
         assertThrows(IllegalStateException.class, staging::retain, "the layers are gone");
+    }
+
+    @Test
+    void whenReleasingTheStagedLayersFailsTooTheSlotsFailureIsThrownCarryingIt() {
+        CountedLayers staging = new CountedLayers();
+        staging.failFree = true;
+        FailingSlots slots = new FailingSlots(staging);
+        var e = assertThrows(IllegalStateException.class, slots::close);
+        assertEquals("CUDA_ERROR_ILLEGAL_ADDRESS in cuStreamSynchronize (injected)", e.getMessage(), "the first failure, not the release's");
+        assertEquals(1, e.getSuppressed().length, "the release's failure rides on it");
+        assertEquals("cuMemFreeHost failed (injected)", e.getSuppressed()[0].getMessage());
+        assertEquals(1, staging.frees);
     }
 
     @Test
