@@ -178,14 +178,10 @@ class PlanServiceTest {
         assertThrows(IllegalStateException.class, () -> s.build("later", h -> "x"), "closed: no more builds");
     }
 
-    @Test
-    void closeWaitsForABuildInsideCuDnnAndSaysSoWhenItDoesNotEnd() throws Exception {
-        Fake f = new Fake();
-        PlanService<String> s = service(f, 2, 2, 8, 200);
-        CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
-        s.background("slow shape", h -> {
+    /** A build that says it is inside, then runs until {@code release}, deaf to interrupts as a native finalisation is. */
+    private static java.util.function.Function<Object, Object> stuckUntil(CountDownLatch inside, CountDownLatch release) {
+        return h -> {
             inside.countDown();
-            // a native finalisation does not see interrupts
             while (true) {
                 try {
                     if (release.await(10, TimeUnit.SECONDS)) return "done";
@@ -193,7 +189,15 @@ class PlanServiceTest {
                     // keeps going, as cuDNN would
                 }
             }
-        });
+        };
+    }
+
+    @Test
+    void closeWaitsForABuildInsideCuDnnAndSaysSoWhenItDoesNotEnd() throws Exception {
+        Fake f = new Fake();
+        PlanService<String> s = service(f, 2, 2, 8, 200);
+        CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
+        s.background("slow shape", stuckUntil(inside, release));
         assertTrue(inside.await(5, TimeUnit.SECONDS));
         long t0 = System.nanoTime();
         IllegalStateException e = assertThrows(IllegalStateException.class, s::close);
@@ -235,16 +239,7 @@ class PlanServiceTest {
         Fake f = new Fake();
         PlanService<String> s = service(f, 1, 1, 8, 100);
         CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
-        s.background("slow shape", h -> {
-            inside.countDown();
-            while (true) {
-                try {
-                    if (release.await(10, TimeUnit.SECONDS)) return "done";
-                } catch (InterruptedException ignored) {
-                    // a native finalisation does not see interrupts
-                }
-            }
-        });
+        s.background("slow shape", stuckUntil(inside, release));
         CompletableFuture<Object> queued = s.background("queued shape", h -> "never");
         assertTrue(inside.await(5, TimeUnit.SECONDS));
         assertThrows(IllegalStateException.class, s::close);
