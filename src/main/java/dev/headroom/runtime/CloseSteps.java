@@ -10,17 +10,25 @@ package dev.headroom.runtime;
 public final class CloseSteps {
     private CloseSteps() {}
 
-    /** Runs {@code steps} in order, each one whatever the others did; throws the first failure, the later ones suppressed on it. */
+    /**
+     * Runs {@code steps} in order, each one whatever the others did (an {@link Error} too, as a
+     * {@code finally} would); throws the first failure, the later ones suppressed on it.
+     */
     public static void run(Runnable... steps) {
-        RuntimeException first = null;
+        Throwable first = null;
         for (Runnable s : steps) {
             try {
                 s.run();
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | Error e) {
                 if (first == null) first = e;
                 else if (e != first) first.addSuppressed(e);
             }
         }
-        if (first != null) throw first;
+        switch (first) {
+            case null -> { }
+            case RuntimeException e -> throw e;
+            case Error e -> throw e;
+            default -> throw new IllegalStateException(first);
+        }
     }
 }

@@ -31,6 +31,19 @@ class CloseStepsTest {
     }
 
     @Test
+    void anErrorInAStepStillLetsTheLaterStepsRunAndIsThrown() {
+        List<String> ran = new ArrayList<>();
+        OutOfMemoryError oom = new OutOfMemoryError("Java heap space");
+        OutOfMemoryError thrown = assertThrows(OutOfMemoryError.class, () -> CloseSteps.run(
+                () -> {
+                    throw oom;
+                },
+                () -> ran.add("release the context")));
+        assertEquals(List.of("release the context"), ran, "as a finally would");
+        assertSame(oom, thrown);
+    }
+
+    @Test
     void stepsThatAllSucceedThrowNothing() {
         List<Integer> ran = new ArrayList<>();
         CloseSteps.run(() -> ran.add(1), () -> ran.add(2));
