@@ -34,9 +34,10 @@ final class SchemaMigrations {
     static int migrate(Connection c, List<String[]> migrations, String lock, String newer) throws SQLException {
         boolean auto = c.getAutoCommit();
         c.setAutoCommit(false);
+        int at;
         try (Statement s = c.createStatement()) {
             if (lock != null) s.execute(lock);
-            int at = version(s);
+            at = version(s);
             if (at > migrations.size()) {
                 throw new IllegalStateException("the job store is at schema version " + at + ", newer than this headroom knows (" + migrations.size() + "); " + newer);
             }
@@ -45,12 +46,21 @@ final class SchemaMigrations {
                 s.execute("INSERT INTO schema_version VALUES (" + v + ")");
             }
             c.commit();
-            return at;
         } catch (SQLException | RuntimeException e) {
-            c.rollback();
+            // the migration's failure is the one to act on: a connection that is gone (and so rolled back) fails these too
+            try {
+                c.rollback();
+            } catch (SQLException | RuntimeException r) {
+                e.addSuppressed(r);
+            }
+            try {
+                c.setAutoCommit(auto);
+            } catch (SQLException | RuntimeException r) {
+                e.addSuppressed(r);
+            }
             throw e;
-        } finally {
-            c.setAutoCommit(auto);
         }
+        c.setAutoCommit(auto);
+        return at;
     }
 }

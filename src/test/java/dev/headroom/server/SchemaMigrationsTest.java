@@ -59,6 +59,29 @@ class SchemaMigrationsTest {
     }
 
     @Test
+    void whenTheRollbackFailsTooTheMigrationsFailureIsThrownCarryingIt(@TempDir Path dir) throws Exception {
+        List<String[]> broken = List.<String[]>of(new String[] {"ALTER TABLE nowhere ADD COLUMN z INTEGER"});
+        try (Connection real = open(dir.resolve("s.db"))) {
+            // a connection that drops as the rollback is sent, as a PostgreSQL server going away would: every later call fails
+            boolean[] lost = {false};
+            Connection c = (Connection) java.lang.reflect.Proxy.newProxyInstance(Connection.class.getClassLoader(), new Class<?>[] {Connection.class},
+                    (proxy, m, args) -> {
+                        if (m.getName().equals("rollback")) lost[0] = true;
+                        if (lost[0]) throw new SQLException("connection lost (injected)");
+                        try {
+                            return m.invoke(real, args);
+                        } catch (java.lang.reflect.InvocationTargetException e) {
+                            throw e.getCause();
+                        }
+                    });
+            SQLException e = assertThrows(SQLException.class, () -> SchemaMigrations.migrate(c, broken, null, "?"));
+            assertTrue(e.getMessage().contains("nowhere"), "the migration's own failure: " + e.getMessage());
+            assertEquals(2, e.getSuppressed().length, "the rollback's and the auto-commit's failures ride on it");
+            assertEquals("connection lost (injected)", e.getSuppressed()[0].getMessage());
+        }
+    }
+
+    @Test
     void aStoreFromANewerHeadroomIsRefusedWithBothVersionsAndWhatToDo(@TempDir Path dir) throws Exception {
         Path db = dir.resolve("headroom.db");
         try (Connection c = open(db)) {
