@@ -511,40 +511,45 @@ final class Convolutions implements AutoCloseable {
     private Choice choose(Call c) {
         boolean graphs = graphApi && c.aligned();
         Choice best = new Choice(Strategy.LEGACY, null, Double.MAX_VALUE);
-        if (graphs) {
-            for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
-                if (forced != null && st != forced) continue;
-                best = tryGraph(st, c, best);
-            }
-        }
-        if ((forced == null || forced == Strategy.GEMM) && c.pointwise() && blas() != null) {
-            try {
-                double t = time(() -> gemm(c), best.micros());
-                if (t < best.micros()) {
-                    if (best.graph() != null) best.graph().close();
-                    best = new Choice(Strategy.GEMM, null, t);
+        try {
+            if (graphs) {
+                for (Strategy st : new Strategy[] {Strategy.FUSED, Strategy.GRAPH}) {
+                    if (forced != null && st != forced) continue;
+                    best = tryGraph(st, c, best);
                 }
-            } catch (CudaException e) {
-                failures.add("GEMM " + c.key() + ": " + e.getMessage());
             }
-        }
-        if (forced == Strategy.LEGACY || forced == null && (!graphs || precision == Precision.F32 || best.micros() == Double.MAX_VALUE)) {
-            try {
-                double t = time(() -> legacy(c), best.micros());
-                if (t < best.micros()) best = new Choice(Strategy.LEGACY, null, t);
-            } catch (CudaException e) {
-                // in 16 bits a graph or GEMM may have run where the legacy API has no kernel
-                if (best.micros() == Double.MAX_VALUE || forced == Strategy.LEGACY) throw e;
-                failures.add("LEGACY " + c.key() + ": " + e.getMessage());
+            if ((forced == null || forced == Strategy.GEMM) && c.pointwise() && blas() != null) {
+                try {
+                    double t = time(() -> gemm(c), best.micros());
+                    if (t < best.micros()) {
+                        if (best.graph() != null) best.graph().close();
+                        best = new Choice(Strategy.GEMM, null, t);
+                    }
+                } catch (CudaException e) {
+                    failures.add("GEMM " + c.key() + ": " + e.getMessage());
+                }
             }
+            if (forced == Strategy.LEGACY || forced == null && (!graphs || precision == Precision.F32 || best.micros() == Double.MAX_VALUE)) {
+                try {
+                    double t = time(() -> legacy(c), best.micros());
+                    if (t < best.micros()) best = new Choice(Strategy.LEGACY, null, t);
+                } catch (CudaException e) {
+                    // in 16 bits a graph or GEMM may have run where the legacy API has no kernel
+                    if (best.micros() == Double.MAX_VALUE || forced == Strategy.LEGACY) throw e;
+                    failures.add("LEGACY " + c.key() + ": " + e.getMessage());
+                }
+            }
+            if (best.micros() == Double.MAX_VALUE) {
+                throw new IllegalStateException("no convolution strategy runs " + c.key() + " in " + precision + ": " + failures);
+            }
+            if (forced != null && best.strategy() != forced) {
+                throw new IllegalStateException("convolution strategy " + forced + " is not available for " + c.key() + "; " + failures);
+            }
+            return best;
+        } catch (RuntimeException | Error e) {
+            if (best.graph() != null) best.graph().close();   // the best graph so far goes with a failure after it
+            throw e;
         }
-        if (best.micros() == Double.MAX_VALUE) {
-            throw new IllegalStateException("no convolution strategy runs " + c.key() + " in " + precision + ": " + failures);
-        }
-        if (forced != null && best.strategy() != forced) {
-            throw new IllegalStateException("convolution strategy " + forced + " is not available for " + c.key() + "; " + failures);
-        }
-        return best;
     }
 
     /** Times every plan of a FUSED or GRAPH graph for this call; the better of its best and {@code best}. */
@@ -561,19 +566,24 @@ final class Convolutions implements AutoCloseable {
         if (cg == null) return best;
         int bestPlan = -1;
         double bestTime = Double.MAX_VALUE;
-        for (int i = 0; i < cg.plans.size(); i++) {
-            int plan = i;
-            double t;
-            try {
-                t = time(() -> run(st, cg, plan, c), Math.min(bestTime, best.micros()));
-            } catch (CudaException e) {
-                failures.add(st + " plan " + i + " " + c.key() + ": " + e.getMessage());
-                continue;
+        try {
+            for (int i = 0; i < cg.plans.size(); i++) {
+                int plan = i;
+                double t;
+                try {
+                    t = time(() -> run(st, cg, plan, c), Math.min(bestTime, best.micros()));
+                } catch (CudaException e) {
+                    failures.add(st + " plan " + i + " " + c.key() + ": " + e.getMessage());
+                    continue;
+                }
+                if (t < bestTime) {
+                    bestTime = t;
+                    bestPlan = i;
+                }
             }
-            if (t < bestTime) {
-                bestTime = t;
-                bestPlan = i;
-            }
+        } catch (RuntimeException | Error e) {
+            cg.close();   // a failure other than a plan's own (the stream's, the allocator's): the candidate goes with it
+            throw e;
         }
         if (bestPlan < 0 || bestTime >= best.micros()) {
             cg.close();
