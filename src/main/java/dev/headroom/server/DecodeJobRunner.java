@@ -27,7 +27,7 @@ public final class DecodeJobRunner implements JobRunner {
         if (vae == null) throw new IllegalStateException("model '" + r.model().name() + "' is not a VAE");
         Tensor latent = JobRunner.timed(control, "read", () -> LatentFiles.read(r.input()));
         Residency.Loader loader = () -> new Residency.Source(vae.detected().decoder(), vae.weights(), 1f);
-        try (DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+        try (SessionPool.Lease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
              Residency.Lease weights = JobRunner.timed(control, "weights",
                      () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session()));
              var job = device.device().memory().job("job " + r.job().id(), r.reservation());

@@ -34,7 +34,7 @@ public final class UpscaleJobRunner implements JobRunner {
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
         // img first: a session, weights or ledger node that cannot be had still closes the input (a streamed one's decoder)
-        try (img; DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+        try (img; SessionPool.Lease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
              Residency.Lease weights = JobRunner.timed(control, "weights",
                      () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m)));
              var job = memory.job("job " + r.job().id(), r.reservation());
