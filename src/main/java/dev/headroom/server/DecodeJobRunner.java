@@ -33,6 +33,7 @@ public final class DecodeJobRunner implements JobRunner {
              var job = device.device().memory().job("job " + r.job().id(), r.reservation());
              GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
             control.progress(0, 1);
+            control.ran("session", device.name() + "#" + session.number());
             java.util.Map<String, Object> before = session.session().diagnostics();
             Tensor img = JobRunner.timed(control, "decode", () -> new VaeCodec(vae, runner).decode(latent, r.job().tile()));
             UpscaleJobRunner.sessionPhases(session.session(), before, control);

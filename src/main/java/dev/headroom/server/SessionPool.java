@@ -28,7 +28,7 @@ public final class SessionPool implements AutoCloseable {
     static final int KEPT_SHAPES = 64;
 
     /** An idle session and the job shapes it has run, so it holds their convolution plans. */
-    private record Kept(Session session, Set<String> shapes) {}
+    private record Kept(Session session, Set<String> shapes, int number) {}
 
     private final Supplier<Session> open;
     private final int maxIdle;
@@ -36,6 +36,8 @@ public final class SessionPool implements AutoCloseable {
     /** Idle sessions set aside at admission for a job that has not taken it yet, by job id. */
     private final Map<String, Kept> held = new HashMap<>();
     private boolean closing;
+    /** Sessions opened so far: each one's number (from 1), which a job's end event names. */
+    private int opened;
 
     SessionPool(Supplier<Session> open, int maxIdle) {
         this.open = open;
@@ -50,9 +52,14 @@ public final class SessionPool implements AutoCloseable {
         synchronized (idle) {
             Kept k = jobId == null ? null : held.remove(jobId);
             if (k == null) k = pickIdle(shape);
-            if (k != null) return new Lease(k.session(), k.shapes(), shape);
+            if (k != null) return new Lease(k.session(), k.shapes(), shape, k.number());
         }
-        return new Lease(open.get(), new LinkedHashSet<>(), shape);
+        Session fresh = open.get();
+        int number;
+        synchronized (idle) {
+            number = ++opened;
+        }
+        return new Lease(fresh, new LinkedHashSet<>(), shape, number);
     }
 
     /** Takes the idle session best for {@code shape} out of the pool (null when there is none); call holding {@link #idle}. */
@@ -126,16 +133,23 @@ public final class SessionPool implements AutoCloseable {
         private final Session session;
         private final Set<String> shapes;
         private final String shape;
+        private final int number;
         private boolean clean, closed;
 
-        private Lease(Session session, Set<String> shapes, String shape) {
+        private Lease(Session session, Set<String> shapes, String shape, int number) {
             this.session = session;
             this.shapes = shapes;
             this.shape = shape;
+            this.number = number;
         }
 
         public Session session() {
             return session;
+        }
+
+        /** The session's number on its device (from 1, in the order opened): the same for every job it runs. */
+        public int number() {
+            return number;
         }
 
         /** The job ended well: the session is fit for the next one (a failed or stopped job's session is closed instead). */
@@ -152,7 +166,7 @@ public final class SessionPool implements AutoCloseable {
                 if (shape != null && shapes.add(shape) && shapes.size() > KEPT_SHAPES) shapes.remove(shapes.iterator().next());
                 synchronized (idle) {
                     if (!closing && idle.size() < maxIdle) {
-                        idle.push(new Kept(session, shapes));
+                        idle.push(new Kept(session, shapes, number));
                         return;
                     }
                 }

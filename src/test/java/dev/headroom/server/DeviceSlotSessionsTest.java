@@ -28,17 +28,20 @@ class DeviceSlotSessionsTest {
             Session first;
             try (SessionPool.Lease a = d.session()) {
                 first = a.session();
+                assertEquals(1, a.number(), "sessions are numbered from 1");
                 a.clean();
             }
             assertEquals(1, d.idleSessions());
             try (SessionPool.Lease b = d.session()) {
                 assertSame(first, b.session(), "the kept session");
+                assertEquals(1, b.number(), "keeps its number");
                 assertEquals(0, d.idleSessions());
                 // no clean(): the job failed or was stopped
             }
             assertEquals(0, d.idleSessions(), "a failed job's session is closed, not kept");
             try (SessionPool.Lease c = d.session()) {
                 assertNotSame(first, c.session(), "a new session");
+                assertEquals(2, c.number(), "with a number of its own");
             }
         }
     }
