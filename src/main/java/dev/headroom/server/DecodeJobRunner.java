@@ -27,12 +27,13 @@ public final class DecodeJobRunner implements JobRunner {
         if (vae == null) throw new IllegalStateException("model '" + r.model().name() + "' is not a VAE");
         Tensor latent = JobRunner.timed(control, "read", () -> LatentFiles.read(r.input()));
         Residency.Loader loader = () -> new Residency.Source(vae.detected().decoder(), vae.weights(), 1f);
-        try (DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+        try (SessionPool.Lease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
              Residency.Lease weights = JobRunner.timed(control, "weights",
                      () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session()));
              var job = device.device().memory().job("job " + r.job().id(), r.reservation());
              GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
             control.progress(0, 1);
+            control.ran("session", device.name() + "#" + session.number());
             java.util.Map<String, Object> before = session.session().diagnostics();
             Tensor img = JobRunner.timed(control, "decode", () -> new VaeCodec(vae, runner).decode(latent, r.job().tile()));
             UpscaleJobRunner.sessionPhases(session.session(), before, control);

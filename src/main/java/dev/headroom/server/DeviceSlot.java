@@ -11,7 +11,6 @@ import dev.headroom.runtime.memory.CachingAllocator;
 import dev.headroom.runtime.memory.DeviceMemory;
 import dev.headroom.runtime.memory.Pressure;
 import java.util.HashSet;
-import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -22,7 +21,7 @@ import java.util.Set;
  * and shared, evicted idle-first by priority and age), and the running jobs' activation
  * reservations: each admitted job reserves its plan's activation peak here until it ends, so jobs
  * that are admitted together never need more than the device has, even before they have
- * allocated it.
+ * allocated it; and the sessions of finished jobs, kept for the next ones ({@link SessionPool}).
  *
  * <p>Admission asks: reserved activations + weights on the device + what the job needs (its
  * activations, and its weights when its model is not resident) within the budget. Idle weights
@@ -42,23 +41,8 @@ public final class DeviceSlot implements AutoCloseable {
     private final int maxRunning;
     private final Budget reservations;
     private final Map<String, Budget> running = new LinkedHashMap<>();
-    /**
-     * Sessions of finished jobs, idle, at most {@code maxRunning}: the next job takes one with its
-     * convolution plans already built. On the H200, building them (cuDNN plan finalisation, which
-     * runs one at a time across the process) was most of a short job's time, and kept two GPUs
-     * from doing more work than one.
-     */
-    private final java.util.ArrayDeque<Kept> idle = new java.util.ArrayDeque<>();
-
-    /** Job shapes a kept session is known by (its plans beyond its own bound are dropped anyway: Convolutions' KEPT_SHAPES). */
-    static final int KEPT_SHAPES = 64;
-
-    /** An idle session and the job shapes ({@link #shape}) it has run, so it holds their convolution plans. */
-    private record Kept(dev.headroom.runtime.Session session, Set<String> shapes) {}
-
-    /** Idle sessions set aside at admission for a job that has not taken it yet, by job id (guarded by {@link #idle}). */
-    private final Map<String, Kept> held = new java.util.HashMap<>();
-    private boolean closing;
+    /** Sessions of finished jobs kept for the next jobs, by the shapes they ran. */
+    private final SessionPool sessions;
 
     /** @param maxRunning jobs it runs at once */
     public DeviceSlot(Device device, Residency residency, int maxRunning) {
@@ -66,6 +50,7 @@ public final class DeviceSlot implements AutoCloseable {
         this.residency = residency;
         this.maxRunning = maxRunning;
         this.reservations = Budget.root(device.name() + " reservations", budget());
+        this.sessions = new SessionPool(() -> device.openSession(precision()), maxRunning);
     }
 
     public String name() {
@@ -272,50 +257,19 @@ public final class DeviceSlot implements AutoCloseable {
         return j.model() + " " + j.width() + "x" + j.height() + " tile " + j.tile() + " batch " + j.batch();
     }
 
-    /** One job's session: an idle one where there is one, else a new one; {@link SessionLease#clean} at the end of a job that went well keeps it for the next. */
-    public SessionLease session() {
-        return session((String) null);
+    /** One job's session: an idle one where there is one, else a new one; {@link SessionPool.Lease#clean} at the end of a job that went well keeps it for the next. */
+    public SessionPool.Lease session() {
+        return sessions.lease(null, null);
     }
 
-    /** The session for job {@code j}: the one {@link #holdSession} set aside for it, else as {@link #session(String)} picks. */
-    public SessionLease session(Job j) {
-        String shape = shape(j);
-        synchronized (idle) {
-            Kept k = held.remove(j.id());
-            if (k != null) return new SessionLease(k.session(), k.shapes(), shape);
-        }
-        return session(shape);
+    /** The session for job {@code j}: the one {@link #holdSession} set aside for it, else the idle one best for its shape ({@link SessionPool}). */
+    public SessionPool.Lease session(Job j) {
+        return sessions.lease(j.id(), shape(j));
     }
 
-    /**
-     * A session for a job of {@code shape}: an idle one that ran that shape (its plans are built),
-     * else the idle one that ran the job's model at another shape, else the most recently kept
-     * one, else a new one.
-     */
-    public SessionLease session(String shape) {
-        synchronized (idle) {
-            Kept pick = pickIdle(shape);
-            if (pick != null) return new SessionLease(pick.session(), pick.shapes(), shape);
-        }
-        return new SessionLease(device.openSession(precision()), new java.util.LinkedHashSet<>(), shape);
-    }
-
-    /** Takes the idle session best for {@code shape} out of the pool (null when there is none); call holding {@link #idle}. */
-    private Kept pickIdle(String shape) {
-        Kept pick = null;
-        if (shape != null) {
-            String model = shape.substring(0, shape.indexOf(' ') + 1);
-            for (Kept k : idle) {
-                if (k.shapes().contains(shape)) {
-                    pick = k;
-                    break;
-                }
-                if (pick == null && k.shapes().stream().anyMatch(x -> x.startsWith(model))) pick = k;
-            }
-        }
-        if (pick == null) pick = idle.peek();
-        if (pick != null) idle.remove(pick);
-        return pick;
+    /** A session for a job of {@code shape} ({@link SessionPool#lease}). */
+    public SessionPool.Lease session(String shape) {
+        return sessions.lease(null, shape);
     }
 
     /**
@@ -324,100 +278,34 @@ public final class DeviceSlot implements AutoCloseable {
      * admitted for. {@link #unhold} puts it back if the job never took it.
      */
     public void holdSession(Job j) {
-        synchronized (idle) {
-            Kept k = pickIdle(shape(j));
-            if (k != null) held.put(j.id(), k);
-        }
+        sessions.hold(j.id(), shape(j));
     }
 
     /** The job ended: a session held for it that it never took goes back to the pool. */
     public void unhold(String jobId) {
-        dev.headroom.runtime.Session drop = null;
-        synchronized (idle) {
-            Kept k = held.remove(jobId);
-            if (k == null) return;
-            if (!closing && idle.size() < maxRunning) idle.push(k);
-            else drop = k.session();
-        }
-        if (drop != null) drop.close();
+        sessions.unhold(jobId);
     }
 
     /** Idle sessions kept for the next jobs. */
     public int idleSessions() {
-        synchronized (idle) {
-            return idle.size();
-        }
+        return sessions.idle();
     }
 
     /** Shapes ({@link #shape}) that an idle session of this device has run: a job of one starts without building plans. */
     public Set<String> warmShapes() {
-        synchronized (idle) {
-            Set<String> out = new HashSet<>();
-            for (Kept k : idle) out.addAll(k.shapes());
-            return out;
-        }
+        return sessions.warmShapes();
     }
 
     /** Whether a job admitted now would get a kept session or open a new one (a new one has no plans). */
     public boolean hasIdleSession() {
-        synchronized (idle) {
-            return !idle.isEmpty();
-        }
-    }
-
-    /** A session lent to one job; closing it keeps it (trimmed: its workspace freed) for the next job if the job said {@link #clean}, else closes it. */
-    public final class SessionLease implements AutoCloseable {
-        private final dev.headroom.runtime.Session session;
-        private final Set<String> shapes;
-        private final String shape;
-        private boolean clean, closed;
-
-        private SessionLease(dev.headroom.runtime.Session session, Set<String> shapes, String shape) {
-            this.session = session;
-            this.shapes = shapes;
-            this.shape = shape;
-        }
-
-        public dev.headroom.runtime.Session session() {
-            return session;
-        }
-
-        /** The job ended well: the session is fit for the next one (a failed or stopped job's session is closed instead). */
-        public void clean() {
-            clean = true;
-        }
-
-        @Override
-        public void close() {
-            if (closed) return;
-            closed = true;
-            if (clean) {
-                session.trim();
-                if (shape != null && shapes.add(shape) && shapes.size() > KEPT_SHAPES) shapes.remove(shapes.iterator().next());
-                synchronized (idle) {
-                    if (!closing && idle.size() < maxRunning) {
-                        idle.push(new Kept(session, shapes));
-                        return;
-                    }
-                }
-            }
-            session.close();
-        }
+        return sessions.idle() > 0;
     }
 
     /** Closes the idle sessions, frees every model's weights and closes the device (its audit names any leak). */
     @Override
     public void close() {
-        List<dev.headroom.runtime.Session> sessions;
-        synchronized (idle) {
-            closing = true;
-            sessions = new java.util.ArrayList<>(idle.stream().map(Kept::session).toList());
-            held.values().forEach(k -> sessions.add(k.session()));
-            idle.clear();
-            held.clear();
-        }
         try {
-            for (var x : sessions) x.close();
+            sessions.close();
             residency.close();
         } finally {
             device.close();

@@ -30,6 +30,14 @@ public interface JobRunner {
          * time went. A phase may be reported more than once: the times add up.
          */
         default void phase(String name, long nanos) {}
+
+        /**
+         * How the job ran, for its end event: the session it ran on ({@code session}, the device's
+         * name and the session's number there) and, where the backend says, the session's
+         * convolution engines after the job ({@code conv_strategies}, e.g. "FUSED (heuristic)": 3).
+         * On a GPU two runs of one job give the same bytes when they ran the same engines.
+         */
+        default void ran(String key, Object value) {}
     }
 
     /** Runs {@code work}, telling {@code control} how long it took as {@code phase}. */

@@ -89,6 +89,10 @@ final class JobThread {
                 public void phase(String name, long nanos) {
                     r.phase(name, nanos);
                 }
+
+                public void ran(String key, Object value) {
+                    r.ran.put(key, value);
+                }
             });
             r.device.release(job.id());   // the job's memory is free: no terminal state is published with a reservation left
             long h0 = System.nanoTime();
@@ -115,7 +119,11 @@ final class JobThread {
                 remember(job, out, hash, bytes);
                 r.phase("cache", System.nanoTime() - c0);
                 r.phase("total", System.nanoTime() - r.claimedNanos);
-                events.emit(job.id(), "succeeded", Map.of("result_bytes", bytes, "etag", hash, "phases_ms", r.phasesMillis()));
+                Map<String, Object> end = new java.util.LinkedHashMap<>(Map.of("result_bytes", bytes, "etag", hash, "phases_ms", r.phasesMillis()));
+                synchronized (r.ran) {
+                    end.putAll(r.ran);
+                }
+                events.emit(job.id(), "succeeded", end);
             } else {
                 r.lost = true;
                 outcome = abandon(job);

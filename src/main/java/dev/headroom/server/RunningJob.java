@@ -22,6 +22,8 @@ final class RunningJob {
     volatile Thread thread;
     /** Nanoseconds by phase (queue, admit, read, upscale, store, ...), in the order first reported. */
     final Map<String, Long> phases = Collections.synchronizedMap(new LinkedHashMap<>());
+    /** How the job ran ({@link JobRunner.Control#ran}), for its end event. */
+    final Map<String, Object> ran = Collections.synchronizedMap(new LinkedHashMap<>());
     /** The last progress reported, written to the store off the job's thread. */
     final LatestProgress progress = new LatestProgress();
 

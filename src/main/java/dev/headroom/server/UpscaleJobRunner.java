@@ -34,7 +34,7 @@ public final class UpscaleJobRunner implements JobRunner {
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
         // img first: a session, weights or ledger node that cannot be had still closes the input (a streamed one's decoder)
-        try (img; DeviceSlot.SessionLease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+        try (img; SessionPool.Lease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
              Residency.Lease weights = JobRunner.timed(control, "weights",
                      () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m)));
              var job = memory.job("job " + r.job().id(), r.reservation());
@@ -43,6 +43,7 @@ public final class UpscaleJobRunner implements JobRunner {
             TiledUpscaler tiled = new TiledUpscaler(runner, weights.valueRange());
             tiled.batch(r.job().batch());
             ImageUpscaler up = new ImageUpscaler(tiled, weights.graph().inputChannels());
+            control.ran("session", device.name() + "#" + session.number());
             Map<String, Object> before = session.session().diagnostics();
             // rows go to the file as they become final, as `headroom upscale` writes them; no file unless finished
             try (ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
@@ -70,11 +71,12 @@ public final class UpscaleJobRunner implements JobRunner {
 
     /**
      * What the job's session spent building convolution plans and timing convolution choices (CUDA:
-     * the change in its diagnostics over the job), within "upscale"; nothing where the backend does
-     * not say.
+     * the change in its diagnostics over the job), within "upscale", and the engines its convolutions
+     * run on after the job; nothing where the backend does not say.
      */
     static void sessionPhases(dev.headroom.runtime.Session session, Map<String, Object> before, Control control) {
         Map<String, Object> after = session.diagnostics();
+        if (after.get("conv_strategies") != null) control.ran("conv_strategies", after.get("conv_strategies"));
         for (var e : Map.of("conv_plan_build_ms", "conv_plans", "conv_tuning_ms", "conv_tuning").entrySet()) {
             if (after.get(e.getKey()) instanceof Number a && before.get(e.getKey()) instanceof Number b) {
                 control.phase(e.getValue(), Math.max(0, Math.round((a.doubleValue() - b.doubleValue()) * 1e6)));

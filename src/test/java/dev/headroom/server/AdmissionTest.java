@@ -35,7 +35,7 @@ class AdmissionTest {
         try (JobStore store = new SqliteJobStore(dir.resolve("headroom.db")); DeviceSlot d = DeviceSlotSessionsTest.slot(2)) {
             store.insert(queued("j", 4L << 20, now));
             // an idle session that ran the job's shape: admission sets it aside for the job
-            try (DeviceSlot.SessionLease l = d.session(DeviceSlotSessionsTest.job("earlier", "m", 64, 64))) {
+            try (SessionPool.Lease l = d.session(DeviceSlotSessionsTest.job("earlier", "m", 64, 64))) {
                 l.clean();
             }
             assertEquals(1, d.idleSessions());

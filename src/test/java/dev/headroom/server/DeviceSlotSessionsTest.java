@@ -26,19 +26,22 @@ class DeviceSlotSessionsTest {
     void aCleanJobsSessionGoesToTheNextJobAFailedOnesDoesNot() {
         try (DeviceSlot d = slot(2)) {
             Session first;
-            try (DeviceSlot.SessionLease a = d.session()) {
+            try (SessionPool.Lease a = d.session()) {
                 first = a.session();
+                assertEquals(1, a.number(), "sessions are numbered from 1");
                 a.clean();
             }
             assertEquals(1, d.idleSessions());
-            try (DeviceSlot.SessionLease b = d.session()) {
+            try (SessionPool.Lease b = d.session()) {
                 assertSame(first, b.session(), "the kept session");
+                assertEquals(1, b.number(), "keeps its number");
                 assertEquals(0, d.idleSessions());
                 // no clean(): the job failed or was stopped
             }
             assertEquals(0, d.idleSessions(), "a failed job's session is closed, not kept");
-            try (DeviceSlot.SessionLease c = d.session()) {
+            try (SessionPool.Lease c = d.session()) {
                 assertNotSame(first, c.session(), "a new session");
+                assertEquals(2, c.number(), "with a number of its own");
             }
         }
     }
@@ -46,8 +49,8 @@ class DeviceSlotSessionsTest {
     @Test
     void noMoreAreKeptThanRunAtOnce() {
         try (DeviceSlot d = slot(2)) {
-            DeviceSlot.SessionLease a = d.session(), b = d.session(), c = d.session();
-            for (var l : new DeviceSlot.SessionLease[] {a, b, c}) {
+            SessionPool.Lease a = d.session(), b = d.session(), c = d.session();
+            for (var l : new SessionPool.Lease[] {a, b, c}) {
                 l.clean();
                 l.close();
             }
@@ -71,29 +74,29 @@ class DeviceSlotSessionsTest {
         try (DeviceSlot d = slot(3)) {
             Job small = job("s", "rrdb", 64, 64), big = job("b", "rrdb", 512, 512), other = job("o", "srvgg", 64, 64);
             Session ranSmall, ranOther;
-            DeviceSlot.SessionLease a = d.session(small), c = d.session(other);
+            SessionPool.Lease a = d.session(small), c = d.session(other);
             ranSmall = a.session();
             ranOther = c.session();
-            for (var l : new DeviceSlot.SessionLease[] {a, c}) {
+            for (var l : new SessionPool.Lease[] {a, c}) {
                 l.clean();
                 l.close();
             }
             assertEquals(java.util.Set.of(DeviceSlot.shape(small), DeviceSlot.shape(other)), d.warmShapes());
-            try (DeviceSlot.SessionLease l = d.session(job("s2", "rrdb", 64, 64))) {
+            try (SessionPool.Lease l = d.session(job("s2", "rrdb", 64, 64))) {
                 assertSame(ranSmall, l.session(), "the session that ran the same shape");
                 l.clean();
             }
-            try (DeviceSlot.SessionLease l = d.session(big)) {
+            try (SessionPool.Lease l = d.session(big)) {
                 assertSame(ranSmall, l.session(), "no session ran this shape: the one that ran its model");
                 l.clean();
             }
             d.holdSession(job("o2", "srvgg", 64, 64));
             assertEquals(1, d.idleSessions(), "the session that ran srvgg is set aside");
-            try (DeviceSlot.SessionLease l = d.session(job("x", "srvgg", 64, 64))) {
+            try (SessionPool.Lease l = d.session(job("x", "srvgg", 64, 64))) {
                 assertNotSame(ranOther, l.session(), "another job does not take a session held for o2");
             }
             d.unhold("o2");
-            try (DeviceSlot.SessionLease l = d.session(job("o3", "srvgg", 64, 64))) {
+            try (SessionPool.Lease l = d.session(job("o3", "srvgg", 64, 64))) {
                 assertSame(ranOther, l.session(), "back in the pool after the job for which it was held ended without it");
             }
         }
@@ -141,8 +144,8 @@ class DeviceSlotSessionsTest {
         dev.headroom.runtime.Device dev = counting(closes);
         DeviceSlot d = new DeviceSlot(dev, new Residency(dev, 0), 3);
         // two jobs at once: two sessions, both kept
-        DeviceSlot.SessionLease a = d.session(job("a", "rrdb", 64, 64)), b = d.session(job("b", "srvgg", 64, 64));
-        for (var l : new DeviceSlot.SessionLease[] {a, b}) {
+        SessionPool.Lease a = d.session(job("a", "rrdb", 64, 64)), b = d.session(job("b", "srvgg", 64, 64));
+        for (var l : new SessionPool.Lease[] {a, b}) {
             l.clean();
             l.close();
         }

@@ -180,6 +180,9 @@ class ServeApiTest {
         assertEquals("queued", names.getFirst(), names.toString());
         assertEquals("admitted", names.get(1), names.toString());
         assertEquals("succeeded", names.getLast(), names.toString());
+        JsonNode end = ServerProcess.JSON.readTree(events.getLast()[2]);
+        assertTrue(end.path("session").asText().matches("cpu#[0-9]+"), "the end event names the session the job ran on: " + end);
+        assertTrue(end.path("phases_ms").path("upscale").isNumber(), end.toString());
         int tiles = r.json().path("progress").path("total").asInt();
         assertTrue(tiles > 4, "want several tiles, got " + tiles);
         assertEquals(tiles + 3, names.size(), names.toString());
