@@ -35,7 +35,10 @@ import javax.imageio.stream.ImageInputStream;
  * JDK reader with the same YCbCr-to-RGB conversion.
  *
  * <p>{@link Header#whyWhole} says which files stay whole: progressive (libjpeg holds every
- * coefficient until the last scan, so rows would save nothing), lossless, arithmetic-coded, 12-bit,
+ * coefficient until the last scan, and the JDK's reader then writes every row once per scan into
+ * the destination, the final image only in the last; asking it for one pass,
+ * {@code setSourceProgressivePasses}, gives an early scan's image, not the final one: checked on a
+ * 10-scan file, every pixel differed), lossless, arithmetic-coded, 12-bit,
  * CMYK/YCCK, ICC profiles the whole path treats otherwise than the JDK's reader
  * ({@link JpegProfile}; a display profile such as Display P3 streams, each row converted through
  * it by the reader as TwelveMonkeys converts the whole image), Adobe or component ids that make
