@@ -19,6 +19,8 @@ import dev.headroom.core.image.SampleSink;
 final class JoinedRows implements SampleSink {
     /** Alpha rows resampled at a time for a band of samples (its floats: this many output rows). */
     static final int ALPHA_ROWS = 64;
+    /** Pixels in a band from which its join runs on several cores (the property is for benchmarks: a huge value keeps it on one). */
+    static final long PARALLEL_PIXELS = Long.getLong("headroom.resample.parallel-values", 1 << 18);
 
     private final RowSink sink;
     private final int channels, modelChannels, outW;
@@ -90,19 +92,30 @@ final class JoinedRows implements SampleSink {
         for (int done = 0; done < rows; ) {
             int n = Math.min(ALPHA_ROWS, rows - done);
             alphaRows.rows(next + done, n, alphaBand);
-            for (int q = 0; q < n * outW; q++) {
-                int p = done * outW + q, s = offset + p * cc * bytes, d = p * c * bytes;
-                System.arraycopy(color, s, samples, d, cc * bytes);
-                int v = Math.round(Math.clamp(alphaBand[q], 0f, 1f) * max);
-                if (bytes == 1) samples[d + cc] = (byte) v;
-                else {
-                    samples[d + 2 * cc] = (byte) (v >>> 8);
-                    samples[d + 2 * cc + 1] = (byte) v;
-                }
-            }
+            int first = done;
+            java.util.stream.IntStream band = java.util.stream.IntStream.range(0, n);
+            (n > 1 && (long) n * outW >= PARALLEL_PIXELS ? band.parallel() : band)
+                    .forEach(r -> join(color, offset, first + r, r, cc, bytes, max));
             done += n;
         }
         next += rows;
         to.sampleRows(samples, 0, rows);
+    }
+
+    /** Row {@code row} of the band into {@link #samples}: its colour from {@code color}, its alpha from row r of the alpha band, rounded. */
+    private void join(byte[] color, int offset, int row, int r, int cc, int bytes, float max) {
+        // a pixel's colour is 1-6 bytes: copied in a loop (an arraycopy call a pixel cost more than the copy)
+        int colorBytes = cc * bytes, pixelBytes = (cc + 1) * bytes;
+        int s = offset + row * outW * colorBytes, d = row * outW * pixelBytes;
+        float[] a = alphaBand;
+        for (int q = r * outW, end = q + outW; q < end; q++, s += colorBytes, d += pixelBytes) {
+            for (int k = 0; k < colorBytes; k++) samples[d + k] = color[s + k];
+            int v = Math.round(Math.clamp(a[q], 0f, 1f) * max);
+            if (bytes == 1) samples[d + cc] = (byte) v;
+            else {
+                samples[d + 2 * cc] = (byte) (v >>> 8);
+                samples[d + 2 * cc + 1] = (byte) v;
+            }
+        }
     }
 }

@@ -88,59 +88,107 @@ public final class Resample {
      * An image resampled to outW x outH, produced a band of output rows at a time, top to bottom:
      * each band reads the input rows its taps reach ({@link InputImage#floats}, one row at a time)
      * and releases those above them, so a streamed input is held a few rows deep, not whole.
+     *
+     * <p>Input rows resampled across are kept in a ring and reused by the next band (bands overlap
+     * by the taps' reach, a quarter of the rows for 64-row bands at x4), and the vertical pass adds
+     * whole rows tap by tap; each output value still sums its taps in the same order, in double, as
+     * {@link #bicubic} does, so the floats are the same bit for bit (issue 19: this resample was most
+     * of an RGBA job's host time).
      */
     public static final class Rows {
+        /** Values in a band from which its vertical pass runs on several cores (the property is for benchmarks: a huge value keeps it on one). */
+        static final long PARALLEL_VALUES = Long.getLong("headroom.resample.parallel-values", 1 << 18);
         private final InputImage in;
-        private final int outW, outH;
-        private final Taps across, down;
-        private float[] line = new float[0], tmp = new float[0];
+        private final int outW, outH, c;
+        private final Taps down;
+        /** The horizontal taps flattened: output x reads input sample xAt[x * xTaps + t] with xWeight[x * xTaps + t]. */
+        private final int[] xAt;
+        private final double[] xWeight;
+        private final int xTaps;
+        private float[] line = new float[0];
+        /** Input rows resampled across: row y in ring[y % ring.length], valid for rows [cachedLo, cachedHi]. */
+        private float[][] ring = new float[0][];
+        private int cachedLo = 0, cachedHi = -1;
+        /** Each thread's sums for one output row of the vertical pass. */
+        private final ThreadLocal<double[]> sums = ThreadLocal.withInitial(() -> new double[0]);
 
         public Rows(InputImage in, int outW, int outH) {
             this.in = in;
             this.outW = outW;
             this.outH = outH;
-            this.across = Taps.of(in.width(), outW);
+            this.c = in.channels();
+            Taps across = Taps.of(in.width(), outW);
             this.down = Taps.of(in.height(), outH);
+            this.xTaps = across.weights()[0].length;
+            this.xAt = new int[outW * xTaps];
+            this.xWeight = new double[outW * xTaps];
+            for (int x = 0; x < outW; x++)
+                for (int t = 0; t < xTaps; t++) {
+                    xAt[x * xTaps + t] = across.at(x, t) * c;
+                    xWeight[x * xTaps + t] = across.weights()[x][t];
+                }
         }
 
         /** Output rows [y0, y0 + n) into dst, (n, outW, channels) from index 0; bands must not go back up past rows released. */
         public void rows(int y0, int n, float[] dst) {
             if (y0 < 0 || n < 0 || y0 + n > outH) throw new IllegalArgumentException("rows " + y0 + "+" + n + " of " + outH);
             if (n == 0) return;
-            int c = in.channels(), taps = down.weights()[0].length;
+            int taps = down.weights()[0].length, rowLen = outW * c;
             int lo = down.at(y0, 0), hi = down.at(y0 + n - 1, taps - 1);
-            // horizontal pass over the input rows the band reads
+            if (hi - lo + 1 > ring.length) {   // a taller band than before: a bigger ring, nothing kept
+                ring = new float[hi - lo + 1][rowLen];
+                cachedLo = lo;
+                cachedHi = lo - 1;
+            } else if (lo < cachedLo || lo > cachedHi + 1) {   // not contiguous with the rows kept
+                cachedLo = lo;
+                cachedHi = lo - 1;
+            }
+            // rows [lo, cachedHi] are kept; the new ones overwrite only slots of rows above lo (the ring holds hi - lo + 1)
+            for (int y = cachedHi + 1; y <= hi; y++) across(y, ring[y % ring.length]);
+            cachedHi = Math.max(cachedHi, hi);
+            cachedLo = Math.max(cachedLo, cachedHi - ring.length + 1);
+            // vertical pass: each output row adds its input rows tap by tap (per value the order of bicubic's
+            // loop), rows on several cores when the band is big (each row's floats are the same either way)
+            java.util.stream.IntStream band = java.util.stream.IntStream.range(y0, y0 + n);
+            (n > 1 && (long) n * rowLen >= PARALLEL_VALUES ? band.parallel() : band).forEach(y -> down(y, dst, (y - y0) * rowLen, rowLen));
+            in.release(lo);   // later bands start no higher
+        }
+
+        /** Output row y into dst from d: its input rows (resampled across, in the ring) weighted and added tap by tap. */
+        private void down(int y, float[] dst, int d, int rowLen) {
+            double[] sum = sums.get();
+            if (sum.length < rowLen) sums.set(sum = new double[rowLen]);
+            java.util.Arrays.fill(sum, 0, rowLen, 0.0);
+            double[] wy = down.weights()[y];
+            for (int t = 0; t < wy.length; t++) {
+                double w = wy[t];
+                if (w == 0) continue;
+                float[] src = ring[down.at(y, t) % ring.length];
+                for (int i = 0; i < rowLen; i++) sum[i] += w * src[i];
+            }
+            for (int i = 0; i < rowLen; i++) dst[d + i] = (float) sum[i];
+        }
+
+        /** Input row y resampled across into out (outW, channels). */
+        private void across(int y, float[] out) {
             int w = in.width();
             if (line.length < w * c) line = new float[w * c];
-            if (tmp.length < (hi - lo + 1) * outW * c) tmp = new float[(hi - lo + 1) * outW * c];
             float[] src = line;
-            for (int y = lo; y <= hi; y++) {
-                in.floats(y, 0, w, src, 0);
-                for (int x = 0; x < outW; x++)
-                    for (int ch = 0; ch < c; ch++) {
-                        double acc = 0;
-                        double[] wx = across.weights()[x];
-                        for (int t = 0; t < wx.length; t++) {
-                            if (wx[t] == 0) continue;
-                            acc += wx[t] * src[across.at(x, t) * c + ch];
-                        }
-                        tmp[((y - lo) * outW + x) * c + ch] = (float) acc;
+            in.floats(y, 0, w, src, 0);
+            int[] at = xAt;
+            double[] wx = xWeight;
+            for (int x = 0; x < outW; x++) {
+                int k = x * xTaps;
+                for (int ch = 0; ch < c; ch++) {
+                    double a = 0;
+                    for (int t = 0; t < xTaps; t++) {
+                        double wgt = wx[k + t];
+                        if (wgt == 0) continue;
+                        a += wgt * src[at[k + t] + ch];
                     }
+                    out[x * c + ch] = (float) a;
+                }
             }
-            // vertical pass
-            for (int y = y0; y < y0 + n; y++) {
-                double[] wy = down.weights()[y];
-                for (int x = 0; x < outW; x++)
-                    for (int ch = 0; ch < c; ch++) {
-                        double acc = 0;
-                        for (int t = 0; t < wy.length; t++) {
-                            if (wy[t] == 0) continue;
-                            acc += wy[t] * tmp[((down.at(y, t) - lo) * outW + x) * c + ch];
-                        }
-                        dst[((y - y0) * outW + x) * c + ch] = (float) acc;
-                    }
-            }
-            in.release(lo);   // later bands start no higher
         }
     }
 }
