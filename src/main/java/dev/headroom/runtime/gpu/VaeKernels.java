@@ -88,7 +88,21 @@ final class VaeKernels implements AutoCloseable {
 
     /** HEADROOM_VAE_GN (or -Dheadroom.vae-gn): scalar, lanes8, affine or affine2 (the default), for comparison on the device. */
     private static String gnKernels() {
-        return System.getProperty("headroom.vae-gn", System.getenv().getOrDefault("HEADROOM_VAE_GN", "affine2"));
+        return switchValue("HEADROOM_VAE_GN", System.getProperty("headroom.vae-gn", System.getenv("HEADROOM_VAE_GN")), "affine2",
+                java.util.List.of("scalar", "lanes8", "affine", "affine2"));
+    }
+
+    /**
+     * A kernel switch's value, or its default when unset; a value it does not know is refused (a typo must not
+     * quietly measure the default), as HEADROOM_CONV_START is.
+     */
+    static String switchValue(String name, String value, String otherwise, java.util.List<String> known) {
+        if (value == null || value.isBlank()) return otherwise;
+        if (!known.contains(value)) {
+            throw new IllegalArgumentException(name + "=" + value + " is not a choice: use one of " + String.join(", ", known)
+                    + " (default " + otherwise + ")");
+        }
+        return value;
     }
 
     private final Driver cu;
@@ -377,7 +391,8 @@ final class VaeKernels implements AutoCloseable {
      * on an H200 (v18's first call): FLUX 2048 attention 26.5 ms against 29.4 (forward 109.5 against 111.5 ms), SDXL
      * 1024 forward 24.0 against 25.0 ms; both within 1 LSB of PyTorch.
      */
-    private static final boolean SOFTMAX4 = !"scalar".equals(System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")));
+    private static final boolean SOFTMAX4 = !"scalar".equals(switchValue("HEADROOM_VAE_SOFTMAX",
+            System.getProperty("headroom.vae-softmax", System.getenv("HEADROOM_VAE_SOFTMAX")), "rows4", java.util.List.of("rows4", "scalar")));
 
     /** Whether attention takes its chunks in the plan's arena where the plan gives it room (the default; see {@link #arenaChunks}). */
     private static final boolean ARENA = !"lent".equals(System.getProperty("headroom.vae-attention", System.getenv("HEADROOM_VAE_ATTENTION")));
