@@ -27,8 +27,15 @@ import java.util.Map;
  * LEGACY (a, b unused), or ALGO (a legacy-API algorithm for the key; a: algorithm). Lines are appended as
  * choices are made, each in one write, so processes sharing the cache do not tear each other's
  * lines; a later line for a key wins; a line that does not parse is skipped. A cache that cannot be
- * read or written only costs the timing again. One per fingerprint per process ({@link CudaDevice}),
- * shared by the device's sessions.
+ * read or written only costs the timing again.
+ *
+ * <p>One per file per process while any device holds it ({@link #acquire}, {@link #release}): every
+ * session of every device of this kind shares it, so a shape is timed once in the process, not once
+ * per session and device. That is the choice all of them run ({@link #turn}): before it, each of a
+ * server's sessions timed its shapes itself (2 H200s, 8 sessions: 38 s of timing summed over 360
+ * jobs against 12 s on one), and could keep another winner than its neighbours, whose rounding then
+ * differed (up to 3 LSB in 13 of 67 RRDBNet outputs). A devices' store released by all is read
+ * again from the file by the next that opens it, as a new process would.
  */
 final class ConvChoiceStore {
     /** Bumped when a key's meaning or the line format changes, so old files are not read. */
@@ -37,9 +44,25 @@ final class ConvChoiceStore {
     /** One remembered choice. */
     record Entry(String way, int a, int b, double micros) {}
 
+    /** What a session whose shape still runs on an untimed choice does now ({@link #turn}). */
+    enum Turn {
+        /** A timed choice is remembered: take it, time nothing. */
+        ADOPT,
+        /** Nobody has timed it and the caller may: it is now the caller's to time, until {@link #timed}. */
+        TIME,
+        /** Another session is timing it now, or the caller may not time yet: keep the untimed choice for now. */
+        WAIT
+    }
+
+    /** Stores held by open devices, by file, and how many devices hold each. */
+    private static final Map<Path, ConvChoiceStore> OPEN = new HashMap<>();
+    private static final Map<Path, Integer> HOLDERS = new HashMap<>();
+
     private final Path file;
     private final String header;
     private final Map<String, Entry> entries = new HashMap<>();
+    /** Keys a session is timing now ({@link Turn#TIME} given, {@link #timed} not yet called). */
+    private final java.util.Set<String> timing = new java.util.HashSet<>();
 
     private ConvChoiceStore(Path file, String header) {
         this.file = file;
@@ -52,6 +75,50 @@ final class ConvChoiceStore {
         ConvChoiceStore s = new ConvChoiceStore(dir.resolve(CacheDir.sha256(header) + ".tsv"), header);
         s.read();
         return s;
+    }
+
+    /** The process's store for {@code fingerprint} under {@code dir}, shared while held; {@link #release} it when the holder closes. */
+    static ConvChoiceStore acquire(Path dir, String fingerprint) {
+        ConvChoiceStore fresh = open(dir, fingerprint);
+        synchronized (OPEN) {
+            ConvChoiceStore s = OPEN.computeIfAbsent(fresh.file, f -> fresh);
+            HOLDERS.merge(s.file, 1, Integer::sum);
+            return s;
+        }
+    }
+
+    /** One holder fewer; the last one's release forgets the store (the file keeps it). */
+    static void release(ConvChoiceStore s) {
+        synchronized (OPEN) {
+            Integer n = HOLDERS.get(s.file);
+            if (n == null || OPEN.get(s.file) != s) return;
+            if (n > 1) {
+                HOLDERS.put(s.file, n - 1);
+            } else {
+                HOLDERS.remove(s.file);
+                OPEN.remove(s.file);
+            }
+        }
+    }
+
+    /**
+     * For a shape that has run untimed long enough to be timed: {@link Turn#ADOPT} when a timed choice
+     * is remembered (by any session, on any device sharing this store), else {@link Turn#TIME} to one
+     * caller at a time that {@code mayTime}, which must then call {@link #timed} whatever happens;
+     * {@link Turn#WAIT} to the others. So each key is timed once, and a timed choice is never timed
+     * again and replaced while jobs run on it.
+     */
+    synchronized Turn turn(String key, boolean mayTime) {
+        Entry e = entries.get(key);
+        if (e != null && !Double.isNaN(e.micros())) return Turn.ADOPT;
+        if (!mayTime || timing.contains(key)) return Turn.WAIT;
+        timing.add(key);
+        return Turn.TIME;
+    }
+
+    /** The caller given {@link Turn#TIME} for {@code key} is done (its choice {@link #put}, or its timing failed). */
+    synchronized void timed(String key) {
+        timing.remove(key);
     }
 
     private void read() {

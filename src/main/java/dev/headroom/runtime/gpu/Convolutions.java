@@ -46,7 +46,8 @@ import java.util.Map;
  *
  * <p>All device memory (the workspace, temporaries, cuDNN's algorithm search, cuBLAS's scratch)
  * comes from the device's {@link DeviceMemory}. One per session ({@link CudaOps}), on its stream and
- * its thread; the remembered choices are the device's, shared.
+ * its thread; the remembered choices are shared by every session of every open device of the kind,
+ * and each shape is timed by one of them only ({@link ConvChoiceStore#turn}), so all run one choice.
  */
 final class Convolutions implements AutoCloseable {
     enum Strategy { FUSED, GRAPH, GEMM, LEGACY }
@@ -94,6 +95,8 @@ final class Convolutions implements AutoCloseable {
     /** Shapes whose plans were built untimed or recalled ({@link #buildNanos}), and the slowest one's time. */
     private int builds;
     private long buildMaxNanos;
+    /** Shapes timed by this session, and shapes moved to a choice another session timed ({@link #settle}). */
+    private int timedHere, timedAdopted;
     /** What the last shape's timing took: the guess for the next one's (a quarter second before any). */
     private long lastTuning = 250_000_000L;
     private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
@@ -150,8 +153,12 @@ final class Convolutions implements AutoCloseable {
 
     /** A heuristic choice is timed once its shape has run this many times (it repeats: timing can pay back). */
     static final int REPEATS = 3;
-    /** Timing is allowed while it has taken at most this share of the time since the first convolution. */
+    /**
+     * Timing is allowed while it has taken at most this share of the time since the first convolution
+     * (the property headroom.conv-tuning-share overrides it: tests that must see timing at once).
+     */
     static final double TUNING_SHARE = 0.05;
+    private final double tuningShare = Double.parseDouble(System.getProperty("headroom.conv-tuning-share", String.valueOf(TUNING_SHARE)));
 
     Convolutions(CudaOps ops, Driver cu, MemorySegment stream, DeviceMemory alloc, Precision precision, CudaDevice device) {
         this.ops = ops;
@@ -275,15 +282,14 @@ final class Convolutions implements AutoCloseable {
             builds++;
             if (choice == null) {
                 long t1 = System.nanoTime();
-                choice = choose(call);
-                if (forced == null) remember(key, choice);
+                choice = forced == null ? timeOnce(call, key) : choose(call);
                 timingNanos += System.nanoTime() - t1;
             }
             choices.put(key, choice);
         } else if (choice.precompiled() && !ops.capturing() && backgroundBuilds.containsKey(key) && backgroundBuilds.get(key).isDone()) {
             choice = adopt(key, choice);
-        } else if (choice.heuristic() && calls.merge(key, 1, Integer::sum) >= REPEATS && mayTune()) {
-            choice = tune(call, key, choice);
+        } else if (choice.heuristic() && !ops.capturing() && calls.merge(key, 1, Integer::sum) >= REPEATS) {
+            choice = settle(call, key, choice);
         }
         if (choice.precompiled()) precompiledCalls++;
         run(choice.strategy(), choice.graph(), 0, call);
@@ -415,7 +421,7 @@ final class Convolutions implements AutoCloseable {
      * process is timed in a later one.
      */
     private boolean mayTune() {
-        return !ops.capturing() && tuningNanos + lastTuning <= TUNING_SHARE * (System.nanoTime() - firstCall - buildNanos);
+        return !ops.capturing() && tuningNanos + lastTuning <= tuningShare * (System.nanoTime() - firstCall - buildNanos);
     }
 
     /**
@@ -476,6 +482,88 @@ final class Convolutions implements AutoCloseable {
         }
     }
 
+    /**
+     * A shape that repeated on an untimed choice takes the device kind's one timed choice
+     * ({@link ConvChoiceStore#turn}): the remembered one where any session has timed it, else this
+     * session times it when no other is doing so and its budget allows ({@link #mayTune}), else it
+     * stays untimed for now. Where the remembered way does not build here, this session stops asking
+     * for that shape (it runs on; a later process tries again).
+     */
+    private Choice settle(Call c, Key key, Choice current) {
+        String k = key.toString();
+        switch (remembered.turn(k, mayTune())) {
+            case ADOPT -> {
+                Choice next = recall(c, key);
+                if (next == null || next.heuristic()) {
+                    if (next != null) discard(next);
+                    calls.put(key, Integer.MIN_VALUE);   // never REPEATS again in this session
+                    return current;
+                }
+                ops.invalidateRecordings("take the convolution choice another session timed");
+                discard(current);
+                choices.put(key, next);
+                calls.remove(key);
+                timedAdopted++;
+                return next;
+            }
+            case TIME -> {
+                try {
+                    return tune(c, key, current);
+                } finally {
+                    remembered.timed(k);
+                }
+            }
+            default -> {
+                return current;
+            }
+        }
+    }
+
+    /**
+     * A shape met for the first time that must be timed before it runs (full timing, or no untimed
+     * choice): timed here and remembered, or, when another session of the device kind is timing it
+     * now, waited for and taken from it, so that sessions meeting a shape together run one choice.
+     */
+    private Choice timeOnce(Call c, Key key) {
+        String k = key.toString();
+        while (true) {
+            switch (remembered.turn(k, true)) {
+                case ADOPT -> {
+                    Choice r = recall(c, key);
+                    if (r != null && !r.heuristic()) {
+                        timedAdopted++;
+                        return r;
+                    }
+                    if (r != null) discard(r);
+                    return choose(c);   // the remembered way does not build here: this session's own
+                }
+                case TIME -> {
+                    try {
+                        Choice mine = choose(c);
+                        remember(key, mine);
+                        timedHere++;
+                        return mine;
+                    } finally {
+                        remembered.timed(k);
+                    }
+                }
+                default -> {
+                    try {
+                        Thread.sleep(1);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted while another session timed convolution " + k, e);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Shapes this session timed ({@link #tune}), and shapes it moved to a choice another session timed ({@link #settle}). */
+    int[] timedShapes() {
+        return new int[] {timedHere, timedAdopted};
+    }
+
     /** Times every candidate for a shape that runs on a heuristic choice, keeps and remembers the fastest. */
     private Choice tune(Call c, Key key, Choice heuristic) {
         long t0 = System.nanoTime();
@@ -487,6 +575,7 @@ final class Convolutions implements AutoCloseable {
         calls.remove(key);
         lastTuning = System.nanoTime() - t0;
         tuningNanos += lastTuning;
+        timedHere++;
         return timed;
     }
 

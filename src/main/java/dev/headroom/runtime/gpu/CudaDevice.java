@@ -191,10 +191,10 @@ public final class CudaDevice implements Device {
         return plans == null ? Map.of() : plans.stats();
     }
 
-    /** The store of remembered convolution choices for {@code fingerprint}, opened once per process and shared by sessions. */
+    /** The store of remembered convolution choices for {@code fingerprint}: shared by this device's sessions and every other open device of its kind ({@link ConvChoiceStore#acquire}). */
     ConvChoiceStore choiceStore(Path dir, String fingerprint) {
         synchronized (choiceStores) {
-            return choiceStores.computeIfAbsent(fingerprint, f -> ConvChoiceStore.open(dir, f));
+            return choiceStores.computeIfAbsent(dir.toAbsolutePath() + "\n" + fingerprint, f -> ConvChoiceStore.acquire(dir, fingerprint));
         }
     }
 
@@ -411,6 +411,12 @@ public final class CudaDevice implements Device {
         });
         for (MemorySegment m : modules.values()) steps.add(() -> cu.moduleUnload(m));
         if (expandModule != null) steps.add(() -> cu.moduleUnload(expandModule));
+        steps.add(() -> {
+            synchronized (choiceStores) {
+                choiceStores.values().forEach(ConvChoiceStore::release);
+                choiceStores.clear();
+            }
+        });
         steps.add(memory::close);   // the allocator's audit runs whatever failed before it
         steps.add(() -> cu.releasePrimaryContext(device));
         CloseSteps.run(steps.toArray(Runnable[]::new));

@@ -421,6 +421,8 @@ public final class CudaOps implements Session {
         d.put("conv_strategies", convStrategies());
         d.put("conv_choices_recalled", recalledChoices());
         d.put("conv_tuning_ms", Math.round(convolutions.tuningNanos() / 1e4) / 100.0);
+        d.put("conv_shapes_timed", convolutions.timedShapes()[0]);
+        d.put("conv_timed_adopted", convolutions.timedShapes()[1]);
         d.put("conv_plan_build_ms", Math.round(convolutions.buildNanos() / 1e4) / 100.0);
         d.put("conv_plan_builds", convolutions.builds()[0]);
         d.put("conv_plan_build_max_ms", Math.round(convolutions.builds()[1] / 1e4) / 100.0);

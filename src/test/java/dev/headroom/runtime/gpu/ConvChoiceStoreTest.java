@@ -2,6 +2,8 @@ package dev.headroom.runtime.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -73,5 +75,41 @@ class ConvChoiceStoreTest {
         a.put("k", new ConvChoiceStore.Entry("FUSED", 0, 0, 1));
         assertEquals("FUSED", a.get("k").way());
         assertThrows(IllegalArgumentException.class, () -> a.put("a\tb", new ConvChoiceStore.Entry("FUSED", 0, 0, 1)));
+    }
+
+    @Test
+    void aKeyIsTimedByOneSessionAtATimeAndNeverAgainOnceTimed() {
+        ConvChoiceStore s = ConvChoiceStore.open(dir, H100);
+        assertEquals(ConvChoiceStore.Turn.WAIT, s.turn("k", false), "a session whose budget does not allow timing claims nothing");
+        assertEquals(ConvChoiceStore.Turn.TIME, s.turn("k", true));
+        assertEquals(ConvChoiceStore.Turn.WAIT, s.turn("k", true), "another session waits while the first times it");
+        assertEquals(ConvChoiceStore.Turn.TIME, s.turn("other", true), "other keys are timed meanwhile");
+        s.timed("k");   // its timing failed: nothing remembered
+        assertEquals(ConvChoiceStore.Turn.TIME, s.turn("k", true), "free to time again after a failed timing");
+        s.put("k", new ConvChoiceStore.Entry("FUSED", 1, 2, 40.0));
+        s.timed("k");
+        assertEquals(ConvChoiceStore.Turn.ADOPT, s.turn("k", true), "timed once: every session takes it");
+        assertEquals(ConvChoiceStore.Turn.ADOPT, s.turn("k", false));
+        s.put("first", new ConvChoiceStore.Entry("FUSED", 0, 0, Double.NaN));
+        assertEquals(ConvChoiceStore.Turn.TIME, s.turn("first", true), "an untimed first choice remembered is still timed");
+    }
+
+    @Test
+    void devicesOfOneKindShareOneStoreUntilTheLastLetsGo() {
+        ConvChoiceStore a = ConvChoiceStore.acquire(dir, H100), b = ConvChoiceStore.acquire(dir, H100);
+        assertSame(a, b, "two open devices of one kind: one store, so a shape timed on one is not timed on the other");
+        assertEquals(ConvChoiceStore.Turn.TIME, a.turn("k", true));
+        assertEquals(ConvChoiceStore.Turn.WAIT, b.turn("k", true));
+        ConvChoiceStore bf16 = ConvChoiceStore.acquire(dir, H100.replace("F16", "BF16"));
+        assertNotSame(a, bf16, "another precision, another store");
+        ConvChoiceStore.release(bf16);
+        ConvChoiceStore.release(a);
+        assertSame(b, ConvChoiceStore.acquire(dir, H100), "still held by the other device");
+        ConvChoiceStore.release(b);
+        ConvChoiceStore.release(b);
+        ConvChoiceStore c = ConvChoiceStore.acquire(dir, H100);
+        assertNotSame(a, c, "released by all: the next device reads the file again, as a new process would");
+        assertEquals(ConvChoiceStore.Turn.TIME, c.turn("k", true), "a claim does not outlive the store");
+        ConvChoiceStore.release(c);
     }
 }
