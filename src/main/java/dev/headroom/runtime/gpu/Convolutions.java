@@ -1,15 +1,9 @@
 package dev.headroom.runtime.gpu;
 
-import static dev.headroom.runtime.gpu.ConvCalls.at;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-
 import dev.headroom.core.Precision;
-import dev.headroom.core.graph.Act;
 import dev.headroom.core.graph.Op;
 import dev.headroom.core.graph.Padding;
-import dev.headroom.cuda.Cublas;
 import dev.headroom.cuda.CudaException;
-import dev.headroom.cuda.CudaUnavailable;
 import dev.headroom.cuda.Cudnn;
 import dev.headroom.cuda.CudnnGraph;
 import dev.headroom.cuda.Driver;
@@ -19,7 +13,6 @@ import dev.headroom.runtime.Tensor;
 import dev.headroom.runtime.gpu.ConvCalls.Call;
 import dev.headroom.runtime.gpu.ConvCalls.Key;
 import dev.headroom.runtime.memory.DeviceMemory;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -69,11 +62,6 @@ final class Convolutions implements AutoCloseable {
     private final DeviceMemory alloc;
     private final Precision precision;
     private final boolean graphApi = !"0".equals(System.getenv("HEADROOM_CUDNN_GRAPH"));
-    /** HEADROOM_CUBLAS_GEMM=0 leaves 1x1 convolutions to cuDNN (for comparison). */
-    private final boolean gemmApi = !"0".equals(System.getenv("HEADROOM_CUBLAS_GEMM"));
-    private final Arena arena = Arena.ofShared();
-    /** {1, 0}: alpha and beta of the legacy forward call and the GEMM. */
-    private final MemorySegment alphaBeta;
     /** Shapes on the legacy API; made in the constructor, after {@link #remembered}. */
     private final LegacyPlans plans;
     private final Map<Key, Choice> choices = new HashMap<>();
@@ -99,15 +87,13 @@ final class Convolutions implements AutoCloseable {
     private int timedHere, timedAdopted;
     /** What the last shape's timing took: the guess for the next one's (a quarter second before any). */
     private long lastTuning = 250_000_000L;
-    private final Map<Float, DeviceBuffer> scalars = new HashMap<>();
     /** Graphs, plans and GEMMs refused, with the reason (`bench --json` lists them as graph_failures). */
     private final List<String> failures = new ArrayList<>();
     private DeviceBuffer workspace;
     /** The largest workspace plans were built for: after {@link #releaseWorkspace} it comes back at least this large. */
     private long workspaceFloor;
-    /** cuBLAS's handle on the backend's stream, made at the first 1x1 convolution; null before, or when cuBLAS is missing. */
-    private MemorySegment blas;
-    private boolean blasMissing;
+    /** Runs a call the chosen way; owns the cuBLAS handle and the residual scales. */
+    private final ConvRunner runner;
     /** Set by tests to run every convolution one way; null lets the clock choose. */
     private Strategy forced;
 
@@ -170,11 +156,9 @@ final class Convolutions implements AutoCloseable {
         handle = dnn.createHandle(stream);
         dev.headroom.runtime.Startup.mark("cudnn_handle");
         remembered = device.choiceStore(dev.headroom.runtime.CacheDir.root().resolve("conv-choices"),
-                device.description() + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (gemmApi ? "" : " no-gemm"));
+                device.description() + " cudnn " + dnn.version() + " " + precision + " " + CANDIDATES + (graphApi ? "" : " legacy-only") + (ConvRunner.GEMM_API ? "" : " no-gemm"));
         plans = new LegacyPlans(dnn, handle, precision, remembered);
-        alphaBeta = arena.allocate(JAVA_FLOAT, 2);
-        alphaBeta.setAtIndex(JAVA_FLOAT, 0, 1f);
-        alphaBeta.setAtIndex(JAVA_FLOAT, 1, 0f);
+        runner = new ConvRunner(ops, dnn, handle, stream, alloc, precision, plans, failures);
         this.device = device;
         shared = graphApi && !"0".equals(System.getenv("HEADROOM_CONV_SHARED_PLANS")) ? device.plans() : null;
         background = "background".equals(start) && shared != null;
@@ -182,9 +166,7 @@ final class Convolutions implements AutoCloseable {
 
     /** Bytes kept between calls: the workspace and the residual scales' device copies. */
     long heldBytes() {
-        long b = workspace == null ? 0 : workspace.bytes();
-        for (DeviceBuffer c : scalars.values()) b += c.bytes();
-        return b;
+        return (workspace == null ? 0 : workspace.bytes()) + runner.scalarBytes();
     }
 
     /** Shapes by strategy; those still on cuDNN's untimed heuristic choice as e.g. "FUSED (heuristic)". */
@@ -292,7 +274,7 @@ final class Convolutions implements AutoCloseable {
             choice = settle(call, key, choice);
         }
         if (choice.precompiled()) precompiledCalls++;
-        run(choice.strategy(), choice.graph(), 0, call);
+        runner.run(choice.strategy(), choice.graph(), 0, call);
     }
 
     /** Gives a lent graph back to the device, closes one of this session's own. */
@@ -337,8 +319,8 @@ final class Convolutions implements AutoCloseable {
             if (spec.fused() && !ops.capturing()) {
                 // a precompiled start that ran unfused uploaded no residual scale; a recorded pass could not upload it
                 // (H200: "cannot upload 1 values while recording a CUDA graph", and the pass ran eager)
-                if (spec.residual() && spec.rscale() != 1f) scalar(spec.rscale());
-                if (spec.outer() && spec.oscale() != 1f) scalar(spec.oscale());
+                if (spec.residual() && spec.rscale() != 1f) runner.scalar(spec.rscale());
+                if (spec.outer() && spec.oscale() != 1f) runner.scalar(spec.oscale());
             }
             if (rememberFirst && forced == null && remembered.get(key.toString()) == null) {
                 remembered.put(key.toString(), new ConvChoiceStore.Entry(b.strategy().name(), b.origin().mode(), b.origin().position(), Double.NaN));
@@ -408,7 +390,7 @@ final class Convolutions implements AutoCloseable {
                 }
             }
         }
-        if (c.pointwise() && blas() != null) return new Choice(Strategy.GEMM, null, Double.NaN, true);
+        if (c.pointwise() && runner.gemmAvailable()) return new Choice(Strategy.GEMM, null, Double.NaN, true);
         return null;
     }
 
@@ -579,15 +561,6 @@ final class Convolutions implements AutoCloseable {
         return timed;
     }
 
-    private void run(Strategy strategy, ConvGraph graph, int plan, Call c) {
-        switch (strategy) {
-            case FUSED -> fused(graph, plan, c);
-            case GRAPH -> graphThenEpilogue(graph, plan, c);
-            case GEMM -> gemm(c);
-            case LEGACY -> legacy(c);
-        }
-    }
-
     /**
      * Times the strategies this call can use (each plan of each graph, up to 3 runs after a
      * warm-up, host clock around a synchronised batch; a candidate whose first timed run is 1.5x
@@ -607,9 +580,9 @@ final class Convolutions implements AutoCloseable {
                     best = tryGraph(st, c, best);
                 }
             }
-            if ((forced == null || forced == Strategy.GEMM) && c.pointwise() && blas() != null) {
+            if ((forced == null || forced == Strategy.GEMM) && c.pointwise() && runner.gemmAvailable()) {
                 try {
-                    double t = time(() -> gemm(c), best.micros());
+                    double t = time(() -> runner.run(Strategy.GEMM, null, 0, c), best.micros());
                     if (t < best.micros()) {
                         if (best.graph() != null) best.graph().close();
                         best = new Choice(Strategy.GEMM, null, t);
@@ -620,7 +593,7 @@ final class Convolutions implements AutoCloseable {
             }
             if (forced == Strategy.LEGACY || forced == null && (!graphs || precision == Precision.F32 || best.micros() == Double.MAX_VALUE)) {
                 try {
-                    double t = time(() -> legacy(c), best.micros());
+                    double t = time(() -> runner.run(Strategy.LEGACY, null, 0, c), best.micros());
                     if (t < best.micros()) best = new Choice(Strategy.LEGACY, null, t);
                 } catch (CudaException e) {
                     // in 16 bits a graph or GEMM may have run where the legacy API has no kernel
@@ -660,7 +633,7 @@ final class Convolutions implements AutoCloseable {
                 int plan = i;
                 double t;
                 try {
-                    t = time(() -> run(st, cg, plan, c), Math.min(bestTime, best.micros()));
+                    t = time(() -> runner.run(st, cg, plan, c), Math.min(bestTime, best.micros()));
                 } catch (CudaException e) {
                     failures.add(st + " plan " + i + " " + c.key() + ": " + e.getMessage());
                     continue;
@@ -698,7 +671,7 @@ final class Convolutions implements AutoCloseable {
             return null;
         }
         ConvGraph cg = null;
-        if (st == Strategy.GEMM && (!c.pointwise() || blas() == null)) return null;
+        if (st == Strategy.GEMM && (!c.pointwise() || !runner.gemmAvailable())) return null;
         if (st == Strategy.FUSED || st == Strategy.GRAPH) {
             if (!graphApi || !c.aligned()) return null;
             ConvGraph.Spec spec = spec(c, st == Strategy.FUSED);
@@ -751,107 +724,6 @@ final class Convolutions implements AutoCloseable {
                 c.outer() != null, c.outer() == null ? 0 : c.outer().stride, op.outerScale(), fused);
     }
 
-    private void fused(ConvGraph cg, int plan, Call c) {
-        Op.Conv2d op = c.p().op;
-        long s = c.residual() != null && op.residualScale() != 1f ? scalar(op.residualScale()) : 0L;
-        long s2 = c.outer() != null && op.outerScale() != 1f ? scalar(op.outerScale()) : 0L;
-        CudaConvWeights p = c.p();
-        cg.execute(handle, plan, new ConvGraph.Pointers(at(c.in()), p.kernel.address(), p.bias == null ? 0L : p.bias.address(), s,
-                at(c.residual()), s2, at(c.outer()), at(c.out()), cg.workspaces.get(plan) > 0 ? workspace.address() : 0L));
-    }
-
-    private void graphThenEpilogue(ConvGraph cg, int plan, Call c) {
-        Tensor out = c.out();
-        boolean direct = out.dense();
-        Tensor y = direct ? out : ops.allocate(out.n, out.h, out.w, out.c);
-        try {
-            cg.execute(handle, plan, new ConvGraph.Pointers(at(c.in()), c.p().kernel.address(), 0L, 0L, 0L, 0L, 0L, at(y),
-                    cg.workspaces.get(plan) > 0 ? workspace.address() : 0L));
-            epilogueAfter(c, y, direct);
-        } finally {
-            if (!direct) ops.release(y);
-        }
-    }
-
-    /**
-     * A 1x1 convolution as one matrix product, in place between channel slices. Row-major NHWC is
-     * column-major with the pixel stride as leading dimension, so, in cuBLAS's column-major terms:
-     * out (cout, P; ld out.stride) = W^T (cout, cin) x in (cin, P; ld in.stride), where the KRSC
-     * weights (cout, cin) row-major are (cin, cout; ld cin) column-major, hence OP_T. P counts the
-     * pixels of all images: a view's pixels follow each other at one stride. Then the epilogue
-     * (bias, activation, residuals) in place on the output.
-     */
-    private void gemm(Call c) {
-        Tensor in = c.in(), out = c.out();
-        long pixels = (long) in.n * in.h * in.w;
-        if (pixels > Integer.MAX_VALUE) throw new IllegalArgumentException("1x1 convolution over " + pixels + " pixels: more than 2^31 in one call");
-        Op.Conv2d op = c.p().op;
-        int type = switch (precision) {
-            case F32 -> Cublas.R_32F;
-            case F16 -> Cublas.R_16F;
-            case BF16 -> Cublas.R_16BF;
-        };
-        Cublas.get().gemm(blas, Cublas.OP_T, Cublas.OP_N, op.cout(), (int) pixels, op.cin(), alphaBeta,
-                c.p().kernel.address(), type, op.cin(), at(in), type, in.stride, at(out), type, out.stride, Cublas.COMPUTE_32F);
-        epilogueAfter(c, out, true);
-    }
-
-    /** cuBLAS's handle, made on first use and given the workspace; null (once said in the failures) where cuBLAS cannot be loaded. */
-    private MemorySegment blas() {
-        if (!gemmApi) return null;
-        if (blas == null && !blasMissing) {
-            try {
-                blas = Cublas.get().createHandle(stream);
-                Cublas.get().setWorkspace(blas, workspace.address(), workspace.bytes());
-            } catch (CudaUnavailable | CudaException e) {
-                blasMissing = true;
-                failures.add("GEMM: " + e.getMessage());
-            }
-        }
-        return blas;
-    }
-
-    private void legacy(Call c) {
-        CudaConvWeights p = c.p();
-        Tensor in = c.in(), out = c.out();
-        boolean direct = out.dense();
-        Tensor y = direct ? out : ops.allocate(out.n, out.h, out.w, out.c);
-        Tensor packed = null;
-        try {
-            Tensor x = in;
-            if (!in.dense()) {
-                packed = ops.allocate(in.n, in.h, in.w, in.c);
-                ops.copy(in, packed);
-                x = packed;
-            }
-            LegacyPlans.LegacyPlan plan = plans.plan(p.op, x, p.kernel, y, workspace);
-            dnn.forward(handle, alphaBeta, plan.x(), x.device.address(), plan.w(), p.kernel.address(), plan.conv(), plan.algo(),
-                    plan.workspace() > 0 ? workspace.address() : 0L, plan.workspace(), plan.y(), y.device.address());
-            epilogueAfter(c, y, direct);
-        } finally {
-            if (packed != null) ops.release(packed);
-            if (!direct) ops.release(y);
-        }
-    }
-
-    /**
-     * The epilogue pass after an unfused convolution into {@code y} (none when that is already the
-     * result), and the outer residual as a second pass in place.
-     */
-    private void epilogueAfter(Call c, Tensor y, boolean direct) {
-        CudaConvWeights p = c.p();
-        Act act = p.op.act();
-        if (p.bias != null || act.kind() != Act.Kind.NONE || !direct || c.residual() != null) {
-            ops.epilogue(y, p.bias == null ? 0L : p.bias.address(), act, p.slope == null ? 0L : p.slope.address(), c.residual(), p.op.residualScale(), c.out());
-        }
-        if (c.outer() != null) ops.epilogue(c.out(), 0L, Act.NONE, 0L, c.outer(), p.op.outerScale(), c.out());
-    }
-
-    /** A device copy of one fp32 value (the residual scale of a fused graph), uploaded once. */
-    private long scalar(float v) {
-        return scalars.computeIfAbsent(v, f -> ops.uploadFloats(new float[] {f})).address();
-    }
-
     /**
      * The workspace, at least {@code bytes} large, lent to another op on this stream between
      * convolutions (attention's chunks): so its scratch costs no memory beyond the workspace the
@@ -871,12 +743,15 @@ final class Convolutions implements AutoCloseable {
         bytes = Math.max(bytes, workspaceFloor);
         if (workspace != null && workspace.bytes() >= bytes) return;
         ops.invalidateRecordings("grow the convolution workspace to " + bytes + " bytes");
-        if (workspace != null) alloc.free(workspace);
+        if (workspace != null) {
+            runner.workspace(null);
+            alloc.free(workspace);
+        }
         workspace = null;
         try (var scope = alloc.tag("workspace", "convolution")) {
             workspace = alloc.allocate(bytes);
         }
-        if (blas != null) Cublas.get().setWorkspace(blas, workspace.address(), workspace.bytes());
+        runner.workspace(workspace);
     }
 
     /**
@@ -894,7 +769,7 @@ final class Convolutions implements AutoCloseable {
         giveBackLent();
         if (workspace == null) return;
         ops.invalidateRecordings("free the convolution workspace between jobs");
-        if (blas != null) Cublas.get().setWorkspace(blas, 0L, 0L);
+        runner.workspace(null);
         alloc.free(workspace);
         workspace = null;
     }
@@ -935,19 +810,11 @@ final class Convolutions implements AutoCloseable {
     public void close() {
         dev.headroom.runtime.CloseSteps.run(
                 this::dropPlans,
-                () -> {
-                    for (DeviceBuffer b : List.copyOf(scalars.values())) alloc.free(b);
-                    scalars.clear();
-                },
-                () -> {
-                    if (blas != null) Cublas.get().destroyHandle(blas);
-                    blas = null;
-                },
+                runner::close,
                 () -> {
                     if (workspace != null) alloc.free(workspace);
                     workspace = null;
                 },
-                () -> dnn.destroyHandle(handle),
-                arena::close);
+                () -> dnn.destroyHandle(handle));
     }
 }
