@@ -92,6 +92,18 @@ class StagedSlotsCloseTest {
     }
 
     @Test
+    void slotsThatCannotBeMadeAndLayersThatCannotBeFreedThrowTheMakingsFailureCarryingTheFrees() {
+        CountedLayers staging = new CountedLayers();
+        staging.failFree = true;
+        var e = assertThrows(IllegalStateException.class, () -> staging.holding(false, () -> {
+            throw new IllegalStateException("cuMemAlloc of 2 slots failed (injected)");
+        }));
+        assertEquals("cuMemAlloc of 2 slots failed (injected)", e.getMessage(), "the making's failure, not the release's");
+        assertEquals("cuMemFreeHost failed (injected)", e.getSuppressed()[0].getMessage());
+        assertEquals(1, staging.frees);
+    }
+
+    @Test
     void aConstructorThatFailsLeavesTheStagedLayersToItsCaller() {
         CountedLayers staging = new CountedLayers();
         FailingSlots slots = new FailingSlots(staging);
