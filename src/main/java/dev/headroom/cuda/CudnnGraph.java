@@ -30,7 +30,7 @@ public final class CudnnGraph {
     // cudnnBackendAttributeType_t
     static final int T_HANDLE = 0, T_DATA_TYPE = 1, T_BOOLEAN = 2, T_INT64 = 3, T_FLOAT = 4, T_DOUBLE = 5, T_VOID_PTR = 6,
             T_CONVOLUTION_MODE = 7, T_HEUR_MODE = 8, T_NUMERICAL_NOTE = 11, T_POINTWISE_MODE = 14, T_BACKEND_DESCRIPTOR = 15,
-            T_BEHAVIOR_NOTE = 19;
+            T_BEHAVIOR_NOTE = 19, T_CHAR = 24;
     // cudnnBackendAttributeName_t
     static final int POINTWISE_MODE = 0, POINTWISE_MATH_PREC = 1, POINTWISE_RELU_LOWER_CLIP_SLOPE = 5,
             CONVOLUTION_COMP_TYPE = 100, CONVOLUTION_CONV_MODE = 101, CONVOLUTION_DILATIONS = 102, CONVOLUTION_FILTER_STRIDES = 103,
@@ -38,6 +38,7 @@ public final class CudnnGraph {
             ENGINECFG_ENGINE = 300, ENGINE_NUMERICAL_NOTE = 1303, ENGINE_BEHAVIOR_NOTE = 1305,
             ENGINEHEUR_MODE = 200, ENGINEHEUR_OPERATION_GRAPH = 201, ENGINEHEUR_RESULTS = 202,
             EXECUTION_PLAN_HANDLE = 400, EXECUTION_PLAN_ENGINE_CONFIG = 401, EXECUTION_PLAN_WORKSPACE_SIZE = 402,
+            EXECUTION_PLAN_JSON_REPRESENTATION = 405,
             CONV_FWD_ALPHA = 700, CONV_FWD_BETA = 701, CONV_FWD_CONV_DESC = 702, CONV_FWD_W = 703, CONV_FWD_X = 704, CONV_FWD_Y = 705,
             PW_DESCRIPTOR = 750, PW_XDESC = 751, PW_BDESC = 752, PW_YDESC = 753,
             OPERATIONGRAPH_HANDLE = 800, OPERATIONGRAPH_OPS = 801,
@@ -275,6 +276,43 @@ public final class CudnnGraph {
             setDescriptors(p, EXECUTION_PLAN_ENGINE_CONFIG, engineConfig);
             int st = Driver.call(() -> (int) finalize.invokeExact(p));
             if (st == 0) return p;
+        }
+        destroy(p);
+        return null;
+    }
+
+    /**
+     * The plan in cuDNN's serialised form (its JSON representation; a runtime-compiled engine's kernel
+     * travels in it), or null where cuDNN does not serialise this plan's engine.
+     */
+    public byte[] planJson(MemorySegment plan) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment n = a.allocate(JAVA_LONG);
+            if (Driver.call(() -> (int) getAttr.invokeExact(plan, EXECUTION_PLAN_JSON_REPRESENTATION, T_CHAR, 0L, n, MemorySegment.NULL)) != 0) return null;
+            long count = n.get(JAVA_LONG, 0);
+            if (count <= 0 || count > Integer.MAX_VALUE - 1) return null;
+            MemorySegment text = a.allocate(count + 1);
+            if (Driver.call(() -> (int) getAttr.invokeExact(plan, EXECUTION_PLAN_JSON_REPRESENTATION, T_CHAR, count, n, text)) != 0) return null;
+            long len = Math.min(count, n.get(JAVA_LONG, 0));
+            while (len > 0 && text.get(JAVA_BYTE, len - 1) == 0) len--;   // the C string's terminator
+            return len == 0 ? null : text.asSlice(0, len).toArray(JAVA_BYTE);
+        }
+    }
+
+    /**
+     * A plan made on {@code handle} from {@link #planJson}'s bytes (a device of the same kind, the same
+     * driver and cuDNN), without compiling its kernel again; null where cuDNN refuses them.
+     */
+    public MemorySegment planFromJson(MemorySegment handle, byte[] json) {
+        MemorySegment p = create(EXECUTION_PLAN);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment text = a.allocateFrom(JAVA_BYTE, json);
+            MemorySegment h = a.allocateFrom(ADDRESS, handle);
+            if (Driver.call(() -> (int) setAttr.invokeExact(p, EXECUTION_PLAN_JSON_REPRESENTATION, T_CHAR, (long) json.length, text)) == 0
+                    && Driver.call(() -> (int) setAttr.invokeExact(p, EXECUTION_PLAN_HANDLE, T_HANDLE, 1L, h)) == 0
+                    && Driver.call(() -> (int) finalize.invokeExact(p)) == 0) {
+                return p;
+            }
         }
         destroy(p);
         return null;

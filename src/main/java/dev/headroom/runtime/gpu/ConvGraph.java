@@ -179,15 +179,51 @@ final class ConvGraph implements AutoCloseable {
         origins.add(origin);
     }
 
-    /** The operation graph of {@code s}, with no plans yet. */
-    private static ConvGraph describe(CudnnGraph g, MemorySegment handle, Spec s) {
+    /** The tensors a call of {@code s} binds, by uid. */
+    private static long[] uids(Spec s) {
         List<Long> uids = new ArrayList<>(List.of(X, W, Y));
         if (s.fused() && s.bias()) uids.add(B);
         if (s.fused() && s.residual() && s.rscale() != 1f) uids.add(S);
         if (s.fused() && s.residual()) uids.add(R);
         if (s.fused() && s.outer() && s.oscale() != 1f) uids.add(S2);
         if (s.fused() && s.outer()) uids.add(R2);
-        ConvGraph cg = new ConvGraph(g, s, uids.stream().mapToLong(Long::longValue).toArray());
+        return uids.stream().mapToLong(Long::longValue).toArray();
+    }
+
+    /**
+     * The graph of {@code s} with one plan made from a serialised plan of the same spec and origin
+     * ({@link #json}, {@link SerializedPlans}): no operation graph, heuristics or kernel compilation;
+     * null where cuDNN refuses the bytes or the plan's workspace is over {@code maxWorkspace}.
+     */
+    static ConvGraph fromJson(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace, Origin origin, byte[] json) {
+        MemorySegment plan = g.planFromJson(handle, json);
+        if (plan == null) return null;
+        long ws;
+        try {
+            ws = g.workspaceSize(plan);
+        } catch (RuntimeException e) {
+            g.destroy(plan);
+            throw e;
+        }
+        if (ws > maxWorkspace) {
+            g.destroy(plan);
+            return null;
+        }
+        ConvGraph cg = new ConvGraph(g, s, uids(s));
+        cg.plans.add(plan);
+        cg.workspaces.add(ws);
+        cg.origins.add(origin);
+        return cg;
+    }
+
+    /** Plan 0 serialised, or null where cuDNN does not serialise its engine (only runtime-compiled ones, as of cuDNN 9). */
+    byte[] json() {
+        return plans.isEmpty() ? null : g.planJson(plans.getFirst());
+    }
+
+    /** The operation graph of {@code s}, with no plans yet. */
+    private static ConvGraph describe(CudnnGraph g, MemorySegment handle, Spec s) {
+        ConvGraph cg = new ConvGraph(g, s, uids(s));
         try {
             int fp32 = Cudnn.DATA_FLOAT;
             long[] yDims = {s.n(), s.cout(), s.h(), s.w()}, dense = nhwc(s.h(), s.w(), s.cout());

@@ -58,6 +58,8 @@ public final class CudaDevice implements Device {
     private final DeviceMemory memory;
     private final String description;
     private final Map<String, ConvChoiceStore> choiceStores = new HashMap<>();
+    /** Made at the first ask, under the choiceStores lock; released at close. */
+    private SerializedPlans serialized;
     /** The weight loader's stream and copies, used under {@link #loadLock}. */
     private final MemorySegment loadStream;
     private final CudaCopies loads;
@@ -189,6 +191,24 @@ public final class CudaDevice implements Device {
     /** The plan service's counts ({@link PlanService#stats}), empty before any session asked for it. */
     public synchronized Map<String, Object> planStats() {
         return plans == null ? Map.of() : plans.stats();
+    }
+
+    /** Serialised cuDNN plans shared with every other open device of this kind ({@link SerializedPlans}); made at the first ask. */
+    SerializedPlans serializedPlans() {
+        synchronized (choiceStores) {
+            if (serialized == null) {
+                serialized = SerializedPlans.acquire(dev.headroom.runtime.CacheDir.root().resolve("conv-plans"),
+                        description + " cudnn " + dev.headroom.cuda.Cudnn.get().version());
+            }
+            return serialized;
+        }
+    }
+
+    /** The serialised plans' counts ({@link SerializedPlans#stats}), empty before any session asked for them. */
+    Map<String, Object> serializedPlanStats() {
+        synchronized (choiceStores) {
+            return serialized == null ? Map.of() : serialized.stats();
+        }
     }
 
     /** The store of remembered convolution choices for {@code fingerprint}: shared by this device's sessions and every other open device of its kind ({@link ConvChoiceStore#acquire}). */
@@ -415,6 +435,8 @@ public final class CudaDevice implements Device {
             synchronized (choiceStores) {
                 choiceStores.values().forEach(ConvChoiceStore::release);
                 choiceStores.clear();
+                if (serialized != null) SerializedPlans.release(serialized);
+                serialized = null;
             }
         });
         steps.add(memory::close);   // the allocator's audit runs whatever failed before it

@@ -429,6 +429,7 @@ public final class CudaOps implements Session {
         if (convolutions.adopted() > 0) d.put("conv_background_adopted", convolutions.adopted());
         d.putAll(convolutions.startStats());
         d.put("plan_service", dev.planStats());
+        d.put("serialized_plans", dev.serializedPlanStats());
         d.put("conv_timing_ms", Math.round(convolutions.timingNanos() / 1e4) / 100.0);
         d.put("conv_workspace_bytes", convolutions.workspaceBytes());
         d.put("conv_workspace_used_bytes", convolutions.workspaceUsed());

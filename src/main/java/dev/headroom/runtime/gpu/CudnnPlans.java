@@ -75,6 +75,7 @@ final class CudnnPlans implements PlanService.Native<ConvGraph> {
                     ConvGraph cg = ConvGraph.build(CudnnGraph.get(), (MemorySegment) handle, spec, maxWorkspace, 1);
                     if (cg != null) {
                         ConvGraph.Origin o = cg.origins.getFirst();
+                        store(device, spec, o, cg);
                         service.pool(new PoolKey(spec, o), cg);
                         return new Built(spec.fused() ? Convolutions.Strategy.FUSED : Convolutions.Strategy.GRAPH, o, failures);
                     }
@@ -101,7 +102,27 @@ final class CudnnPlans implements PlanService.Native<ConvGraph> {
         if (g != null) return g;
         return service.build(key, h -> {
             device.bind();
-            return ConvGraph.rebuild(CudnnGraph.get(), (MemorySegment) h, spec, maxWorkspace, origin);
+            SerializedPlans serialized = device.serializedPlans();
+            String name = serializedKey(spec, origin);
+            byte[] json = serialized.get(name);
+            if (json != null) {
+                ConvGraph cg = ConvGraph.fromJson(CudnnGraph.get(), (MemorySegment) h, spec, maxWorkspace, origin, json);
+                if (cg != null) return cg;
+                serialized.refused(name);
+            }
+            ConvGraph cg = ConvGraph.rebuild(CudnnGraph.get(), (MemorySegment) h, spec, maxWorkspace, origin);
+            if (cg != null) store(device, spec, origin, cg);
+            return cg;
         });
+    }
+
+    /** What a serialised plan is stored under: its spec and its engine configuration's place in the heuristics. */
+    static String serializedKey(ConvGraph.Spec spec, ConvGraph.Origin origin) {
+        return spec + " " + origin;
+    }
+
+    /** Serialises a newly finalised plan for the device kind's other sessions, devices and later processes (a no-op where its engine does not serialise). */
+    private static void store(CudaDevice device, ConvGraph.Spec spec, ConvGraph.Origin origin, ConvGraph cg) {
+        device.serializedPlans().put(serializedKey(spec, origin), cg.json());
     }
 }
