@@ -102,6 +102,7 @@ final class PngWriter extends RowWriter {
     /** Encodes a band of {@code rows} rows; returns once every row has been read from the caller's array. */
     private void band(int rows, RowSamples source) {
         checkBand(rows);
+        PngWarmup.encoded((long) rows * width * channels);
         int per = Math.max(1, PIECE_BYTES / rowBytes);
         int pieces = (rows + per - 1) / per;
         CountDownLatch sampled = new CountDownLatch(pieces);

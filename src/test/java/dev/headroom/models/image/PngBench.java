@@ -13,21 +13,26 @@ import java.util.zip.CRC32;
 import java.util.zip.Deflater;
 
 /**
- * CPU per image of the PNG encoder's parts, the old code (PngFiltersReference: the scalar filters
- * and sample conversion before the vectorised ones) against the new (PngFilters, SampleBytes), in
- * one run on the same inputs (scripts/bench/png runs it). Each part runs on one thread, piece by
- * piece as PngWriter cuts an image (about 1 MiB of scanlines, deflate level 1 with a sync flush),
- * timed with that thread's CPU clock: float-to-sample conversion, filtering (choice and output,
- * PngFilters.best), Adler-32, Deflater. Old and new alternate within a round; after WARM unprinted
- * rounds, the median of REPS rounds is printed per part with new/old. Old and new must give the
- * same filtered bytes and the same deflate stream (checked every round; the bench stops if not).
- * Also prints the whole streamed PngWriter (new code, all cores): the process's CPU and wall time.
+ * CPU per image of the PNG encoder's parts: the old code (PngFiltersReference: a pass per filter,
+ * scalar sample conversion), the new one-pass scalar code (what a JVM runs until PngWarmup switches)
+ * and the Vector API code, in one run on the same inputs (scripts/bench/png runs it). Each part runs
+ * on one thread, piece by piece as PngWriter cuts an image (about 1 MiB of scanlines, deflate level 1
+ * with a sync flush), timed with that thread's CPU clock: float-to-sample conversion, filtering
+ * (choice and output, PngFilters.best), Adler-32, Deflater. The three alternate within a round;
+ * after WARM unprinted rounds, the median of REPS rounds is printed per part with the ratios. All
+ * three must give the same filtered bytes and deflate stream (checked every round; the bench stops
+ * if not). Also prints the whole streamed PngWriter on the vector code (all cores): the process's
+ * CPU and wall time.
+ *
+ * <p>{@code PngBench cold [size]} instead encodes three noise images through PngWriter in this fresh
+ * JVM, as it decides (scalar code until PngWarmup's count, unless -Dpng.vectors=true forces the
+ * vector code from the first row), and prints each one's process CPU: the first image's cost.
  *
  * <p>Images, SIZE x SIZE RGB: "noise" is (SIZE/4)^2 uniform noise upscaled bicubic x4 plus Gaussian
  * noise of sigma 0.01 (what an upscaler makes of a noisy input); "photo" is PHOTO upscaled bicubic
  * to SIZE plus the same noise.
  *
- * <p>Usage: PngBench [size=4096] [reps=5] [bits=8] [photo=examples/astronaut.png]
+ * <p>Usage: PngBench [size=4096] [reps=5] [bits=8] [photo=examples/astronaut.png] | PngBench cold [size=4096]
  */
 public final class PngBench {
     private static final int WARM = 2;
@@ -35,19 +40,43 @@ public final class PngBench {
     private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
     public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("cold")) {
+            cold(args.length > 1 ? Integer.parseInt(args[1]) : 4096);
+            return;
+        }
         int size = args.length > 0 ? Integer.parseInt(args[0]) : 4096;
         int reps = args.length > 1 ? Integer.parseInt(args[1]) : 5;
         int bits = args.length > 2 ? Integer.parseInt(args[2]) : 8;
         Path photo = Path.of(args.length > 3 ? args[3] : "examples/astronaut.png");
         Random r = new Random(1);
-        FloatImage small = FloatImage.blank(Math.max(1, size / 4), Math.max(1, size / 4), 3, bits);
-        for (int i = 0; i < small.data().length; i++) small.data()[i] = r.nextFloat();
         FloatImage src = ImageFiles.read(photo, Long.MAX_VALUE);
         if (src.channels() != 3) src = src.channels(0, 3);
         System.out.printf("{\"size\": %d, \"bits\": %d, \"reps\": %d, \"cores\": %d, \"vector_bits\": %d}%n",
                 size, bits, reps, Runtime.getRuntime().availableProcessors(), jdk.incubator.vector.ByteVector.SPECIES_PREFERRED.vectorBitSize());
-        bench("noise", noisy(Resample.bicubic(small, size, size), r), bits, reps);
+        bench("noise", noise(size, bits, r), bits, reps);
         bench("photo", noisy(Resample.bicubic(src, size, size), r), bits, reps);
+    }
+
+    /** (size/4)^2 uniform noise upscaled bicubic x4, plus noise. */
+    private static FloatImage noise(int size, int bits, Random r) {
+        FloatImage small = FloatImage.blank(Math.max(1, size / 4), Math.max(1, size / 4), 3, bits);
+        for (int i = 0; i < small.data().length; i++) small.data()[i] = r.nextFloat();
+        return noisy(Resample.bicubic(small, size, size), r);
+    }
+
+    private static void cold(int size) throws Exception {
+        if (Boolean.getBoolean("png.vectors")) PngWarmup.ready = true;
+        FloatImage img = noise(size, 8, new Random(1));
+        Path dir = Files.createTempDirectory("png-bench"), file = dir.resolve("c.png");
+        for (int k = 0; k < 3; k++) {
+            long c0 = processCpu(), w0 = System.nanoTime();
+            boolean vectors = PngWarmup.ready();
+            write(img, 8, file);
+            System.out.printf("{\"cold_image\": %d, \"size\": %d, \"vectors_at_start\": %b, \"process_cpu_ms\": %.0f, \"wall_ms\": %.0f}%n",
+                    k, size, vectors, (processCpu() - c0) / 1e6, (System.nanoTime() - w0) / 1e6);
+        }
+        Files.delete(file);
+        Files.delete(dir);
     }
 
     private static FloatImage noisy(FloatImage img, Random r) {
@@ -56,45 +85,53 @@ public final class PngBench {
         return img;
     }
 
+    private static final String[] MODES = {"old", "scalar", "vector"};
+
     private static void bench(String name, FloatImage img, int bits, int reps) throws Exception {
-        long[][] old = new long[reps][], neu = new long[reps][];
+        long[][][] runs = new long[MODES.length][reps][];
         long[] writerCpu = new long[reps], writerWall = new long[reps];
         Path dir = Files.createTempDirectory("png-bench");
         Path file = dir.resolve("w.png");
         for (int rep = -WARM; rep < reps; rep++) {
-            Result o = encode(img, bits, true), n = encode(img, bits, false);
-            if (o.crc != n.crc || o.filteredCrc != n.filteredCrc || o.bytes != n.bytes) {
-                throw new IllegalStateException(name + ": the new code's bytes differ from the old's (filtered crc " + o.filteredCrc + " vs "
-                        + n.filteredCrc + ", deflated crc " + o.crc + " vs " + n.crc + ", " + o.bytes + " vs " + n.bytes + " bytes)");
+            Result[] got = new Result[MODES.length];
+            for (int m = 0; m < MODES.length; m++) {
+                got[m] = encode(img, bits, m);
+                if (got[m].crc != got[0].crc || got[m].filteredCrc != got[0].filteredCrc || got[m].bytes != got[0].bytes) {
+                    throw new IllegalStateException(name + ": the " + MODES[m] + " code's bytes differ from the old's (filtered crc " + got[0].filteredCrc
+                            + " vs " + got[m].filteredCrc + ", deflated crc " + got[0].crc + " vs " + got[m].crc + ", " + got[0].bytes + " vs " + got[m].bytes + " bytes)");
+                }
+                if (rep >= 0) runs[m][rep] = got[m].nanos;
             }
+            PngWarmup.ready = true;
             long c0 = processCpu(), w0 = System.nanoTime();
             write(img, bits, file);
             long c1 = processCpu(), w1 = System.nanoTime();
             if (rep >= 0) {
-                old[rep] = o.nanos;
-                neu[rep] = n.nanos;
                 writerCpu[rep] = c1 - c0;
                 writerWall[rep] = w1 - w0;
             }
         }
-        long file0 = Files.size(file);
+        long bytes = Files.size(file);
         Files.delete(file);
         Files.delete(dir);
         for (int p = 0; p <= PARTS.length; p++) {
-            double om = median(old, p), nm = median(neu, p);
-            System.out.printf("{\"image\": \"%s\", \"part\": \"%s\", \"old_cpu_ms\": %.1f, \"new_cpu_ms\": %.1f, \"new_over_old\": %.3f, \"old_over_new\": %.2f}%n",
-                    name, p < PARTS.length ? PARTS[p] : "total", om, nm, nm / om, om / nm);
+            double o = median(runs[0], p), s = median(runs[1], p), v = median(runs[2], p);
+            System.out.printf("{\"image\": \"%s\", \"part\": \"%s\", \"old_cpu_ms\": %.1f, \"scalar_cpu_ms\": %.1f, \"vector_cpu_ms\": %.1f, "
+                            + "\"old_over_scalar\": %.2f, \"old_over_vector\": %.2f}%n",
+                    name, p < PARTS.length ? PARTS[p] : "total", o, s, v, o / s, o / v);
         }
         System.out.printf("{\"image\": \"%s\", \"part\": \"identical\", \"value\": true, \"png_bytes\": %d, "
-                        + "\"writer_new_process_cpu_ms\": %.1f, \"writer_new_wall_ms\": %.1f}%n",
-                name, file0, median(writerCpu), median(writerWall));
+                        + "\"writer_vector_process_cpu_ms\": %.1f, \"writer_vector_wall_ms\": %.1f}%n",
+                name, bytes, median(writerCpu), median(writerWall));
     }
 
     /** CPU ns per part (PARTS, then their total) and checksums of the filtered and deflated bytes. */
     private record Result(long[] nanos, long filteredCrc, long crc, long bytes) {}
 
     /** One image through the parts as PngWriter runs them on one piece, piece after piece, on this thread. */
-    private static Result encode(FloatImage img, int bits, boolean old) {
+    private static Result encode(FloatImage img, int bits, int mode) {
+        boolean old = mode == 0;
+        PngWarmup.ready = mode == 2;
         int w = img.width(), h = img.height(), ch = img.channels(), bytes = bits / 8;
         int values = w * ch, rowBytes = values * bytes, bpp = ch * bytes;
         int per = Math.max(1, PngWriter.PIECE_BYTES / rowBytes);

@@ -20,12 +20,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The vectorised PNG filters and sample rounding give the old scalar code's bytes
- * (PngFiltersReference): every filter's sum, the chosen filter and the filtered row, for rows of
- * many lengths and pixel sizes; the rounded samples, at the rounding edges and NaN; and whole
- * streamed files, whose deflate stream must equal the one the old code makes (reference rows, cut
- * into the same pieces, each deflated with a sync flush) and which ImageIO decodes to the reference
- * samples.
+ * The PNG filters and sample rounding, on the vector code and on the one-pass scalar code, give
+ * the old per-filter code's bytes (PngFiltersReference): every filter's sum, the chosen filter and
+ * the filtered row, for rows of many lengths and pixel sizes; the rounded samples, at the rounding
+ * edges and NaN; and whole streamed files, whose deflate stream must equal the one the old code
+ * makes (reference rows, cut into the same pieces, each deflated with a sync flush) and which
+ * ImageIO decodes to the reference samples. The warm-up's own check passes.
  */
 class PngFiltersTest {
     @TempDir
@@ -49,7 +49,7 @@ class PngFiltersTest {
     }
 
     @Test
-    void everyFiltersSumTheChoiceAndTheRowAreTheScalarOnes() {
+    void everyFiltersSumTheChoiceAndTheRowAreTheOldOnes() {
         int[] lengths = {1, 2, 3, 5, 16, 63, 64, 65, 127, 129, 200, 1000, 16320, 16383, 16384, 16385, 40000};
         for (int len : lengths)
             for (int bpp : new int[] {1, 2, 3, 4, 6, 8})
@@ -62,26 +62,52 @@ class PngFiltersTest {
                         int prev = first ? -1 : 7, cur = 7 + len;
                         byte[] up = first ? new byte[len] : raw;
                         int upAt = first ? 0 : prev;
-                        long[] sums = new long[5];
-                        PngFilters.sums(raw, cur, up, upAt, len, bpp, sums);
+                        long[] vector = new long[5], scalar = new long[5];
+                        PngVectors.sums(raw, cur, up, upAt, len, bpp, vector);
+                        PngFilters.sums(raw, cur, up, upAt, bpp, 0, len, scalar);
                         for (int t = 0; t < 5; t++) {
-                            assertEquals(PngFiltersReference.cost(t, raw, cur, prev, len, bpp, Long.MAX_VALUE), sums[t], what + ": filter " + t + "'s sum");
+                            long want = PngFiltersReference.cost(t, raw, cur, prev, len, bpp, Long.MAX_VALUE);
+                            assertEquals(want, vector[t], what + ": filter " + t + "'s sum, vector code");
+                            assertEquals(want, scalar[t], what + ": filter " + t + "'s sum, scalar code");
                         }
                         byte[] expected = new byte[len + 3], actual = new byte[len + 3];
                         PngFiltersReference.best(raw, cur, prev, len, bpp, false, expected, 2);
-                        PngFilters.best(raw, cur, prev, len, bpp, false, actual, 2);
-                        assertArrayEquals(expected, actual, what + ": chosen filter " + expected[2] + " and its row");
-                        for (int t = 0; t < 5; t++) {
+                        for (boolean v : new boolean[] {true, false}) {
+                            withVectors(v, () -> PngFilters.best(raw, cur, prev, len, bpp, false, actual, 2));
+                            assertArrayEquals(expected, actual, what + ": chosen filter " + expected[2] + " and its row, vectors " + v);
+                        }
+                        for (int t = 1; t < 5; t++) {
+                            java.util.Arrays.fill(expected, (byte) 0);
+                            java.util.Arrays.fill(actual, (byte) 0);
                             PngFiltersReference.apply(t, raw, cur, prev, len, bpp, expected, 2);
-                            PngFilters.apply(t, raw, cur, up, upAt, len, bpp, actual, 2);
-                            assertArrayEquals(expected, actual, what + ": filter " + t + "'s row");
+                            PngVectors.apply(t, raw, cur, up, upAt, len, bpp, actual, 2);
+                            assertArrayEquals(expected, actual, what + ": filter " + t + "'s row, vector code");
+                            java.util.Arrays.fill(actual, (byte) 0);
+                            PngFilters.apply(t, raw, cur, up, upAt, bpp, 0, len, actual, 2);
+                            assertArrayEquals(expected, actual, what + ": filter " + t + "'s row, scalar code");
                         }
                     }
                 }
     }
 
+    /** Runs {@code r} with the encoder on the vector code or the scalar code, then restores the setting. */
+    private static void withVectors(boolean on, Runnable r) {
+        boolean was = PngWarmup.ready;
+        PngWarmup.ready = on;
+        try {
+            r.run();
+        } finally {
+            PngWarmup.ready = was;
+        }
+    }
+
     @Test
-    void roundedSamplesAreTheScalarOnesAtTheEdges() {
+    void theWarmUpsOwnCheckPasses() {
+        assertEquals(null, PngWarmup.check(300));
+    }
+
+    @Test
+    void roundedSamplesAreTheOldOnesAtTheEdges() {
         List<Float> v = new ArrayList<>(List.of(Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, -0f, 0f, 1f, -1e-30f, 1.0000001f, 0.49999997f / 255f));
         for (float max : new float[] {255f, 65535f}) {
             for (int k = 0; k < 300; k++) {
@@ -98,23 +124,35 @@ class PngFiltersTest {
             for (int n : new int[] {1, 15, 16, 17, 33, v.size()}) {
                 byte[] expected = new byte[n * bytes + 5], actual = new byte[n * bytes + 5];
                 PngFiltersReference.sample(data, 3, n, bytes, expected, 5);
-                SampleBytes.round(data, 3, n, bytes, actual, 5);
-                assertArrayEquals(expected, actual, n + " values to " + bytes + "-byte samples");
+                for (boolean on : new boolean[] {true, false}) {
+                    int b = bytes, m = n;
+                    java.util.Arrays.fill(actual, (byte) 0);
+                    withVectors(on, () -> SampleBytes.round(data, 3, m, b, actual, 5));
+                    assertArrayEquals(expected, actual, n + " values to " + bytes + "-byte samples, vectors " + on);
+                }
             }
     }
 
     @Test
     void streamedFilesAreTheOldCodesBytes() throws IOException {
         int[][] sizes = {{1, 9}, {5, 3}, {33, 17}, {257, 40}, {2100, 6}};
-        for (int[] s : sizes)
-            for (int c = 1; c <= 4; c++)
-                for (int bits : new int[] {8, 16}) check(s[0], s[1], c, bits);
-        check(1500, 800, 3, 8);   // several 1 MiB pieces a band
+        for (boolean v : new boolean[] {true, false}) {
+            boolean was = PngWarmup.ready;
+            PngWarmup.ready = v;
+            try {
+                for (int[] s : sizes)
+                    for (int c = 1; c <= 4; c++)
+                        for (int bits : new int[] {8, 16}) check(s[0], s[1], c, bits, v);
+                check(1500, 800, 3, 8, v);   // several 1 MiB pieces a band
+            } finally {
+                PngWarmup.ready = was;
+            }
+        }
     }
 
     /** Writes a w x h image through PngWriter in random bands and compares it with the old code's stream and samples. */
-    private void check(int w, int h, int c, int bits) throws IOException {
-        String what = w + "x" + h + "x" + c + " " + bits + "-bit";
+    private void check(int w, int h, int c, int bits, boolean vectors) throws IOException {
+        String what = w + "x" + h + "x" + c + " " + bits + "-bit, vectors " + vectors;
         int values = w * c, bytes = bits / 8, rowBytes = values * bytes;
         float[] data = new float[values * h];
         for (int y = 0; y < h; y++)
