@@ -82,9 +82,10 @@ final class PngFilters {
         }
     }
 
+    /** PNG's Paeth predictor: of a, b, c the one nearest p = a + b - c, a then b on a tie; no branch to mispredict on noisy rows. */
     static int paeth(int a, int b, int c) {
-        int p = a + b - c;
-        int pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
-        return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        int pa = Math.abs(b - c), pb = Math.abs(a - c), pc = Math.abs(a + b - 2 * c);   // |p - a|, |p - b|, |p - c|
+        int bc = pb <= pc ? b : c;
+        return pa <= pb & pa <= pc ? a : bc;
     }
 }

@@ -102,6 +102,17 @@ class PngFiltersTest {
     }
 
     @Test
+    void paethIsTheOldOneOnEveryInput() {
+        for (int a = 0; a < 256; a++)
+            for (int b = 0; b < 256; b++)
+                for (int c = 0; c < 256; c++) {
+                    if (PngFilters.paeth(a, b, c) != PngFiltersReference.paeth(a, b, c)) {
+                        assertEquals(PngFiltersReference.paeth(a, b, c), PngFilters.paeth(a, b, c), "paeth(" + a + ", " + b + ", " + c + ")");
+                    }
+                }
+    }
+
+    @Test
     void theWarmUpsOwnCheckPasses() {
         assertEquals(null, PngWarmup.check(300));
     }
