@@ -116,7 +116,10 @@ public final class HttpApi {
             if (length <= 4 * cfg.maxUpload() + (16L << 20)) ctx.req().getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
             throw tooLarge();
         }
-        if (!ctx.isMultipartFormData()) throw new ApiError(415, "Unsupported Media Type", "send multipart/form-data with parts 'params' (JSON) and 'image' (the file)");
+        if (!ctx.isMultipartFormData()) {
+            String sent = ctx.contentType() == null ? "no Content-Type" : "Content-Type " + shortened(ctx.contentType());
+            throw new ApiError(415, "Unsupported Media Type", "the body has " + sent + "; send multipart/form-data with parts 'params' (JSON) and 'image' (the file)");
+        }
         String params;
         UploadedFile image;
         try {

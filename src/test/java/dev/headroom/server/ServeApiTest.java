@@ -98,7 +98,7 @@ class ServeApiTest {
         assertProblem(server.submit("{not json", img), 400, "not valid JSON");
         assertProblem(server.submit(params("srvgg", 0, "\"tile\":4096"), TestImages.bomb(4000, 1000)), 422, "cannot fit");
         assertProblem(server.send("POST", "/v1/jobs", HttpRequest.BodyPublishers.ofString("{}"), Map.of("Content-Type", "application/json"), true), 415,
-                "multipart");
+                "the body has Content-Type application/json; send multipart");
         assertProblem(server.get("/v1/jobs?state=bogus"), 400, "state");
         assertProblem(server.get("/v1/jobs?limit=0"), 400, "limit");
         assertProblem(server.patch("/v1/jobs/does-not-exist", "{\"priority\":1}"), 404, "no job");
