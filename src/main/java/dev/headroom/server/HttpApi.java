@@ -51,6 +51,7 @@ public final class HttpApi {
             c.http.maxRequestSize = MAX_BODY;
             c.jetty.modifyHttpConfiguration(h -> h.setRequestHeaderSize(MAX_HEADERS));
             c.jetty.modifyServer(s -> s.setErrorHandler(new Problems.JettyErrors(MAX_HEADERS)));
+            c.router.javaLangErrorHandler(Problems::fatal);
             c.jetty.multipartConfig.cacheDirectory(tmp.toString());
             c.jetty.multipartConfig.maxFileSize(cfg.maxUpload(), SizeUnit.BYTES);
             c.jetty.multipartConfig.maxTotalRequestSize(cfg.maxUpload() + (1 << 20), SizeUnit.BYTES);
@@ -187,6 +188,9 @@ public final class HttpApi {
         if (etag.equals(ctx.header("If-None-Match"))) {
             ctx.status(304);
             return;
+        }
+        if (!Files.isRegularFile(f)) {
+            throw new ApiError(410, "Gone", "the result of job " + j.id() + " is no longer on this server (its file was removed); submit the job again");
         }
         ctx.contentType(switch (Workers.format(j)) {
             case "jpeg" -> "image/jpeg";

@@ -56,6 +56,23 @@ final class Problems {
                 : "no route " + ctx.method() + " " + ctx.path() + "; the API is under /v1";
     }
 
+    /**
+     * An {@link Error} thrown by a route (Javalin's javaLangErrorHandler; its own sets 500 with no body and logs
+     * through SLF4J, bound to nothing here: slf4j-nop): logged here, answered as a problem if nothing was sent yet.
+     */
+    static void fatal(jakarta.servlet.http.HttpServletResponse res, Error e) {
+        System.err.println("headroom serve: " + e);
+        if (res.isCommitted()) return;
+        res.setStatus(500);
+        res.setContentType(TYPE);
+        try {
+            res.getOutputStream().write(body(500, "Internal Server Error", "the server failed on this request (" + e.getClass().getSimpleName()
+                    + "); the server log has the details", null));
+        } catch (IOException gone) {
+            // the client has gone
+        }
+    }
+
     /** Whether the response is a problem already (an error handler then leaves it). */
     static boolean written(Context ctx) {
         String t = ctx.res().getContentType();

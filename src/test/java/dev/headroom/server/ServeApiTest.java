@@ -178,6 +178,9 @@ class ServeApiTest {
         assertNotEquals(a, c);
         server.await(a, LONG);
         server.await(c, LONG);
+        // a result whose file is gone (an operator's clean-up) is 410 with what to do, not a 500
+        Files.delete(server.data.resolve("results").resolve(c));
+        assertProblem(server.get("/v1/jobs/" + c + "/result"), 410, "is no longer on this server");
         String metrics = server.get("/metrics").text();
         assertTrue(metrics.contains("# TYPE headroom_cache_hits_total counter"), metrics);
         assertTrue(metrics.lines().anyMatch(l -> l.startsWith("headroom_cache_hits_total ") && Double.parseDouble(l.split(" ")[1]) >= 2), metrics);
