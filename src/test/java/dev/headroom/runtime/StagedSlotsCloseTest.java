@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import dev.headroom.core.TensorData;
-import dev.headroom.core.graph.Op;
 import org.junit.jupiter.api.Test;
 
 /** A slot set whose backend fails to free its slots still gives back its staged layers (pinned host memory on a GPU), once. */
@@ -34,7 +32,7 @@ class StagedSlotsCloseTest {
     }
 
     /** Slots whose backend free throws, as a CUDA wait does on a context with a sticky error. */
-    private static final class FailingSlots extends StagedSlots<CountedLayers> {
+    private static final class FailingSlots extends StagedSlots<CountedLayers> implements IdleSlots {
         int tries;
 
         FailingSlots(CountedLayers staging) {
@@ -50,20 +48,6 @@ class StagedSlotsCloseTest {
         void failWhileMaking() {
             closeKeepingStaging();
         }
-
-        @Override
-        public void stage(int layer, Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {}
-
-        @Override
-        public void load(int layer, int slot) {}
-
-        @Override
-        public Ops.ConvWeights use(int layer, int slot) {
-            return null;
-        }
-
-        @Override
-        public void used(int slot) {}
     }
 
     @Test

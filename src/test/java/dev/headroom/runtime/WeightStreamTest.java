@@ -171,7 +171,7 @@ class WeightStreamTest {
     }
 
     /** Slots whose staging fails when asked to (a pinned allocation), and whose close fails too (a CUDA context's sticky error). */
-    private static final class FailingSlots implements WeightSlots {
+    private static final class FailingSlots implements IdleSlots {
         final boolean failStage;
         int closes;
 
@@ -182,27 +182,6 @@ class WeightStreamTest {
         @Override
         public void stage(int layer, Op.Conv2d op, dev.headroom.core.TensorData kernel, float[] bias, float[] slope) {
             if (failStage) throw new IllegalStateException("cuMemHostAlloc for layer " + layer + " failed (injected)");
-        }
-
-        @Override
-        public void load(int layer, int slot) {}
-
-        @Override
-        public Ops.ConvWeights use(int layer, int slot) {
-            return null;
-        }
-
-        @Override
-        public void used(int slot) {}
-
-        @Override
-        public StagedLayers staging() {
-            throw new UnsupportedOperationException();
-        }
-
-        @Override
-        public long slotBytes() {
-            return 1;
         }
 
         @Override
