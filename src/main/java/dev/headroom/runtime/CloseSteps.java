@@ -31,4 +31,16 @@ public final class CloseSteps {
             default -> throw new IllegalStateException(first);
         }
     }
+
+    /**
+     * Undoes a half-done step after {@code failure}: runs {@code cleanup}, and a cleanup that throws too
+     * is suppressed on {@code failure} (which the caller rethrows) instead of hiding it.
+     */
+    public static void afterFailure(Throwable failure, Runnable cleanup) {
+        try {
+            cleanup.run();
+        } catch (RuntimeException | Error e) {
+            if (e != failure) failure.addSuppressed(e);
+        }
+    }
 }

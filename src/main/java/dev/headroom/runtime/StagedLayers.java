@@ -33,8 +33,8 @@ public abstract class StagedLayers {
         if (retain) retain();
         try {
             return make.get();
-        } catch (RuntimeException e) {
-            release();
+        } catch (RuntimeException | Error e) {
+            CloseSteps.afterFailure(e, this::release);
             throw e;
         }
     }

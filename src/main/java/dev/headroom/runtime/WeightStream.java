@@ -173,8 +173,8 @@ public final class WeightStream implements AutoCloseable {
             });
             p.stream = new WeightStream(graph, streamed, ws, split);
             return p;
-        } catch (RuntimeException e) {
-            ws.close();
+        } catch (RuntimeException | Error e) {
+            CloseSteps.afterFailure(e, ws::close);
             throw e;
         }
     }
@@ -205,7 +205,7 @@ public final class WeightStream implements AutoCloseable {
                 for (Node n : graph.nodes()) if (streamed[n.id()] && n.op() instanceof Op.Conv2d c) conv[n.id()] = new Streamed(c, n.id());
                 return new WeightStream(graph, streamed, ws, split);
             } catch (RuntimeException | Error e) {
-                ws.close();   // the new slots and their reference to the staged layers; the host part keeps its own
+                CloseSteps.afterFailure(e, ws::close);   // the new slots and their reference to the staged layers; the host part keeps its own
                 throw e;
             }
         }

@@ -25,4 +25,9 @@ public final class ApiError extends RuntimeException {
     public static ApiError unprocessable(String detail) {
         return new ApiError(422, "Unprocessable Content", detail);
     }
+
+    /** What a detail quotes of a failure: the first line of its message, or its class where it has none. */
+    static String why(Throwable e) {
+        return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
+    }
 }

@@ -196,7 +196,7 @@ public final class Dashboard {
 
     private void asset(Context ctx) throws IOException {
         String name = ctx.pathParam("name");
-        if (!ASSETS.contains(name)) throw new ApiError(404, "Not Found", "no dashboard asset '" + name + "'");
+        if (!ASSETS.contains(name)) throw new ApiError(404, "Not Found", "no dashboard asset '" + name + "'; the assets are " + String.join(", ", ASSETS));
         secure(ctx);
         ctx.header("Cache-Control", "no-cache");
         ctx.contentType(name.endsWith(".js") ? "text/javascript; charset=utf-8" : name.endsWith(".css") ? "text/css; charset=utf-8" : "image/svg+xml");

@@ -26,8 +26,7 @@ final class DecodePlans {
         try {
             latent = LatentFiles.read(upload);   // (n, h, w, c)
         } catch (RuntimeException e) {
-            String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
-            why = why.replace(upload.toString() + ": ", "").replace(upload.getFileName() + ": ", "");   // the upload's name is the server's business
+            String why = ApiError.why(e).replace(upload.toString() + ": ", "").replace(upload.getFileName() + ": ", "");   // the upload's name is the server's business
             throw ApiError.unprocessable("the latent cannot be read (" + why + "); send safetensors (a tensor 'latent' or the only one), .npy or a "
                     + "PyTorch .pt of shape [1, C, h, w]");
         }

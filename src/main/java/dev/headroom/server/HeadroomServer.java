@@ -208,7 +208,12 @@ public final class HeadroomServer implements AutoCloseable {
         long freed = 0;
         if (load) {
             // onto every device, and released at once: resident and idle, the first to go when room is needed
-            var l = models.get(name, now());
+            ModelCatalog.Loaded l;
+            try {
+                l = models.get(name, now());
+            } catch (RuntimeException e) {
+                throw Submissions.cannotLoad(name, e);
+            }
             var src = new dev.headroom.runtime.Residency.Source(l.model().graph(), l.model().weights(), l.model().valueRange());
             for (DeviceSlot d : devices) {
                 try {
@@ -216,6 +221,11 @@ public final class HeadroomServer implements AutoCloseable {
                         d.residency().acquire(name, dev.headroom.core.residency.ResidencyPolicy.Priority.NORMAL, () -> src, d.precision(), null, d.weightBudget(l.model())).close();
                         return null;
                     });
+                } catch (IllegalArgumentException e) {   // its weights cannot fit this device's budget at all
+                    throw ApiError.unprocessable("model '" + name + "' cannot be loaded on " + d.name() + ": " + ApiError.why(e));
+                } catch (dev.headroom.runtime.memory.DeviceOutOfMemory e) {   // not now: running jobs hold the room
+                    throw new ApiError(503, "Service Unavailable", "model '" + name + "' does not fit on " + d.name() + " now (" + ApiError.why(e)
+                            + "); try again when running jobs have ended");
                 } catch (RuntimeException e) {
                     throw e;
                 } catch (Exception e) {

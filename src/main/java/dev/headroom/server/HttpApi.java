@@ -28,7 +28,8 @@ import java.util.Map;
  */
 public final class HttpApi {
     static final ObjectMapper JSON = new ObjectMapper();
-    private static final String PROBLEM = "application/problem+json";
+    /** The largest body of a request that is not an upload (a PATCH), and of a request's line and headers. */
+    static final int MAX_BODY = 1 << 20, MAX_HEADERS = 8 << 10;   // Jetty's own header limit, named here for the detail
 
     private final ServeConfig cfg;
     private final HeadroomServer server;
@@ -47,7 +48,10 @@ public final class HttpApi {
             c.concurrency.useVirtualThreads = true;
             c.startup.showJavalinBanner = false;
             c.startup.showOldJavalinVersionWarning = false;
-            c.http.maxRequestSize = 1 << 20;
+            c.http.maxRequestSize = MAX_BODY;
+            c.jetty.modifyHttpConfiguration(h -> h.setRequestHeaderSize(MAX_HEADERS));
+            c.jetty.modifyServer(s -> s.setErrorHandler(new Problems.JettyErrors(MAX_HEADERS)));
+            c.router.javaLangErrorHandler(Problems::fatal);
             c.jetty.multipartConfig.cacheDirectory(tmp.toString());
             c.jetty.multipartConfig.maxFileSize(cfg.maxUpload(), SizeUnit.BYTES);
             c.jetty.multipartConfig.maxTotalRequestSize(cfg.maxUpload() + (1 << 20), SizeUnit.BYTES);
@@ -78,23 +82,11 @@ public final class HttpApi {
             r.get("/v1/nodes", ctx -> json(ctx, 200, Map.of("nodes", server.nodesView())));
             r.post("/v1/models/{name}/load", ctx -> json(ctx, 200, server.loadModel(ctx.pathParam("name"), true)));
             r.post("/v1/models/{name}/unload", ctx -> json(ctx, 200, server.loadModel(ctx.pathParam("name"), false)));
-            r.exception(JobStore.Unavailable.class, (e, ctx) -> problem(ctx, 503, "Service Unavailable",
-                    "the job store (the fleet's database) cannot be reached now; try again shortly"));
             r.exception(ApiError.class, (e, ctx) -> {
                 if (ctx.method().name().equals("POST") && ctx.path().equals("/v1/jobs")) server.metrics().refused.labelValues(String.valueOf(e.status)).inc();
-                problem(ctx, e.status, e.title, e.getMessage());
+                Problems.write(ctx, e.status, e.title, e.getMessage());
             });
-            r.exception(Exception.class, (e, ctx) -> {
-                System.err.println("headroom serve: " + ctx.method() + " " + ctx.path() + ": " + e);
-                problem(ctx, 500, "Internal Server Error", "the server failed on this request (" + e.getClass().getSimpleName()
-                        + "); the server log has the details");
-            });
-            r.error(404, ctx -> {
-                if (!isProblem(ctx)) problem(ctx, 404, "Not Found", "no route " + ctx.method() + " " + ctx.path() + "; the API is under /v1");
-            });
-            r.error(405, ctx -> {
-                if (!isProblem(ctx)) problem(ctx, 405, "Method Not Allowed", ctx.method() + " is not allowed on " + ctx.path());
-            });
+            Problems.install(r, MAX_BODY, cfg.maxUpload());
         });
         app.start(cfg.host(), cfg.port());
         return app.port();
@@ -102,11 +94,6 @@ public final class HttpApi {
 
     void stop() {
         if (app != null) app.stop();
-    }
-
-    private static boolean isProblem(Context ctx) {
-        String t = ctx.res().getContentType();
-        return t != null && t.startsWith(PROBLEM);
     }
 
     private void authenticate(Context ctx) {
@@ -130,7 +117,10 @@ public final class HttpApi {
             if (length <= 4 * cfg.maxUpload() + (16L << 20)) ctx.req().getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
             throw tooLarge();
         }
-        if (!ctx.isMultipartFormData()) throw new ApiError(415, "Unsupported Media Type", "send multipart/form-data with parts 'params' (JSON) and 'image' (the file)");
+        if (!ctx.isMultipartFormData()) {
+            String sent = ctx.contentType() == null ? "no Content-Type" : "Content-Type " + shortened(ctx.contentType());
+            throw new ApiError(415, "Unsupported Media Type", "the body has " + sent + "; send multipart/form-data with parts 'params' (JSON) and 'image' (the file)");
+        }
         String params;
         UploadedFile image;
         try {
@@ -179,7 +169,7 @@ public final class HttpApi {
         } catch (IllegalArgumentException e) {
             throw ApiError.bad("bad query: " + e.getMessage() + "; use state=queued|running|succeeded|failed|cancelled, limit=1..1000, after=NEXT from the last page");
         }
-        if (limit < 1 || limit > 1000) throw ApiError.bad("limit must be from 1 to 1000");
+        if (limit < 1 || limit > 1000) throw ApiError.bad("limit=" + limit + " is out of range; use limit=1..1000");
         List<Job> jobs = server.store().list(state, after, limit);
         Map<String, Object> page = new LinkedHashMap<>();
         page.put("jobs", jobs.stream().map(this::view).toList());
@@ -198,6 +188,9 @@ public final class HttpApi {
         if (etag.equals(ctx.header("If-None-Match"))) {
             ctx.status(304);
             return;
+        }
+        if (!Files.isRegularFile(f)) {
+            throw new ApiError(410, "Gone", "the result of job " + j.id() + " is no longer on this server (its file was removed); submit the job again");
         }
         ctx.contentType(switch (Workers.format(j)) {
             case "jpeg" -> "image/jpeg";
@@ -225,7 +218,8 @@ public final class HttpApi {
             throw ApiError.bad("the body is not JSON; send {\"priority\": N}");
         }
         if (body == null || !body.has("priority") || !body.get("priority").isIntegralNumber() || !body.get("priority").canConvertToInt() || body.size() != 1) {
-            throw ApiError.unprocessable("send {\"priority\": N} with an integer N; only a queued job's priority can change");
+            throw ApiError.unprocessable("the body " + shortened(body == null ? "" : body.toString()) + " is not {\"priority\": N} with an integer N;"
+                    + " send only that (only a queued job's priority can change)");
         }
         Job j = job(ctx);
         if (!server.store().priority(id, body.get("priority").intValue())) {
@@ -244,7 +238,7 @@ public final class HttpApi {
             try {
                 after = Long.parseLong(last.strip());
             } catch (NumberFormatException e) {
-                throw ApiError.bad("Last-Event-ID must be the number of an event this stream sent");
+                throw ApiError.bad("Last-Event-ID '" + shortened(last) + "' is not a number; send the id of an event this stream sent, or no Last-Event-ID");
             }
         }
         ctx.status(200);
@@ -329,6 +323,12 @@ public final class HttpApi {
         return order.size();
     }
 
+    /** A client's value in a detail: one line, at most 60 characters. */
+    static String shortened(String v) {
+        String s = v.lines().findFirst().orElse("").strip();
+        return s.length() > 60 ? s.substring(0, 60) + "..." : s;
+    }
+
     private static String time(long millis) {
         return millis == 0 ? null : Instant.ofEpochMilli(millis).toString();
     }
@@ -337,21 +337,5 @@ public final class HttpApi {
         ctx.status(status);
         ctx.contentType("application/json");
         ctx.result(JSON.writeValueAsBytes(body));
-    }
-
-    static void problem(Context ctx, int status, String title, String detail) {
-        Map<String, Object> p = new LinkedHashMap<>();
-        p.put("type", "about:blank");
-        p.put("title", title);
-        p.put("status", status);
-        p.put("detail", detail);
-        p.put("instance", ctx.path());
-        ctx.status(status);
-        ctx.contentType(PROBLEM);
-        try {
-            ctx.result(JSON.writeValueAsBytes(p));
-        } catch (IOException e) {
-            ctx.result("{\"status\":" + status + "}");
-        }
     }
 }

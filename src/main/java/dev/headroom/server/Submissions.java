@@ -70,9 +70,11 @@ public final class Submissions {
         try {
             p = JSON.readTree(json);
         } catch (IOException e) {
-            throw ApiError.bad("the 'params' part is not valid JSON; send an object such as {\"task\":\"upscale\"}");
+            var at = e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getLocation() : null;
+            throw ApiError.bad("the 'params' part is not valid JSON" + (at == null ? "" : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")")
+                    + "; send an object such as {\"task\":\"upscale\"}");
         }
-        if (p == null || !p.isObject()) throw ApiError.bad("the 'params' part must be a JSON object");
+        if (p == null || !p.isObject()) throw ApiError.bad("the 'params' part is " + HttpApi.shortened(String.valueOf(p)) + ", not a JSON object; send one such as {\"task\":\"upscale\"}");
         for (var it = p.fieldNames(); it.hasNext(); ) {
             String f = it.next();
             if (!PARAMS.contains(f)) throw ApiError.unprocessable("unknown param '" + f + "'; known: " + String.join(", ", PARAMS.stream().sorted().toList()));
@@ -84,13 +86,14 @@ public final class Submissions {
         String model = text(p, "model", "default");
         int priority = 0;
         if (p.has("priority")) {
-            if (!p.get("priority").canConvertToInt() || !p.get("priority").isIntegralNumber()) throw ApiError.unprocessable("priority must be an integer");
+            if (!p.get("priority").canConvertToInt() || !p.get("priority").isIntegralNumber()) throw ApiError.unprocessable("priority " + HttpApi.shortened(p.get("priority").toString()) + " is not an integer; send an integer (higher runs first)");
             priority = p.get("priority").intValue();
         }
         Integer tile = null;
         if (p.has("tile") && !p.get("tile").isNull()) {
             if (!p.get("tile").isIntegralNumber() || p.get("tile").intValue() < Fitter.MIN_TILE || p.get("tile").intValue() > 4096) {
-                throw ApiError.unprocessable("tile must be an integer from " + Fitter.MIN_TILE + " to 4096 (input pixels), or left out to let the planner choose");
+                throw ApiError.unprocessable("tile " + HttpApi.shortened(p.get("tile").toString()) + " is not an integer from " + Fitter.MIN_TILE
+                        + " to 4096 (input pixels); send one, or leave tile out to let the planner choose");
             }
             tile = p.get("tile").intValue();
         }
@@ -112,7 +115,7 @@ public final class Submissions {
     private static String text(JsonNode p, String field, String dflt) {
         JsonNode v = p.get(field);
         if (v == null || v.isNull()) return dflt;
-        if (!v.isTextual()) throw ApiError.unprocessable(field + " must be a string");
+        if (!v.isTextual()) throw ApiError.unprocessable(field + " " + HttpApi.shortened(v.toString()) + " is not a string; send it in quotes");
         return v.asText();
     }
 
@@ -120,7 +123,8 @@ public final class Submissions {
     public Job submit(String paramsJson, InputStream image, String idempotencyKey) throws IOException {
         Params p = parse(paramsJson);
         if (idempotencyKey != null && (idempotencyKey.isBlank() || idempotencyKey.length() > 200)) {
-            throw ApiError.bad("Idempotency-Key must be 1 to 200 characters");
+            throw ApiError.bad("Idempotency-Key has " + idempotencyKey.length() + " characters" + (idempotencyKey.isBlank() ? ", all blank" : "")
+                    + "; send 1 to 200, not all blank");
         }
         if (image == null) throw ApiError.bad("the 'image' part is missing; send the image (for a decode, the latent) as a multipart part named 'image'");
         if (!models.knows(p.model())) throw ApiError.unprocessable(new ModelCatalog.UnknownModel(p.model(), models.names()).getMessage());
@@ -190,10 +194,15 @@ public final class Submissions {
         try {
             return models.get(p.variant(), now);
         } catch (RuntimeException e) {
-            String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
-            throw ApiError.unprocessable("model '" + p.model() + "' cannot be loaded on this server (" + why + "); ask its operator or use another");
+            throw cannotLoad(p.model(), e);
         }
     }
+
+    /** A model whose file cannot be read (the operator's file, not the client's request): the client's 422, with why. */
+    static ApiError cannotLoad(String model, RuntimeException e) {
+        return ApiError.unprocessable("model '" + model + "' cannot be loaded on this server (" + ApiError.why(e) + "); ask its operator or use another");
+    }
+
 
     private Planned planUpscale(Params p, Path upload, String inputHash, ModelCatalog.Loaded m, DeviceSlot device) {
         ImageHeader h = ImageHeader.read(upload, cfg.maxPixels());

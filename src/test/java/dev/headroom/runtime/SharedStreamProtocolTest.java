@@ -3,7 +3,6 @@ package dev.headroom.runtime;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.headroom.core.TensorData;
 import dev.headroom.core.graph.Graph;
 import dev.headroom.core.graph.Node;
 import dev.headroom.core.graph.Op;
@@ -32,7 +31,7 @@ class SharedStreamProtocolTest {
     /** The fake device: the protocol of CudaWeightSlots on simulated clocks. */
     enum Mode { PROTOCOL, COPY_IGNORES_FREED }
 
-    static final class FakeSlots implements WeightSlots {
+    static final class FakeSlots implements IdleSlots {
         final Mode mode;
         final Random r;
         final double[] loaded, freed, lastUseEnd;
@@ -52,9 +51,6 @@ class SharedStreamProtocolTest {
             content = new int[slots];
             java.util.Arrays.fill(content, -1);
         }
-
-        @Override
-        public void stage(int layer, Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {}
 
         @Override
         public void bind(Ops session) {
@@ -90,18 +86,6 @@ class SharedStreamProtocolTest {
             freed[slot] = current[0];   // recorded on the session's stream: completes when it gets there
         }
 
-        @Override
-        public StagedLayers staging() {
-            throw new UnsupportedOperationException();
-        }
-
-        @Override
-        public long slotBytes() {
-            return 1;
-        }
-
-        @Override
-        public void close() {}
     }
 
     private static Ops session() {

@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import dev.headroom.core.TensorData;
-import dev.headroom.core.graph.Op;
 import org.junit.jupiter.api.Test;
 
 /** A slot set whose backend fails to free its slots still gives back its staged layers (pinned host memory on a GPU), once. */
@@ -34,7 +32,7 @@ class StagedSlotsCloseTest {
     }
 
     /** Slots whose backend free throws, as a CUDA wait does on a context with a sticky error. */
-    private static final class FailingSlots extends StagedSlots<CountedLayers> {
+    private static final class FailingSlots extends StagedSlots<CountedLayers> implements IdleSlots {
         int tries;
 
         FailingSlots(CountedLayers staging) {
@@ -50,20 +48,6 @@ class StagedSlotsCloseTest {
         void failWhileMaking() {
             closeKeepingStaging();
         }
-
-        @Override
-        public void stage(int layer, Op.Conv2d op, TensorData kernel, float[] bias, float[] slope) {}
-
-        @Override
-        public void load(int layer, int slot) {}
-
-        @Override
-        public Ops.ConvWeights use(int layer, int slot) {
-            return null;
-        }
-
-        @Override
-        public void used(int slot) {}
     }
 
     @Test
@@ -87,6 +71,18 @@ class StagedSlotsCloseTest {
         var e = assertThrows(IllegalStateException.class, slots::close);
         assertEquals("CUDA_ERROR_ILLEGAL_ADDRESS in cuStreamSynchronize (injected)", e.getMessage(), "the first failure, not the release's");
         assertEquals(1, e.getSuppressed().length, "the release's failure rides on it");
+        assertEquals("cuMemFreeHost failed (injected)", e.getSuppressed()[0].getMessage());
+        assertEquals(1, staging.frees);
+    }
+
+    @Test
+    void slotsThatCannotBeMadeAndLayersThatCannotBeFreedThrowTheMakingsFailureCarryingTheFrees() {
+        CountedLayers staging = new CountedLayers();
+        staging.failFree = true;
+        var e = assertThrows(IllegalStateException.class, () -> staging.holding(false, () -> {
+            throw new IllegalStateException("cuMemAlloc of 2 slots failed (injected)");
+        }));
+        assertEquals("cuMemAlloc of 2 slots failed (injected)", e.getMessage(), "the making's failure, not the release's");
         assertEquals("cuMemFreeHost failed (injected)", e.getSuppressed()[0].getMessage());
         assertEquals(1, staging.frees);
     }

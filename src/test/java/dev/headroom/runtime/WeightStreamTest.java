@@ -170,6 +170,82 @@ class WeightStreamTest {
         }
     }
 
+    /** Slots whose staging fails when asked to (a pinned allocation), and whose close fails too (a CUDA context's sticky error). */
+    private static final class FailingSlots implements IdleSlots {
+        final boolean failStage;
+        int closes;
+
+        FailingSlots(boolean failStage) {
+            this.failStage = failStage;
+        }
+
+        @Override
+        public void stage(int layer, Op.Conv2d op, dev.headroom.core.TensorData kernel, float[] bias, float[] slope) {
+            if (failStage) throw new IllegalStateException("cuMemHostAlloc for layer " + layer + " failed (injected)");
+        }
+
+        @Override
+        public void close() {
+            closes++;
+            throw new IllegalStateException("cuStreamSynchronize failed while freeing the slots (injected)");
+        }
+    }
+
+    /** A streamed prepare that fails staging, on slots whose close fails too, throws the staging's failure with the close's on it. */
+    @Test
+    void aFailedPrepareWhoseSlotsFailToCloseThrowsTheFirstFailureCarryingTheSecond() {
+        var model = SmallModels.build("rrdbnet", 3);
+        try (CpuOps ops = new CpuOps()) {
+            WeightStream.Target cpu = WeightStream.Target.of(ops);
+            FailingSlots slots = new FailingSlots(true);
+            WeightStream.Target target = new WeightStream.Target() {
+                public long kernelBytes(Op.Conv2d op, dev.headroom.core.TensorData kernel) { return cpu.kernelBytes(op, kernel); }
+                public StreamSplit.Cost cost() { return cpu.cost(); }
+                public int tile() { return cpu.tile(); }
+                public WeightSlots slots(int count, long slotBytes) { return slots; }
+                public Ops.ConvWeights prepareConv(Op.Conv2d op, dev.headroom.core.TensorData k, float[] b, float[] s) { return cpu.prepareConv(op, k, b, s); }
+            };
+            long budget = kernelBytes(model.graph(), model.weights(), ops) / 2;
+            var e = assertThrows(IllegalStateException.class, () -> WeightStream.prepare(model.graph(), model.weights(), target, budget, 2));
+            assertTrue(e.getMessage().startsWith("cuMemHostAlloc for layer"), "the staging's failure, not the close's: " + e.getMessage());
+            assertEquals(1, e.getSuppressed().length, "the close's failure rides on it");
+            assertTrue(e.getSuppressed()[0].getMessage().startsWith("cuStreamSynchronize"), e.getSuppressed()[0].getMessage());
+            assertEquals(1, slots.closes, "the slots were closed");
+        }
+    }
+
+    /** A restore that fails after making its slots, whose close fails too, throws the restore's failure with the close's on it. */
+    @Test
+    void aFailedRestoreWhoseSlotsFailToCloseThrowsTheFirstFailureCarryingTheSecond() {
+        var model = SmallModels.build("rrdbnet", 3);
+        FailingSlots slots = new FailingSlots(false);
+        StagedLayers staging = new StagedLayers() {
+            @Override
+            public long bytes() {
+                return 1;
+            }
+
+            @Override
+            public WeightSlots slots(int count, long slotBytes) {
+                return slots;
+            }
+
+            @Override
+            protected void free() {}
+        };
+        try (CpuOps ops = new CpuOps()) {
+            long budget = kernelBytes(model.graph(), model.weights(), ops) / 2;
+            try (PreparedWeights p = PreparedWeights.streamed(model.graph(), model.weights(), ops, budget, 2);
+                 WeightStream.HostPart real = p.stream().toHost()) {
+                var host = new WeightStream.HostPart(real.graph(), real.streamed(), real.split(), staging);
+                var e = assertThrows(ArrayIndexOutOfBoundsException.class, () -> host.restore(new Ops.ConvWeights[1]));
+                assertEquals(1, e.getSuppressed().length, "the close's failure rides on the restore's: " + e);
+                assertTrue(e.getSuppressed()[0].getMessage().startsWith("cuStreamSynchronize"), e.getSuppressed()[0].getMessage());
+                assertEquals(1, slots.closes);
+            }
+        }
+    }
+
     /** The largest layer's slot size on the CPU. */
     private static final class CpuWeightSlotsBytes {
         static long largest(Graph g) {

@@ -84,6 +84,7 @@ class ServeApiTest {
         assertProblem(server.get("/v1/jobs/does-not-exist/result"), 404, "no job");
         assertProblem(server.delete("/v1/jobs/does-not-exist"), 404, "no job");
         assertProblem(server.get("/v2/nothing"), 404, "no route");
+        assertProblem(server.get("/assets/nope.js"), 404, "the assets are app.js, app.css, logo.svg");
         assertProblem(server.submit(params("srvgg", 0, null), "this is not an image".repeat(10).getBytes()), 422, "not a PNG or JPEG");
         assertProblem(server.submit(params("srvgg", 0, null), new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0}), 422, "damaged");
         byte[] big = new byte[(5 << 20) / 2];
@@ -97,11 +98,23 @@ class ServeApiTest {
         assertProblem(server.submit("{not json", img), 400, "not valid JSON");
         assertProblem(server.submit(params("srvgg", 0, "\"tile\":4096"), TestImages.bomb(4000, 1000)), 422, "cannot fit");
         assertProblem(server.send("POST", "/v1/jobs", HttpRequest.BodyPublishers.ofString("{}"), Map.of("Content-Type", "application/json"), true), 415,
-                "multipart");
+                "the body has Content-Type application/json; send multipart");
         assertProblem(server.get("/v1/jobs?state=bogus"), 400, "state");
         assertProblem(server.get("/v1/jobs?limit=0"), 400, "limit");
         assertProblem(server.patch("/v1/jobs/does-not-exist", "{\"priority\":1}"), 404, "no job");
         assertProblem(server.post("/v1/models/nosuch/load"), 404, "not one this server knows");
+        // the details carry the values sent
+        assertProblem(server.get("/v1/jobs?limit=5000"), 400, "limit=5000");
+        assertProblem(server.submit(params("srvgg", 0, null).replace("\"priority\":0", "\"priority\":\"high\""), img), 422, "priority \"high\"");
+        assertProblem(server.submit(params("srvgg", 0, "\"tile\":3"), img), 422, "tile 3 is not");
+        assertProblem(server.submit("{\"task\":\"upscale\",}", img), 400, "(line 1, column");
+        assertProblem(server.submit(params("srvgg", 0, null), img, Map.of("Idempotency-Key", "k".repeat(201)), true), 400, "201 characters");
+        // what Javalin and Jetty refuse themselves is a problem too, not their text or HTML page
+        assertProblem(server.patch("/v1/jobs/does-not-exist", "{\"priority\":1,\"pad\":\"" + "x".repeat((1 << 20) + 10) + "\"}"), 413, "over 1.00 MiB");
+        assertProblem(server.send("GET", "/v1/jobs", HttpRequest.BodyPublishers.noBody(), Map.of("X-Pad", "x".repeat(20_000)), true), 431, "over 8.00 KiB");
+        assertProblem(server.raw("GET /v1/jobs/%zz HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + server.token + "\r\nConnection: close\r\n\r\n"),
+                400, "percent-encoding");
+        assertProblem(server.raw("GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nBad Header\r\nConnection: close\r\n\r\n"), 400, "refused before any route");
         // nothing of the refused uploads is left behind
         assertEquals(0, server.get("/v1/jobs").json().path("jobs").size() - jobsAccepted(), "refused submissions left jobs");
     }
@@ -165,6 +178,9 @@ class ServeApiTest {
         assertNotEquals(a, c);
         server.await(a, LONG);
         server.await(c, LONG);
+        // a result whose file is gone (an operator's clean-up) is 410 with what to do, not a 500
+        Files.delete(server.data.resolve("results").resolve(c));
+        assertProblem(server.get("/v1/jobs/" + c + "/result"), 410, "is no longer on this server");
         String metrics = server.get("/metrics").text();
         assertTrue(metrics.contains("# TYPE headroom_cache_hits_total counter"), metrics);
         assertTrue(metrics.lines().anyMatch(l -> l.startsWith("headroom_cache_hits_total ") && Double.parseDouble(l.split(" ")[1]) >= 2), metrics);
@@ -196,6 +212,8 @@ class ServeApiTest {
         for (int k = 0; k < events.size(); k++) assertEquals(String.valueOf(k + 1), events.get(k)[0]);
         // resuming after event 3 gives the rest
         assertEquals(events.size() - 3, events(id, "3").size());
+        assertProblem(server.send("GET", "/v1/jobs/" + id + "/events", HttpRequest.BodyPublishers.noBody(), Map.of("Last-Event-ID", "three"), true), 400,
+                "Last-Event-ID 'three' is not a number");
     }
 
     static List<String[]> events(String id) throws Exception {
@@ -315,6 +333,19 @@ class ServeApiTest {
             for (JsonNode r : m.path("resident")) if (r.path("where").asText().equals("device")) b += r.path("device_bytes").asLong();
         }
         return b;
+    }
+
+    /** A model the server cannot load (the operator's file, or too large for the budget) is the client's 422 with why, not a 500 that names a class. */
+    @Test
+    void aModelThatCannotBeLoadedIsRefusedWithWhy() throws Exception {
+        Path bad = Files.writeString(dir.resolve("bad.pth"), "not a model");
+        try (ServerProcess s = new ServerProcess(dir.resolve("data-small"), "--device", "cpu", "--vram-budget", "16MiB", "--model", "bad=" + bad,
+                "--model", "rrdb=" + Golden.dir().resolve("rrdbnet-x4.pth"))) {
+            assertProblem(s, s.post("/v1/models/bad/load"), 422, "model 'bad' cannot be loaded on this server (bad.pth: not a model file");
+            assertProblem(s, s.post("/v1/models/rrdb/load"), 422, "model 'rrdb' cannot be loaded on cpu: ");
+            assertProblem(s, s.post("/v1/models/rrdb/load"), 422, "bytes");
+            s.stop();
+        }
     }
 
     @Test

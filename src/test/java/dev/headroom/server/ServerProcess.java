@@ -102,6 +102,29 @@ final class ServerProcess implements AutoCloseable {
         }
     }
 
+    /** Sends {@code head} as it is (a request the HTTP client refuses to make: ask for Connection: close) and reads the answer to its end. */
+    Response raw(String head) {
+        URI u = URI.create(url);
+        try (java.net.Socket s = new java.net.Socket(u.getHost(), u.getPort())) {
+            s.setSoTimeout(30_000);
+            s.getOutputStream().write(head.getBytes(StandardCharsets.ISO_8859_1));
+            byte[] all = s.getInputStream().readAllBytes();
+            String text = new String(all, StandardCharsets.ISO_8859_1);
+            int end = text.indexOf("\r\n\r\n");
+            if (end < 0) throw new AssertionError("no complete answer to " + head.lines().findFirst().orElse("") + ": " + text);
+            String[] lines = text.substring(0, end).split("\r\n");
+            Map<String, List<String>> h = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+            for (int i = 1; i < lines.length; i++) {
+                int c = lines[i].indexOf(':');
+                h.computeIfAbsent(lines[i].substring(0, c).strip(), k -> new ArrayList<>()).add(lines[i].substring(c + 1).strip());
+            }
+            return new Response(Integer.parseInt(lines[0].split(" ")[1]), java.util.Arrays.copyOfRange(all, end + 4, all.length),
+                    java.net.http.HttpHeaders.of(h, (a, b) -> true));
+        } catch (IOException e) {
+            throw new AssertionError("raw " + head.lines().findFirst().orElse("") + ": " + e, e);
+        }
+    }
+
     Response get(String path) {
         return send("GET", path, HttpRequest.BodyPublishers.noBody(), Map.of(), true);
     }

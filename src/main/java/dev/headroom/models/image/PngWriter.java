@@ -102,6 +102,7 @@ final class PngWriter extends RowWriter {
     /** Encodes a band of {@code rows} rows; returns once every row has been read from the caller's array. */
     private void band(int rows, RowSamples source) {
         checkBand(rows);
+        PngWarmup.encoded((long) rows * width * channels);
         int per = Math.max(1, PIECE_BYTES / rowBytes);
         int pieces = (rows + per - 1) / per;
         CountDownLatch sampled = new CountDownLatch(pieces);
@@ -144,16 +145,7 @@ final class PngWriter extends RowWriter {
 
     /** One row of floats to big-endian 8 or 16 bit samples at {@code raw[at]}. */
     private void sample(float[] data, int from, byte[] raw, int at) {
-        int n = width * channels;
-        if (bytesPerSample == 1) {
-            for (int i = 0; i < n; i++) raw[at + i] = (byte) Math.round(Math.clamp(data[from + i], 0f, 1f) * 255f);
-        } else {
-            for (int i = 0; i < n; i++) {
-                int v = Math.round(Math.clamp(data[from + i], 0f, 1f) * 65535f);
-                raw[at + 2 * i] = (byte) (v >>> 8);
-                raw[at + 2 * i + 1] = (byte) v;
-            }
-        }
+        SampleBytes.round(data, from, width * channels, bytesPerSample, raw, at);
     }
 
     /** Filters rows 1..rows of raw (row 0 is the row above, when hasAbove) and deflates them with a sync flush. */

@@ -30,7 +30,11 @@ final class ConvStart {
      *     the shape's next call once built, and all of them before a pass is recorded ({@link Convolutions#settleBackground}),
      *     so no recording and no long job keeps the slow engines. A shape whose first choice an earlier
      *     process met starts on it at once (remembered untimed; HEADROOM_CONV_REMEMBER_FIRST=0 turns that off).
-     * <li>{@code first}: cuDNN's first choice, finalised on a plan worker while the session waits.
+     *     Without the plan service (HEADROOM_CONV_SHARED_PLANS=0) nothing builds in the background: it starts as
+     *     {@code precompiled} does.
+     * <li>{@code first}: cuDNN's first choice while the session waits: finalised on one of the device's plan workers
+     *     (or taken from another session that built it) and lent; with HEADROOM_CONV_SHARED_PLANS=0 finalised on the
+     *     session's own handle, on its thread.
      * <li>{@code precompiled}: only the engine that ships compiled, until the shape is timed.
      * </ul>
      * Measured on the H200 with empty caches, in one call (`COLDSTART_MODES="first background"

@@ -101,7 +101,7 @@ final class CudaWindow implements OutputWindow {
     @Override
     public void emit(int from, int rows, boolean gray, SampleSink sink) {
         int bits = sink.sampleBits();
-        if (bits != 8 && bits != 16) throw new IllegalArgumentException("a sink of " + bits + "-bit samples");
+        if (bits != 8 && bits != 16) throw new IllegalArgumentException("a sink of " + bits + "-bit samples: the output window gives 8 or 16 bits a sample");
         if (gray && channels != 3) throw new IllegalArgumentException("gray samples from a window of " + channels + " channels (it takes 3)");
         int bytes = bits / 8, out = gray ? 1 : channels;
         long rowBytes = (long) width * out * bytes, fullRowBytes = (long) width * channels * bytes;

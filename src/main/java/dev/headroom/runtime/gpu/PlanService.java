@@ -44,6 +44,8 @@ import java.util.function.Function;
  * </ul>
  * {@link #close} is an audit: it names the graphs still lent, and a build still inside cuDNN after
  * the wait, and what it therefore kept, in the exception it throws; it never gives up silently.
+ * What it kept is not kept forever: the last of them to come back (the last lent graph given back,
+ * the last late build ending) destroys the handles, once ({@link #stats}: {@code released_after_close}).
  */
 final class PlanService<G> implements AutoCloseable {
     /** The native side: handles, and destroying a graph. */
@@ -70,6 +72,8 @@ final class PlanService<G> implements AutoCloseable {
     private final ArrayDeque<Object> freeHandles = new ArrayDeque<>();
     private final List<Object> handles = new ArrayList<>();
     private int handlesMaking, sessionBuilds;
+    /** Graphs being destroyed outside the lock now (a plan needs its handle until it is gone). */
+    private int destroying;
     private long handleBytes, handleNanos;
     /** Idle graphs by pool key, and the order they were given back in (oldest first) for eviction. */
     private final Map<Object, ArrayDeque<G>> idle = new HashMap<>();
@@ -81,6 +85,10 @@ final class PlanService<G> implements AutoCloseable {
     private final Map<Object, Long> running = new HashMap<>();
     private long builds, buildNanos, lends, backgroundBuilds, evicted;
     private boolean closed;
+    /** Set by a close that kept the handles; cleared by the one that destroys them later ({@link #releaseIfLast}). */
+    private boolean kept;
+    private long releasedAfterClose, lateReleaseFailures;
+    private String lateReleaseFailure;
 
     PlanService(String name, Native<G> nat, int maxThreads, int maxHandles, int maxIdle, long closeWaitNanos) {
         if (maxThreads < 1 || maxHandles < 1 || maxIdle < 0) throw new IllegalArgumentException("plan service " + name + ": threads "
@@ -113,6 +121,7 @@ final class PlanService<G> implements AutoCloseable {
                 freeHandles.push(h);
                 notifyAll();
             }
+            releaseIfLast();
         }
     }
 
@@ -148,6 +157,7 @@ final class PlanService<G> implements AutoCloseable {
                 }
                 notifyAll();
             }
+            if (h == null) releaseIfLast();   // a handle that could not be made during an audited close
         }
         return h;
     }
@@ -170,18 +180,19 @@ final class PlanService<G> implements AutoCloseable {
         synchronized (this) {
             sessionBuilds++;
         }
-        G g;
+        G g = null;
         try {
             g = withHandle(build);
         } finally {
-            synchronized (this) {
+            synchronized (this) {   // one step: no moment where the graph is neither building nor lent
                 sessionBuilds--;
+                if (g != null) lent.put(g, key);
             }
+            releaseIfLast();
         }
         synchronized (this) {
             builds++;
             buildNanos += System.nanoTime() - t0;
-            if (g != null) lent.put(g, key);
         }
         return g;
     }
@@ -206,8 +217,17 @@ final class PlanService<G> implements AutoCloseable {
                     evicted++;
                 }
             }
+            if (drop != null) destroying++;
         }
-        if (drop != null) nat.destroy(drop);
+        if (drop == null) return;
+        try {
+            nat.destroy(drop);
+        } finally {
+            synchronized (this) {
+                destroying--;
+            }
+            releaseIfLast();
+        }
     }
 
     /**
@@ -234,6 +254,7 @@ final class PlanService<G> implements AutoCloseable {
                     running.remove(key);
                     known.remove(key, made);   // a later ask tries again (a handle that could not be made now may be later)
                 }
+                releaseIfLast();
                 made.completeExceptionally(t);
                 return;
             }
@@ -241,6 +262,7 @@ final class PlanService<G> implements AutoCloseable {
                 running.remove(key);
                 backgroundBuilds++;
             }
+            releaseIfLast();
             made.complete(result);
         });
         return made;
@@ -276,6 +298,8 @@ final class PlanService<G> implements AutoCloseable {
         s.put("idle_max", maxIdle);
         s.put("evicted", evicted);
         s.put("lent", lent.size());
+        s.put("released_after_close", releasedAfterClose);
+        if (lateReleaseFailures > 0) s.put("release_after_close_failures", lateReleaseFailures + ", last: " + lateReleaseFailure);
         return s;
     }
 
@@ -284,7 +308,7 @@ final class PlanService<G> implements AutoCloseable {
      * wait), fails the builds it never started, destroys the idle graphs and then the handles, and
      * throws an {@link IllegalStateException} naming what it could not free: graphs still lent (a
      * session not closed first), builds still running on workers or sessions' threads, and the
-     * handles kept for them.
+     * handles kept for them. The last of those to come back destroys the kept handles ({@link #releaseIfLast}).
      */
     @Override
     public void close() {
@@ -332,8 +356,7 @@ final class PlanService<G> implements AutoCloseable {
             if (!lent.isEmpty()) problems.add(lent.size() + " graph(s) still lent to sessions (close every session before the device): " + lent.values());
             // a build on a session's thread (build) is no worker's: the wait did not see the handle it holds or is making
             if (sessionBuilds > 0) problems.add(sessionBuilds + " build(s) on sessions' threads still running (close every session before the device)");
-            int busy = handles.size() - freeHandles.size() + handlesMaking;
-            if (stopped && running.isEmpty() && lent.isEmpty() && busy == 0) {
+            if (quiet()) {   // workers past their builds, or never to start one (closed), hold no handle
                 for (Object h : handles) {
                     try {
                         nat.destroyHandle(h);
@@ -344,9 +367,45 @@ final class PlanService<G> implements AutoCloseable {
                 handles.clear();
                 freeHandles.clear();
             } else {
-                problems.add("so its " + handles.size() + " cuDNN handle(s) (" + handleBytes + " bytes of device memory outside the ledger) were kept");
+                kept = true;
+                if (destroying > 0) problems.add(destroying + " graph(s) being destroyed by a session giving them back");
+                problems.add("so its " + handles.size() + " cuDNN handle(s) (" + handleBytes + " bytes of device memory outside the ledger) were kept until the last of these comes back");
             }
         }
         if (!problems.isEmpty()) throw new IllegalStateException("plan service " + name + " closed with: " + String.join("; ", problems));
+    }
+
+    /** No handle in use or being made, no graph lent or being destroyed, no build running: the handles may go. */
+    private boolean quiet() {
+        return lent.isEmpty() && running.isEmpty() && sessionBuilds == 0 && handlesMaking == 0 && destroying == 0
+                && freeHandles.size() == handles.size();
+    }
+
+    /**
+     * Called by everything that comes back (a graph given back, a build ending, a handle returned):
+     * after a close that kept the handles, the last of them destroys them, once; its graph is already
+     * destroyed (a plan keeps its handle). A failure has no caller to go to (it may be a worker's):
+     * {@link #stats} counts it and names the last.
+     */
+    private void releaseIfLast() {
+        List<Object> go;
+        synchronized (this) {
+            if (!kept || !quiet()) return;
+            kept = false;
+            go = new ArrayList<>(handles);
+            handles.clear();
+            freeHandles.clear();
+            releasedAfterClose++;
+        }
+        for (Object h : go) {
+            try {
+                nat.destroyHandle(h);
+            } catch (RuntimeException e) {
+                synchronized (this) {
+                    lateReleaseFailures++;
+                    lateReleaseFailure = "destroying a cuDNN handle failed: " + e.getMessage();
+                }
+            }
+        }
     }
 }

@@ -30,6 +30,8 @@ class PlanServiceTest {
         final AtomicInteger made = new AtomicInteger();
         final List<Object> destroyedHandles = java.util.Collections.synchronizedList(new ArrayList<>());
         final List<String> destroyedGraphs = java.util.Collections.synchronizedList(new ArrayList<>());
+        /** Graphs and handles destroyed, in order ("graph g", "handle 1"). */
+        final List<String> order = java.util.Collections.synchronizedList(new ArrayList<>());
         final Set<Object> inUse = ConcurrentHashMap.newKeySet();
         final AtomicInteger mostInUse = new AtomicInteger();
         volatile long free = 1_000_000;
@@ -43,11 +45,13 @@ class PlanServiceTest {
         @Override
         public void destroyHandle(Object handle) {
             destroyedHandles.add(handle);
+            order.add("handle " + handle);
         }
 
         @Override
         public void destroy(String graph) {
             destroyedGraphs.add(graph);
+            order.add("graph " + graph);
         }
 
         @Override
@@ -231,7 +235,86 @@ class PlanServiceTest {
         release.countDown();
         s.giveBack("conv at 512", built.get(5, TimeUnit.SECONDS));
         assertEquals(List.of("graph"), f.destroyedGraphs, "given back after close, it is destroyed at once");
+        assertEquals(List.of("graph graph", "handle 1"), f.order, "the late build's graph, the last back, then takes the kept handle with it");
         session.shutdown();
+    }
+
+    @Test
+    void theLastGraphGivenBackAfterAnAuditedCloseDestroysTheKeptHandlesOnceAfterTheGraphs() {
+        Fake f = new Fake();
+        PlanService<String> s = service(f, 1, 2, 8, 1000);
+        String[] inner = new String[1];
+        String outer = s.build("a", h -> {
+            inner[0] = s.build("b", h2 -> "graph b");   // a second handle while the first is in use
+            return "graph a";
+        });
+        IllegalStateException e = assertThrows(IllegalStateException.class, s::close);
+        assertTrue(e.getMessage().contains("2 graph(s) still lent") && e.getMessage().contains("2 cuDNN handle(s)"), e.getMessage());
+        s.giveBack("a", outer);
+        assertEquals(List.of("graph graph a"), f.order, "one graph still lent: the handles stay");
+        assertEquals(0L, s.stats().get("released_after_close"));
+        s.giveBack("b", inner[0]);
+        assertEquals(List.of("graph graph a", "graph graph b"), f.order.subList(0, 2));
+        assertEquals(Set.of(1, 2), Set.copyOf(f.destroyedHandles), "the last one back destroys both kept handles, after every graph");
+        assertEquals(4, f.order.size(), f.order.toString());
+        assertEquals(1L, s.stats().get("released_after_close"));
+        assertEquals(0, s.stats().get("handles"));
+        assertThrows(IllegalStateException.class, () -> s.giveBack("b", inner[0]), "given back twice");
+        assertEquals(2, f.destroyedHandles.size(), "destroyed once");
+    }
+
+    @Test
+    void aBuildThatEndsAfterAnAuditedCloseIsTheLastBackAndDestroysTheKeptHandle() throws Exception {
+        Fake f = new Fake();
+        PlanService<String> s = service(f, 1, 1, 8, 100);
+        CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
+        var stuck = stuckUntil(inside, release);
+        CompletableFuture<Object> late = s.background("slow shape", h -> {
+            Object r = stuck.apply(h);
+            s.pool("slow@0", "graph slow");   // what a first-choice build leaves idle; after close, destroyed at once
+            return r;
+        });
+        assertTrue(inside.await(5, TimeUnit.SECONDS));
+        IllegalStateException e = assertThrows(IllegalStateException.class, s::close);
+        assertTrue(e.getMessage().contains("until the last of these comes back"), e.getMessage());
+        assertEquals(List.of(), f.order);
+        release.countDown();
+        assertEquals("done", late.get(5, TimeUnit.SECONDS));
+        assertEquals(List.of("graph graph slow", "handle 1"), f.order, "the late build's graph, then the handle it was finalised on");
+        assertEquals(1L, s.stats().get("released_after_close"));
+    }
+
+    @Test
+    void graphsGivenBackAtOnceAfterAnAuditedCloseDestroyTheKeptHandleExactlyOnce() throws Exception {
+        ExecutorService sessions = Executors.newFixedThreadPool(8);
+        try {
+            for (int round = 0; round < 20; round++) {
+                Fake f = new Fake();
+                PlanService<String> s = service(f, 1, 1, 8, 100);
+                List<String> graphs = new ArrayList<>();
+                for (int i = 0; i < 16; i++) {
+                    int k = i;
+                    graphs.add(s.build("k" + k, h -> "g" + k));
+                }
+                assertThrows(IllegalStateException.class, s::close);
+                CountDownLatch go = new CountDownLatch(1);
+                List<Future<?>> backs = new ArrayList<>();
+                for (String g : graphs) {
+                    backs.add(sessions.submit(() -> {
+                        go.await();
+                        s.giveBack("k" + g.substring(1), g);
+                        return null;
+                    }));
+                }
+                go.countDown();
+                for (var b : backs) b.get(5, TimeUnit.SECONDS);
+                assertEquals(List.of(1), f.destroyedHandles, "round " + round + ": the kept handle destroyed once");
+                assertEquals(List.of("handle 1"), f.order.subList(16, f.order.size()), "round " + round + ": after all 16 graphs " + f.order);
+                assertEquals(1L, s.stats().get("released_after_close"));
+            }
+        } finally {
+            sessions.shutdown();
+        }
     }
 
     @Test
