@@ -54,9 +54,8 @@ final class ConvChoiceStore {
         WAIT
     }
 
-    /** Stores held by open devices, by file, and how many devices hold each. */
-    private static final Map<Path, ConvChoiceStore> OPEN = new HashMap<>();
-    private static final Map<Path, Integer> HOLDERS = new HashMap<>();
+    /** Stores held by open devices, by file. */
+    private static final HeldByDevices<ConvChoiceStore> HELD = new HeldByDevices<>();
 
     private final Path file;
     private final String header;
@@ -80,25 +79,12 @@ final class ConvChoiceStore {
     /** The process's store for {@code fingerprint} under {@code dir}, shared while held; {@link #release} it when the holder closes. */
     static ConvChoiceStore acquire(Path dir, String fingerprint) {
         ConvChoiceStore fresh = open(dir, fingerprint);
-        synchronized (OPEN) {
-            ConvChoiceStore s = OPEN.computeIfAbsent(fresh.file, f -> fresh);
-            HOLDERS.merge(s.file, 1, Integer::sum);
-            return s;
-        }
+        return HELD.hold(fresh.file, f -> fresh);
     }
 
     /** One holder fewer; the last one's release forgets the store (the file keeps it). */
     static void release(ConvChoiceStore s) {
-        synchronized (OPEN) {
-            Integer n = HOLDERS.get(s.file);
-            if (n == null || OPEN.get(s.file) != s) return;
-            if (n > 1) {
-                HOLDERS.put(s.file, n - 1);
-            } else {
-                HOLDERS.remove(s.file);
-                OPEN.remove(s.file);
-            }
-        }
+        HELD.release(s.file, s);
     }
 
     /**

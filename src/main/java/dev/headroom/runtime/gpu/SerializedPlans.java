@@ -5,7 +5,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -30,8 +29,8 @@ final class SerializedPlans {
     /** A serialised plan larger than this is not kept (none seen comes near it). */
     static final int MAX_PLAN_BYTES = 16 << 20;
 
-    private static final Map<Path, SerializedPlans> OPEN = new HashMap<>();
-    private static final Map<Path, Integer> HOLDERS = new HashMap<>();
+    /** Stores held by open devices, by folder. */
+    private static final HeldByDevices<SerializedPlans> HELD = new HeldByDevices<>();
 
     private final Path dir;
     private final long maxBytes;
@@ -46,26 +45,12 @@ final class SerializedPlans {
 
     /** The process's store for {@code fingerprint} under {@code root} (the cache folder's conv-plans), shared while held. */
     static SerializedPlans acquire(Path root, String fingerprint) {
-        Path dir = root.resolve(CacheDir.sha256("headroom-conv-plans 1 " + fingerprint));
-        synchronized (OPEN) {
-            SerializedPlans s = OPEN.computeIfAbsent(dir, d -> new SerializedPlans(d, MAX_BYTES));
-            HOLDERS.merge(dir, 1, Integer::sum);
-            return s;
-        }
+        return HELD.hold(root.resolve(CacheDir.sha256("headroom-conv-plans 1 " + fingerprint)), d -> new SerializedPlans(d, MAX_BYTES));
     }
 
     /** One holder fewer; the last one's release forgets the store (its files stay). */
     static void release(SerializedPlans s) {
-        synchronized (OPEN) {
-            Integer n = HOLDERS.get(s.dir);
-            if (n == null || OPEN.get(s.dir) != s) return;
-            if (n > 1) {
-                HOLDERS.put(s.dir, n - 1);
-            } else {
-                HOLDERS.remove(s.dir);
-                OPEN.remove(s.dir);
-            }
-        }
+        HELD.release(s.dir, s);
     }
 
     /** The serialised plan for {@code key} (a spec and an origin), from memory or its file; null when none was stored. */

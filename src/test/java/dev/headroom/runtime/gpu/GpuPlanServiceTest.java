@@ -10,6 +10,7 @@ import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.testing.Randoms;
+import dev.headroom.testing.SystemProperties;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Random;
@@ -39,13 +40,8 @@ class GpuPlanServiceTest extends GpuDeviceTestBase {
 
     @Test
     void aSecondSessionTakesTheFirstOnesGraphsAndTwoAtOnceNeverShareOne() throws Exception {
-        String[] keys = {"headroom.conv-timing", "headroom.conv-start", "headroom.cache"};
-        String[] before = new String[keys.length];
-        for (int i = 0; i < keys.length; i++) before[i] = System.getProperty(keys[i]);
-        System.setProperty("headroom.conv-timing", "budget");   // scripts/device-test times every shape: here they start untimed
-        System.setProperty("headroom.conv-start", "first");
-        System.setProperty("headroom.cache", cache.toString());
-        try {
+        // scripts/device-test times every shape: here they start untimed
+        try (var props = SystemProperties.set("headroom.conv-timing", "budget", "headroom.conv-start", "first", "headroom.cache", cache.toString())) {
             Model m = SyntheticModels.build("rrdbnet-x4-6b", 2026);
             Tensor in = Tensor.wrap(Randoms.floats(new Random(Randoms.seed()), 64 * 64 * 3, 1f), 1, 64, 64, 3);
             try (Session a = device.openSession(Precision.F16); GraphRunner ra = new GraphRunner(m.graph(), m.weights(), a)) {
@@ -88,11 +84,6 @@ class GpuPlanServiceTest extends GpuDeviceTestBase {
             Map<String, Object> closed = device.planStats();
             assertEquals(0L, count(closed, "lent"), "closing the sessions gave every graph back: " + closed);
             assertTrue(count(closed, "handles") <= count(closed, "handles_max"), closed.toString());
-        } finally {
-            for (int i = 0; i < keys.length; i++) {
-                if (before[i] == null) System.clearProperty(keys[i]);
-                else System.setProperty(keys[i], before[i]);
-            }
         }
     }
 }

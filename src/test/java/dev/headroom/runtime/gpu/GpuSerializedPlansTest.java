@@ -11,6 +11,7 @@ import dev.headroom.runtime.GraphRunner;
 import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.testing.Randoms;
+import dev.headroom.testing.SystemProperties;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -35,13 +36,8 @@ class GpuSerializedPlansTest extends GpuDeviceTestBase {
 
     @Test
     void aSecondSessionDeserialisesTheFirstOnesPlansAndGetsTheSameBits() throws Exception {
-        String[] keys = {"headroom.conv-timing", "headroom.conv-start", "headroom.cache"};
-        String[] before = new String[keys.length];
-        for (int i = 0; i < keys.length; i++) before[i] = System.getProperty(keys[i]);
-        System.setProperty("headroom.conv-timing", "budget");   // untimed first choices: runtime-compiled fused engines on the H200
-        System.setProperty("headroom.conv-start", "first");
-        System.setProperty("headroom.cache", cache.toString());
-        try {
+        // untimed first choices (runtime-compiled fused engines on the H200): scripts/device-test times every shape
+        try (var props = SystemProperties.set("headroom.conv-timing", "budget", "headroom.conv-start", "first", "headroom.cache", cache.toString())) {
             Model m = SyntheticModels.build("rrdbnet-x4-6b", 2026);
             Tensor in = Tensor.wrap(Randoms.floats(new Random(Randoms.seed()), 64 * 64 * 3, 1f), 1, 64, 64, 3);
             try (Session a = device.openSession(Precision.F16); GraphRunner ra = new GraphRunner(m.graph(), m.weights(), a)) {
@@ -68,11 +64,6 @@ class GpuSerializedPlansTest extends GpuDeviceTestBase {
                     assertEquals(0L, count(after, "refused"), "cuDNN took every serialised plan back: " + after);
                     assertArrayEquals(outA, outB, "a deserialised plan is the same kernel: the same bits");
                 }
-            }
-        } finally {
-            for (int i = 0; i < keys.length; i++) {
-                if (before[i] == null) System.clearProperty(keys[i]);
-                else System.setProperty(keys[i], before[i]);
             }
         }
     }

@@ -13,6 +13,7 @@ import dev.headroom.runtime.Residency;
 import dev.headroom.runtime.Session;
 import dev.headroom.runtime.Tensor;
 import dev.headroom.testing.Randoms;
+import dev.headroom.testing.SystemProperties;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -55,11 +56,8 @@ class GpuSharedChoicesTest extends GpuDeviceTestBase {
         int sessions = 4;
         Model model = SyntheticModels.build("rrdbnet-x4", 2026);
         Tensor tile = Tensor.wrap(Randoms.floats(new Random(Randoms.seed()), 64 * 64 * 3, 0.3f), 1, 64, 64, 3);
-        String cacheBefore = System.getProperty("headroom.cache"), shareBefore = System.getProperty("headroom.conv-tuning-share");
-        String timingBefore = System.getProperty("headroom.conv-timing");
-        System.setProperty("headroom.cache", cache.toString());
-        System.setProperty("headroom.conv-timing", timing);   // budget: untimed first, timed once repeated (scripts/device-test sets full)
-        System.setProperty("headroom.conv-tuning-share", "1e9");   // a shape is timed as soon as it repeats
+        // budget: untimed first, timed once repeated (scripts/device-test sets full); a shape is timed as soon as it repeats
+        var props = SystemProperties.set("headroom.cache", cache.toString(), "headroom.conv-timing", timing, "headroom.conv-tuning-share", "1e9");
         ExecutorService pool = Executors.newFixedThreadPool(sessions);
         try (Residency models = new Residency(device, 0)) {
             Residency.Loader l = () -> new Residency.Source(model.graph(), model.weights(), 1f);
@@ -101,15 +99,8 @@ class GpuSharedChoicesTest extends GpuDeviceTestBase {
             assertEquals(shapes, timed, "each of the " + shapes + " shapes timed by exactly one of the " + sessions + " sessions");
         } finally {
             pool.shutdown();
-            restore("headroom.cache", cacheBefore);
-            restore("headroom.conv-tuning-share", shareBefore);
-            restore("headroom.conv-timing", timingBefore);
+            props.close();
         }
         assertEquals(0, device.memory().allocatedBytes(), "all sessions' memory given back");
-    }
-
-    private static void restore(String key, String value) {
-        if (value == null) System.clearProperty(key);
-        else System.setProperty(key, value);
     }
 }
