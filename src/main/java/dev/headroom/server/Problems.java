@@ -39,7 +39,7 @@ final class Problems {
             default -> e.getMessage() + " (" + ctx.method() + " " + ctx.path() + ")";
         }));
         r.exception(Exception.class, (e, ctx) -> {
-            System.err.println("headroom serve: " + ctx.method() + " " + ctx.path() + ": " + e);
+            log(ctx.method() + " " + ctx.path(), e);
             write(ctx, 500, "Internal Server Error", "the server failed on this request (" + e.getClass().getSimpleName()
                     + "); the server log has the details");
         });
@@ -61,7 +61,7 @@ final class Problems {
      * through SLF4J, bound to nothing here: slf4j-nop): logged here, answered as a problem if nothing was sent yet.
      */
     static void fatal(jakarta.servlet.http.HttpServletResponse res, Error e) {
-        System.err.println("headroom serve: " + e);
+        log("a route", e);
         if (res.isCommitted()) return;
         res.setStatus(500);
         res.setContentType(TYPE);
@@ -71,6 +71,18 @@ final class Problems {
         } catch (IOException gone) {
             // the client has gone
         }
+    }
+
+    /**
+     * The server log's record of an unexpected failure: where, and the whole stack trace (the client's detail
+     * sends people here, and names only the class). One write, so concurrent failures do not interleave.
+     */
+    static void log(String where, Throwable e) {
+        java.io.StringWriter w = new java.io.StringWriter();
+        w.append("headroom serve: ").append(where).append(" failed: ");
+        e.printStackTrace(new java.io.PrintWriter(w, true));
+        System.err.print(w);
+        System.err.flush();
     }
 
     /** Whether the response is a problem already (an error handler then leaves it). */

@@ -2,6 +2,7 @@ package dev.headroom.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import jakarta.servlet.ServletOutputStream;
@@ -43,10 +44,18 @@ class ProblemsTest {
     }
 
     @Test
-    void anErrorInARouteIsAProblemNamingItsClassAndNoStackTrace() throws Exception {
+    void anErrorInARouteIsAProblemNamingItsClassAndNoStackTraceWhileTheLogHasIt() throws Exception {
         Map<String, Object> set = new HashMap<>();
-        ByteArrayOutputStream body = new ByteArrayOutputStream();
-        Problems.fatal(recording(set, body, false), new OutOfMemoryError("Java heap space"));
+        ByteArrayOutputStream body = new ByteArrayOutputStream(), log = new ByteArrayOutputStream();
+        java.io.PrintStream err = System.err;
+        System.setErr(new java.io.PrintStream(log, true));
+        try {
+            Problems.fatal(recording(set, body, false), new OutOfMemoryError("Java heap space"));
+        } finally {
+            System.setErr(err);
+        }
+        assertTrue(log.toString().startsWith("headroom serve: a route failed: java.lang.OutOfMemoryError: Java heap space"), log.toString());
+        assertTrue(log.toString().contains("\tat dev.headroom.server.ProblemsTest."), "the server log has the stack trace the detail promises: " + log);
         assertEquals(500, set.get("setStatus"));
         assertEquals("application/problem+json", set.get("setContentType"));
         JsonNode p = HttpApi.JSON.readTree(body.toByteArray());
