@@ -91,7 +91,7 @@ final class ServeCommand implements Callable<Integer> {
     private ServeConfig.Fleet fleet() {
         if (store != null) {
             try {
-                dev.headroom.server.PostgresJobStore.parse(store);
+                dev.headroom.server.PostgresTarget.parse(store);
             } catch (IllegalArgumentException e) {
                 throw new Main.UsageError(e.getMessage());
             }

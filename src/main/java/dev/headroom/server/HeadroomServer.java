@@ -66,7 +66,7 @@ public final class HeadroomServer implements AutoCloseable {
                     + "uploads and results: give --results DIR");
         }
         String password = fleet.passwordFile() != null ? Files.readString(fleet.passwordFile()).strip() : System.getenv("PGPASSWORD");
-        return new PostgresJobStore(PostgresJobStore.parse(fleet.store()), password);
+        return new PostgresJobStore(PostgresTarget.parse(fleet.store()), password);
     }
 
     /** The node registry as GET /v1/nodes shows it: every server that has registered, alive or not. */

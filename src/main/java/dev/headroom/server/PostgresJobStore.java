@@ -3,8 +3,6 @@ package dev.headroom.server;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.headroom.core.sched.Scheduling;
-import java.net.URI;
-import java.net.URISyntaxException;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -35,9 +33,7 @@ import java.util.function.Function;
  * Every write by an owner is conditional on {@code owner}, so after that the old owner can neither
  * finish the job nor write over its result: a result is written once.
  *
- * <p>Schema changes are the same numbered migrations as {@link SqliteJobStore}'s, in PostgreSQL's
- * dialect, applied by {@link SchemaMigrations} under an advisory lock so that servers starting
- * together migrate once.
+ * <p>Schema changes: {@link PostgresSchema}; where to connect: {@link PostgresTarget}.
  */
 public final class PostgresJobStore implements JobStore {
 
@@ -46,52 +42,6 @@ public final class PostgresJobStore implements JobStore {
     private static final double AGING_PER_MINUTE = Scheduling.Config.DEFAULT.agingPerMinute();
     /** Milliseconds since the epoch by the database's clock. */
     private static final String DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
-    private static final long MIGRATION_LOCK = 0x6865616472L;   // "headr"
-
-    /** Migration n (from 1) brings the schema from version n-1 to n; the same versions as SQLite's. Append, never edit. */
-    static final List<String[]> MIGRATIONS = List.<String[]>of(new String[] {
-            """
-            CREATE TABLE jobs (
-              seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-              id TEXT NOT NULL UNIQUE,
-              state TEXT NOT NULL,
-              priority INTEGER NOT NULL,
-              model TEXT NOT NULL,
-              params TEXT NOT NULL,
-              input_hash TEXT NOT NULL,
-              width INTEGER NOT NULL,
-              height INTEGER NOT NULL,
-              peak_bytes BIGINT NOT NULL,
-              tile INTEGER NOT NULL,
-              batch INTEGER NOT NULL,
-              attempts INTEGER NOT NULL DEFAULT 0,
-              error TEXT,
-              cache_key TEXT,
-              cached INTEGER NOT NULL DEFAULT 0,
-              result_hash TEXT,
-              result_bytes BIGINT NOT NULL DEFAULT 0,
-              progress_done INTEGER NOT NULL DEFAULT 0,
-              progress_total INTEGER NOT NULL DEFAULT 0,
-              idempotency_key TEXT UNIQUE,
-              cancel_requested INTEGER NOT NULL DEFAULT 0,
-              owner TEXT,
-              lease_until BIGINT NOT NULL DEFAULT 0,
-              created BIGINT NOT NULL,
-              started BIGINT NOT NULL DEFAULT 0,
-              finished BIGINT NOT NULL DEFAULT 0)""",
-            "CREATE INDEX jobs_queued ON jobs (priority DESC, seq) WHERE state = 'queued'",
-            "CREATE INDEX jobs_running ON jobs (owner) WHERE state = 'running'",
-            "CREATE INDEX jobs_state ON jobs (state)",
-            "CREATE TABLE result_cache (key TEXT PRIMARY KEY, result_hash TEXT NOT NULL, bytes BIGINT NOT NULL, last_used BIGINT NOT NULL)",
-            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"},
-            new String[] {"ALTER TABLE jobs ADD COLUMN weight_bytes BIGINT NOT NULL DEFAULT 0"}, new String[] {
-            "CREATE TABLE nodes (name TEXT PRIMARY KEY, owner TEXT NOT NULL, url TEXT, devices TEXT NOT NULL, models TEXT NOT NULL, "
-                    + "running INTEGER NOT NULL, free_slots INTEGER NOT NULL, started BIGINT NOT NULL, heartbeat BIGINT NOT NULL)",
-            "CREATE TABLE executions (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
-                    + "node TEXT NOT NULL, owner TEXT NOT NULL, started BIGINT NOT NULL, finished BIGINT NOT NULL DEFAULT 0, outcome TEXT NOT NULL)",
-            "CREATE INDEX executions_job ON executions (job_id)"}, new String[] {
-            // 4: the claim order as an index (see QUEUE_ORDER), so a claim reads its window instead of sorting the whole queue
-            "CREATE INDEX jobs_claim_order ON jobs ((priority * 60000.0 - created) DESC, seq) WHERE state = 'queued'"});
 
     /**
      * Priority with aging as a claim order: effective priority = priority + aging per minute waited
@@ -105,39 +55,8 @@ public final class PostgresJobStore implements JobStore {
 
     private final HikariDataSource pool;
 
-    /** Where to connect: a JDBC URL and a user, from {@code postgresql://USER@HOST:PORT/DB}. */
-    public record Target(String jdbcUrl, String user, String display) {}
-
-    /**
-     * Parses {@code postgresql://USER@HOST[:PORT]/DB}. A password in the URL is refused: it would
-     * show in the process list; it comes from PGPASSWORD, a password file, or ~/.pgpass.
-     */
-    public static Target parse(String url) {
-        URI u;
-        try {
-            u = new URI(url);
-        } catch (URISyntaxException e) {
-            throw new IllegalArgumentException("--store " + url + " is not a URL; write postgresql://USER@HOST:PORT/DB");
-        }
-        if (!"postgresql".equals(u.getScheme()) && !"postgres".equals(u.getScheme())) {
-            throw new IllegalArgumentException("--store " + url + ": use postgresql://USER@HOST:PORT/DB (or leave --store out for SQLite in --data)");
-        }
-        String info = u.getRawUserInfo();
-        if (info != null && info.contains(":")) {
-            throw new IllegalArgumentException("--store: put no password in the URL (it would show in the process list); set PGPASSWORD or use --store-password-file");
-        }
-        String db = u.getPath() == null ? "" : u.getPath().replaceFirst("^/", "");
-        if (u.getHost() == null || info == null || info.isBlank() || db.isBlank()) {
-            throw new IllegalArgumentException("--store " + url + ": write postgresql://USER@HOST:PORT/DB with a user, a host and a database");
-        }
-        int port = u.getPort() < 0 ? 5432 : u.getPort();
-        String host = u.getHost();
-        String query = u.getRawQuery() == null ? "" : "?" + u.getRawQuery();
-        return new Target("jdbc:postgresql://" + host + ":" + port + "/" + db + query, info, "postgresql://" + info + "@" + host + ":" + port + "/" + db);
-    }
-
     /** Connects (the password may be null: the driver then looks in ~/.pgpass), and migrates the schema. */
-    public PostgresJobStore(Target target, String password) {
+    public PostgresJobStore(PostgresTarget target, String password) {
         HikariConfig c = new HikariConfig();
         c.setJdbcUrl(target.jdbcUrl());
         c.setUsername(target.user());
@@ -182,7 +101,7 @@ public final class PostgresJobStore implements JobStore {
     private void migrate() throws SQLException {
         try (Connection c = pool.getConnection()) {
             // servers starting together: one migrates, the others wait for the lock and then find nothing to do
-            SchemaMigrations.migrate(c, MIGRATIONS, "SELECT pg_advisory_xact_lock(" + MIGRATION_LOCK + ")", "run the same headroom on every server of the fleet");
+            PostgresSchema.migrate(c);
         }
     }
 

@@ -63,7 +63,7 @@ class FleetBench {
 
     private void queueOnly(PostgresFixture pg, int n) throws Exception {
         List<PostgresJobStore> stores = new ArrayList<>();
-        for (int i = 0; i < 3; i++) stores.add(new PostgresJobStore(PostgresJobStore.parse(pg.url()), pg.password));
+        for (int i = 0; i < 3; i++) stores.add(new PostgresJobStore(PostgresTarget.parse(pg.url()), pg.password));
         try {
             long now = System.currentTimeMillis();
             for (int i = 0; i < n; i++) stores.getFirst().insert(trivial("q" + i, now));

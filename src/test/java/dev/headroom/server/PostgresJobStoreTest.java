@@ -40,7 +40,7 @@ class PostgresJobStoreTest {
     }
 
     private static PostgresJobStore open() {
-        return new PostgresJobStore(PostgresJobStore.parse(pg.url()), pg.password);
+        return new PostgresJobStore(PostgresTarget.parse(pg.url()), pg.password);
     }
 
     private static Job job(String id, int priority, long created) {
@@ -60,14 +60,14 @@ class PostgresJobStoreTest {
 
     @Test
     void urlsWithoutPasswordsOnly() {
-        var t = PostgresJobStore.parse("postgresql://ann@db.example:6543/queue");
+        var t = PostgresTarget.parse("postgresql://ann@db.example:6543/queue");
         assertEquals("jdbc:postgresql://db.example:6543/queue", t.jdbcUrl());
         assertEquals("ann", t.user());
-        assertEquals(5432, Integer.parseInt(PostgresJobStore.parse("postgresql://ann@h/q").jdbcUrl().replaceAll(".*:(\\d+)/.*", "$1")));
-        var e = assertThrows(IllegalArgumentException.class, () -> PostgresJobStore.parse("postgresql://ann:secret@h:1/q"));
+        assertEquals(5432, Integer.parseInt(PostgresTarget.parse("postgresql://ann@h/q").jdbcUrl().replaceAll(".*:(\\d+)/.*", "$1")));
+        var e = assertThrows(IllegalArgumentException.class, () -> PostgresTarget.parse("postgresql://ann:secret@h:1/q"));
         assertTrue(e.getMessage().contains("PGPASSWORD") && !e.getMessage().contains("secret"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> PostgresJobStore.parse("mysql://ann@h/q"));
-        assertThrows(IllegalArgumentException.class, () -> PostgresJobStore.parse("postgresql://h/q"));
+        assertThrows(IllegalArgumentException.class, () -> PostgresTarget.parse("mysql://ann@h/q"));
+        assertThrows(IllegalArgumentException.class, () -> PostgresTarget.parse("postgresql://h/q"));
     }
 
     @Test
@@ -76,7 +76,7 @@ class PostgresJobStoreTest {
         List<Throwable> errors = new java.util.concurrent.CopyOnWriteArrayList<>();
         for (int i = 0; i < 4; i++) ts.add(Thread.ofPlatform().start(() -> {
             try (PostgresJobStore s = open()) {
-                assertEquals(PostgresJobStore.MIGRATIONS.size(), s.schemaVersion());
+                assertEquals(PostgresSchema.MIGRATIONS.size(), s.schemaVersion());
             } catch (Throwable t) {
                 errors.add(t);
             }
@@ -85,10 +85,10 @@ class PostgresJobStoreTest {
         assertEquals(List.of(), errors);
         try (Connection c = pg.connect(); ResultSet r = c.createStatement().executeQuery("SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_version")) {
             r.next();
-            assertEquals(PostgresJobStore.MIGRATIONS.size(), r.getInt(1));
+            assertEquals(PostgresSchema.MIGRATIONS.size(), r.getInt(1));
             assertEquals(r.getInt(1), r.getInt(2));
         }
-        assertEquals(SqliteJobStore.MIGRATIONS.size(), PostgresJobStore.MIGRATIONS.size(), "both stores know the same schema versions");
+        assertEquals(SqliteJobStore.MIGRATIONS.size(), PostgresSchema.MIGRATIONS.size(), "both stores know the same schema versions");
     }
 
     @Test
