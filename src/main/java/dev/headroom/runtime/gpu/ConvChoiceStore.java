@@ -34,7 +34,7 @@ import java.util.Map;
  * per session and device. That is the choice all of them run ({@link #turn}): before it, each of a
  * server's sessions timed its shapes itself (2 H200s, 8 sessions: 38 s of timing summed over 360
  * jobs against 12 s on one), and could keep another winner than its neighbours, whose rounding then
- * differed (up to 3 LSB in 13 of 67 RRDBNet outputs). A devices' store released by all is read
+ * differed (up to 3 LSB in 13 of 67 RRDBNet outputs). A store released by every device is read
  * again from the file by the next that opens it, as a new process would.
  */
 final class ConvChoiceStore {
@@ -70,16 +70,23 @@ final class ConvChoiceStore {
 
     /** The store for {@code fingerprint} under {@code dir}, read now; a missing or unreadable file is an empty store. */
     static ConvChoiceStore open(Path dir, String fingerprint) {
-        String header = "headroom-conv-choices " + FORMAT + " " + fingerprint.replace('\n', ' ');
-        ConvChoiceStore s = new ConvChoiceStore(dir.resolve(CacheDir.sha256(header) + ".tsv"), header);
+        String header = header(fingerprint);
+        ConvChoiceStore s = new ConvChoiceStore(file(dir, header), header);
         s.read();
         return s;
     }
 
+    private static String header(String fingerprint) {
+        return "headroom-conv-choices " + FORMAT + " " + fingerprint.replace('\n', ' ');
+    }
+
+    private static Path file(Path dir, String header) {
+        return dir.resolve(CacheDir.sha256(header) + ".tsv");
+    }
+
     /** The process's store for {@code fingerprint} under {@code dir}, shared while held; {@link #release} it when the holder closes. */
     static ConvChoiceStore acquire(Path dir, String fingerprint) {
-        ConvChoiceStore fresh = open(dir, fingerprint);
-        return HELD.hold(fresh.file, f -> fresh);
+        return HELD.hold(file(dir, header(fingerprint)), f -> open(dir, fingerprint));   // read once, by the first device to hold it
     }
 
     /** One holder fewer; the last one's release forgets the store (the file keeps it). */

@@ -193,25 +193,19 @@ final class ConvGraph implements AutoCloseable {
     /**
      * The graph of {@code s} with one plan made from a serialised plan of the same spec and origin
      * ({@link #json}, {@link SerializedPlans}): no operation graph, heuristics or kernel compilation;
-     * null where cuDNN refuses the bytes or the plan's workspace is over {@code maxWorkspace}.
+     * null where cuDNN refuses the bytes. The caller checks its workspace ({@link #workspaces}).
      */
-    static ConvGraph fromJson(CudnnGraph g, MemorySegment handle, Spec s, long maxWorkspace, Origin origin, byte[] json) {
+    static ConvGraph fromJson(CudnnGraph g, MemorySegment handle, Spec s, Origin origin, byte[] json) {
         MemorySegment plan = g.planFromJson(handle, json);
         if (plan == null) return null;
-        long ws;
-        try {
-            ws = g.workspaceSize(plan);
-        } catch (RuntimeException e) {
-            g.destroy(plan);
-            throw e;
-        }
-        if (ws > maxWorkspace) {
-            g.destroy(plan);
-            return null;
-        }
         ConvGraph cg = new ConvGraph(g, s, uids(s));
         cg.plans.add(plan);
-        cg.workspaces.add(ws);
+        try {
+            cg.workspaces.add(g.workspaceSize(plan));
+        } catch (RuntimeException e) {
+            cg.close();
+            throw e;
+        }
         cg.origins.add(origin);
         return cg;
     }

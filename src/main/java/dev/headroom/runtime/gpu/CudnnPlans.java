@@ -106,9 +106,15 @@ final class CudnnPlans implements PlanService.Native<ConvGraph> {
             String name = serializedKey(spec, origin);
             byte[] json = serialized.get(name);
             if (json != null) {
-                ConvGraph cg = ConvGraph.fromJson(CudnnGraph.get(), (MemorySegment) h, spec, maxWorkspace, origin, json);
-                if (cg != null) return cg;
-                serialized.refused(name);
+                ConvGraph cg = ConvGraph.fromJson(CudnnGraph.get(), (MemorySegment) h, spec, origin, json);
+                if (cg == null) {
+                    serialized.refused(name);   // cuDNN would not take it back: built and stored again below
+                } else if (cg.workspaces.getFirst() <= maxWorkspace) {
+                    return cg;
+                } else {
+                    cg.close();   // a sound plan that needs more workspace than this session has: so would the same plan rebuilt
+                    return null;
+                }
             }
             ConvGraph cg = ConvGraph.rebuild(CudnnGraph.get(), (MemorySegment) h, spec, maxWorkspace, origin);
             if (cg != null) store(device, spec, origin, cg);
@@ -123,6 +129,8 @@ final class CudnnPlans implements PlanService.Native<ConvGraph> {
 
     /** Serialises a newly finalised plan for the device kind's other sessions, devices and later processes (a no-op where its engine does not serialise). */
     private static void store(CudaDevice device, ConvGraph.Spec spec, ConvGraph.Origin origin, ConvGraph cg) {
-        device.serializedPlans().put(serializedKey(spec, origin), cg.json());
+        SerializedPlans serialized = device.serializedPlans();
+        String name = serializedKey(spec, origin);
+        if (!serialized.holds(name)) serialized.put(name, cg.json());   // serialising copies the kernel: not again for one held
     }
 }

@@ -81,6 +81,11 @@ final class SerializedPlans {
         }
     }
 
+    /** Whether this process holds the serialised plan for {@code key} in memory now (no file is read). */
+    synchronized boolean holds(String key) {
+        return plans.containsKey(CacheDir.sha256(key));
+    }
+
     /**
      * Stores the serialised plan for {@code key}, here and in its file (a folder that cannot be written
      * only loses the file); one already held is kept. Null (an engine cuDNN does not serialise) is ignored.

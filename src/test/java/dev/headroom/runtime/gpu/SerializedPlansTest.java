@@ -2,9 +2,11 @@ package dev.headroom.runtime.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -51,7 +53,9 @@ class SerializedPlansTest {
     void aPlanCuDnnRefusesIsForgottenWithItsFile() throws Exception {
         SerializedPlans s = new SerializedPlans(dir, 1 << 20);
         s.put("k", new byte[] {7});
+        assertTrue(s.holds("k"), "held: a plan built again is not serialised again");
         s.refused("k");
+        assertFalse(s.holds("k"));
         assertEquals(0, files());
         assertNull(s.get("k"), "built and stored again by the next that needs it");
         assertEquals(1L, s.stats().get("refused"));
