@@ -5,6 +5,7 @@ import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.core.metrics.Histogram;
 import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
+import io.prometheus.metrics.instrumentation.jvm.JvmMetrics;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -22,6 +23,9 @@ public final class Metrics {
     final Histogram jobSeconds, admissionWaitSeconds;
 
     public Metrics(JobStore store, List<DeviceSlot> devices, LongSupplier now, ModelCatalog models) {
+        // the JVM's and the process's own: GC pauses (jvm_gc_collection_seconds), heap and native memory, threads,
+        // process CPU (process_cpu_seconds_total); a host too busy to feed its GPUs shows here first
+        JvmMetrics.builder().register(registry);
         submitted = Counter.builder().name("headroom_jobs_submitted").help("Jobs accepted with 202").register(registry);
         refused = Counter.builder().name("headroom_jobs_refused").help("Submissions refused, by HTTP status").labelNames("status").register(registry);
         cacheHits = Counter.builder().name("headroom_cache_hits").help("Submissions answered from the result cache").register(registry);

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * 32 clients on loopback, each submitting a small job and polling it until it ends, again and
- * again for a bounded time (20 s in CI; -Dheadroom.loadSeconds=60 for the issue's full minute):
+ * again for the issue's full minute, bounded (-Dheadroom.loadSeconds=N for another length):
  * no job lost, no server error. Prints the p50/p99 latencies of submit and status and writes them
  * to target/serve-load.txt.
  */
@@ -30,7 +30,7 @@ class ServeLoadTest {
 
     @Test
     void thirtyTwoClientsLoseNothing() throws Exception {
-        int seconds = Integer.getInteger("headroom.loadSeconds", 20), clients = 32;
+        int seconds = Integer.getInteger("headroom.loadSeconds", 60), clients = 32;
         try (ServerProcess s = new ServerProcess(dir.resolve("data"), "--device", "cpu", "--vram-budget", "256MiB", "--max-concurrent", "2",
                 "--model", "srvgg=" + Golden.dir().resolve("srvgg-x4.pth"))) {
             List<Long> submitNanos = new CopyOnWriteArrayList<>(), statusNanos = new CopyOnWriteArrayList<>();
