@@ -83,7 +83,7 @@ final class Admission {
         long t0 = System.nanoTime();
         synchronized (lock) {
             if (!open.getAsBoolean()) return false;
-            if (d.runningCount() >= d.maxRunning()) return false;
+            if (!d.hasSlot()) return false;
             long now = clock.getAsLong(), claimedNanos = System.nanoTime();
             Optional<Job> claimed = claim(d, now);
             if (claimed.isEmpty()) return false;
@@ -100,7 +100,7 @@ final class Admission {
         // models resident on this server's other devices that have a free slot: such a device takes the job without loading
         Set<String> residentOnFreeDevices = new HashSet<>();
         for (DeviceSlot o : devices) {
-            if (o != d && o.runningCount() < o.maxRunning()) residentOnFreeDevices.addAll(o.residentModels());
+            if (o != d && o.hasSlot()) residentOnFreeDevices.addAll(o.residentModels());
         }
         long room = d.roomWithoutEviction();
         var state = new Scheduling.DeviceState(d.headroom(), d.runningCount(), resident, warm, room);

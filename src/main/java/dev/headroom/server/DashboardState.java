@@ -150,8 +150,9 @@ final class DashboardState {
         List<String> full = new ArrayList<>();
         for (DeviceSlot d : devices) {
             long need = needOn.applyAsLong(d), free = d.headroom();
-            if (d.runningCount() >= d.maxRunning()) {
-                full.add(d.name() + " (" + d.runningCount() + " of " + d.maxRunning() + " running)");
+            if (!d.hasSlot()) {
+                full.add(d.name() + " (" + (d.runningCount() >= d.maxRunning() ? d.runningCount() + " of " + d.maxRunning() + " running"
+                        : d.finishingCount() + " finishing their files") + ")");
                 continue;
             }
             if (need > free && need - free < bestShort) {

@@ -41,6 +41,13 @@ public final class DeviceSlot implements AutoCloseable {
     private final int maxRunning;
     private final Budget reservations;
     private final Map<String, Budget> running = new LinkedHashMap<>();
+    /**
+     * Jobs that left the device (their last tile done, device memory and session given back) and
+     * are finishing their files on the host: the host's encoders catch up on one job's last rows
+     * while the device runs the next. Jobs on the device and jobs finishing are at most twice
+     * {@link #maxRunning}, so no more pile up on the host than the device runs.
+     */
+    private final java.util.Set<String> finishing = new java.util.LinkedHashSet<>();
     /** Sessions of finished jobs kept for the next jobs, by the shapes they ran. */
     private final SessionPool sessions;
 
@@ -181,6 +188,28 @@ public final class DeviceSlot implements AutoCloseable {
         b.close();
     }
 
+    /** A running job is done with the device ({@link JobRunner.Control#leftDevice}): its reservation is released and it counts as finishing. */
+    public synchronized void leave(String jobId) {
+        if (running.containsKey(jobId)) finishing.add(jobId);
+        release(jobId);
+    }
+
+    /** A job ended, wherever it was: nothing of it is left on the device or in the finishing count. */
+    public synchronized void ended(String jobId) {
+        release(jobId);
+        finishing.remove(jobId);
+    }
+
+    /** Jobs finishing their files on the host after leaving the device. */
+    public synchronized int finishingCount() {
+        return finishing.size();
+    }
+
+    /** Whether the device may admit another job: a free slot on it, and no more than twice its slots in jobs on it or finishing. */
+    public synchronized boolean hasSlot() {
+        return running.size() < maxRunning && running.size() + finishing.size() < 2 * maxRunning;
+    }
+
     /** Each running job's reservation, by job id. */
     public synchronized Map<String, Long> reservations() {
         Map<String, Long> out = new LinkedHashMap<>();
@@ -222,6 +251,7 @@ public final class DeviceSlot implements AutoCloseable {
         Map<String, Long> jobs = new LinkedHashMap<>();
         running.forEach((id, b) -> jobs.put(id, b.used()));
         d.put("running_jobs", jobs);
+        d.put("finishing_jobs", java.util.List.copyOf(finishing));
         d.put("resident_models", residentModels());
         return d;
     }

@@ -38,6 +38,13 @@ public interface JobRunner {
          * On a GPU two runs of one job give the same bytes when they ran the same engines.
          */
         default void ran(String key, Object value) {}
+
+        /**
+         * The job is done with its device: its device memory freed, its session and weights given
+         * back. What is left (finishing its file) runs on the host, and the device may admit the
+         * next job meanwhile. A runner that never says so leaves the device when it returns.
+         */
+        default void leftDevice() {}
     }
 
     /** Runs {@code work}, telling {@code control} how long it took as {@code phase}. */

@@ -93,8 +93,15 @@ final class JobThread {
                 public void ran(String key, Object value) {
                     r.ran.put(key, value);
                 }
+
+                public void leftDevice() {
+                    r.device.leave(job.id());
+                    host.poke();   // the device's scheduler may admit the next job while this one finishes its file
+                }
             });
-            r.device.release(job.id());   // the job's memory is free: no terminal state is published with a reservation left
+            // the job's memory is free: no terminal state is published with a reservation left; the device may take the next job
+            r.device.leave(job.id());
+            host.poke();
             long h0 = System.nanoTime();
             String hash = DataDir.sha256(staged);
             long bytes = Files.size(staged);
@@ -158,7 +165,7 @@ final class JobThread {
             } catch (IOException ignored) {
                 // a temporary: the next start cleans it
             }
-            r.device.release(job.id());
+            r.device.ended(job.id());
             r.device.unhold(job.id());
             running.remove(job.id());
             metrics.jobSeconds.labelValues(outcome).observe((System.nanoTime() - t0) / 1e9);

@@ -78,6 +78,10 @@ public final class Metrics {
                 .callback(cb -> {
                     for (DeviceSlot d : devices) cb.call(d.runningCount(), d.name());
                 }).register(registry);
+        GaugeWithCallback.builder().name("headroom_device_finishing_jobs").help("Jobs that left each device and are finishing their files on the host")
+                .labelNames("device").callback(cb -> {
+                    for (DeviceSlot d : devices) cb.call(d.finishingCount(), d.name());
+                }).register(registry);
         GaugeWithCallback.builder().name("headroom_models_loaded").help("Models loaded and shared by jobs")
                 .callback(cb -> cb.call(models.loaded().size())).register(registry);
     }

@@ -21,7 +21,9 @@ import java.util.Map;
  * beside a tile, {@link DeviceSlot#weightBudget}), and the job's activations are charged
  * to a ledger node of its own whose limit is its reservation. However the job ends, the node is
  * closed (which frees its memory at once and audits it for leaks), then the lease, and the session
- * goes back to the device (closed instead when the job did not end well).
+ * goes back to the device (closed instead when the job did not end well). Once the last tile is
+ * done and all that is closed, the job leaves the device ({@link Control#leftDevice}): the encoders
+ * finishing its file on the host no longer hold a device slot the next job could use.
  */
 public final class UpscaleJobRunner implements JobRunner {
 
@@ -33,21 +35,22 @@ public final class UpscaleJobRunner implements JobRunner {
         Model m = r.model().model();
         Residency.Loader loader = () -> new Residency.Source(m.graph(), m.weights(), m.valueRange());
         DeviceMemory memory = device.device().memory();
-        // img first: a session, weights or ledger node that cannot be had still closes the input (a streamed one's decoder)
-        try (img; SessionPool.Lease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
-             Residency.Lease weights = JobRunner.timed(control, "weights",
-                     () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m)));
-             var job = memory.job("job " + r.job().id(), r.reservation());
-             GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
-            runner.bands(true);
-            TiledUpscaler tiled = new TiledUpscaler(runner, weights.valueRange());
-            tiled.batch(r.job().batch());
-            ImageUpscaler up = new ImageUpscaler(tiled, weights.graph().inputChannels());
-            control.ran("session", device.name() + "#" + session.number());
-            Map<String, Object> before = session.session().diagnostics();
-            // rows go to the file as they become final, as `headroom upscale` writes them; no file unless finished
-            try (ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
-                    img.channels(), img.bitDepth())) {
+        // img first: a writer, session, weights or ledger node that cannot be had still closes the input (a streamed one's decoder).
+        // The writer outlives the device's part: rows go to the file as they become final, as `headroom upscale` writes them,
+        // and what the encoders still hold when the last tile is done is finished after the job has left the device
+        try (img; ImageWriter writer = ImageWriter.open(r.output(), r.encoding(), img.width() * m.scale(), img.height() * m.scale(),
+                img.channels(), img.bitDepth())) {
+            try (SessionPool.Lease session = JobRunner.timed(control, "session", () -> device.session(r.job()));
+                 Residency.Lease weights = JobRunner.timed(control, "weights",
+                         () -> device.residency().acquire(r.model().name(), ResidencyPolicy.Priority.NORMAL, loader, session.session(), device.weightBudget(m)));
+                 var job = memory.job("job " + r.job().id(), r.reservation());
+                 GraphRunner runner = new GraphRunner(weights.graph(), weights.weights(), session.session())) {
+                runner.bands(true);
+                TiledUpscaler tiled = new TiledUpscaler(runner, weights.valueRange());
+                tiled.batch(r.job().batch());
+                ImageUpscaler up = new ImageUpscaler(tiled, weights.graph().inputChannels());
+                control.ran("session", device.name() + "#" + session.number());
+                Map<String, Object> before = session.session().diagnostics();
                 long t0 = System.nanoTime();
                 up.upscale(img, r.job().tile(), r.overlap(), (done, total) -> {
                     control.progress(done, total);
@@ -55,16 +58,18 @@ public final class UpscaleJobRunner implements JobRunner {
                 }, writer);
                 control.phase("upscale", System.nanoTime() - t0);
                 if (control.stop()) throw new Stopped();
-                JobRunner.timed(control, "finish_file", () -> {
-                    writer.finish();
-                    return null;
-                });
-                // CPU time on the encoder's threads (may exceed the wall time) and in file writes, within the phases above
-                control.phase("encode_cpu", writer.encodeNanos());
-                control.phase("file_write", writer.writeNanos());
+                sessionPhases(session.session(), before, control);
+                session.clean();
             }
-            sessionPhases(session.session(), before, control);
-            session.clean();
+            // the job's device memory is freed and audited, its session and weights given back: the device may take the next job
+            control.leftDevice();
+            JobRunner.timed(control, "finish_file", () -> {
+                writer.finish();   // no file unless finished
+                return null;
+            });
+            // CPU time on the encoder's threads (may exceed the wall time) and in file writes, within the phases above
+            control.phase("encode_cpu", writer.encodeNanos());
+            control.phase("file_write", writer.writeNanos());
         }
         return new Outcome(Map.of(), 0);
     }

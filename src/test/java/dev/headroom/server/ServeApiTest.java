@@ -371,7 +371,7 @@ class ServeApiTest {
         for (String family : List.of("headroom_jobs", "headroom_queue_depth", "headroom_queue_oldest_wait_seconds", "headroom_job_duration_seconds",
                 "headroom_admission_wait_seconds", "headroom_memory_rungs_total", "headroom_model_loads_total", "headroom_model_evictions_total",
                 "headroom_cache_hits_total", "headroom_out_of_memory_errors_total",
-                "headroom_device_memory_bytes", "headroom_device_pressure_level",
+                "headroom_device_memory_bytes", "headroom_device_pressure_level", "headroom_device_finishing_jobs",
                 // the JVM's own, which scripts/serve/gpu-throughput reads around each server's run
                 "jvm_gc_collection_seconds", "jvm_memory_used_bytes", "process_cpu_seconds_total", "jvm_threads_current")) {
             assertTrue(m.contains("# TYPE " + family + " "), family + " missing from /metrics");

@@ -7,7 +7,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayDeque;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -27,6 +26,10 @@ import java.util.zip.Deflater;
  * IDAT chunk, in order, as soon as it and the pieces before it are done; at most
  * {@link #MAX_PENDING} pieces wait, so memory is bounded by a band and that.
  *
+ * <p>The caller's rows are copied into the piece's own buffer ({@link EncodeBuffers}, within a
+ * budget shared by every writer) on the caller's thread, so a band returns without waiting for an
+ * encoding thread; the caller waits only when the encoders are a whole budget behind.
+ *
  * <p>Samples are rounded as {@code round(clamp(v, 0, 1) * max)}, as {@link ImageFiles#writePng} does.
  */
 final class PngWriter extends RowWriter {
@@ -41,6 +44,8 @@ final class PngWriter extends RowWriter {
         t.setDaemon(true);
         return t;
     });
+    /** Rows waiting for those threads, every writer's. */
+    static final EncodeBuffers BUFFERS = EncodeBuffers.forProcess(Runtime.getRuntime().availableProcessors(), PIECE_BYTES);
 
     private final OutputFile file;
     private final OutputStream out;
@@ -50,6 +55,8 @@ final class PngWriter extends RowWriter {
     private byte[] above;
     private long adler = 1;
     private boolean first = true, finished;
+    /** Set when the file is given up: pieces not yet started give their buffers back without encoding. */
+    private volatile boolean abandoned;
 
     /** One deflated piece: its bytes, the Adler-32 and length of the filtered bytes it holds. */
     private record Piece(byte[] data, int length, long adler, long rawLength) {}
@@ -99,39 +106,27 @@ final class PngWriter extends RowWriter {
         band(rows, (y, raw, at) -> System.arraycopy(samples, offset + y * rowBytes, raw, at, rowBytes));
     }
 
-    /** Encodes a band of {@code rows} rows; returns once every row has been read from the caller's array. */
+    /** Encodes a band of {@code rows} rows; returns once every row has been copied from the caller's array. */
     private void band(int rows, RowSamples source) {
         checkBand(rows);
         PngWarmup.encoded((long) rows * width * channels);
         int per = Math.max(1, PIECE_BYTES / rowBytes);
-        int pieces = (rows + per - 1) / per;
-        CountDownLatch sampled = new CountDownLatch(pieces);
-        byte[] top = above;
-        for (int p = 0; p < pieces; p++) {
-            int a = p * per, b = Math.min(rows, a + per);
-            pending.add(POOL.submit(() -> {
-                long t0 = System.nanoTime();
-                // rows a-1 .. b-1 as samples: row a-1 (or the band's `top`) is the one the filters look up to
-                byte[] raw = Scratch.get().raw((b - a + 1) * rowBytes);
-                boolean hasAbove;
-                try {
-                    if (a > 0) source.put(a - 1, raw, 0);
-                    else if (top != null) System.arraycopy(top, 0, raw, 0, rowBytes);
-                    hasAbove = a > 0 || top != null;
-                    for (int y = a; y < b; y++) source.put(y, raw, (y - a + 1) * rowBytes);
-                } finally {
-                    sampled.countDown();
-                }
-                Piece piece = deflate(raw, b - a, hasAbove);
+        for (int a = 0; a < rows; a += per) {
+            int from = a, to = Math.min(rows, a + per), bytes = (to - from + 1) * rowBytes;
+            // rows from-1 .. to-1 as samples: row from-1 (or the band before's last) is the one the filters look up to
+            byte[] raw = BUFFERS.take(bytes);
+            boolean hasAbove = from > 0 || above != null;
+            long t0 = System.nanoTime();
+            try {
+                if (from > 0) source.put(from - 1, raw, 0);
+                else if (above != null) System.arraycopy(above, 0, raw, 0, rowBytes);
+                for (int y = from; y < to; y++) source.put(y, raw, (y - from + 1) * rowBytes);
                 encodeNanos.addAndGet(System.nanoTime() - t0);
-                return piece;
-            }));
-        }
-        try {
-            sampled.await();   // the caller's rows are theirs again once every piece has its samples
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while encoding", e);
+                pending.add(POOL.submit(() -> encode(raw, bytes, to - from, hasAbove)));
+            } catch (RuntimeException e) {
+                BUFFERS.give(raw, bytes);
+                throw e;
+            }
         }
         above = new byte[rowBytes];
         source.put(rows - 1, above, 0);
@@ -143,21 +138,41 @@ final class PngWriter extends RowWriter {
         }
     }
 
+    /** On an encoding thread: a piece's rows filtered (its buffer then given back) and deflated; nothing once the file is given up. */
+    private Piece encode(byte[] raw, int bytes, int rows, boolean hasAbove) {
+        long t0 = System.nanoTime();
+        boolean given = false;
+        try {
+            if (abandoned) return null;
+            Scratch scratch = Scratch.get();
+            int length = filter(raw, rows, hasAbove, scratch.filtered(rows * (rowBytes + 1)));
+            BUFFERS.give(raw, bytes);
+            given = true;
+            return deflate(scratch, length);
+        } finally {
+            if (!given) BUFFERS.give(raw, bytes);
+            encodeNanos.addAndGet(System.nanoTime() - t0);
+        }
+    }
+
     /** One row of floats to big-endian 8 or 16 bit samples at {@code raw[at]}. */
     private void sample(float[] data, int from, byte[] raw, int at) {
         SampleBytes.round(data, from, width * channels, bytesPerSample, raw, at);
     }
 
-    /** Filters rows 1..rows of raw (row 0 is the row above, when hasAbove) and deflates them with a sync flush. */
-    private Piece deflate(byte[] raw, int rows, boolean hasAbove) {
+    /** Filters rows 1..rows of raw (row 0 is the row above, when hasAbove) into {@code filtered}; returns its length. */
+    private int filter(byte[] raw, int rows, boolean hasAbove, byte[] filtered) {
         int bpp = channels * bytesPerSample;
-        Scratch scratch = Scratch.get();
-        int length = rows * (rowBytes + 1);
-        byte[] filtered = scratch.filtered(length);
         for (int r = 0; r < rows; r++) {
             int cur = (r + 1) * rowBytes, prev = r > 0 || hasAbove ? r * rowBytes : -1;
             PngFilters.best(raw, cur, prev, rowBytes, bpp, level == 0, filtered, r * (rowBytes + 1));
         }
+        return rows * (rowBytes + 1);
+    }
+
+    /** Deflates the scratch's first {@code length} filtered bytes with a sync flush. */
+    private Piece deflate(Scratch scratch, int length) {
+        byte[] filtered = scratch.filtered(length);
         Adler32 a = new Adler32();
         a.update(filtered, 0, length);
         Deflater d = new Deflater(level, true);
@@ -178,21 +193,17 @@ final class PngWriter extends RowWriter {
     }
 
     /**
-     * Each encoding thread's working buffers, kept between pieces: allocating them per piece made
-     * gigabytes of garbage per big image (a 16384-pixel-wide band is hundreds of 1 MiB pieces), which
-     * the collector let pile up as resident memory.
+     * Each encoding thread's working buffers, kept between pieces (the rows come in an
+     * {@link EncodeBuffers} buffer): allocating them per piece made gigabytes of garbage per big
+     * image (a 16384-pixel-wide band is hundreds of 1 MiB pieces), which the collector let pile up
+     * as resident memory.
      */
     private static final class Scratch {
         private static final ThreadLocal<Scratch> MINE = ThreadLocal.withInitial(Scratch::new);
-        private byte[] raw = new byte[0], filtered = new byte[0], out = new byte[0];
+        private byte[] filtered = new byte[0], out = new byte[0];
 
         static Scratch get() {
             return MINE.get();
-        }
-
-        byte[] raw(int n) {
-            if (raw.length < n) raw = new byte[n];
-            return raw;
         }
 
         byte[] filtered(int n) {
@@ -276,6 +287,10 @@ final class PngWriter extends RowWriter {
 
     @Override
     public void close() throws IOException {
-        if (!finished) abandon(pending, out, file);
+        if (finished) return;
+        // not cancelled: a piece waiting for a thread holds a buffer of the shared budget, which only its task gives back
+        abandoned = true;
+        pending.clear();
+        abandon(pending, out, file);
     }
 }
