@@ -64,6 +64,7 @@ final class DashboardState {
             v.put("thresholds", List.of(th.elevated(), th.warning(), th.critical()));
             devices.add(v);
             for (String j : d.reservations().keySet()) runningOn.put(j, d.name());
+            for (String j : d.finishing()) runningOn.put(j, d.name());   // left the device, finishing its file: still that device's job
         }
         s.put("devices", devices);
         var samples = dashboard.timeline.samplesAfter(samplesAfter);

@@ -205,9 +205,19 @@ public final class DeviceSlot implements AutoCloseable {
         return finishing.size();
     }
 
-    /** Whether the device may admit another job: a free slot on it, and no more than twice its slots in jobs on it or finishing. */
-    public synchronized boolean hasSlot() {
-        return running.size() < maxRunning && running.size() + finishing.size() < 2 * maxRunning;
+    /** Their ids. */
+    public synchronized java.util.List<String> finishing() {
+        return java.util.List.copyOf(finishing);
+    }
+
+    /** Jobs the device may admit now: free slots on it, as long as jobs on it and finishing stay within twice its slots. */
+    public synchronized int freeSlots() {
+        return Math.max(0, Math.min(maxRunning - running.size(), 2 * maxRunning - running.size() - finishing.size()));
+    }
+
+    /** Whether the device may admit another job ({@link #freeSlots}). */
+    public boolean hasSlot() {
+        return freeSlots() > 0;
     }
 
     /** Each running job's reservation, by job id. */
@@ -251,7 +261,7 @@ public final class DeviceSlot implements AutoCloseable {
         Map<String, Long> jobs = new LinkedHashMap<>();
         running.forEach((id, b) -> jobs.put(id, b.used()));
         d.put("running_jobs", jobs);
-        d.put("finishing_jobs", java.util.List.copyOf(finishing));
+        d.put("finishing_jobs", finishing());
         d.put("resident_models", residentModels());
         return d;
     }

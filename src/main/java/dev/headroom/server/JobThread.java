@@ -99,8 +99,9 @@ final class JobThread {
                     host.poke();   // the device's scheduler may admit the next job while this one finishes its file
                 }
             });
-            // the job's memory is free: no terminal state is published with a reservation left; the device may take the next job
-            r.device.leave(job.id());
+            // the job's memory is free and its file written: no terminal state is published with a reservation left,
+            // and the device may take the next job while this one is hashed and stored
+            r.device.ended(job.id());
             host.poke();
             long h0 = System.nanoTime();
             String hash = DataDir.sha256(staged);

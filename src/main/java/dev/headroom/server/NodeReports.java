@@ -33,7 +33,7 @@ final class NodeReports {
             m.put("models_resident", d.residentModels());
             ds.add(m);
             running += d.runningCount();
-            free += d.hasSlot() ? d.maxRunning() - d.runningCount() : 0;
+            free += d.freeSlots();
             resident.addAll(d.residentModels());
         }
         try {

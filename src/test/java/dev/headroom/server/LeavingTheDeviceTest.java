@@ -68,6 +68,23 @@ class LeavingTheDeviceTest {
     }
 
     @Test
+    void freeSlotsCountWhatMayBeAdmittedNow() {
+        try (DeviceSlot d = DeviceSlotSessionsTest.slot(4)) {
+            assertEquals(4, d.freeSlots());
+            for (String j : new String[] {"a", "b", "c", "d", "e", "f", "g"}) {
+                d.reserve(j, 1 << 20);
+                d.leave(j);
+            }
+            assertEquals(7, d.finishingCount());
+            assertEquals(1, d.freeSlots(), "no job on the device, but 7 finishing of at most 8: one more");
+            d.reserve("h", 1 << 20);
+            assertEquals(0, d.freeSlots());
+            for (String j : new String[] {"a", "b", "c", "d", "e", "f", "g", "h"}) d.ended(j);
+            assertEquals(4, d.freeSlots());
+        }
+    }
+
+    @Test
     void jobsOnTheDeviceAndFinishingAreAtMostTwiceItsSlots() {
         try (DeviceSlot d = DeviceSlotSessionsTest.slot(1)) {
             d.reserve("a", 1 << 20);
@@ -79,6 +96,7 @@ class LeavingTheDeviceTest {
             d.leave("b");
             assertEquals(2, d.finishingCount());
             assertFalse(d.hasSlot(), "two finishing with one slot: no third until one ends");
+            assertEquals(0, d.freeSlots());
             assertTrue(d.snapshot().get("finishing_jobs").toString().contains("b"), d.snapshot().toString());
             d.ended("a");
             assertTrue(d.hasSlot());

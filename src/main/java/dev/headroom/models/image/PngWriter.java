@@ -117,16 +117,18 @@ final class PngWriter extends RowWriter {
             byte[] raw = BUFFERS.take(bytes);
             boolean hasAbove = from > 0 || above != null;
             long t0 = System.nanoTime();
+            Future<Piece> piece;
             try {
                 if (from > 0) source.put(from - 1, raw, 0);
                 else if (above != null) System.arraycopy(above, 0, raw, 0, rowBytes);
                 for (int y = from; y < to; y++) source.put(y, raw, (y - from + 1) * rowBytes);
                 encodeNanos.addAndGet(System.nanoTime() - t0);
-                pending.add(POOL.submit(() -> encode(raw, bytes, to - from, hasAbove)));
-            } catch (RuntimeException e) {
-                BUFFERS.give(raw, bytes);
-                throw e;
+                piece = POOL.submit(() -> encode(raw, to - from, hasAbove));   // from here the task gives the buffer back
+            } catch (Throwable t) {
+                BUFFERS.give(raw);
+                throw t;
             }
+            pending.add(piece);
         }
         above = new byte[rowBytes];
         source.put(rows - 1, above, 0);
@@ -139,18 +141,18 @@ final class PngWriter extends RowWriter {
     }
 
     /** On an encoding thread: a piece's rows filtered (its buffer then given back) and deflated; nothing once the file is given up. */
-    private Piece encode(byte[] raw, int bytes, int rows, boolean hasAbove) {
+    private Piece encode(byte[] raw, int rows, boolean hasAbove) {
         long t0 = System.nanoTime();
         boolean given = false;
         try {
             if (abandoned) return null;
             Scratch scratch = Scratch.get();
             int length = filter(raw, rows, hasAbove, scratch.filtered(rows * (rowBytes + 1)));
-            BUFFERS.give(raw, bytes);
+            BUFFERS.give(raw);
             given = true;
             return deflate(scratch, length);
         } finally {
-            if (!given) BUFFERS.give(raw, bytes);
+            if (!given) BUFFERS.give(raw);
             encodeNanos.addAndGet(System.nanoTime() - t0);
         }
     }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -34,28 +35,67 @@ class EncodeBuffersTest {
 
     @Test
     void takeWaitsOnlyWhileTheBudgetIsTaken() throws Exception {
-        EncodeBuffers b = new EncodeBuffers(20, 4);
-        byte[] first = b.take(8), other = b.take(8);
-        assertTrue(first.length >= 8 && other.length >= 8);
-        assertEquals(16, b.inUse());
-        AtomicReference<byte[]> third = new AtomicReference<>();
-        Thread t = Thread.ofPlatform().start(() -> third.set(b.take(8)));
-        t.join(300);
-        assertTrue(t.isAlive(), "8 + 8 + 8 bytes of a 20-byte budget: the third waits");
-        b.give(first, 8);
-        t.join(10_000);
-        assertFalse(t.isAlive(), "given back: the third goes on");
-        assertSame(first, third.get(), "the given-back buffer is taken again, not a new one");
+        EncodeBuffers b = new EncodeBuffers(200);
+        byte[] first = b.take(30), other = b.take(30), big = b.take(140);
+        assertEquals(30, first.length, "a new buffer is as long as asked");
+        assertEquals(200, b.inUse(), "no wait up to the whole budget");
+        byte[] waited = takeInAnotherThreadAndWait(b, 15, () -> b.give(first));
+        assertEquals(30 + 140 + 15, b.inUse());
         assertTrue(b.waitedNanos() > 0, "the wait is counted");
-        b.give(other, 8);
-        b.give(third.get(), 8);
+        b.give(waited);
+        assertSame(first, b.take(20), "a given-back buffer of 20 to 40 bytes is taken again for 20, not a new one");
+        assertEquals(30 + 140 + 30, b.inUse(), "what the buffers handed out hold, not what was asked");
+        b.give(first);
+        b.give(other);
+        b.give(big);
         assertEquals(0, b.inUse());
-        byte[] huge = b.take(50);
-        assertEquals(50, huge.length);
-        assertEquals(20, b.inUse(), "a piece bigger than the budget takes all of it, and gets its bytes");
-        b.give(huge, 50);
+        byte[] huge = b.take(500);
+        assertEquals(500, huge.length);
+        assertEquals(200, b.inUse(), "a piece bigger than the budget takes all of it, and gets its bytes");
+        b.give(huge);
         assertEquals(0, b.inUse());
-        assertNotSame(huge, b.take(3), "a buffer over half the budget is not kept");
+        assertNotSame(huge, b.take(300), "a buffer over half the budget is not kept");
+    }
+
+    @Test
+    void aWaitingCallerIsNotPassedByALaterNarrowOne() throws Exception {
+        EncodeBuffers b = new EncodeBuffers(10);
+        byte[] held = b.take(6);
+        AtomicReference<byte[]> wide = new AtomicReference<>();
+        Thread w = Thread.ofPlatform().start(() -> wide.set(b.take(8)));
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (w.getState() != Thread.State.WAITING && System.nanoTime() < end) Thread.sleep(5);
+        AtomicReference<byte[]> narrow = new AtomicReference<>();
+        Thread n = Thread.ofPlatform().start(() -> narrow.set(b.take(4)));
+        n.join(300);
+        assertTrue(n.isAlive(), "4 bytes are free, but a take of 8 waits before it: the narrow one waits its turn");
+        b.give(held);
+        w.join(10_000);
+        assertFalse(w.isAlive(), "the wide one goes first");
+        b.give(wide.get());
+        n.join(10_000);
+        assertFalse(n.isAlive());
+        b.give(narrow.get());
+        assertEquals(0, b.inUse());
+    }
+
+    @Test
+    void aFailedAllocationGivesItsChargeBack() {
+        EncodeBuffers b = new EncodeBuffers(100);
+        assertThrows(OutOfMemoryError.class, () -> b.take(Integer.MAX_VALUE), "more than the VM gives one array");
+        assertEquals(0, b.inUse(), "the charge of a take that threw is given back");
+    }
+
+    /** Starts a take of {@code bytes} in another thread, checks it waits, runs {@code then}, and returns what it took. */
+    private static byte[] takeInAnotherThreadAndWait(EncodeBuffers b, int bytes, Runnable then) throws InterruptedException {
+        AtomicReference<byte[]> got = new AtomicReference<>();
+        Thread t = Thread.ofPlatform().start(() -> got.set(b.take(bytes)));
+        t.join(300);
+        assertTrue(t.isAlive(), "the budget is taken: it waits");
+        then.run();
+        t.join(10_000);
+        assertFalse(t.isAlive(), "given back: it goes on");
+        return got.get();
     }
 
     @Test
