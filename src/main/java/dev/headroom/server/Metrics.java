@@ -45,7 +45,7 @@ public final class Metrics {
                 .callback(cb -> cb.call(devices.stream().mapToLong(d -> d.residency().counts()[2]).sum())).register(registry);
         jobPhaseSeconds = Counter.builder().name("headroom_job_phase_seconds")
                 .help("Time jobs spent by phase (queue, admit, read, session, weights, upscale, finish_file, hash, store; conv_plans, conv_tuning, "
-                        + "progress within upscale; encode_cpu on the encoder's threads), summed over jobs").labelNames("phase").register(registry);
+                        + "progress and encode_wait within upscale; encode_cpu on the encoder's threads), summed over jobs").labelNames("phase").register(registry);
         jobSeconds = Histogram.builder().name("headroom_job_duration_seconds").help("Run time of jobs that ran, by outcome").labelNames("outcome")
                 .classicOnly().classicUpperBounds(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800).register(registry);
         admissionWaitSeconds = Histogram.builder().name("headroom_admission_wait_seconds").help("Time from submission to admission")

@@ -70,6 +70,7 @@ public final class UpscaleJobRunner implements JobRunner {
             // CPU time on the encoder's threads (may exceed the wall time) and in file writes, within the phases above
             control.phase("encode_cpu", writer.encodeNanos());
             control.phase("file_write", writer.writeNanos());
+            control.phase("encode_wait", writer.waitNanos());   // the tiles' thread waiting for the encoders, within "upscale"
         }
         return new Outcome(Map.of(), 0);
     }

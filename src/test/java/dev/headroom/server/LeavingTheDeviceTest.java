@@ -4,12 +4,19 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.headroom.core.sched.Scheduling;
 import dev.headroom.testing.Golden;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -64,6 +71,76 @@ class LeavingTheDeviceTest {
             assertEquals(1, d.finishingCount());
             d.ended(job.id());
             assertEquals(0, d.finishingCount());
+        }
+    }
+
+    @Test
+    void whileAJobFinishesItsFileTheServerAdmitsTheNextOnItsDevice() throws Exception {
+        long now = 1_000_000;
+        JobStore.Owner owner = new JobStore.Owner("node", "run-1");
+        try (JobStore store = new SqliteJobStore(dir.resolve("headroom.db")); DeviceSlot d = DeviceSlotSessionsTest.slot(1)) {
+            for (String id : new String[] {"a", "b"}) {
+                store.insert(new Job(id, 0, JobState.queued, 0, "srvgg", "{}", "", 40, 30, 1L << 20, 0, 64, 1, 0, null, null, false, null, 0, 0, 0,
+                        null, false, null, 0, id.equals("a") ? now : now + 1, 0, 0));
+            }
+            ServeConfig cfg = new ServeConfig("127.0.0.1", 0, dir.resolve("data"), List.of(d), 1L << 20, 1L << 24, 0, false, Duration.ofMinutes(1),
+                    Duration.ofSeconds(1), Map.of(), ServeConfig.Fleet.single("node"));
+            ModelCatalog models = new ModelCatalog(Map.of("srvgg", Golden.dir().resolve("srvgg-x4.pth")), null);
+            Metrics metrics = new Metrics(store, List.of(d), () -> now, models);
+            Map<String, RunningJob> running = new ConcurrentHashMap<>();
+            AtomicInteger pokes = new AtomicInteger();
+            AtomicReference<Admission> admission = new AtomicReference<>();
+            List<String> seen = new CopyOnWriteArrayList<>();
+            JobRunner runner = (r, device, control) -> {
+                seen.add(r.job().id() + " ran");
+                if (r.job().id().equals("a")) {
+                    assertFalse(d.hasSlot(), "a is on the device");
+                    int before = pokes.get();
+                    control.leftDevice();   // as UpscaleJobRunner says it after its last tile
+                    assertTrue(pokes.get() > before, "the scheduler is told");
+                    assertEquals(1, d.finishingCount(), "a finishes its file");
+                    assertTrue(admission.get().admitOne(d), "and b is admitted on the device meanwhile");
+                }
+                Files.write(r.output(), new byte[] {1, 2, 3});
+                seen.add(r.job().id() + " written");
+                return new JobRunner.Outcome(Map.of(), 0);
+            };
+            JobThread jobs = new JobThread(cfg, new DataDir(cfg.data()), store, models, runner, new JobEvents(), metrics, () -> now, owner, running,
+                    30_000, new JobThread.Host() {
+                        public void storeUnreachable(RuntimeException e) {
+                            throw e;
+                        }
+
+                        public void poke() {
+                            pokes.incrementAndGet();
+                        }
+
+                        public boolean draining() {
+                            return false;
+                        }
+
+                        public boolean stopped() {
+                            return false;
+                        }
+                    });
+            List<Thread> threads = new CopyOnWriteArrayList<>();
+            admission.set(new Admission(store, owner, List.of(d), Scheduling.Config.DEFAULT, running, new Leases(store, owner, running, 30_000, 10_000,
+                    () -> now), 30_000, 10_000, Duration.ZERO, new JobEvents(), metrics, () -> now, () -> true, Set::of, r -> {
+                        Thread t = Thread.ofPlatform().start(() -> jobs.run(r));
+                        threads.add(t);
+                        return t;
+                    }));
+            assertTrue(admission.get().admitOne(d));
+            assertFalse(admission.get().admitOne(d), "one slot: b waits while a is on the device");
+            long end = System.nanoTime() + 30_000_000_000L;
+            while (threads.size() < 2 && System.nanoTime() < end) Thread.sleep(5);
+            for (Thread t : threads) t.join(30_000);
+            assertEquals(List.of("a ran", "b ran"), seen.stream().filter(x -> x.endsWith("ran")).toList(), seen.toString());
+            assertEquals(JobState.succeeded, store.get("a").orElseThrow().state());
+            assertEquals(JobState.succeeded, store.get("b").orElseThrow().state());
+            assertEquals(0, d.finishingCount(), "both ended: none finishing");
+            assertEquals(0, d.reserved());
+            assertTrue(d.hasSlot());
         }
     }
 

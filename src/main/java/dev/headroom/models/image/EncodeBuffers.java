@@ -3,7 +3,6 @@ package dev.headroom.models.image;
 import java.util.ArrayDeque;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Buffers for rows handed to the encoding threads, shared by every writer of the process, within a
@@ -27,7 +26,6 @@ final class EncodeBuffers {
     /** Given-back buffers, most recent first. */
     private final ArrayDeque<byte[]> kept = new ArrayDeque<>();
     private long keptBytes;
-    private final AtomicLong waitedNanos = new AtomicLong();
 
     EncodeBuffers(int budgetBytes) {
         if (budgetBytes < 1) throw new IllegalArgumentException("an encode buffer budget of " + budgetBytes + " bytes");
@@ -72,9 +70,7 @@ final class EncodeBuffers {
         } catch (InterruptedException e) {
             interrupted = true;
         }
-        long t0 = System.nanoTime();
         free.acquireUninterruptibly(charge);   // the encoding threads give back without fail (PngWriter.encode)
-        waitedNanos.addAndGet(System.nanoTime() - t0);
         if (interrupted) Thread.currentThread().interrupt();
     }
 
@@ -113,10 +109,5 @@ final class EncodeBuffers {
 
     int budget() {
         return budget;
-    }
-
-    /** Time callers spent waiting for the budget, over the process's life: the encoders were behind for that long. */
-    long waitedNanos() {
-        return waitedNanos.get();
     }
 }

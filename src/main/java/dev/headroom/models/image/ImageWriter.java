@@ -21,6 +21,11 @@ public interface ImageWriter extends dev.headroom.core.image.SampleSink, AutoClo
 
     long writeNanos();
 
+    /** Nanoseconds the caller waited for the encoders to catch up (their queue full), so far. */
+    default long waitNanos() {
+        return 0;
+    }
+
     /** Deletes the temporary file unless {@link #finish} completed. */
     @Override
     void close() throws IOException;

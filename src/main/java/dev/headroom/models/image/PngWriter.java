@@ -57,6 +57,8 @@ final class PngWriter extends RowWriter {
     private boolean first = true, finished;
     /** Set when the file is given up: pieces not yet started give their buffers back without encoding. */
     private volatile boolean abandoned;
+    /** Time this writer's caller waited for room in {@link #BUFFERS}. */
+    private long waitNanos;
 
     /** One deflated piece: its bytes, the Adler-32 and length of the filtered bytes it holds. */
     private record Piece(byte[] data, int length, long adler, long rawLength) {}
@@ -114,7 +116,9 @@ final class PngWriter extends RowWriter {
         for (int a = 0; a < rows; a += per) {
             int from = a, to = Math.min(rows, a + per), bytes = (to - from + 1) * rowBytes;
             // rows from-1 .. to-1 as samples: row from-1 (or the band before's last) is the one the filters look up to
+            long w0 = System.nanoTime();
             byte[] raw = BUFFERS.take(bytes);
+            waitNanos += System.nanoTime() - w0;
             boolean hasAbove = from > 0 || above != null;
             long t0 = System.nanoTime();
             Future<Piece> piece;
@@ -270,6 +274,11 @@ final class PngWriter extends RowWriter {
         o.write(head);
         o.write(data, 0, length);
         o.write(java.nio.ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
+    }
+
+    @Override
+    public long waitNanos() {
+        return waitNanos;
     }
 
     @Override

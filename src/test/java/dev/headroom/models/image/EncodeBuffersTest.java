@@ -41,7 +41,6 @@ class EncodeBuffersTest {
         assertEquals(200, b.inUse(), "no wait up to the whole budget");
         byte[] waited = takeInAnotherThreadAndWait(b, 15, () -> b.give(first));
         assertEquals(30 + 140 + 15, b.inUse());
-        assertTrue(b.waitedNanos() > 0, "the wait is counted");
         b.give(waited);
         assertSame(first, b.take(20), "a given-back buffer of 20 to 40 bytes is taken again for 20, not a new one");
         assertEquals(30 + 140 + 30, b.inUse(), "what the buffers handed out hold, not what was asked");
@@ -130,6 +129,40 @@ class EncodeBuffersTest {
         for (int i = 0; i < img.length; i++) want[i] = img[i] & 0xff;
         assertArrayEquals(want, got);
         awaitBudgetFree();
+    }
+
+    @Test
+    void aWriterWaitsOnlyWhenTheBudgetIsQueuedAndSaysHowLong() throws Exception {
+        // more rows than the whole budget while every encoding thread is busy: the caller waits until they go on
+        int w = 4096, rowBytes = w * 3, rows = (int) ((PngWriter.BUFFERS.budget() + (8L << 20)) / rowBytes);
+        Path out = dir.resolve("waits.png");
+        CountDownLatch release = new CountDownLatch(1);
+        List<CountDownLatch> started = blockEveryEncodingThread(release);
+        Thread releaser = null;
+        try (ImageWriter writer = ImageWriter.open(out, new Encoding(ImageFormat.PNG, null, 1), w, rows, 3, 8)) {
+            for (CountDownLatch s : started) assertTrue(s.await(10, TimeUnit.SECONDS));
+            releaser = Thread.ofPlatform().start(() -> {   // the encoders go on a second from now
+                try {
+                    Thread.sleep(1000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                release.countDown();
+            });
+            byte[] band = new byte[256 * rowBytes];
+            for (int y = 0; y < rows; y += 256) writer.sampleRows(band, 0, Math.min(256, rows - y));
+            writer.finish();
+            assertTrue(writer.waitNanos() >= 300_000_000L, "waited for the encoders, said: " + writer.waitNanos() / 1e6 + " ms");
+        } finally {
+            release.countDown();
+            if (releaser != null) releaser.join();
+        }
+        awaitBudgetFree();
+        try (ImageWriter idle = ImageWriter.open(dir.resolve("idle.png"), new Encoding(ImageFormat.PNG, null, 1), 100, 100, 3, 8)) {
+            idle.sampleRows(new byte[100 * 300], 0, 100);
+            idle.finish();
+            assertTrue(idle.waitNanos() < 100_000_000L, "no wait with the encoders free: " + idle.waitNanos() / 1e6 + " ms");
+        }
     }
 
     @Test
