@@ -44,10 +44,28 @@ public final class DeviceSlot implements AutoCloseable {
     /**
      * Jobs that left the device (their last tile done, device memory and session given back) and
      * are finishing their files on the host: the host's encoders catch up on one job's last rows
-     * while the device runs the next. Jobs on the device and jobs finishing are at most twice
-     * {@link #maxRunning}, so no more pile up on the host than the device runs.
+     * while the device runs the next. Jobs on the device and jobs finishing are at most
+     * {@link #finishingFactor} times {@link #maxRunning}, so no more pile up on the host than the device runs.
      */
     private final java.util.Set<String> finishing = new java.util.LinkedHashSet<>();
+    /**
+     * Jobs on the device and finishing, in multiples of maxRunning: 1 holds a slot until the file is
+     * written (as before jobs left the device), 2 the default. -Dheadroom.finishing-factor=N (1 to 16)
+     * sets it, for measuring (scripts/serve/gpu-throughput --java-opts).
+     */
+    private final int finishingFactor = finishingFactor(System.getProperty("headroom.finishing-factor"));
+
+    static int finishingFactor(String v) {
+        if (v == null || v.isBlank()) return 2;
+        int f;
+        try {
+            f = Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            f = 0;
+        }
+        if (f < 1 || f > 16) throw new IllegalArgumentException("-Dheadroom.finishing-factor=" + v + ": use a whole number from 1 to 16");
+        return f;
+    }
     /** Sessions of finished jobs kept for the next jobs, by the shapes they ran. */
     private final SessionPool sessions;
 
@@ -210,9 +228,9 @@ public final class DeviceSlot implements AutoCloseable {
         return java.util.List.copyOf(finishing);
     }
 
-    /** Jobs the device may admit now: free slots on it, as long as jobs on it and finishing stay within twice its slots. */
+    /** Jobs the device may admit now: free slots on it, as long as jobs on it and finishing stay within {@link #finishingFactor} times its slots. */
     public synchronized int freeSlots() {
-        return Math.max(0, Math.min(maxRunning - running.size(), 2 * maxRunning - running.size() - finishing.size()));
+        return Math.max(0, Math.min(maxRunning - running.size(), finishingFactor * maxRunning - running.size() - finishing.size()));
     }
 
     /** Whether the device may admit another job ({@link #freeSlots}). */

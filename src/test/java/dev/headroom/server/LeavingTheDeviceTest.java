@@ -2,6 +2,7 @@ package dev.headroom.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.headroom.core.sched.Scheduling;
@@ -182,6 +183,18 @@ class LeavingTheDeviceTest {
             d.ended("b");
             assertEquals(0, d.finishingCount());
             assertEquals(0, d.reserved());
+        }
+    }
+
+    @Test
+    void theFinishingFactorIsAWholeNumberFromOneToSixteen() {
+        assertEquals(2, DeviceSlot.finishingFactor(null), "the default");
+        assertEquals(2, DeviceSlot.finishingFactor(" "));
+        assertEquals(1, DeviceSlot.finishingFactor("1"));
+        assertEquals(16, DeviceSlot.finishingFactor(" 16 "));
+        for (String bad : new String[] {"0", "17", "-1", "two", "1.5"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DeviceSlot.finishingFactor(bad));
+            assertTrue(e.getMessage().contains("finishing-factor=" + bad) && e.getMessage().contains("1 to 16"), e.getMessage());
         }
     }
 }
