@@ -14,9 +14,20 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * {@link JobStore} in SQLite (DATA/headroom.db) through sqlite-jdbc, in WAL mode with full syncs,
- * so a job answered with 202 survives kill -9 and power loss. One connection, used under this
- * object's lock: SQLite serialises writers anyway, and one process owns the file.
+ * {@link JobStore} in SQLite (DATA/headroom.db) through sqlite-jdbc, in WAL mode. One connection,
+ * used under this object's lock: SQLite serialises writers anyway, and one process owns the file.
+ *
+ * <p>Durability. Every commit survives the server's crash or kill -9: it is in the WAL, which the
+ * OS holds. What the server has answered a client for commits with {@code synchronous=FULL}
+ * ({@link #acknowledged}), so it survives a power loss or an OS crash too: a job accepted with 202,
+ * a cancel, a new priority, a pause. Everything else commits with {@code synchronous=NORMAL}, synced
+ * by the next full commit or checkpoint: what the server does on its own (claims, progress, leases,
+ * ends, the result cache) may roll back to that sync after a power loss, and recovery then runs such a
+ * job again, as after any crash. A full sync costs a disk flush while every other thread of the
+ * server waits on this lock: with every commit full, a job with four progress writes made nine, now
+ * one (scripts/bench/job-store --syncs). Statements
+ * that belong together commit as one transaction ({@link #transaction}): a claim and its execution
+ * record, an end and its record, a recovery.
  *
  * <p>Schema changes are numbered migrations ({@link #MIGRATIONS}), applied in order in one
  * transaction by {@link SchemaMigrations} and recorded in {@code schema_version}; a database from a
@@ -74,15 +85,17 @@ public final class SqliteJobStore implements JobStore {
             + "created, started, finished";
 
     private final Connection db;
+    /** SQLite's synchronous level now, read back after each change (1 NORMAL, 2 FULL), and the level the last write ran under. */
+    private int level, lastWriteLevel;
 
     public SqliteJobStore(Path file) {
         try {
             db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
             try (Statement s = db.createStatement()) {
                 s.execute("PRAGMA journal_mode=WAL");
-                s.execute("PRAGMA synchronous=FULL");
                 s.execute("PRAGMA busy_timeout=5000");
             }
+            pragma("synchronous=NORMAL");
             migrate();
         } catch (SQLException e) {
             throw new IllegalStateException("cannot open the job store " + file + ": " + e.getMessage(), e);
@@ -108,6 +121,10 @@ public final class SqliteJobStore implements JobStore {
 
     @Override
     public synchronized Job insert(Job j) {
+        return acknowledged(() -> insertNow(j));
+    }
+
+    private Job insertNow(Job j) {
         try {
             if (j.idempotencyKey() != null) {
                 Optional<Job> known = one("SELECT " + COLUMNS + " FROM jobs WHERE idempotency_key = ?", j.idempotencyKey());
@@ -120,6 +137,7 @@ public final class SqliteJobStore implements JobStore {
                         j.tile(), j.batch(), j.cacheKey(), j.cached() ? 1 : 0, j.resultHash(), j.resultBytes(), j.progressDone(), j.progressTotal(),
                         j.idempotencyKey(), j.created(), j.started(), j.finished()};
                 for (int i = 0; i < v.length; i++) p.setObject(i + 1, v[i]);
+                lastWriteLevel = level;
                 p.executeUpdate();
             }
             return get(j.id()).orElseThrow();
@@ -150,22 +168,26 @@ public final class SqliteJobStore implements JobStore {
 
     @Override
     public synchronized boolean claim(String id, Owner owner, long leaseMillis, long now) {
-        if (update("UPDATE jobs SET state = 'running', owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = 'queued'",
-                owner.toString(), now + leaseMillis, now, id) != 1) return false;
-        update("INSERT INTO executions (job_id, attempt, node, owner, started, outcome) SELECT id, attempts, ?, ?, ?, 'running' FROM jobs WHERE id = ?",
-                owner.node(), owner.toString(), now, id);
-        return true;
+        return transaction(() -> {
+            if (update("UPDATE jobs SET state = 'running', owner = ?, lease_until = ?, started = ? WHERE id = ? AND state = 'queued'",
+                    owner.toString(), now + leaseMillis, now, id) != 1) return false;
+            update("INSERT INTO executions (job_id, attempt, node, owner, started, outcome) SELECT id, attempts, ?, ?, ?, 'running' FROM jobs WHERE id = ?",
+                    owner.node(), owner.toString(), now, id);
+            return true;
+        });
     }
 
     @Override
     public synchronized Map<String, Boolean> renew(Owner owner, java.util.Collection<String> ids, long leaseMillis, long now) {
-        Map<String, Boolean> held = new java.util.HashMap<>();
-        for (String id : ids) {
-            if (update("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND state = 'running'", now + leaseMillis, id, owner.toString()) == 1) {
-                held.put(id, get(id).map(Job::cancelRequested).orElse(false));
+        return transaction(() -> {
+            Map<String, Boolean> held = new java.util.HashMap<>();
+            for (String id : ids) {
+                if (update("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND state = 'running'", now + leaseMillis, id, owner.toString()) == 1) {
+                    held.put(id, get(id).map(Job::cancelRequested).orElse(false));
+                }
             }
-        }
-        return held;
+            return held;
+        });
     }
 
     @Override
@@ -175,37 +197,48 @@ public final class SqliteJobStore implements JobStore {
 
     @Override
     public synchronized boolean finish(String id, Owner owner, JobState to, String error, String resultHash, long resultBytes, long now) {
-        if (update("UPDATE jobs SET state = ?, error = ?, result_hash = ?, result_bytes = ?, finished = ?, owner = NULL WHERE id = ? AND state = 'running' "
-                + "AND owner = ?", to.name(), error, resultHash, resultBytes, now, id, owner.toString()) != 1) return false;
-        update("UPDATE executions SET outcome = ?, finished = ? WHERE job_id = ? AND owner = ? AND outcome = 'running'", to.name(), now, id, owner.toString());
-        return true;
+        return transaction(() -> {
+            if (update("UPDATE jobs SET state = ?, error = ?, result_hash = ?, result_bytes = ?, finished = ?, owner = NULL WHERE id = ? "
+                    + "AND state = 'running' AND owner = ?", to.name(), error, resultHash, resultBytes, now, id, owner.toString()) != 1) return false;
+            update("UPDATE executions SET outcome = ?, finished = ? WHERE job_id = ? AND owner = ? AND outcome = 'running'", to.name(), now, id, owner.toString());
+            return true;
+        });
     }
 
     @Override
     public synchronized Optional<JobState> cancel(String id, long now) {
-        if (update("UPDATE jobs SET state = 'cancelled', finished = ? WHERE id = ? AND state = 'queued'", now, id) == 1) {
-            return Optional.of(JobState.cancelled);
-        }
-        update("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", id);
-        return get(id).map(Job::state);
+        return acknowledged(() -> transaction(() -> {
+            if (update("UPDATE jobs SET state = 'cancelled', finished = ? WHERE id = ? AND state = 'queued'", now, id) == 1) {
+                return Optional.of(JobState.cancelled);
+            }
+            update("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", id);
+            return get(id).map(Job::state);
+        }));
     }
 
     @Override
     public synchronized boolean priority(String id, int priority) {
-        return update("UPDATE jobs SET priority = ? WHERE id = ? AND state = 'queued'", priority, id) == 1;
+        return acknowledged(() -> update("UPDATE jobs SET priority = ? WHERE id = ? AND state = 'queued'", priority, id) == 1);
     }
 
     @Override
     public synchronized void requeue(String id, Owner owner) {
-        if (update("UPDATE jobs SET state = 'queued', owner = NULL, lease_until = 0, progress_done = 0 WHERE id = ? AND state = 'running' AND owner = ?",
-                id, owner.toString()) == 1) {
-            update("UPDATE executions SET outcome = 'requeued', finished = ? WHERE job_id = ? AND owner = ? AND outcome = 'running'",
-                    System.currentTimeMillis(), id, owner.toString());
-        }
+        transaction(() -> {
+            if (update("UPDATE jobs SET state = 'queued', owner = NULL, lease_until = 0, progress_done = 0 WHERE id = ? AND state = 'running' "
+                    + "AND owner = ?", id, owner.toString()) == 1) {
+                update("UPDATE executions SET outcome = 'requeued', finished = ? WHERE job_id = ? AND owner = ? AND outcome = 'running'",
+                        System.currentTimeMillis(), id, owner.toString());
+            }
+            return null;
+        });
     }
 
     @Override
     public synchronized Recovery recover(Owner self, long now, int poisonAfter) {
+        return transaction(() -> recoverNow(self, now, poisonAfter));
+    }
+
+    private Recovery recoverNow(Owner self, long now, int poisonAfter) {
         String stale = "state = 'running' AND (owner IS NULL OR owner <> ? OR lease_until < ?)";
         String owner = self.toString();
         update("UPDATE executions SET outcome = 'lost', finished = ? WHERE outcome = 'running' AND job_id IN (SELECT id FROM jobs WHERE " + stale + ")",
@@ -272,12 +305,12 @@ public final class SqliteJobStore implements JobStore {
         }
         for (CacheEntry e : all) {
             total += e.bytes();
-            if (total > maxBytes) {
-                out.add(e);
-                update("DELETE FROM result_cache WHERE key = ?", e.key());
-            }
+            if (total > maxBytes) out.add(e);
         }
-        return out;
+        return transaction(() -> {
+            for (CacheEntry e : out) update("DELETE FROM result_cache WHERE key = ?", e.key());
+            return out;
+        });
     }
 
     @Override
@@ -317,7 +350,7 @@ public final class SqliteJobStore implements JobStore {
 
     @Override
     public synchronized void paused(boolean on) {
-        update("INSERT OR REPLACE INTO settings (name, value) VALUES ('paused', ?)", String.valueOf(on));
+        acknowledged(() -> update("INSERT OR REPLACE INTO settings (name, value) VALUES ('paused', ?)", String.valueOf(on)));
     }
 
     @Override
@@ -329,9 +362,66 @@ public final class SqliteJobStore implements JobStore {
         }
     }
 
+    /** Work whose commits are synced to the disk before it returns: what a client has been answered for (see the class doc). */
+    private <T> T acknowledged(java.util.function.Supplier<T> work) {
+        pragma("synchronous=FULL");
+        try {
+            return work.get();
+        } finally {
+            pragma("synchronous=NORMAL");
+        }
+    }
+
+    private void pragma(String setting) {
+        try (Statement s = db.createStatement()) {
+            s.execute("PRAGMA " + setting);
+            try (ResultSet r = s.executeQuery("PRAGMA synchronous")) {
+                level = r.next() ? r.getInt(1) : -1;
+            }
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    /** SQLite's synchronous level on the connection now: 1 NORMAL, 2 FULL. */
+    synchronized int synchronousLevel() {
+        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("PRAGMA synchronous")) {
+            return r.next() ? r.getInt(1) : -1;
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
+    /** The synchronous level the last write of {@code work} ran under (tests: which calls sync the disk). */
+    synchronized int synchronousLevel(Runnable work) {
+        lastWriteLevel = -1;
+        work.run();
+        return lastWriteLevel;
+    }
+
+    /** Work of several statements committed as one transaction, or rolled back whole when it throws. */
+    private <T> T transaction(java.util.function.Supplier<T> work) {
+        try {
+            db.setAutoCommit(false);
+            try {
+                T result = work.get();
+                db.commit();
+                return result;
+            } catch (RuntimeException | Error e) {
+                db.rollback();
+                throw e;
+            } finally {
+                db.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            throw fail(e);
+        }
+    }
+
     private int update(String sql, Object... args) {
         try (PreparedStatement p = db.prepareStatement(sql)) {
             for (int i = 0; i < args.length; i++) p.setObject(i + 1, args[i]);
+            lastWriteLevel = level;
             return p.executeUpdate();
         } catch (SQLException e) {
             throw fail(e);
