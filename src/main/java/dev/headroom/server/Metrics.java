@@ -82,6 +82,16 @@ public final class Metrics {
                 .labelNames("device").callback(cb -> {
                     for (DeviceSlot d : devices) cb.call(d.finishingCount(), d.name());
                 }).register(registry);
+        CounterWithCallback.builder().name("headroom_device_allocator_events")
+                .help("Each device's memory allocator: segments backed and given back by the driver, and cache flushes (each waits for the device's streams)")
+                .labelNames("device", "event").callback(cb -> {
+                    for (DeviceSlot d : devices) {
+                        var s = d.device().memory().stats();
+                        cb.call(s.driverAllocations(), d.name(), "driver_allocations");
+                        cb.call(s.driverFrees(), d.name(), "driver_frees");
+                        cb.call(s.cacheFlushes(), d.name(), "cache_flushes");
+                    }
+                }).register(registry);
         GaugeWithCallback.builder().name("headroom_models_loaded").help("Models loaded and shared by jobs")
                 .callback(cb -> cb.call(models.loaded().size())).register(registry);
     }

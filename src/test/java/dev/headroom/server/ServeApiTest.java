@@ -371,11 +371,14 @@ class ServeApiTest {
         for (String family : List.of("headroom_jobs", "headroom_queue_depth", "headroom_queue_oldest_wait_seconds", "headroom_job_duration_seconds",
                 "headroom_admission_wait_seconds", "headroom_memory_rungs_total", "headroom_model_loads_total", "headroom_model_evictions_total",
                 "headroom_cache_hits_total", "headroom_out_of_memory_errors_total",
-                "headroom_device_memory_bytes", "headroom_device_pressure_level", "headroom_device_finishing_jobs",
+                "headroom_device_memory_bytes", "headroom_device_pressure_level", "headroom_device_finishing_jobs", "headroom_device_allocator_events_total",
                 // the JVM's own, which scripts/serve/gpu-throughput reads around each server's run
                 "jvm_gc_collection_seconds", "jvm_memory_used_bytes", "process_cpu_seconds_total", "jvm_threads_current")) {
             assertTrue(m.contains("# TYPE " + family + " "), family + " missing from /metrics");
         }
+        // the jobs above made the device's allocator back segments with the driver, and the counter says so
+        var backed = java.util.regex.Pattern.compile("headroom_device_allocator_events_total\\{device=\"[^\"]+\",event=\"driver_allocations\"} ([0-9.eE+]+)").matcher(m);
+        assertTrue(backed.find() && Double.parseDouble(backed.group(1)) > 0, "driver allocations counted: " + m.lines().filter(l -> l.contains("allocator")).toList());
         // every metric the shipped alert rules use is one the server exports
         var used = java.util.regex.Pattern.compile("headroom_[a-z_]+").matcher(readAlerts());
         int count = 0;
