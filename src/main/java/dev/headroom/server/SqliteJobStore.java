@@ -25,9 +25,8 @@ import java.util.Optional;
  * ends, the result cache) may roll back to that sync after a power loss, and recovery then runs such a
  * job again, as after any crash. A full sync costs a disk flush while every other thread of the
  * server waits on this lock: with every commit full, a job with four progress writes made nine, now
- * one (scripts/bench/job-store --syncs). Statements
- * that belong together commit as one transaction ({@link #transaction}): a claim and its execution
- * record, an end and its record, a recovery.
+ * one (scripts/bench/job-store --syncs). Statements that belong together commit as one transaction
+ * ({@link #transaction}): a claim and its execution record, an end and its record, a recovery.
  *
  * <p>Schema changes are numbered migrations ({@link #MIGRATIONS}), applied in order in one
  * transaction by {@link SchemaMigrations} and recorded in {@code schema_version}; a database from a
