@@ -14,8 +14,12 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * {@link JobStore} in SQLite (DATA/headroom.db) through sqlite-jdbc, in WAL mode. One connection,
- * used under this object's lock: SQLite serialises writers anyway, and one process owns the file.
+ * {@link JobStore} in SQLite (DATA/headroom.db) through sqlite-jdbc, in WAL mode. Writes go through
+ * one connection under this object's lock: SQLite serialises writers anyway, and one process owns the
+ * file. Reads a client or the scheduler makes (a job's status, lists, counts, the queue, paused) go
+ * through a second, read-only connection under a lock of its own: WAL lets it read the last commit while
+ * a write is under way, so a status poll does not wait behind another job's claim or end. A read inside
+ * a write's transaction uses the write connection.
  *
  * <p>Durability. Every commit survives the server's crash or kill -9: it is in the WAL, which the
  * OS holds. What the server has answered a client for commits with {@code synchronous=FULL}
@@ -84,19 +88,36 @@ public final class SqliteJobStore implements JobStore {
             + "created, started, finished";
 
     private final Connection db;
+    /** Reads outside writes, under {@link #readLock}: a connection is not for two threads at once. */
+    private final Connection reads;
+    private final Object readLock = new Object();
     /** SQLite's synchronous level now, read back after each change (1 NORMAL, 2 FULL), and the level the last write ran under. */
     private int level, lastWriteLevel;
 
     public SqliteJobStore(Path file) {
+        String url = "jdbc:sqlite:" + file.toAbsolutePath();
+        Connection w = null;
         try {
-            db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
+            db = w = DriverManager.getConnection(url);
             try (Statement s = db.createStatement()) {
                 s.execute("PRAGMA journal_mode=WAL");
                 s.execute("PRAGMA busy_timeout=5000");
             }
             pragma("synchronous=NORMAL");
             migrate();
-        } catch (SQLException e) {
+            reads = DriverManager.getConnection(url);
+            try (Statement s = reads.createStatement()) {
+                s.execute("PRAGMA busy_timeout=5000");
+                s.execute("PRAGMA query_only=1");
+            }
+        } catch (SQLException | RuntimeException e) {
+            if (w != null) {
+                try {
+                    w.close();
+                } catch (SQLException ignored) {
+                    // the open failed already; that is what the caller hears of
+                }
+            }
             throw new IllegalStateException("cannot open the job store " + file + ": " + e.getMessage(), e);
         }
     }
@@ -126,7 +147,7 @@ public final class SqliteJobStore implements JobStore {
     private Job insertNow(Job j) {
         try {
             if (j.idempotencyKey() != null) {
-                Optional<Job> known = one("SELECT " + COLUMNS + " FROM jobs WHERE idempotency_key = ?", j.idempotencyKey());
+                Optional<Job> known = one(db, "SELECT " + COLUMNS + " FROM jobs WHERE idempotency_key = ?", j.idempotencyKey());
                 if (known.isPresent()) return known.get();
             }
             try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, state, priority, model, params, input_hash, width, height, peak_bytes, weight_bytes, "
@@ -139,30 +160,37 @@ public final class SqliteJobStore implements JobStore {
                 lastWriteLevel = level;
                 p.executeUpdate();
             }
-            return get(j.id()).orElseThrow();
+            return one(db, "SELECT " + COLUMNS + " FROM jobs WHERE id = ?", j.id()).orElseThrow();
         } catch (SQLException e) {
             throw fail(e);
         }
     }
 
     @Override
-    public synchronized Optional<Job> get(String id) {
-        try {
-            return one("SELECT " + COLUMNS + " FROM jobs WHERE id = ?", id);
-        } catch (SQLException e) {
-            throw fail(e);
+    public Optional<Job> get(String id) {
+        synchronized (readLock) {
+            return one(reads, "SELECT " + COLUMNS + " FROM jobs WHERE id = ?", id);
         }
     }
 
+    /** A job as the write connection sees it: inside a write's transaction. */
+    private Optional<Job> getInWrite(String id) {
+        return one(db, "SELECT " + COLUMNS + " FROM jobs WHERE id = ?", id);
+    }
+
     @Override
-    public synchronized List<Job> list(JobState state, long afterSeq, int limit) {
+    public List<Job> list(JobState state, long afterSeq, int limit) {
         String sql = "SELECT " + COLUMNS + " FROM jobs WHERE seq > ?" + (state == null ? "" : " AND state = ?") + " ORDER BY seq LIMIT ?";
-        return state == null ? many(sql, afterSeq, limit) : many(sql, afterSeq, state.name(), limit);
+        synchronized (readLock) {
+            return state == null ? many(reads, sql, afterSeq, limit) : many(reads, sql, afterSeq, state.name(), limit);
+        }
     }
 
     @Override
-    public synchronized List<Job> queued(int limit) {
-        return many("SELECT " + COLUMNS + " FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT ?", limit);
+    public List<Job> queued(int limit) {
+        synchronized (readLock) {
+            return many(reads, "SELECT " + COLUMNS + " FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT ?", limit);
+        }
     }
 
     @Override
@@ -182,7 +210,7 @@ public final class SqliteJobStore implements JobStore {
             Map<String, Boolean> held = new java.util.HashMap<>();
             for (String id : ids) {
                 if (update("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND state = 'running'", now + leaseMillis, id, owner.toString()) == 1) {
-                    held.put(id, get(id).map(Job::cancelRequested).orElse(false));
+                    held.put(id, getInWrite(id).map(Job::cancelRequested).orElse(false));
                 }
             }
             return held;
@@ -211,7 +239,7 @@ public final class SqliteJobStore implements JobStore {
                 return Optional.of(JobState.cancelled);
             }
             update("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", id);
-            return get(id).map(Job::state);
+            return getInWrite(id).map(Job::state);
         }));
     }
 
@@ -253,23 +281,27 @@ public final class SqliteJobStore implements JobStore {
     }
 
     @Override
-    public synchronized Map<JobState, Long> counts() {
+    public Map<JobState, Long> counts() {
         Map<JobState, Long> m = new EnumMap<>(JobState.class);
         for (JobState s : JobState.values()) m.put(s, 0L);
-        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT state, COUNT(*) FROM jobs GROUP BY state")) {
-            while (r.next()) m.put(JobState.valueOf(r.getString(1)), r.getLong(2));
-            return m;
-        } catch (SQLException e) {
-            throw fail(e);
+        synchronized (readLock) {
+            try (Statement s = reads.createStatement(); ResultSet r = s.executeQuery("SELECT state, COUNT(*) FROM jobs GROUP BY state")) {
+                while (r.next()) m.put(JobState.valueOf(r.getString(1)), r.getLong(2));
+                return m;
+            } catch (SQLException e) {
+                throw fail(e);
+            }
         }
     }
 
     @Override
-    public synchronized long oldestQueued() {
-        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT MIN(created) FROM jobs WHERE state = 'queued'")) {
-            return r.next() ? r.getLong(1) : 0;
-        } catch (SQLException e) {
-            throw fail(e);
+    public long oldestQueued() {
+        synchronized (readLock) {
+            try (Statement s = reads.createStatement(); ResultSet r = s.executeQuery("SELECT MIN(created) FROM jobs WHERE state = 'queued'")) {
+                return r.next() ? r.getLong(1) : 0;
+            } catch (SQLException e) {
+                throw fail(e);
+            }
         }
     }
 
@@ -319,17 +351,19 @@ public final class SqliteJobStore implements JobStore {
     }
 
     @Override
-    public synchronized List<Node> nodes() {
+    public List<Node> nodes() {
         List<Node> out = new ArrayList<>();
-        try (PreparedStatement p = db.prepareStatement("SELECT name, owner, url, devices, models, running, free_slots, started, ? - heartbeat FROM nodes "
-                + "ORDER BY heartbeat DESC")) {
-            p.setLong(1, System.currentTimeMillis());
-            try (ResultSet r = p.executeQuery()) {
-                while (r.next()) out.add(node(r));
+        synchronized (readLock) {
+            try (PreparedStatement p = reads.prepareStatement("SELECT name, owner, url, devices, models, running, free_slots, started, ? - heartbeat "
+                    + "FROM nodes ORDER BY heartbeat DESC")) {
+                p.setLong(1, System.currentTimeMillis());
+                try (ResultSet r = p.executeQuery()) {
+                    while (r.next()) out.add(node(r));
+                }
+                return out;
+            } catch (SQLException e) {
+                throw fail(e);
             }
-            return out;
-        } catch (SQLException e) {
-            throw fail(e);
         }
     }
 
@@ -339,11 +373,13 @@ public final class SqliteJobStore implements JobStore {
     }
 
     @Override
-    public synchronized boolean paused() {
-        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT value FROM settings WHERE name = 'paused'")) {
-            return r.next() && r.getString(1).equals("true");
-        } catch (SQLException e) {
-            throw fail(e);
+    public boolean paused() {
+        synchronized (readLock) {
+            try (Statement s = reads.createStatement(); ResultSet r = s.executeQuery("SELECT value FROM settings WHERE name = 'paused'")) {
+                return r.next() && r.getString(1).equals("true");
+            } catch (SQLException e) {
+                throw fail(e);
+            }
         }
     }
 
@@ -354,10 +390,12 @@ public final class SqliteJobStore implements JobStore {
 
     @Override
     public synchronized void close() {
-        try {
-            db.close();
-        } catch (SQLException e) {
-            throw fail(e);
+        synchronized (readLock) {
+            try (Connection r = reads; Connection w = db) {
+                // both closed, the reader first
+            } catch (SQLException e) {
+                throw fail(e);
+            }
         }
     }
 
@@ -427,13 +465,13 @@ public final class SqliteJobStore implements JobStore {
         }
     }
 
-    private Optional<Job> one(String sql, Object... args) throws SQLException {
-        List<Job> l = many(sql, args);
+    private static Optional<Job> one(Connection c, String sql, Object... args) {
+        List<Job> l = many(c, sql, args);
         return l.isEmpty() ? Optional.empty() : Optional.of(l.getFirst());
     }
 
-    private List<Job> many(String sql, Object... args) {
-        try (PreparedStatement p = db.prepareStatement(sql)) {
+    private static List<Job> many(Connection c, String sql, Object... args) {
+        try (PreparedStatement p = c.prepareStatement(sql)) {
             for (int i = 0; i < args.length; i++) p.setObject(i + 1, args[i]);
             List<Job> out = new ArrayList<>();
             try (ResultSet r = p.executeQuery()) {

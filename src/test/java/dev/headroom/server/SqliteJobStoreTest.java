@@ -96,6 +96,34 @@ class SqliteJobStoreTest {
         }
     }
 
+    @Test
+    void readsDoNotWaitForAWriteUnderWay() throws Exception {
+        try (SqliteJobStore store = new SqliteJobStore(dir.resolve("headroom.db"))) {
+            store.insert(StoreBench.job("j", 1));
+            java.util.concurrent.CountDownLatch holding = new java.util.concurrent.CountDownLatch(1), release = new java.util.concurrent.CountDownLatch(1);
+            // a writer holds the write lock (as a claim or an end under way does) until released
+            Thread writer = Thread.ofPlatform().start(() -> store.synchronousLevel(() -> {
+                holding.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }));
+            try {
+                assertTrue(holding.await(10, java.util.concurrent.TimeUnit.SECONDS));
+                var reads = java.util.concurrent.CompletableFuture.supplyAsync(() -> store.get("j").orElseThrow().state() + " "
+                        + store.counts().get(JobState.queued) + " " + store.queued(8).size() + " " + store.paused() + " " + store.list(null, 0, 8).size());
+                assertEquals("queued 1 1 false 1", reads.get(10, java.util.concurrent.TimeUnit.SECONDS), "read while the write lock is held");
+            } finally {
+                release.countDown();
+                writer.join();
+            }
+            assertTrue(store.claim("j", owner, 30_000, 2));
+            assertEquals(JobState.running, store.get("j").orElseThrow().state(), "a read after a write sees it");
+        }
+    }
+
     private static List<String> outcomes(Path db, String job) throws Exception {
         List<String> out = new ArrayList<>();
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db); Statement s = c.createStatement();
