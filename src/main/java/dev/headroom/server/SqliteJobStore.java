@@ -118,6 +118,7 @@ public final class SqliteJobStore implements JobStore {
                     // the open failed already; that is what the caller hears of
                 }
             }
+            if (e instanceof RuntimeException r) throw r;   // already says what is wrong (a newer schema, a failed migration)
             throw new IllegalStateException("cannot open the job store " + file + ": " + e.getMessage(), e);
         }
     }
