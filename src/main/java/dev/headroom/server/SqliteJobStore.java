@@ -161,7 +161,7 @@ public final class SqliteJobStore implements JobStore {
                 lastWriteLevel = level;
                 p.executeUpdate();
             }
-            return one(db, "SELECT " + COLUMNS + " FROM jobs WHERE id = ?", j.id()).orElseThrow();
+            return getInWrite(j.id()).orElseThrow();
         } catch (SQLException e) {
             throw fail(e);
         }
@@ -393,7 +393,7 @@ public final class SqliteJobStore implements JobStore {
     public synchronized void close() {
         synchronized (readLock) {
             try (Connection r = reads; Connection w = db) {
-                // both closed, the reader first
+                // both closed (try-with-resources: the writer first)
             } catch (SQLException e) {
                 throw fail(e);
             }
